@@ -1,0 +1,117 @@
+/**
+ * The event store port, modelled on EventStoreDB semantics. Every adapter passes
+ * tests/contract/event-store.contract.ts.
+ */
+
+/** A place in the global ($all) order. Compared lexicographically: commit first, then prepare. */
+export type Position = { readonly commit: bigint; readonly prepare: bigint }
+
+export const START: Position = Object.freeze({ commit: 0n, prepare: 0n })
+
+export type ExpectedRevision = bigint | 'no_stream' | 'stream_exists' | 'any'
+
+export type Actor = { readonly type: 'user' | 'agent' | 'system' | 'operator' | 'service'; readonly id: string }
+
+export type EventMetadata = {
+  readonly tenantId: string | null
+  readonly actor: Actor
+  readonly correlationId: string
+  readonly causationId: string | null
+  readonly occurredAt: string
+  readonly schemaVersion: number
+}
+
+export type NewEvent<T extends string = string, D = unknown> = {
+  readonly id: string
+  readonly type: T
+  readonly data: D
+  readonly metadata: EventMetadata
+}
+
+export type RecordedEvent<T extends string = string, D = unknown> = NewEvent<T, D> & {
+  readonly streamName: string
+  readonly revision: bigint
+  readonly position: Position
+}
+
+export type AppendResult = {
+  /** The stream's revision after the append: the revision of its last event. */
+  readonly nextExpectedRevision: bigint
+  /** Where the last appended event stands in the global order. */
+  readonly position: Position
+}
+
+export type ReadStreamOptions = {
+  readonly direction?: 'forwards' | 'backwards'
+  /** Inclusive. Defaults to the start (forwards) or the end (backwards). */
+  readonly fromRevision?: bigint
+  readonly maxCount?: number
+}
+
+export type ReadAllOptions = {
+  /** Exclusive: events strictly after this position. Defaults to the very start. */
+  readonly from?: Position
+  readonly maxCount?: number
+}
+
+export type SubscribeAllOptions = {
+  readonly from?: Position
+  /** Upper bound on the size of one delivered batch. */
+  readonly maxBatch?: number
+}
+
+/**
+ * Catch-up then live, in global order, in batches. Iterating ends when close() is called.
+ */
+export interface Subscription extends AsyncIterable<readonly RecordedEvent[]> {
+  close(): Promise<void>
+}
+
+export interface EventStore {
+  append(stream: string, events: readonly NewEvent[], options: { expectedRevision: ExpectedRevision }): Promise<AppendResult>
+  readStream(stream: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>
+  readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>
+  subscribeAll(options?: SubscribeAllOptions): Subscription
+  /** The global position of the newest event readers can see, or START for an empty store. */
+  headPosition(): Promise<Position>
+  /**
+   * Maps the public, single-number position a client holds (the `position` of a command's answer)
+   * back to a Position; null when no event stands there.
+   */
+  resolvePosition(publicPosition: bigint): Promise<Position | null>
+  close(): Promise<void>
+}
+
+export class WrongExpectedRevisionError extends Error {
+  override readonly name = 'WrongExpectedRevisionError'
+  readonly stream: string
+  readonly expected: ExpectedRevision
+  readonly actual: bigint | 'no_stream'
+  constructor(stream: string, expected: ExpectedRevision, actual: bigint | 'no_stream') {
+    super(`stream ${stream}: expected revision ${String(expected)}, actual ${String(actual)}`)
+    this.stream = stream
+    this.expected = expected
+    this.actual = actual
+  }
+}
+
+/** Raised when some, but not all, event ids of an append were already written. */
+export class PartialIdempotencyError extends Error {
+  override readonly name = 'PartialIdempotencyError'
+}
+
+export const comparePositions = (a: Position, b: Position): number =>
+  a.commit < b.commit ? -1 : a.commit > b.commit ? 1 : a.prepare < b.prepare ? -1 : a.prepare > b.prepare ? 1 : 0
+
+/** The single number clients see as `position`. */
+export const publicPosition = (p: Position): number => Number(p.prepare)
+
+/** Serialised form used for cursors, Redis stream ids and checkpoints in text: `<commit>-<prepare>`. */
+export const formatPosition = (p: Position): string => `${p.commit}-${p.prepare}`
+
+export const parsePosition = (s: string): Position | null => {
+  const m = /^(\d{1,20})-(\d{1,20})$/.exec(s)
+  return m ? { commit: BigInt(m[1]!), prepare: BigInt(m[2]!) } : null
+}
+
+export const streamName = (category: string, id: string): string => `${category}-${id}`

@@ -1,0 +1,301 @@
+import type pg from 'pg'
+import {
+  type AppendResult,
+  type EventMetadata,
+  type EventStore,
+  type ExpectedRevision,
+  type NewEvent,
+  PartialIdempotencyError,
+  type Position,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  START,
+  type SubscribeAllOptions,
+  type Subscription,
+  WrongExpectedRevisionError,
+} from './event-store.ts'
+
+const CHANNEL = 'eventstore_appended'
+
+const expectedCode = (e: ExpectedRevision): string =>
+  e === 'no_stream' ? '-1' : e === 'any' ? '-2' : e === 'stream_exists' ? '-3' : e.toString()
+
+type EventRow = {
+  global_position: string
+  transaction_id: string
+  event_id: string
+  stream_name: string
+  stream_revision: string
+  event_type: string
+  data: unknown
+  metadata: EventMetadata
+}
+
+const COLUMNS = `global_position::text, transaction_id::text, event_id, stream_name, stream_revision::text,
+  event_type, data, metadata`
+
+const toRecorded = (r: EventRow): RecordedEvent => ({
+  id: r.event_id,
+  type: r.event_type,
+  data: r.data,
+  metadata: r.metadata,
+  streamName: r.stream_name,
+  revision: BigInt(r.stream_revision),
+  position: { commit: BigInt(r.transaction_id), prepare: BigInt(r.global_position) },
+})
+
+/**
+ * Wakes subscribers after appends. In-process waiters are woken directly; other processes through one
+ * coalesced NOTIFY sent after commit, so that NOTIFY's commit-time lock never serialises appends.
+ */
+class Notifier {
+  private waiters = new Set<() => void>()
+  /** Bumped on every wake-up, so a waiter that read before an append never sleeps through it. */
+  generation = 0
+  private listener: pg.PoolClient | null = null
+  private listening: Promise<void> | null = null
+  private notifyScheduled = false
+  private closed = false
+  private readonly pool: pg.Pool
+  constructor(pool: pg.Pool) {
+    this.pool = pool
+  }
+
+  /** Resolves once an append was seen (here or elsewhere) after `generation`, or after timeoutMs. */
+  async wait(generation: number, timeoutMs: number): Promise<void> {
+    await this.listen()
+    if (this.closed || generation !== this.generation) return
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.waiters.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, timeoutMs)
+      this.waiters.add(done)
+    })
+  }
+
+  appended(): void {
+    this.wake()
+    if (this.notifyScheduled || this.closed) return
+    this.notifyScheduled = true
+    setImmediate(() => {
+      this.notifyScheduled = false
+      if (this.closed) return
+      this.pool.query(`select pg_notify('${CHANNEL}', '')`).catch(() => {
+        // Subscribers in other processes fall back to their poll interval.
+      })
+    })
+  }
+
+  private wake(): void {
+    this.generation++
+    for (const w of [...this.waiters]) w()
+  }
+
+  listen(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    this.listening ??= (async () => {
+      const client = await this.pool.connect()
+      client.on('notification', () => this.wake())
+      client.on('error', () => {
+        // The connection broke: forget it so the next wait listens again.
+        this.listener = null
+        this.listening = null
+        client.release(true)
+        this.wake()
+      })
+      await client.query(`listen ${CHANNEL}`)
+      this.listener = client
+    })().catch((e) => {
+      this.listening = null
+      throw e
+    })
+    return this.listening
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    this.wake()
+    const l = this.listener
+    this.listener = null
+    if (l) {
+      await l.query(`unlisten ${CHANNEL}`).catch(() => {})
+      l.release()
+    }
+  }
+}
+
+export type PostgresEventStoreOptions = {
+  /** How long an idle subscriber waits for a notification before looking anyway. */
+  readonly idlePollMs?: number
+}
+
+export class PostgresEventStore implements EventStore {
+  private readonly pool: pg.Pool
+  private readonly notifier: Notifier
+  private readonly subscriptions = new Set<Subscription>()
+  private readonly idlePollMs: number
+
+  constructor(pool: pg.Pool, options: PostgresEventStoreOptions = {}) {
+    this.pool = pool
+    this.notifier = new Notifier(pool)
+    this.idlePollMs = options.idlePollMs ?? 5_000
+  }
+
+  /**
+   * A restore into a fresh cluster restarts transaction ids: new appends would sort before history and
+   * readers would skip them. Refuse to run on such a cluster.
+   */
+  async assertHistoryOrdered(): Promise<void> {
+    const { rows } = await this.pool.query<{ newest: string | null; next: string }>(
+      `select (select max(transaction_id) from eventstore.events)::text as newest,
+              pg_snapshot_xmax(pg_current_snapshot())::text as next`,
+    )
+    const row = rows[0]!
+    if (row.newest !== null && BigInt(row.newest) >= BigInt(row.next)) {
+      throw new Error(
+        `event history (transaction ${row.newest}) sorts after new appends (next transaction ${row.next}): ` +
+          'this cluster was restored without its transaction ids; see README "Backup and restore"',
+      )
+    }
+  }
+
+  async append(
+    stream: string,
+    events: readonly NewEvent[],
+    { expectedRevision }: { expectedRevision: ExpectedRevision },
+  ): Promise<AppendResult> {
+    if (events.length === 0) throw new Error('append needs at least one event')
+    const tenantId = events[0]!.metadata.tenantId
+    const payload = JSON.stringify(events.map((e) => ({ id: e.id, type: e.type, data: e.data, metadata: e.metadata })))
+    try {
+      const { rows } = await this.pool.query<{ next_revision: string; commit_position: string; global_position: string }>({
+        name: 'eventstore_append',
+        text: 'select next_revision::text, commit_position, global_position::text from eventstore.append($1, $2, $3, $4)',
+        values: [stream, expectedCode(expectedRevision), payload, tenantId],
+      })
+      const row = rows[0]!
+      return {
+        nextExpectedRevision: BigInt(row.next_revision),
+        position: { commit: BigInt(row.commit_position), prepare: BigInt(row.global_position) },
+      }
+    } catch (e) {
+      const err = e as { code?: string; detail?: string; constraint?: string }
+      if (err.code === 'ES409') {
+        const actual = err.detail === 'no_stream' || err.detail === undefined ? 'no_stream' : BigInt(err.detail)
+        throw new WrongExpectedRevisionError(stream, expectedRevision, actual)
+      }
+      if (err.code === 'ES422') throw new PartialIdempotencyError(String((e as Error).message))
+      // Two identical retries raced: the loser now finds the winner's rows and answers as it did.
+      if (err.code === '23505' && err.constraint === 'events_event_id') {
+        return this.append(stream, events, { expectedRevision })
+      }
+      // A lost revision race under 'any' or 'no_stream' surfaces as a conflict, never as a 500.
+      if (err.code === '23505' && err.constraint === 'streams_pkey') {
+        throw new WrongExpectedRevisionError(stream, expectedRevision, 'no_stream')
+      }
+      throw e
+    } finally {
+      // A failed append may have been the in-flight transaction holding readers back: wake them too.
+      this.notifier.appended()
+    }
+  }
+
+  async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const backwards = options.direction === 'backwards'
+    const from = options.fromRevision ?? (backwards ? BigInt(Number.MAX_SAFE_INTEGER) : 0n)
+    const { rows } = await this.pool.query<EventRow>(
+      `select ${COLUMNS} from eventstore.events
+        where stream_name = $1 and stream_revision ${backwards ? '<=' : '>='} $2
+        order by stream_revision ${backwards ? 'desc' : 'asc'} limit $3`,
+      [stream, from.toString(), options.maxCount ?? 2_147_483_647],
+    )
+    return rows.map(toRecorded)
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const from = options.from ?? START
+    const { rows } = await this.pool.query<EventRow>({
+      name: 'eventstore_read_all',
+      text: `select ${COLUMNS} from eventstore.events
+        where (transaction_id, global_position) > ($1::text::xid8, $2::bigint)
+          and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+        order by transaction_id, global_position limit $3`,
+      values: [from.commit.toString(), from.prepare.toString(), options.maxCount ?? 1_000],
+    })
+    return rows.map(toRecorded)
+  }
+
+  subscribeAll(options: SubscribeAllOptions = {}): Subscription {
+    let from = options.from ?? START
+    const maxBatch = options.maxBatch ?? 1_000
+    let closed = false
+    const store = this
+    const subscription: Subscription = {
+      async close() {
+        closed = true
+        store.subscriptions.delete(subscription)
+      },
+      async *[Symbol.asyncIterator]() {
+        // After a wake-up that found nothing, an older transaction may still be in flight (or may have
+        // aborted without a word): look again soon, backing off, instead of waiting a whole idle period.
+        let retryMs = 0
+        await store.notifier.listen()
+        while (!closed) {
+          const generation = store.notifier.generation
+          const batch = await store.readAll({ from, maxCount: maxBatch })
+          if (closed) return
+          if (batch.length > 0) {
+            retryMs = 0
+            from = batch[batch.length - 1]!.position
+            yield batch
+            continue
+          }
+          const before = await store.pendingBeyond(from)
+          retryMs = before ? Math.min(Math.max(retryMs * 2, 5), 500) : 0
+          await store.notifier.wait(generation, before ? retryMs : store.idlePollMs)
+        }
+      },
+    }
+    this.subscriptions.add(subscription)
+    return subscription
+  }
+
+  /** Whether rows exist after `from` that readers cannot see yet (their transaction is behind one in flight). */
+  private async pendingBeyond(from: Position): Promise<boolean> {
+    const { rows } = await this.pool.query<{ pending: boolean }>({
+      name: 'eventstore_pending',
+      text: `select exists (select 1 from eventstore.events
+               where (transaction_id, global_position) > ($1::text::xid8, $2::bigint)) as pending`,
+      values: [from.commit.toString(), from.prepare.toString()],
+    })
+    return rows[0]!.pending
+  }
+
+  async headPosition(): Promise<Position> {
+    const { rows } = await this.pool.query<{ commit: string; prepare: string }>(
+      `select transaction_id::text as commit, global_position::text as prepare from eventstore.events
+        where transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+        order by transaction_id desc, global_position desc limit 1`,
+    )
+    const row = rows[0]
+    return row ? { commit: BigInt(row.commit), prepare: BigInt(row.prepare) } : START
+  }
+
+  async resolvePosition(publicPosition: bigint): Promise<Position | null> {
+    const { rows } = await this.pool.query<{ commit: string }>({
+      name: 'eventstore_resolve',
+      text: 'select transaction_id::text as commit from eventstore.events where global_position = $1',
+      values: [publicPosition.toString()],
+    })
+    return rows[0] ? { commit: BigInt(rows[0].commit), prepare: publicPosition } : null
+  }
+
+  async close(): Promise<void> {
+    for (const s of [...this.subscriptions]) await s.close()
+    await this.notifier.close()
+  }
+}

@@ -1,0 +1,37 @@
+import { Kysely, type Migration, Migrator, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
+
+export type PgPool = pg.Pool
+
+export const createPool = (connectionString: string, options: { max?: number; applicationName?: string } = {}) =>
+  new pg.Pool({
+    connectionString,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'workspace',
+    idleTimeoutMillis: 30_000,
+  })
+
+// biome-ignore lint/suspicious/noExplicitAny: a Kysely over tables described per context
+export type AnyDb = Kysely<any>
+
+export const createKysely = <DB = unknown>(pool: pg.Pool) => new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
+
+export type MigrationSet = { schema: string; migrations: Record<string, Migration> }
+
+/** Runs one logical database's migrations, each set with its own migration table in its own schema. */
+export async function migrate(db: Kysely<unknown>, set: MigrationSet): Promise<string[]> {
+  await sql`create schema if not exists ${sql.id(set.schema)}`.execute(db)
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => set.migrations },
+    migrationTableSchema: set.schema,
+  })
+  const { error, results } = await migrator.migrateToLatest()
+  if (error) throw error
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => `${set.schema}/${r.migrationName}`)
+}
+
+export const isUniqueViolation = (e: unknown, constraint?: string): boolean =>
+  e instanceof Error &&
+  (e as { code?: string }).code === '23505' &&
+  (constraint === undefined || (e as { constraint?: string }).constraint === constraint)

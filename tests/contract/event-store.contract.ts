@@ -1,0 +1,244 @@
+import { v7 as uuid } from 'uuid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  comparePositions,
+  type EventStore,
+  type NewEvent,
+  PartialIdempotencyError,
+  type RecordedEvent,
+  WrongExpectedRevisionError,
+} from '../../adapters/event-store.ts'
+
+export type EventStoreFactory = () => Promise<{ store: EventStore; teardown(): Promise<void> }>
+
+const tenantId = uuid()
+
+export const newEvent = (type = 'thing.happened', data: unknown = { n: 1 }, tenant: string | null = tenantId): NewEvent => ({
+  id: uuid(),
+  type,
+  data,
+  metadata: {
+    tenantId: tenant,
+    actor: { type: 'user', id: uuid() },
+    correlationId: uuid(),
+    causationId: null,
+    occurredAt: new Date().toISOString(),
+    schemaVersion: 1,
+  },
+})
+
+const stream = () => `thing-${uuid()}`
+
+async function collect(store: EventStore, until: (seen: RecordedEvent[]) => boolean, from?: RecordedEvent['position']) {
+  const seen: RecordedEvent[] = []
+  const sub = store.subscribeAll(from ? { from } : {})
+  for await (const batch of sub) {
+    seen.push(...batch)
+    if (until(seen)) break
+  }
+  await sub.close()
+  return seen
+}
+
+/** The one conformance suite every EventStore adapter passes. */
+export function eventStoreContract(name: string, factory: EventStoreFactory) {
+  describe(`EventStore contract: ${name}`, () => {
+    let store: EventStore
+    let teardown: () => Promise<void>
+    beforeAll(async () => {
+      ;({ store, teardown } = await factory())
+    })
+    afterAll(async () => {
+      await teardown()
+    })
+
+    describe('expected revision', () => {
+      it('no_stream creates a stream; its revision is the last event’s', async () => {
+        const s = stream()
+        const r = await store.append(s, [newEvent(), newEvent()], { expectedRevision: 'no_stream' })
+        expect(r.nextExpectedRevision).toBe(1n)
+      })
+
+      it('no_stream on an existing stream is refused with the actual revision', async () => {
+        const s = stream()
+        await store.append(s, [newEvent()], { expectedRevision: 'no_stream' })
+        const err = await store.append(s, [newEvent()], { expectedRevision: 'no_stream' }).catch((e) => e)
+        expect(err).toBeInstanceOf(WrongExpectedRevisionError)
+        expect(err.actual).toBe(0n)
+        expect(await store.readStream(s)).toHaveLength(1)
+      })
+
+      it('an exact revision appends when it matches and refuses otherwise', async () => {
+        const s = stream()
+        await store.append(s, [newEvent()], { expectedRevision: 'no_stream' })
+        const r = await store.append(s, [newEvent()], { expectedRevision: 0n })
+        expect(r.nextExpectedRevision).toBe(1n)
+        const stale = await store.append(s, [newEvent()], { expectedRevision: 0n }).catch((e) => e)
+        expect(stale).toBeInstanceOf(WrongExpectedRevisionError)
+        expect(stale.actual).toBe(1n)
+        const missing = await store.append(stream(), [newEvent()], { expectedRevision: 3n }).catch((e) => e)
+        expect(missing).toBeInstanceOf(WrongExpectedRevisionError)
+        expect(missing.actual).toBe('no_stream')
+      })
+
+      it('stream_exists refuses a missing stream and appends to an existing one', async () => {
+        const s = stream()
+        const err = await store.append(s, [newEvent()], { expectedRevision: 'stream_exists' }).catch((e) => e)
+        expect(err).toBeInstanceOf(WrongExpectedRevisionError)
+        await store.append(s, [newEvent()], { expectedRevision: 'any' })
+        const r = await store.append(s, [newEvent()], { expectedRevision: 'stream_exists' })
+        expect(r.nextExpectedRevision).toBe(1n)
+      })
+
+      it('any appends whatever the revision', async () => {
+        const s = stream()
+        await store.append(s, [newEvent()], { expectedRevision: 'any' })
+        const r = await store.append(s, [newEvent(), newEvent()], { expectedRevision: 'any' })
+        expect(r.nextExpectedRevision).toBe(2n)
+      })
+
+      it('of concurrent no_stream appends to one stream exactly one wins', async () => {
+        const s = stream()
+        const results = await Promise.allSettled(
+          Array.from({ length: 8 }, () => store.append(s, [newEvent()], { expectedRevision: 'no_stream' })),
+        )
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+        for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(WrongExpectedRevisionError)
+        expect(await store.readStream(s)).toHaveLength(1)
+      })
+
+      it('concurrent appends at one revision: no lost update', async () => {
+        const s = stream()
+        await store.append(s, [newEvent()], { expectedRevision: 'no_stream' })
+        const results = await Promise.allSettled(
+          Array.from({ length: 8 }, () => store.append(s, [newEvent()], { expectedRevision: 0n })),
+        )
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+        expect(await store.readStream(s)).toHaveLength(2)
+      })
+    })
+
+    describe('idempotency', () => {
+      it('appending the same event ids again answers as the first time and writes nothing', async () => {
+        const s = stream()
+        const events = [newEvent(), newEvent()]
+        const first = await store.append(s, events, { expectedRevision: 'no_stream' })
+        const again = await store.append(s, events, { expectedRevision: 'no_stream' })
+        expect(again).toEqual(first)
+        const anyAgain = await store.append(s, events, { expectedRevision: 'any' })
+        expect(anyAgain).toEqual(first)
+        expect(await store.readStream(s)).toHaveLength(2)
+      })
+
+      it('concurrent identical retries write once', async () => {
+        const s = stream()
+        const events = [newEvent()]
+        const results = await Promise.all(
+          Array.from({ length: 6 }, () => store.append(s, events, { expectedRevision: 'any' })),
+        )
+        for (const r of results) expect(r).toEqual(results[0])
+        expect(await store.readStream(s)).toHaveLength(1)
+      })
+
+      it('a batch mixing written and new ids is refused', async () => {
+        const s = stream()
+        const e1 = newEvent()
+        await store.append(s, [e1], { expectedRevision: 'no_stream' })
+        const err = await store.append(s, [e1, newEvent()], { expectedRevision: 'any' }).catch((e) => e)
+        expect(err).toBeInstanceOf(PartialIdempotencyError)
+        expect(await store.readStream(s)).toHaveLength(1)
+      })
+    })
+
+    describe('reading a stream', () => {
+      it('reads forwards and backwards, from a revision, with a limit; events keep their envelope', async () => {
+        const s = stream()
+        const events = Array.from({ length: 5 }, (_, i) => newEvent('thing.counted', { i }))
+        await store.append(s, events, { expectedRevision: 'no_stream' })
+        const all = await store.readStream(s)
+        expect(all.map((e) => e.data)).toEqual([0, 1, 2, 3, 4].map((i) => ({ i })))
+        expect(all.map((e) => e.revision)).toEqual([0n, 1n, 2n, 3n, 4n])
+        expect(all[2]!.id).toBe(events[2]!.id)
+        expect(all[2]!.type).toBe('thing.counted')
+        expect(all[2]!.metadata).toEqual(events[2]!.metadata)
+        expect(all[2]!.streamName).toBe(s)
+        const back = await store.readStream(s, { direction: 'backwards', maxCount: 2 })
+        expect(back.map((e) => e.revision)).toEqual([4n, 3n])
+        const from = await store.readStream(s, { fromRevision: 3n })
+        expect(from.map((e) => e.revision)).toEqual([3n, 4n])
+        const backFrom = await store.readStream(s, { direction: 'backwards', fromRevision: 1n })
+        expect(backFrom.map((e) => e.revision)).toEqual([1n, 0n])
+        expect(await store.readStream(stream())).toEqual([])
+      })
+    })
+
+    describe('reading $all', () => {
+      it('reads in global order from a position, exclusive', async () => {
+        const s1 = stream()
+        const s2 = stream()
+        const a = await store.append(s1, [newEvent()], { expectedRevision: 'no_stream' })
+        await store.append(s2, [newEvent(), newEvent()], { expectedRevision: 'no_stream' })
+        await store.append(s1, [newEvent()], { expectedRevision: 0n })
+        const after = await store.readAll({ from: a.position, maxCount: 10_000 })
+        const mine = after.filter((e) => e.streamName === s1 || e.streamName === s2)
+        expect(mine.map((e) => e.streamName)).toEqual([s2, s2, s1])
+        for (let i = 1; i < after.length; i++) {
+          expect(comparePositions(after[i - 1]!.position, after[i]!.position)).toBeLessThan(0)
+        }
+      })
+
+      it('answers head and resolves public positions', async () => {
+        const r = await store.append(stream(), [newEvent()], { expectedRevision: 'no_stream' })
+        expect(comparePositions(await store.headPosition(), r.position)).toBeGreaterThanOrEqual(0)
+        expect(await store.resolvePosition(r.position.prepare)).toEqual(r.position)
+      })
+    })
+
+    describe('subscribing to $all', () => {
+      it('catches up, then goes live, in order, and stops on close', async () => {
+        const s = stream()
+        const first = await store.append(s, [newEvent('thing.counted', { i: 0 })], { expectedRevision: 'no_stream' })
+        const before = (await store.readAll({ maxCount: 1 }))[0]!
+        const live = (async () => {
+          await new Promise((r) => setTimeout(r, 100))
+          let rev = 0n
+          for (let i = 1; i < 5; i++) {
+            const r = await store.append(s, [newEvent('thing.counted', { i })], { expectedRevision: rev })
+            rev = r.nextExpectedRevision
+          }
+        })()
+        const seen = await collect(store, (evs) => evs.filter((e) => e.streamName === s).length === 5, before.position)
+        await live
+        const mine = seen.filter((e) => e.streamName === s)
+        expect(mine.map((e) => e.data)).toEqual([0, 1, 2, 3, 4].map((i) => ({ i })))
+        expect(comparePositions(mine[0]!.position, first.position)).toBe(0)
+      })
+
+      it('delivers every event of many concurrent writers exactly once, in position order', async () => {
+        const start = await store.headPosition()
+        const writers = 16
+        const perWriter = 20
+        const ids = new Set<string>()
+        const write = Promise.all(
+          Array.from({ length: writers }, async () => {
+            const s = stream()
+            let rev: bigint | 'no_stream' = 'no_stream'
+            for (let i = 0; i < perWriter; i++) {
+              const e = newEvent()
+              ids.add(e.id)
+              rev = (await store.append(s, [e], { expectedRevision: rev })).nextExpectedRevision
+            }
+          }),
+        )
+        const seen = await collect(store, (evs) => evs.filter((e) => ids.has(e.id)).length >= writers * perWriter, start)
+        await write
+        const mine = seen.filter((e) => ids.has(e.id))
+        expect(new Set(mine.map((e) => e.id)).size).toBe(writers * perWriter)
+        expect(mine).toHaveLength(writers * perWriter)
+        for (let i = 1; i < seen.length; i++) {
+          expect(comparePositions(seen[i - 1]!.position, seen[i]!.position)).toBeLessThan(0)
+        }
+      })
+    })
+  })
+}
