@@ -16,7 +16,12 @@ const schema = z.object({
   ROLES: z
     .string()
     .default(roles.join(','))
-    .transform((s) => s.split(',').map((r) => r.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((r) => r.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.enum(roles)).min(1)),
   DATA_DIR: z.string().min(1).default('.data'),
   DATABASE_URL: optionalUrl,

@@ -10,7 +10,10 @@ export const START: Position = Object.freeze({ commit: 0n, prepare: 0n })
 
 export type ExpectedRevision = bigint | 'no_stream' | 'stream_exists' | 'any'
 
-export type Actor = { readonly type: 'user' | 'agent' | 'system' | 'operator' | 'service'; readonly id: string }
+export type Actor = {
+  readonly type: 'user' | 'agent' | 'system' | 'operator' | 'service'
+  readonly id: string
+}
 
 export type EventMetadata = {
   readonly tenantId: string | null

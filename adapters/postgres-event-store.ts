@@ -90,7 +90,7 @@ class Notifier {
     })
   }
 
-  private wake(): void {
+  wake(): void {
     this.generation++
     for (const w of [...this.waiters]) w()
   }
@@ -172,7 +172,11 @@ export class PostgresEventStore implements EventStore {
     const tenantId = events[0]!.metadata.tenantId
     const payload = JSON.stringify(events.map((e) => ({ id: e.id, type: e.type, data: e.data, metadata: e.metadata })))
     try {
-      const { rows } = await this.pool.query<{ next_revision: string; commit_position: string; global_position: string }>({
+      const { rows } = await this.pool.query<{
+        next_revision: string
+        commit_position: string
+        global_position: string
+      }>({
         name: 'eventstore_append',
         text: 'select next_revision::text, commit_position, global_position::text from eventstore.append($1, $2, $3, $4)',
         values: [stream, expectedCode(expectedRevision), payload, tenantId],
@@ -238,6 +242,8 @@ export class PostgresEventStore implements EventStore {
       async close() {
         closed = true
         store.subscriptions.delete(subscription)
+        // Release a reader parked on a wait so it ends now, not at its next timeout.
+        store.notifier.wake()
       },
       async *[Symbol.asyncIterator]() {
         // After a wake-up that found nothing, an older transaction may still be in flight (or may have

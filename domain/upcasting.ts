@@ -7,9 +7,7 @@ export type Upcaster = (data: unknown) => unknown
 export type UpcasterRegistry = ReadonlyMap<string, { readonly current: number; readonly steps: ReadonlyMap<number, Upcaster> }>
 
 /** Steps keyed by the version they upgrade *from*: `{ 1: v1 => v2, 2: v2 => v3 }`. */
-export const upcasters = (
-  defs: Record<string, { current: number; steps: Record<number, Upcaster> }>,
-): UpcasterRegistry =>
+export const upcasters = (defs: Record<string, { current: number; steps: Record<number, Upcaster> }>): UpcasterRegistry =>
   new Map(
     Object.entries(defs).map(([type, d]) => [
       type,

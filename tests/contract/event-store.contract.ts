@@ -133,9 +133,7 @@ export function eventStoreContract(name: string, factory: EventStoreFactory) {
       it('concurrent identical retries write once', async () => {
         const s = stream()
         const events = [newEvent()]
-        const results = await Promise.all(
-          Array.from({ length: 6 }, () => store.append(s, events, { expectedRevision: 'any' })),
-        )
+        const results = await Promise.all(Array.from({ length: 6 }, () => store.append(s, events, { expectedRevision: 'any' })))
         for (const r of results) expect(r).toEqual(results[0])
         expect(await store.readStream(s)).toHaveLength(1)
       })
@@ -197,7 +195,9 @@ export function eventStoreContract(name: string, factory: EventStoreFactory) {
     describe('subscribing to $all', () => {
       it('catches up, then goes live, in order, and stops on close', async () => {
         const s = stream()
-        const first = await store.append(s, [newEvent('thing.counted', { i: 0 })], { expectedRevision: 'no_stream' })
+        const first = await store.append(s, [newEvent('thing.counted', { i: 0 })], {
+          expectedRevision: 'no_stream',
+        })
         const before = (await store.readAll({ maxCount: 1 }))[0]!
         const live = (async () => {
           await new Promise((r) => setTimeout(r, 100))

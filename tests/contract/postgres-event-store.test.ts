@@ -1,5 +1,5 @@
-import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import { createPool } from '../../adapters/postgres.ts'
+import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import { createTestDatabase } from '../support/db.ts'
 import { eventStoreContract } from './event-store.contract.ts'
 

@@ -1,8 +1,8 @@
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { comparePositions, type RecordedEvent } from '../../adapters/event-store.ts'
-import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import { createPool, type PgPool } from '../../adapters/postgres.ts'
+import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import { newEvent } from '../contract/event-store.contract.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
 

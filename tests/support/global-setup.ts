@@ -49,7 +49,10 @@ async function findRedis(): Promise<{ url: string | null; problem: string | null
     await redis.ping()
     return { url, problem: null }
   } catch (e) {
-    return { url: null, problem: `Redis at ${url} does not answer (${(e as Error).message}); set REDIS_URL or start Redis` }
+    return {
+      url: null,
+      problem: `Redis at ${url} does not answer (${(e as Error).message}); set REDIS_URL or start Redis`,
+    }
   } finally {
     redis.disconnect()
   }

@@ -1,0 +1,75 @@
+import { OpenAPIHono } from '@hono/zod-openapi'
+import type { Context } from 'hono'
+import { v7 as uuid } from 'uuid'
+import type { CommandContext, PipelineDeps } from '../../commands/pipeline.ts'
+import type { UpcasterRegistry } from '../../domain/upcasting.ts'
+import type { ConsistencyWaiter } from '../../projections/consistency.ts'
+import type { Config } from '../config.ts'
+import type { Actor, EventStore } from '../event-store.ts'
+import type { Logger } from '../logger.ts'
+import type { AnyDb } from '../postgres.ts'
+import { zodFieldErrors } from './errors.ts'
+import { badRequest, renderProblem } from './problem.ts'
+
+/** What every route module is given: ports, never concrete adapters. */
+export type AppDeps = {
+  readonly config: Config
+  readonly logger: Logger
+  readonly store: EventStore
+  readonly upcasters: UpcasterRegistry
+  readonly db: AnyDb
+  readonly waiter: ConsistencyWaiter
+}
+
+export type AppEnv = {
+  Variables: {
+    requestId: string
+    log: Logger
+    correlationId: string
+  }
+}
+
+/** A router whose validation failures answer 400 problem+json with per-field errors. */
+export const router = () =>
+  new OpenAPIHono<AppEnv>({
+    defaultHook: (result, c) => {
+      if (!result.success) {
+        return renderProblem(c, {
+          status: 400,
+          code: 'INVALID_INPUT',
+          title: 'Invalid input',
+          detail: 'the request is invalid',
+          errors: zodFieldErrors(result.error),
+        })
+      }
+    },
+  })
+
+export const pipelineDeps = (deps: AppDeps): PipelineDeps => ({
+  store: deps.store,
+  upcasters: deps.upcasters,
+})
+
+/** The command context of an HTTP request: the request is the cause, its correlation id flows on. */
+export const commandContext = (c: Context<AppEnv>, actor: Actor, tenantId: string | null): CommandContext => ({
+  tenantId,
+  actor,
+  correlationId: c.get('correlationId'),
+  causationId: c.get('requestId'),
+  now: () => new Date(),
+  newId: uuid,
+})
+
+const POSITION = /^\d{1,18}$/
+
+/** Honours `consistentAfter=<position>` (or the Consistent-After header) for the read models a route reads. */
+export async function consistent(c: Context<AppEnv>, deps: AppDeps, projectors: readonly string[]): Promise<void> {
+  const raw = c.req.query('consistentAfter') ?? c.req.header('consistent-after')
+  if (raw === undefined || raw === '') return
+  if (!POSITION.test(raw)) {
+    throw badRequest('consistentAfter is a position: a non-negative integer', [
+      { path: 'consistentAfter', message: 'expected a non-negative integer' },
+    ])
+  }
+  await deps.waiter.waitFor(projectors, BigInt(raw))
+}

@@ -1,0 +1,110 @@
+import type { Context } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import { ZodError } from 'zod'
+import { ConcurrencyError } from '../../commands/pipeline.ts'
+import { DomainError } from '../../domain/decider.ts'
+import { ConsistencyTimeoutError } from '../../projections/consistency.ts'
+import { PartialIdempotencyError, WrongExpectedRevisionError } from '../event-store.ts'
+import type { Logger } from '../logger.ts'
+import { type FieldError, HttpProblem, type Problem, renderProblem } from './problem.ts'
+
+const domainStatus = { rule: 422, conflict: 409, not_found: 404, forbidden: 403 } as const
+const domainTitle = {
+  rule: 'Refused',
+  conflict: 'Conflict',
+  not_found: 'Not found',
+  forbidden: 'Forbidden',
+} as const
+
+export const zodFieldErrors = (e: ZodError): FieldError[] =>
+  e.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message }))
+
+/** Translates every failure into a problem; only what no client could have caused is a 500. */
+export function toProblem(e: unknown): Problem | null {
+  if (e instanceof HttpProblem) return e.problem
+  if (e instanceof DomainError) {
+    return { status: domainStatus[e.kind], code: e.code, title: domainTitle[e.kind], detail: e.message }
+  }
+  if (e instanceof ZodError) {
+    return {
+      status: 400,
+      code: 'INVALID_INPUT',
+      title: 'Invalid input',
+      detail: 'the request is invalid',
+      errors: zodFieldErrors(e),
+    }
+  }
+  if (e instanceof ConcurrencyError || e instanceof WrongExpectedRevisionError) {
+    return {
+      status: 409,
+      code: 'CONCURRENCY_CONFLICT',
+      title: 'Conflict',
+      detail: 'a concurrent change won: try again',
+    }
+  }
+  if (e instanceof PartialIdempotencyError) {
+    return { status: 409, code: 'DUPLICATE', title: 'Conflict', detail: e.message }
+  }
+  if (e instanceof ConsistencyTimeoutError) {
+    return {
+      status: 503,
+      code: 'NOT_CONSISTENT_YET',
+      title: 'Not consistent yet',
+      detail: e.message,
+      headers: { 'retry-after': '1' },
+    }
+  }
+  if (e instanceof HTTPException) {
+    const status = e.status
+    if (status === 413)
+      return {
+        status,
+        code: 'TOO_LARGE',
+        title: 'Payload too large',
+        detail: 'the request body is too large',
+      }
+    if (status < 500) {
+      return {
+        status,
+        code: status === 400 ? 'INVALID_INPUT' : `HTTP_${status}`,
+        title: e.message || 'Bad request',
+        detail: e.message || 'bad request',
+      }
+    }
+  }
+  if (isUnavailable(e)) {
+    return {
+      status: 503,
+      code: 'UNAVAILABLE',
+      title: 'Service unavailable',
+      detail: 'a backing service is unavailable: retry shortly',
+      headers: { 'retry-after': '2' },
+    }
+  }
+  return null
+}
+
+/** Database or cache unreachable: a 503 the client may retry, not a bug. */
+const isUnavailable = (e: unknown): boolean => {
+  const code = (e as { code?: string } | null)?.code
+  return (
+    typeof code === 'string' &&
+    (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003', '53300'].includes(code) ||
+      /Connection terminated/.test(String((e as Error).message)))
+  )
+}
+
+export const onError = (logger: Logger) => (e: Error, c: Context) => {
+  const p = toProblem(e)
+  if (p) {
+    if (p.status >= 500) logger.warn({ err: e, requestId: c.get('requestId' as never) }, p.code)
+    return renderProblem(c, p)
+  }
+  logger.error({ err: e, requestId: c.get('requestId' as never) }, 'unhandled error')
+  return renderProblem(c, {
+    status: 500,
+    code: 'INTERNAL',
+    title: 'Internal error',
+    detail: 'something went wrong on our side',
+  })
+}

@@ -1,0 +1,26 @@
+import { timingSafeEqual } from 'node:crypto'
+import type { MiddlewareHandler } from 'hono'
+import { forbidden, unauthorized } from './problem.ts'
+
+const bearer = (header: string | undefined): string | null => {
+  const m = /^Bearer\s+(\S+)$/i.exec(header ?? '')
+  return m ? m[1]! : null
+}
+
+const same = (a: string, b: string) => {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+/** Operators authenticate with the OPERATOR_TOKEN service credential. Without one configured, nobody does. */
+export const requireOperator =
+  (operatorToken: string | undefined): MiddlewareHandler =>
+  async (c, next) => {
+    const token = bearer(c.req.header('authorization'))
+    if (!token) throw unauthorized()
+    if (!operatorToken || !same(token, operatorToken)) throw forbidden('operators only')
+    await next()
+  }
+
+export const operatorActor = { type: 'operator', id: 'operator' } as const

@@ -1,0 +1,82 @@
+import { OpenAPIHono } from '@hono/zod-openapi'
+import { bodyLimit } from 'hono/body-limit'
+import { requestId } from 'hono/request-id'
+import { v7 as uuid } from 'uuid'
+import type { AppEnv } from '../adapters/http/context.ts'
+import { onError } from '../adapters/http/errors.ts'
+import { HttpProblem, renderProblem } from '../adapters/http/problem.ts'
+import { controlCommands } from '../commands/control.ts'
+import { controlQueries } from '../read-api/control.ts'
+import { orgsQueries } from '../read-api/orgs.ts'
+import type { Services } from './services.ts'
+
+const CORRELATION = /^[\w.:-]{1,128}$/
+
+/** The HTTP surface: middleware shared by every route, then one module per context and side. */
+export function createApp(services: Services): OpenAPIHono<AppEnv> {
+  const { logger, config } = services
+  const app = new OpenAPIHono<AppEnv>()
+
+  app.use(requestId({ headerName: 'x-request-id', generator: () => uuid() }))
+  app.use(async (c, next) => {
+    const incoming = c.req.header('x-correlation-id')
+    c.set('correlationId', incoming && CORRELATION.test(incoming) ? incoming : c.get('requestId'))
+    c.set('log', logger.child({ requestId: c.get('requestId'), correlationId: c.get('correlationId') }))
+    const started = performance.now()
+    await next()
+    c.get('log').info(
+      {
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round(performance.now() - started),
+      },
+      'request',
+    )
+  })
+  app.use(
+    bodyLimit({
+      maxSize: config.MAX_BODY_BYTES,
+      onError: (c) =>
+        renderProblem(c, {
+          status: 413,
+          code: 'TOO_LARGE',
+          title: 'Payload too large',
+          detail: `bodies are limited to ${config.MAX_BODY_BYTES} bytes`,
+        }),
+    }),
+  )
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }))
+  app.get('/readyz', async (c) => {
+    const checks = await services.ready()
+    const ok = Object.values(checks).every((v) => v === 'ok')
+    return c.json({ status: ok ? 'ready' : 'not ready', checks }, ok ? 200 : 503)
+  })
+
+  for (const module of [orgsQueries, controlCommands, controlQueries]) app.route('/', module(services))
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'operator', { type: 'http', scheme: 'bearer' })
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'Workspace API',
+      version: '0.1.0',
+      description:
+        'Event-sourced workspace backend. Every command answers with `position`; pass it as `consistentAfter` to read your write. Errors are RFC 9457 problem+json.',
+    },
+  })
+
+  app.notFound((c) =>
+    renderProblem(c, {
+      status: 404,
+      code: 'NOT_FOUND',
+      title: 'Not found',
+      detail: `no route ${c.req.method} ${c.req.path}`,
+    }),
+  )
+  app.onError(onError(logger))
+  return app
+}
+
+export { HttpProblem }

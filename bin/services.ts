@@ -1,0 +1,81 @@
+import { join } from 'node:path'
+import type { Config } from '../adapters/config.ts'
+import { ensureDatabase, startEmbeddedPostgres } from '../adapters/embedded-postgres.ts'
+import type { EventStore } from '../adapters/event-store.ts'
+import type { AppDeps } from '../adapters/http/context.ts'
+import type { Logger } from '../adapters/logger.ts'
+import { createKysely, createPool, type PgPool } from '../adapters/postgres.ts'
+import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
+import { withUpcasting } from '../adapters/upcasting-event-store.ts'
+import { eventUpcasters } from '../domain/schema-versions.ts'
+import { migrateAll } from '../migrations/index.ts'
+import { ConsistencyWaiter } from '../projections/consistency.ts'
+import { ProjectionEngine } from '../projections/engine.ts'
+import { projectors } from '../projections/index.ts'
+
+export type Services = AppDeps & {
+  readonly pool: PgPool
+  readonly engine: ProjectionEngine | null
+  ready(): Promise<Record<string, 'ok' | string>>
+  close(): Promise<void>
+}
+
+/** The database URL: the configured one, or an embedded Postgres kept under DATA_DIR. */
+async function databaseUrl(config: Config, logger: Logger): Promise<{ url: string; stop?: () => Promise<void> }> {
+  if (config.DATABASE_URL) return { url: config.DATABASE_URL }
+  const dir = join(config.DATA_DIR, 'postgres')
+  logger.info({ dir, port: config.EMBEDDED_POSTGRES_PORT }, 'DATABASE_URL unset: starting embedded Postgres')
+  const embedded = await startEmbeddedPostgres(dir, config.EMBEDDED_POSTGRES_PORT, (line) => logger.debug({ postgres: line }))
+  return { url: await ensureDatabase(embedded.url, 'workspace'), stop: embedded.stop }
+}
+
+export async function startServices(config: Config, logger: Logger): Promise<Services> {
+  const database = await databaseUrl(config, logger)
+  const pool = createPool(database.url, { max: config.DATABASE_POOL_SIZE })
+  const db = createKysely(pool)
+  const applied = await migrateAll(db)
+  if (applied.length) logger.info({ applied }, 'migrations applied')
+
+  const postgresStore = new PostgresEventStore(pool)
+  await postgresStore.assertHistoryOrdered()
+  const store: EventStore = withUpcasting(postgresStore, eventUpcasters)
+
+  const engine = config.ROLES.includes('projector') ? new ProjectionEngine({ store, db, logger }, projectors) : null
+  engine?.start()
+  const waiter = new ConsistencyWaiter({
+    store,
+    db,
+    projectors,
+    engine: engine ?? undefined,
+    timeoutMs: config.CONSISTENCY_TIMEOUT_MS,
+  })
+
+  return {
+    config,
+    logger,
+    store,
+    upcasters: eventUpcasters,
+    db,
+    pool,
+    engine,
+    waiter,
+    async ready() {
+      const checks: Record<string, string> = {}
+      checks.postgres = await pool.query('select 1').then(
+        () => 'ok',
+        (e: Error) => e.message,
+      )
+      checks.eventStore = await store.headPosition().then(
+        () => 'ok',
+        (e: Error) => e.message,
+      )
+      return checks
+    },
+    async close() {
+      await engine?.stop()
+      await store.close()
+      await db.destroy()
+      await database.stop?.()
+    },
+  }
+}

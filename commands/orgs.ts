@@ -1,0 +1,53 @@
+import { streamName } from '../adapters/event-store.ts'
+import { DomainError } from '../domain/decider.ts'
+import { checkOrgName, org, orgName } from '../domain/orgs.ts'
+import { type CommandContext, handleCommand, type PipelineDeps } from './pipeline.ts'
+
+export const orgStream = (orgId: string) => streamName('org', orgId)
+export const orgNameStream = (slug: string) => streamName('org_name', slug)
+
+/**
+ * Reserves the name (the reservation stream is appended with no_stream, so of two concurrent requests
+ * for one name exactly one wins), then creates the org. Its events carry the org as their tenant.
+ */
+export async function createOrg(deps: PipelineDeps, ctx: CommandContext, input: { orgId: string; name: string }) {
+  const verdict = checkOrgName(input.name)
+  if (!verdict.ok) throw new DomainError(verdict.reason === 'reserved' ? 'NAME_RESERVED' : 'NAME_INVALID', verdict.detail)
+  const tenantCtx = { ...ctx, tenantId: input.orgId }
+  await handleCommand(deps, orgName, orgNameStream(verdict.slug), { orgId: input.orgId, name: input.name }, tenantCtx)
+  const result = await handleCommand(
+    deps,
+    org,
+    orgStream(input.orgId),
+    {
+      type: 'create',
+      orgId: input.orgId,
+      name: input.name.trim(),
+      slug: verdict.slug,
+      createdBy: ctx.actor,
+      at: ctx.now().toISOString(),
+    },
+    tenantCtx,
+  )
+  return { orgId: input.orgId, slug: verdict.slug, position: result.position }
+}
+
+export async function suspendOrg(deps: PipelineDeps, ctx: CommandContext, input: { orgId: string; reason: string }) {
+  return handleCommand(
+    deps,
+    org,
+    orgStream(input.orgId),
+    { type: 'suspend', orgId: input.orgId, reason: input.reason, at: ctx.now().toISOString() },
+    { ...ctx, tenantId: input.orgId },
+  )
+}
+
+export async function reactivateOrg(deps: PipelineDeps, ctx: CommandContext, input: { orgId: string }) {
+  return handleCommand(
+    deps,
+    org,
+    orgStream(input.orgId),
+    { type: 'reactivate', orgId: input.orgId, at: ctx.now().toISOString() },
+    { ...ctx, tenantId: input.orgId },
+  )
+}

@@ -1,0 +1,85 @@
+import {
+  type Actor,
+  type AppendResult,
+  type EventStore,
+  type NewEvent,
+  type Position,
+  WrongExpectedRevisionError,
+} from '../adapters/event-store.ts'
+import { type Decider, type DomainEvent, fold } from '../domain/decider.ts'
+import { currentVersion, type UpcasterRegistry } from '../domain/upcasting.ts'
+
+/** Who asks, on whose behalf, and why: flows from the HTTP request into every event's metadata. */
+export type CommandContext = {
+  readonly tenantId: string | null
+  readonly actor: Actor
+  readonly correlationId: string
+  /** The request or event that caused this command. */
+  readonly causationId: string | null
+  readonly now: () => Date
+  readonly newId: () => string
+}
+
+export type CommandResult<E, S> = {
+  readonly events: readonly E[]
+  readonly state: S
+  /** Where the last appended event stands; for a no-op, where the stream's last event stands (null if none). */
+  readonly position: Position | null
+}
+
+export class ConcurrencyError extends Error {
+  override readonly name = 'ConcurrencyError'
+}
+
+export type PipelineDeps = { readonly store: EventStore; readonly upcasters: UpcasterRegistry }
+
+export const envelope = <E extends DomainEvent>(deps: PipelineDeps, ctx: CommandContext, events: readonly E[]): NewEvent[] => {
+  const occurredAt = ctx.now().toISOString()
+  return events.map((e) => ({
+    id: ctx.newId(),
+    type: e.type,
+    data: e.data,
+    metadata: {
+      tenantId: ctx.tenantId,
+      actor: ctx.actor,
+      correlationId: ctx.correlationId,
+      causationId: ctx.causationId,
+      occurredAt,
+      schemaVersion: currentVersion(deps.upcasters, e.type),
+    },
+  }))
+}
+
+/**
+ * Loads the stream, folds it, decides, and appends at the revision it read. A concurrent writer makes the
+ * append fail; the whole decision is then taken again on fresh state, a bounded number of times.
+ */
+export async function handleCommand<C, E extends DomainEvent, S>(
+  deps: PipelineDeps,
+  decider: Decider<C, E, S>,
+  stream: string,
+  command: C | ((state: S) => C),
+  ctx: CommandContext,
+  options: { maxAttempts?: number } = {},
+): Promise<CommandResult<E, S>> {
+  const maxAttempts = options.maxAttempts ?? 5
+  for (let attempt = 1; ; attempt++) {
+    const recorded = await deps.store.readStream(stream)
+    const history = recorded.map((r) => ({ type: r.type, data: r.data }) as E)
+    const state = fold(decider, history)
+    const events = decider.decide(typeof command === 'function' ? (command as (s: S) => C)(state) : command, state)
+    const last = recorded[recorded.length - 1]
+    if (events.length === 0) return { events, state, position: last?.position ?? null }
+    let result: AppendResult
+    try {
+      result = await deps.store.append(stream, envelope(deps, ctx, events), {
+        expectedRevision: last ? last.revision : 'no_stream',
+      })
+    } catch (e) {
+      if (e instanceof WrongExpectedRevisionError && attempt < maxAttempts) continue
+      if (e instanceof WrongExpectedRevisionError) throw new ConcurrencyError(`${stream} kept changing: try again`)
+      throw e
+    }
+    return { events, state: fold(decider, events, state), position: result.position }
+  }
+}

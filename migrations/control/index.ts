@@ -1,0 +1,4 @@
+import * as m001 from './001_init.ts'
+
+export const schema = 'control'
+export const migrations = { '001_init': m001 }

@@ -1,0 +1,186 @@
+import { EventEmitter } from 'node:events'
+import { sql, type Transaction } from 'kysely'
+import {
+  comparePositions,
+  type EventStore,
+  type Position,
+  type RecordedEvent,
+  START,
+  type Subscription,
+} from '../adapters/event-store.ts'
+import type { Logger } from '../adapters/logger.ts'
+import type { AnyDb } from '../adapters/postgres.ts'
+import { ROLES } from '../migrations/shared.ts'
+
+// biome-ignore lint/suspicious/noExplicitAny: projectors describe their own tables
+export type ProjectionTransaction = Transaction<any>
+
+/**
+ * A read model builder. `apply` runs inside the batch's transaction, as the projector role, with
+ * app.tenant_id set to the tenant of the events it is given: a projector cannot write another tenant's rows.
+ */
+export type Projector = {
+  readonly name: string
+  readonly version: number
+  readonly schema: 'control' | 'tenant'
+  /** Event types it reads; others only move its checkpoint. */
+  readonly eventTypes: ReadonlySet<string>
+  apply(trx: ProjectionTransaction, events: readonly RecordedEvent[]): Promise<void>
+}
+
+export type ProjectorStatus = {
+  readonly name: string
+  readonly version: number
+  readonly checkpoint: Position
+  readonly lastBatchAt: Date | null
+  readonly eventsApplied: number
+}
+
+class CheckpointMovedError extends Error {}
+
+const checkpointTable = (p: Projector) => `${p.schema}.projection_checkpoints`
+
+export async function loadCheckpoint(db: AnyDb, p: Projector): Promise<Position> {
+  const row = await db
+    .selectFrom(checkpointTable(p))
+    .select([sql<string>`commit_position::text`.as('commit'), sql<string>`prepare_position::text`.as('prepare')])
+    .where('name', '=', p.name)
+    .where('version', '=', p.version)
+    .executeTakeFirst()
+  if (row) return { commit: BigInt(row.commit), prepare: BigInt(row.prepare) }
+  await db
+    .insertInto(checkpointTable(p))
+    .values({ name: p.name, version: p.version, commit_position: sql`'0'::xid8`, prepare_position: 0 })
+    .onConflict((oc) => oc.doNothing())
+    .execute()
+  return START
+}
+
+/** Splits a batch per tenant, keeping each tenant's events in order. */
+export const byTenant = (events: readonly RecordedEvent[]): Map<string | null, RecordedEvent[]> => {
+  const groups = new Map<string | null, RecordedEvent[]>()
+  for (const e of events) {
+    const key = e.metadata.tenantId ?? null
+    const group = groups.get(key)
+    if (group) group.push(e)
+    else groups.set(key, [e])
+  }
+  return groups
+}
+
+/**
+ * Applies one batch and moves the checkpoint in the same transaction: a crash anywhere replays the
+ * whole batch, so the effect is exactly once. The checkpoint moves only from where this runner left it.
+ */
+export async function applyBatch(db: AnyDb, p: Projector, from: Position, batch: readonly RecordedEvent[]): Promise<Position> {
+  const to = batch[batch.length - 1]!.position
+  const relevant = batch.filter((e) => p.eventTypes.has(e.type))
+  await db.transaction().execute(async (trx) => {
+    await sql`select set_config('role', ${ROLES.projector}, true)`.execute(trx)
+    for (const [tenantId, events] of byTenant(relevant)) {
+      await sql`select set_config('app.tenant_id', ${tenantId ?? ''}, true)`.execute(trx)
+      await p.apply(trx, events)
+    }
+    const moved = await sql`
+      update ${sql.table(checkpointTable(p))}
+         set commit_position = ${to.commit.toString()}::xid8, prepare_position = ${to.prepare.toString()}, updated_at = now()
+       where name = ${p.name} and version = ${p.version}
+         and commit_position = ${from.commit.toString()}::xid8 and prepare_position = ${from.prepare.toString()}`.execute(trx)
+    if (moved.numAffectedRows !== 1n) throw new CheckpointMovedError(`${p.name} v${p.version}: checkpoint moved`)
+  })
+  return to
+}
+
+export type EngineOptions = { readonly batchSize?: number; readonly retryMs?: number }
+
+/** Runs every projector as its own catch-up-then-live subscription with its own checkpoint. */
+export class ProjectionEngine {
+  private readonly events = new EventEmitter()
+  private readonly state = new Map<string, { status: ProjectorStatus; subscription: Subscription | null }>()
+  private readonly loops: Promise<void>[] = []
+  private stopped = false
+  private readonly store: EventStore
+  private readonly db: AnyDb
+  private readonly logger: Logger
+  private readonly projectors: readonly Projector[]
+  private readonly options: Required<EngineOptions>
+
+  constructor(
+    deps: { store: EventStore; db: AnyDb; logger: Logger },
+    projectors: readonly Projector[],
+    options: EngineOptions = {},
+  ) {
+    this.store = deps.store
+    this.db = deps.db
+    this.logger = deps.logger
+    this.projectors = projectors
+    this.options = { batchSize: options.batchSize ?? 500, retryMs: options.retryMs ?? 1_000 }
+    this.events.setMaxListeners(0)
+  }
+
+  start(): void {
+    for (const p of this.projectors) this.loops.push(this.run(p))
+  }
+
+  private async run(p: Projector): Promise<void> {
+    const log = this.logger.child({ projector: p.name, version: p.version })
+    while (!this.stopped) {
+      try {
+        let checkpoint = await loadCheckpoint(this.db, p)
+        const entry = { status: this.status(p, checkpoint), subscription: null as Subscription | null }
+        this.state.set(p.name, entry)
+        entry.subscription = this.store.subscribeAll({ from: checkpoint, maxBatch: this.options.batchSize })
+        if (this.stopped) await entry.subscription.close()
+        for await (const batch of entry.subscription) {
+          checkpoint = await applyBatch(this.db, p, checkpoint, batch)
+          entry.status = {
+            ...entry.status,
+            checkpoint,
+            lastBatchAt: new Date(),
+            eventsApplied: entry.status.eventsApplied + batch.length,
+          }
+          this.events.emit('checkpoint', p.name)
+        }
+      } catch (e) {
+        if (this.stopped) return
+        log.error({ err: e }, 'projector failed; restarting from its checkpoint')
+        await new Promise((r) => setTimeout(r, this.options.retryMs))
+      }
+    }
+  }
+
+  private status(p: Projector, checkpoint: Position): ProjectorStatus {
+    const previous = this.state.get(p.name)?.status
+    return {
+      name: p.name,
+      version: p.version,
+      checkpoint,
+      lastBatchAt: null,
+      eventsApplied: previous?.eventsApplied ?? 0,
+    }
+  }
+
+  statuses(): ProjectorStatus[] {
+    return [...this.state.values()].map((s) => s.status)
+  }
+
+  /** Resolves when an in-process projector moves; cross-process waiters also poll. */
+  onCheckpoint(listener: (name: string) => void): () => void {
+    this.events.on('checkpoint', listener)
+    return () => this.events.off('checkpoint', listener)
+  }
+
+  /** True once every named projector has passed `target` in this process's view. */
+  reached(names: readonly string[], target: Position): boolean {
+    return names.every((n) => {
+      const s = this.state.get(n)
+      return s !== undefined && comparePositions(s.status.checkpoint, target) >= 0
+    })
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    for (const s of this.state.values()) await s.subscription?.close()
+    await Promise.allSettled(this.loops)
+  }
+}
