@@ -39,7 +39,7 @@ export function controlQueries(deps: AppDeps) {
       .limit(limit + 1)
     if (after)
       q = q.where(
-        (eb) => eb.tuple('created_at', 'id'),
+        (eb) => eb.refTuple('created_at', 'id'),
         '>',
         (eb) => eb.tuple(String(after[0]), String(after[1])),
       )
