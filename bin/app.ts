@@ -6,8 +6,10 @@ import type { AppEnv } from '../adapters/http/context.ts'
 import { onError } from '../adapters/http/errors.ts'
 import { HttpProblem, renderProblem } from '../adapters/http/problem.ts'
 import { controlCommands } from '../commands/control.ts'
+import { projectors } from '../projections/index.ts'
 import { controlQueries } from '../read-api/control.ts'
 import { orgsQueries } from '../read-api/orgs.ts'
+import { projectionQueries } from '../read-api/projections.ts'
 import type { Services } from './services.ts'
 
 const CORRELATION = /^[\w.:-]{1,128}$/
@@ -55,6 +57,7 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
   })
 
   for (const module of [orgsQueries, controlCommands, controlQueries]) app.route('/', module(services))
+  app.route('/', projectionQueries(services, projectors))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'operator', { type: 'http', scheme: 'bearer' })
   app.doc31('/openapi.json', {

@@ -98,10 +98,25 @@ describe('the spine over HTTP: command → event → projection → query', () =
     expect(cases.map((r) => r.status)).toEqual([400, 400, 422, 400, 400, 400, 400, 400, 404])
     for (const r of cases) {
       expect(r.headers.get('content-type')).toContain('application/problem+json')
-      expect(r.body).toMatchObject({ type: expect.any(String), title: expect.any(String), status: r.status, code: expect.any(String) })
+      expect(r.body).toMatchObject({
+        type: expect.any(String),
+        title: expect.any(String),
+        status: r.status,
+        code: expect.any(String),
+      })
     }
     expect(cases[1]!.body.errors).toEqual([expect.objectContaining({ path: 'name' })])
     expect(await server.services.store.headPosition()).toEqual(head)
+  })
+
+  it('exposes projection lag to operators', async () => {
+    const created = await server.request('POST', '/control/orgs', { ...asOperator, body: { name: 'Lagless' } })
+    await server.request('GET', `/control/orgs?consistentAfter=${created.body.position}`, asOperator)
+    const r = await server.request('GET', '/control/projections', asOperator)
+    expect(r.status).toBe(200)
+    const orgs = r.body.items.find((p: { name: string }) => p.name === 'orgs')
+    expect(orgs).toMatchObject({ version: 1, lag: expect.any(Number) })
+    expect(orgs.checkpoint).toBeGreaterThanOrEqual(created.body.position)
   })
 
   it('refuses the control API without the operator credential', async () => {

@@ -5,11 +5,11 @@ import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { comparePositions } from '../../adapters/event-store.ts'
 import { createLogger } from '../../adapters/logger.ts'
-import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import { type AnyDb, createKysely, createPool, type PgPool } from '../../adapters/postgres.ts'
+import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import { ProjectionEngine } from '../../projections/engine.ts'
 import { newEvent } from '../contract/event-store.contract.ts'
-import { createCrashTables, crashProjector } from '../support/crash-projector.ts'
+import { crashProjector, createCrashTables } from '../support/crash-projector.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
 
 let database: TestDatabase
@@ -54,7 +54,12 @@ async function childMidBatch(): Promise<boolean> {
 }
 
 const rows = (table: string) =>
-  sql`select tenant_id, stream, events, last_n from ${sql.id('tenant', table)} order by tenant_id, stream`
+  sql<{
+    tenant_id: string
+    stream: string
+    events: number
+    last_n: number
+  }>`select tenant_id, stream, events, last_n from ${sql.id('tenant', table)} order by tenant_id, stream`
     .execute(db)
     .then((r) => r.rows)
 const logRows = (table: string) =>

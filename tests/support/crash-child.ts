@@ -1,8 +1,8 @@
 // A projector process for the crash test: runs until it has caught up, or until it is killed.
 import { comparePositions } from '../../adapters/event-store.ts'
 import { createLogger } from '../../adapters/logger.ts'
-import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import { createKysely, createPool } from '../../adapters/postgres.ts'
+import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import { ProjectionEngine } from '../../projections/engine.ts'
 import { crashProjector } from './crash-projector.ts'
 

@@ -13,7 +13,11 @@ export type TestServer = {
   services: Services
   database: TestDatabase
   /** fetch against the server, JSON in and out. */
-  request(method: string, path: string, init?: { body?: unknown; token?: string; headers?: Record<string, string> }): Promise<TestResponse>
+  request(
+    method: string,
+    path: string,
+    init?: { body?: unknown; token?: string; headers?: Record<string, string> },
+  ): Promise<TestResponse>
   close(): Promise<void>
 }
 

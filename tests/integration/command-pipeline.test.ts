@@ -1,0 +1,129 @@
+import { v7 as uuid } from 'uuid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createPool, type PgPool } from '../../adapters/postgres.ts'
+import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
+import { withUpcasting } from '../../adapters/upcasting-event-store.ts'
+import { type CommandContext, ConcurrencyError, handleCommand } from '../../commands/pipeline.ts'
+import { type Decider, DomainError } from '../../domain/decider.ts'
+import { upcasters } from '../../domain/upcasting.ts'
+import { createTestDatabase, type TestDatabase } from '../support/db.ts'
+
+type Ev = { type: 'counter.added'; data: { by: number } }
+const counter: Decider<{ by: number; max?: number }, Ev, { total: number }> = {
+  initialState: { total: 0 },
+  decide: (c, s) => {
+    if (c.max !== undefined && s.total + c.by > c.max) throw new DomainError('OVER', 'over the max')
+    return [{ type: 'counter.added', data: { by: c.by } }]
+  },
+  evolve: (s, e) => ({ total: s.total + e.data.by }),
+}
+
+let database: TestDatabase
+let pool: PgPool
+let raw: PostgresEventStore
+beforeAll(async () => {
+  database = await createTestDatabase()
+  pool = createPool(database.url, { max: 30 })
+  raw = new PostgresEventStore(pool)
+})
+afterAll(async () => {
+  await raw.close()
+  await pool.end()
+  await database.drop()
+})
+
+const ctx = (over: Partial<CommandContext> = {}): CommandContext => ({
+  tenantId: uuid(),
+  actor: { type: 'user', id: 'u1' },
+  correlationId: 'corr-1',
+  causationId: 'req-1',
+  now: () => new Date('2026-11-28T10:00:00Z'),
+  newId: uuid,
+  ...over,
+})
+
+describe('the command pipeline', () => {
+  it('retries on conflicts so concurrent commands on one stream lose no update', async () => {
+    const stream = `counter-${uuid()}`
+    const deps = { store: raw, upcasters: upcasters({}) }
+    await Promise.all(
+      Array.from({ length: 12 }, () => handleCommand(deps, counter, stream, { by: 1 }, ctx(), { maxAttempts: 50 })),
+    )
+    const events = await raw.readStream(stream)
+    expect(events).toHaveLength(12)
+  })
+
+  it('enforces an invariant under concurrency: decisions are retaken on fresh state', async () => {
+    const stream = `counter-${uuid()}`
+    const deps = { store: raw, upcasters: upcasters({}) }
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, () => handleCommand(deps, counter, stream, { by: 1, max: 4 }, ctx(), { maxAttempts: 50 })),
+    )
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(4)
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(DomainError)
+  })
+
+  it('reports a conflict when the attempts run out', async () => {
+    const stream = `counter-${uuid()}`
+    const deps = { store: raw, upcasters: upcasters({}) }
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, () => handleCommand(deps, counter, stream, { by: 1 }, ctx(), { maxAttempts: 1 })),
+    )
+    const rejected = results.filter((r) => r.status === 'rejected')
+    expect(rejected.length).toBeGreaterThan(0)
+    for (const r of rejected) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ConcurrencyError)
+    expect(await raw.readStream(stream)).toHaveLength(10 - rejected.length)
+  })
+
+  it('writes the envelope: tenant, actor, correlation, causation, time and schema version', async () => {
+    const stream = `counter-${uuid()}`
+    const c = ctx()
+    const r = await handleCommand({ store: raw, upcasters: upcasters({}) }, counter, stream, { by: 2 }, c)
+    expect(r.state).toEqual({ total: 2 })
+    const [e] = await raw.readStream(stream)
+    expect(e!.metadata).toEqual({
+      tenantId: c.tenantId,
+      actor: { type: 'user', id: 'u1' },
+      correlationId: 'corr-1',
+      causationId: 'req-1',
+      occurredAt: '2026-11-28T10:00:00.000Z',
+      schemaVersion: 1,
+    })
+    expect(r.position).toEqual(e!.position)
+  })
+
+  it('folds old event versions through their upcasters', async () => {
+    const stream = `counter-${uuid()}`
+    // Version 1 of counter.added stored the amount as `n`; version 2 calls it `by`.
+    const old = { ...ctx(), newId: uuid }
+    await raw.append(
+      stream,
+      [
+        {
+          id: uuid(),
+          type: 'counter.added',
+          data: { n: 5 },
+          metadata: {
+            tenantId: old.tenantId,
+            actor: old.actor,
+            correlationId: 'c',
+            causationId: null,
+            occurredAt: 'x',
+            schemaVersion: 1,
+          },
+        },
+      ],
+      { expectedRevision: 'no_stream' },
+    )
+    const registry = upcasters({ 'counter.added': { current: 2, steps: { 1: (d) => ({ by: (d as { n: number }).n }) } } })
+    const store = withUpcasting(raw, registry)
+    const r = await handleCommand({ store, upcasters: registry }, counter, stream, { by: 1 }, ctx())
+    expect(r.state).toEqual({ total: 6 })
+    const events = await store.readStream(stream)
+    expect(events.map((e) => [e.data, e.metadata.schemaVersion])).toEqual([
+      [{ by: 5 }, 2],
+      [{ by: 1 }, 2],
+    ])
+    expect((await raw.readStream(stream))[0]!.data).toEqual({ n: 5 })
+  })
+})
