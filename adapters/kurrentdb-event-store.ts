@@ -1,0 +1,433 @@
+import {
+  type AllStreamResolvedEvent,
+  type AllStreamSubscription,
+  type AppendStreamState,
+  BACKWARDS,
+  type CurrentStreamState,
+  DeadlineExceededError,
+  END,
+  type EventData,
+  excludeSystemEvents,
+  FORWARDS,
+  START as KURRENT_START,
+  KurrentDBClient,
+  type ReadPosition,
+  type ResolvedEvent,
+  StreamNotFoundError,
+  UnknownError,
+  WrongExpectedVersionError,
+} from '@kurrent/kurrentdb-client'
+import {
+  type AppendResult,
+  comparePositions,
+  type EventMetadata,
+  type EventStore,
+  type ExpectedRevision,
+  type NewEvent,
+  PartialIdempotencyError,
+  type Position,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  START,
+  type SubscribeAllOptions,
+  type Subscription,
+  WrongExpectedRevisionError,
+} from './event-store.ts'
+
+/**
+ * The EventStore port on EventStoreDB/KurrentDB (gRPC client `@kurrent/kurrentdb-client`).
+ *
+ * Mapping:
+ * - our event id is the KurrentDB event id, so the server's own idempotency applies; our type is its type,
+ *   data is stored as JSON, and our metadata envelope (tenantId included) is the event's JSON metadata, plus
+ *   the server's conventional `$correlationId`/`$causationId` (so $by_correlation_id works; stripped on read);
+ * - a Position is the server's {commit, prepare} log position. Every event appended through the gRPC API is its
+ *   own implicit commit, so commit == prepare and the public number (prepare) names exactly one event;
+ * - reads of $all and subscriptions leave out system events ($-prefixed types or streams);
+ * - WrongExpectedVersion becomes WrongExpectedRevisionError with `actual` (a revision or 'no_stream').
+ *
+ * Where the semantics differ from the Postgres adapter (the contract suite holds for both):
+ * - Idempotency is the server's and is scoped to the stream: a retry with an exact revision or 'no_stream' is
+ *   recognised durably (the server compares the ids at the revisions that follow the expected one); with 'any'
+ *   or 'stream_exists' only through the server's bounded in-memory cache of recent event ids, so an old retry,
+ *   or one after a server restart, can append duplicates. Ids are not unique across streams (Postgres refuses
+ *   an id already used in another stream).
+ * - Partial idempotency (some ids written, some not) reaches us as WrongExpectedVersion, the server cannot say
+ *   which. We tell them apart: under 'any'/'stream_exists' the server refuses an existing stream only for that
+ *   reason; under an exact revision or 'no_stream' we look at the events that follow the expected revision. A
+ *   batch under 'any' whose first id is new is written whole, even if later ids exist (Postgres refuses it).
+ * - An identical append that arrives while the original is not yet indexed is dropped by the server and times
+ *   out; identical appends in this process are therefore serialised, and a timed-out append is retried once
+ *   (safe: the retry is recognised as idempotent if the first attempt landed).
+ * - Global order is the server's log order, so there is no late-commit window to guard against.
+ * - There is no tenant index: per-tenant audit reads need a server-side projection (or a filter on $all).
+ */
+
+/** The part of the client this adapter uses; tests pass a fake. */
+export type KurrentClient = Pick<KurrentDBClient, 'appendToStream' | 'readStream' | 'readAll' | 'subscribeToAll' | 'dispose'>
+
+const MAX_POSITION = 2n ** 63n
+const APPEND_TIMEOUT_RETRIES = 1
+const HEAD_PAGE = 64
+
+export const toStreamState = (expected: ExpectedRevision): AppendStreamState => {
+  if (typeof expected === 'bigint') {
+    if (expected < 0n) throw new RangeError(`expected revision must be >= 0, got ${expected}`)
+    return expected
+  }
+  return expected
+}
+
+/** The server reports a missing stream as 'no_stream' or as a negative revision (-1; -5/-6 for deleted ones). */
+export const toActualRevision = (current: CurrentStreamState | bigint): bigint | 'no_stream' =>
+  current === 'no_stream' || current < 0n ? 'no_stream' : current
+
+export type ConflictReading = 'conflict' | 'partial' | { readonly probeFrom: bigint }
+
+/**
+ * What a WrongExpectedVersion means before looking at the stream. The server answers WrongExpectedVersion both
+ * for a real conflict and for a batch whose ids were partly written already (CorruptedIdempotency).
+ */
+export function readConflict(expected: ExpectedRevision, actual: bigint | 'no_stream'): ConflictReading {
+  // Nothing written: nothing can have been written twice.
+  if (actual === 'no_stream') return 'conflict'
+  // The stream exists, so 'any' and 'stream_exists' were refused for a partial id match only.
+  if (expected === 'any' || expected === 'stream_exists') return 'partial'
+  const first = expected === 'no_stream' ? 0n : expected + 1n
+  // No event after the expected revision: a plain conflict.
+  if (actual < first) return 'conflict'
+  return { probeFrom: first }
+}
+
+/** A position the server returned, or null when it sent none or a sentinel (-1 cast to an unsigned number). */
+export const validPosition = (p: { commit: bigint; prepare: bigint } | undefined): Position | null =>
+  p && p.commit >= 0n && p.prepare >= 0n && p.commit < MAX_POSITION && p.prepare < MAX_POSITION
+    ? { commit: p.commit, prepare: p.prepare }
+    : null
+
+export const toReadPosition = (p: Position): ReadPosition =>
+  p.commit === 0n && p.prepare === 0n ? KURRENT_START : { commit: p.commit, prepare: p.prepare }
+
+/** Reads of $all start at their position inclusively; the port is exclusive. */
+export const isAfter = (p: Position, from: Position): boolean => comparePositions(p, from) > 0
+
+export const isSystemEvent = (e: { readonly streamName: string; readonly type: string }): boolean =>
+  e.type.startsWith('$') || e.streamName.startsWith('$')
+
+export const encodeMetadata = (m: EventMetadata): Record<string, unknown> => ({
+  ...m,
+  $correlationId: m.correlationId,
+  ...(m.causationId === null ? {} : { $causationId: m.causationId }),
+})
+
+/** Our envelope back from the stored metadata (the server's `$` keys removed); null if it is not a JSON object. */
+export function decodeMetadata(raw: unknown): EventMetadata | null {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || raw instanceof Uint8Array) return null
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(raw)) if (!k.startsWith('$')) out[k] = v
+  return out as EventMetadata
+}
+
+export const toEventData = (e: NewEvent): EventData =>
+  ({
+    id: e.id,
+    contentType: 'application/json',
+    type: e.type,
+    // JSON cannot hold undefined; Postgres stores it as null too.
+    data: e.data === undefined ? null : e.data,
+    metadata: encodeMetadata(e.metadata),
+  }) as EventData
+
+/** An event written by someone else without our envelope still needs one. */
+const foreignMetadata = (id: string, created: Date): EventMetadata => ({
+  tenantId: null,
+  actor: { type: 'system', id: 'kurrentdb' },
+  correlationId: id,
+  causationId: null,
+  occurredAt: created.toISOString(),
+  schemaVersion: 1,
+})
+
+export function toRecordedEvent(resolved: ResolvedEvent | AllStreamResolvedEvent): RecordedEvent | null {
+  const e = resolved.event
+  if (!e) return null
+  const position = validPosition(e.position)
+  if (!position) throw new Error(`KurrentDB sent event ${e.id} without its log position (servers before 22.6 do)`)
+  return {
+    id: e.id,
+    type: e.type,
+    data: e.data,
+    metadata: decodeMetadata(e.metadata) ?? foreignMetadata(e.id, e.created),
+    streamName: e.streamId,
+    revision: e.revision,
+    position,
+  }
+}
+
+/** Identical appends (same stream, same ids) are serialised under this key. */
+export const appendKey = (stream: string, events: readonly NewEvent[]): string =>
+  `${stream}\u0000${events.map((e) => e.id).join(',')}`
+
+export class KurrentDbEventStore implements EventStore {
+  private readonly client: KurrentClient
+  private readonly subscriptions = new Set<Subscription>()
+  private readonly inFlight = new Map<string, Promise<AppendResult>>()
+
+  /** From a connection string (`kurrentdb://host:2113?tls=false`, `esdb://…`), or a client (tests). */
+  constructor(connection: string | KurrentClient) {
+    if (typeof connection === 'string') {
+      // With it the client answers a conflict with `success: false` instead of an error we can translate.
+      if (/[?&]throwOnAppendFailure=false\b/i.test(connection)) {
+        throw new Error('EVENTSTORE_URL: throwOnAppendFailure=false is not supported by the event store adapter')
+      }
+      this.client = KurrentDBClient.connectionString(connection)
+    } else {
+      this.client = connection
+    }
+  }
+
+  async append(
+    stream: string,
+    events: readonly NewEvent[],
+    { expectedRevision }: { expectedRevision: ExpectedRevision },
+  ): Promise<AppendResult> {
+    if (events.length === 0) throw new Error('append needs at least one event')
+    const key = appendKey(stream, events)
+    const before = this.inFlight.get(key)
+    const run = (before ? before.then(noop, noop) : Promise.resolve()).then(() =>
+      this.appendOnce(stream, events, expectedRevision, 0),
+    )
+    this.inFlight.set(key, run)
+    try {
+      return await run
+    } finally {
+      if (this.inFlight.get(key) === run) this.inFlight.delete(key)
+    }
+  }
+
+  private async appendOnce(
+    stream: string,
+    events: readonly NewEvent[],
+    expected: ExpectedRevision,
+    attempt: number,
+  ): Promise<AppendResult> {
+    let result: Awaited<ReturnType<KurrentClient['appendToStream']>>
+    try {
+      result = await this.client.appendToStream(stream, events.map(toEventData), { streamState: toStreamState(expected) })
+    } catch (e) {
+      if (e instanceof WrongExpectedVersionError) {
+        throw await this.conflict(stream, events, expected, toActualRevision(e.actualState))
+      }
+      // The server drops an identical append whose original is not indexed yet; the retry finds it.
+      if (e instanceof DeadlineExceededError && attempt < APPEND_TIMEOUT_RETRIES) {
+        return this.appendOnce(stream, events, expected, attempt + 1)
+      }
+      throw e
+    }
+    // The server answers with the position of the last event written (or, for an idempotent retry, of the last
+    // event originally written). Should it send none, read that event.
+    const position = validPosition(result.position) ?? (await this.positionAt(stream, result.nextExpectedRevision))
+    return { nextExpectedRevision: result.nextExpectedRevision, position }
+  }
+
+  private async conflict(
+    stream: string,
+    events: readonly NewEvent[],
+    expected: ExpectedRevision,
+    actual: bigint | 'no_stream',
+  ): Promise<Error> {
+    let reading = readConflict(expected, actual)
+    if (typeof reading === 'object') {
+      const ours = new Set(events.map((e) => e.id))
+      const following = await this.readStream(stream, { fromRevision: reading.probeFrom, maxCount: events.length })
+      reading = following.some((e) => ours.has(e.id)) ? 'partial' : 'conflict'
+    }
+    return reading === 'partial'
+      ? new PartialIdempotencyError(`stream ${stream}: some of these event ids were already appended`)
+      : new WrongExpectedRevisionError(stream, expected, actual)
+  }
+
+  private async positionAt(stream: string, revision: bigint): Promise<Position> {
+    const [event] = await this.readStream(stream, { fromRevision: revision, maxCount: 1 })
+    if (!event) throw new Error(`stream ${stream}: no event at revision ${revision} right after appending it`)
+    return event.position
+  }
+
+  async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    if (options.maxCount !== undefined && options.maxCount <= 0) return []
+    const backwards = options.direction === 'backwards'
+    const out: RecordedEvent[] = []
+    try {
+      for await (const resolved of this.client.readStream(stream, {
+        direction: backwards ? BACKWARDS : FORWARDS,
+        fromRevision: options.fromRevision ?? (backwards ? END : KURRENT_START),
+        maxCount: options.maxCount ?? Number.MAX_SAFE_INTEGER,
+      })) {
+        const e = toRecordedEvent(resolved)
+        if (e) out.push(e)
+      }
+    } catch (e) {
+      if (e instanceof StreamNotFoundError) return []
+      throw e
+    }
+    return out
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const from = options.from ?? START
+    const maxCount = options.maxCount ?? 1_000
+    const out: RecordedEvent[] = []
+    let cursor = from
+    // The server filters system events by type; anything else in a $-stream is dropped here, so a page can come
+    // back short of events that exist: read on until the page is full or the log ends.
+    while (out.length < maxCount) {
+      const want = maxCount - out.length + 1 // + the event at the cursor, which the server includes
+      let received = 0
+      let last: Position | null = null
+      for await (const resolved of this.client.readAll({
+        direction: FORWARDS,
+        fromPosition: toReadPosition(cursor),
+        maxCount: want,
+        filter: excludeSystemEvents(),
+      })) {
+        received++
+        const e = toRecordedEvent(resolved)
+        if (!e) continue
+        last = e.position
+        if (isAfter(e.position, cursor) && !isSystemEvent(e)) out.push(e)
+      }
+      if (received < want || last === null || !isAfter(last, cursor)) break
+      cursor = last
+    }
+    return out.slice(0, maxCount)
+  }
+
+  subscribeAll(options: SubscribeAllOptions = {}): Subscription {
+    let from = options.from ?? START
+    const maxBatch = Math.max(1, options.maxBatch ?? 1_000)
+    const store = this
+    let closed = false
+    let source: AllStreamSubscription | null = null
+    // Wake-ups: `signalled` covers a signal that arrives between a read that found nothing and the wait.
+    let signalled = false
+    let waiter: (() => void) | null = null
+    const signal = () => {
+      signalled = true
+      const w = waiter
+      waiter = null
+      w?.()
+    }
+    const stop = async () => {
+      const s = source
+      source = null
+      if (!s) return
+      await s.unsubscribe().catch(noop)
+      s.destroy()
+    }
+    const subscription: Subscription = {
+      async close() {
+        closed = true
+        store.subscriptions.delete(subscription)
+        signal()
+        await stop()
+      },
+      async *[Symbol.asyncIterator]() {
+        if (closed) return
+        let failure: unknown = null
+        let ended = false
+        const s = store.client.subscribeToAll(
+          { fromPosition: toReadPosition(from), filter: excludeSystemEvents() },
+          { highWaterMark: maxBatch },
+        )
+        source = s
+        s.on('readable', signal)
+        s.on('error', (e: unknown) => {
+          failure ??= e
+          signal()
+        })
+        s.on('end', () => {
+          ended = true
+          signal()
+        })
+        s.on('close', () => {
+          ended = true
+          signal()
+        })
+        try {
+          while (!closed) {
+            signalled = false
+            const batch: RecordedEvent[] = []
+            while (batch.length < maxBatch) {
+              const resolved = s.read() as AllStreamResolvedEvent | null
+              if (resolved === null) break
+              const e = toRecordedEvent(resolved)
+              // The server starts at `from` inclusively; system events are filtered by type there, by stream here.
+              if (e && isAfter(e.position, from) && !isSystemEvent(e)) batch.push(e)
+            }
+            if (batch.length > 0) {
+              from = batch[batch.length - 1]!.position
+              yield batch
+              continue
+            }
+            if (closed) return
+            if (failure) throw failure
+            if (ended) throw new Error('KurrentDB ended the $all subscription')
+            if (!signalled) await new Promise<void>((resolve) => (waiter = resolve))
+          }
+        } finally {
+          await stop()
+        }
+      },
+    }
+    this.subscriptions.add(subscription)
+    return subscription
+  }
+
+  async headPosition(): Promise<Position> {
+    let cursor: ReadPosition = END
+    // Backwards reads are exclusive of their position, so paging on from the last event seen is exact.
+    while (true) {
+      let received = 0
+      let last: Position | null = null
+      for await (const resolved of this.client.readAll({
+        direction: BACKWARDS,
+        fromPosition: cursor,
+        maxCount: HEAD_PAGE,
+        filter: excludeSystemEvents(),
+      })) {
+        received++
+        const e = toRecordedEvent(resolved)
+        if (!e) continue
+        if (!isSystemEvent(e)) return e.position
+        last = e.position
+      }
+      if (received < HEAD_PAGE || last === null) return START
+      cursor = last
+    }
+  }
+
+  async resolvePosition(publicPosition: bigint): Promise<Position | null> {
+    if (publicPosition < 0n || publicPosition >= MAX_POSITION) return null
+    // commit == prepare for every event appended through gRPC: the event, if any, starts exactly there.
+    const at: Position = { commit: publicPosition, prepare: publicPosition }
+    try {
+      for await (const resolved of this.client.readAll({ direction: FORWARDS, fromPosition: at, maxCount: 1 })) {
+        const e = toRecordedEvent(resolved)
+        if (e && e.position.prepare === publicPosition) return e.position
+      }
+    } catch (e) {
+      // A number that is not the start of a log record makes the server refuse the read.
+      if (e instanceof UnknownError) return null
+      throw e
+    }
+    return null
+  }
+
+  async close(): Promise<void> {
+    for (const s of [...this.subscriptions]) await s.close()
+    await this.client.dispose()
+  }
+}
+
+const noop = () => {}
