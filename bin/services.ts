@@ -5,6 +5,7 @@ import type { EventStore } from '../adapters/event-store.ts'
 import type { AppDeps } from '../adapters/http/context.ts'
 import type { Logger } from '../adapters/logger.ts'
 import { createKysely, createPool, type PgPool } from '../adapters/postgres.ts'
+import { createEventStore } from '../adapters/event-store-factory.ts'
 import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
 import { withUpcasting } from '../adapters/upcasting-event-store.ts'
 import { eventUpcasters } from '../domain/schema-versions.ts'
@@ -36,9 +37,9 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
   const applied = await migrateAll(db)
   if (applied.length) logger.info({ applied }, 'migrations applied')
 
-  const postgresStore = new PostgresEventStore(pool)
-  await postgresStore.assertHistoryOrdered()
-  const store: EventStore = withUpcasting(postgresStore, eventUpcasters)
+  const adapter = createEventStore(config, pool)
+  if (adapter instanceof PostgresEventStore) await adapter.assertHistoryOrdered()
+  const store: EventStore = withUpcasting(adapter, eventUpcasters)
 
   const engine = config.ROLES.includes('projector') ? new ProjectionEngine({ store, db, logger }, projectors) : null
   engine?.start()

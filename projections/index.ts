@@ -1,5 +1,8 @@
 import type { Projector } from './engine.ts'
+import { messagesProjector } from './messages.ts'
 import { orgsProjector } from './orgs.ts'
+import { roomsProjector } from './rooms.ts'
+import { spacesProjector } from './spaces.ts'
 
 /** Every read model projector; the engine runs them and rebuilds verify them. */
-export const projectors: readonly Projector[] = [orgsProjector]
+export const projectors: readonly Projector[] = [orgsProjector, spacesProjector, roomsProjector, messagesProjector]

@@ -1,4 +1,5 @@
 import * as m001 from './001_init.ts'
+import * as m002 from './002_messaging.ts'
 
 export const schema = 'tenant'
-export const migrations = { '001_init': m001 }
+export const migrations = { '001_init': m001, '002_messaging': m002 }

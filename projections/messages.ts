@@ -1,0 +1,141 @@
+import { sql } from 'kysely'
+import type { RecordedEvent } from '../adapters/event-store.ts'
+import type { DraftEvent, MessageEvent, ReadEvent } from '../domain/messages.ts'
+import type { RoomEvent } from '../domain/rooms.ts'
+import type { ProjectionTransaction, Projector } from './engine.ts'
+
+type Reactions = Record<string, string[]>
+
+/** Clears a message's content: deleted text must not stay readable or searchable in a read model. */
+async function tombstone(trx: ProjectionTransaction, tenantId: string, messageId: string, at: string) {
+  const row = await trx
+    .updateTable('tenant.messages')
+    .set({ deleted_at: at, text: '', mentions: sql`'[]'::jsonb`, reactions: sql`'{}'::jsonb` })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', messageId)
+    .where('deleted_at', 'is', null)
+    .returning(['thread_root_id'])
+    .executeTakeFirst()
+  if (row?.thread_root_id) {
+    await trx
+      .updateTable('tenant.messages')
+      .set({ reply_count: sql`greatest(reply_count - 1, 0)` })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', row.thread_root_id)
+      .execute()
+  }
+}
+
+/** Messages with a per-room sequence (the timeline order), edit history, read marks and drafts. */
+export const messagesProjector: Projector = {
+  name: 'messages',
+  version: 1,
+  schema: 'tenant',
+  eventTypes: new Set([
+    'message.created',
+    'message.updated',
+    'message.deleted',
+    'message.range_deleted',
+    'message.reaction_changed',
+    'room.read_marked',
+    'draft.saved',
+  ]),
+  async apply(trx, events) {
+    for (const recorded of events) {
+      const e = recorded as RecordedEvent & (MessageEvent | ReadEvent | DraftEvent | Extract<RoomEvent, { type: 'message.range_deleted' }>)
+      const tenantId = recorded.metadata.tenantId!
+      switch (e.type) {
+        case 'message.created': {
+          const d = e.data
+          await sql`
+            insert into tenant.messages (tenant_id, id, room_id, seq, author_id, author_type, text, thread_root_id, mentions, created_at, position)
+            select ${tenantId}, ${d.messageId}, ${d.roomId},
+                   coalesce((select max(seq) from tenant.messages where tenant_id = ${tenantId} and room_id = ${d.roomId}), 0) + 1,
+                   ${d.authorId}, ${d.authorType}, ${d.text}, ${d.threadRootId}, ${JSON.stringify(d.mentions)}::jsonb, ${d.at},
+                   ${recorded.position.prepare.toString()}
+            on conflict do nothing`.execute(trx)
+          if (d.threadRootId) {
+            await trx
+              .updateTable('tenant.messages')
+              .set({ reply_count: sql`reply_count + 1` })
+              .where('tenant_id', '=', tenantId)
+              .where('id', '=', d.threadRootId)
+              .execute()
+          }
+          break
+        }
+        case 'message.updated': {
+          const d = e.data
+          await sql`
+            insert into tenant.message_edits (tenant_id, message_id, version, text, replaced_at)
+            select ${tenantId}, ${d.messageId},
+                   coalesce((select max(version) from tenant.message_edits where tenant_id = ${tenantId} and message_id = ${d.messageId}), 0) + 1,
+                   ${d.previousText}, ${d.at}`.execute(trx)
+          await trx
+            .updateTable('tenant.messages')
+            .set({ text: d.text, mentions: JSON.stringify(d.mentions), edited_at: d.at })
+            .where('tenant_id', '=', tenantId)
+            .where('id', '=', d.messageId)
+            .execute()
+          break
+        }
+        case 'message.deleted':
+          await tombstone(trx, tenantId, e.data.messageId, e.data.at)
+          break
+        case 'message.range_deleted':
+          for (const id of e.data.messageIds) await tombstone(trx, tenantId, id, e.data.at)
+          break
+        case 'message.reaction_changed': {
+          const d = e.data
+          const row = await trx
+            .selectFrom('tenant.messages')
+            .select('reactions')
+            .where('tenant_id', '=', tenantId)
+            .where('id', '=', d.messageId)
+            .executeTakeFirst()
+          if (!row) break
+          const reactions: Reactions = { ...(row.reactions as Reactions) }
+          const users = new Set(reactions[d.emoji] ?? [])
+          if (d.reacted) users.add(d.userId)
+          else users.delete(d.userId)
+          if (users.size) reactions[d.emoji] = [...users]
+          else delete reactions[d.emoji]
+          await trx
+            .updateTable('tenant.messages')
+            .set({ reactions: JSON.stringify(reactions) })
+            .where('tenant_id', '=', tenantId)
+            .where('id', '=', d.messageId)
+            .execute()
+          break
+        }
+        case 'room.read_marked': {
+          const d = e.data
+          await sql`
+            insert into tenant.room_reads (tenant_id, room_id, user_id, message_id, seq)
+            select ${tenantId}, ${d.roomId}, ${d.userId}, ${d.messageId}, m.seq
+              from tenant.messages m where m.tenant_id = ${tenantId} and m.id = ${d.messageId}
+            on conflict (tenant_id, room_id, user_id) do update set message_id = excluded.message_id, seq = excluded.seq`.execute(trx)
+          break
+        }
+        case 'draft.saved': {
+          const d = e.data
+          if (d.text === '') {
+            await trx
+              .deleteFrom('tenant.drafts')
+              .where('tenant_id', '=', tenantId)
+              .where('room_id', '=', d.roomId)
+              .where('user_id', '=', d.userId)
+              .execute()
+          } else {
+            await trx
+              .insertInto('tenant.drafts')
+              .values({ tenant_id: tenantId, room_id: d.roomId, user_id: d.userId, text: d.text, updated_at: d.at })
+              .onConflict((oc) => oc.columns(['tenant_id', 'room_id', 'user_id']).doUpdateSet({ text: d.text, updated_at: d.at }))
+              .execute()
+          }
+          break
+        }
+      }
+    }
+  },
+}

@@ -1,0 +1,78 @@
+import type { RecordedEvent } from '../adapters/event-store.ts'
+import type { RoomEvent } from '../domain/rooms.ts'
+import type { Projector } from './engine.ts'
+
+export const roomsProjector: Projector = {
+  name: 'rooms',
+  version: 1,
+  schema: 'tenant',
+  eventTypes: new Set(['room.created', 'room.updated', 'room.member_added', 'room.member_removed', 'room.archived']),
+  async apply(trx, events) {
+    for (const recorded of events) {
+      const e = recorded as RecordedEvent & RoomEvent
+      const tenantId = recorded.metadata.tenantId!
+      switch (e.type) {
+        case 'room.created': {
+          const d = e.data
+          await trx
+            .insertInto('tenant.rooms')
+            .values({
+              tenant_id: tenantId,
+              id: d.roomId,
+              name: d.name,
+              description: d.description,
+              space_id: d.spaceId,
+              visibility: d.visibility,
+              kind: d.kind,
+              created_by: d.createdBy,
+              created_at: d.at,
+              updated_at: d.at,
+            })
+            .execute()
+          if (d.members.length) {
+            await trx
+              .insertInto('tenant.room_members')
+              .values(d.members.map((m) => ({ tenant_id: tenantId, room_id: d.roomId, member_id: m.memberId, member_type: m.memberType, joined_at: d.at })))
+              .execute()
+          }
+          break
+        }
+        case 'room.updated':
+          await trx
+            .updateTable('tenant.rooms')
+            .set({
+              ...(e.data.name !== undefined ? { name: e.data.name } : {}),
+              ...(e.data.description !== undefined ? { description: e.data.description } : {}),
+              updated_at: e.data.at,
+            })
+            .where('tenant_id', '=', tenantId)
+            .where('id', '=', e.data.roomId)
+            .execute()
+          break
+        case 'room.member_added':
+          await trx
+            .insertInto('tenant.room_members')
+            .values({ tenant_id: tenantId, room_id: e.data.roomId, member_id: e.data.memberId, member_type: e.data.memberType, joined_at: e.data.at })
+            .onConflict((oc) => oc.columns(['tenant_id', 'room_id', 'member_id']).doNothing())
+            .execute()
+          break
+        case 'room.member_removed':
+          await trx
+            .deleteFrom('tenant.room_members')
+            .where('tenant_id', '=', tenantId)
+            .where('room_id', '=', e.data.roomId)
+            .where('member_id', '=', e.data.memberId)
+            .execute()
+          break
+        case 'room.archived':
+          await trx
+            .updateTable('tenant.rooms')
+            .set({ archived: true, updated_at: e.data.at })
+            .where('tenant_id', '=', tenantId)
+            .where('id', '=', e.data.roomId)
+            .execute()
+          break
+      }
+    }
+  },
+}
