@@ -6,6 +6,9 @@ import type { AppEnv } from '../adapters/http/context.ts'
 import { onError } from '../adapters/http/errors.ts'
 import { HttpProblem, renderProblem } from '../adapters/http/problem.ts'
 import { controlCommands } from '../commands/control.ts'
+import { messagesCommands } from '../commands/messages.ts'
+import { roomsCommands } from '../commands/rooms.ts'
+import { spacesCommands } from '../commands/spaces.ts'
 import { projectors } from '../projections/index.ts'
 import { controlQueries } from '../read-api/control.ts'
 import { orgsQueries } from '../read-api/orgs.ts'
@@ -57,6 +60,8 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
   })
 
   for (const module of [orgsQueries, controlCommands, controlQueries]) app.route('/', module(services))
+  // The Tenant API: every module below reads the caller from the principal the auth middleware set.
+  for (const module of [spacesCommands, roomsCommands, messagesCommands]) app.route('/', module(services))
   app.route('/', projectionQueries(services, projectors))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'operator', { type: 'http', scheme: 'bearer' })

@@ -64,6 +64,8 @@ export type RoomCommand =
       at: string
     }
   | { type: 'update'; roomId: string; name?: string; description?: string; actor: RoomActor; at: string }
+  /** The direct-message room of two users: created by whichever opens it first, then just found. */
+  | { type: 'open_dm'; roomId: string; actor: RoomActor; other: { memberId: string; memberType: MemberType }; at: string }
   | { type: 'add_member'; roomId: string; memberId: string; memberType: MemberType; actor: RoomActor; at: string }
   | { type: 'remove_member'; roomId: string; memberId: string; actor: RoomActor; at: string }
   | { type: 'archive'; roomId: string; actor: RoomActor; at: string }
@@ -139,6 +141,30 @@ export const room: Decider<RoomCommand, RoomEvent, RoomState> = {
               kind: c.kind ?? 'room',
               createdBy: c.actor.userId,
               members: [...members].map(([memberId, memberType]) => ({ memberId, memberType })),
+              at: c.at,
+            },
+          },
+        ]
+      }
+      case 'open_dm': {
+        if (s.exists) {
+          if (s.kind !== 'dm' || !s.members.has(c.actor.userId))
+            throw new DomainError('ROOM_NOT_FOUND', 'no such room', 'not_found')
+          return []
+        }
+        if (c.other.memberId === c.actor.userId) throw new DomainError('DM_SELF', 'a direct message needs someone else')
+        return [
+          {
+            type: 'room.created',
+            data: {
+              roomId: c.roomId,
+              name: 'Direct message',
+              description: '',
+              spaceId: null,
+              visibility: 'private',
+              kind: 'dm',
+              createdBy: c.actor.userId,
+              members: [{ memberId: c.actor.userId, memberType: 'user' }, c.other],
               at: c.at,
             },
           },

@@ -13,7 +13,7 @@ export type SpaceState =
   | { readonly exists: true; readonly name: string; readonly kind: SpaceKind; readonly ownerId: string }
 
 export type SpaceCommand =
-  | { type: 'create'; spaceId: string; name: string; kind: SpaceKind; actorId: string; at: string }
+  | { type: 'create'; spaceId: string; name: string; kind: SpaceKind; actorId: string; actorIsGuest: boolean; at: string }
   | { type: 'update'; spaceId: string; name: string; actorId: string; actorIsAdmin: boolean; at: string }
 
 const cleanName = (name: string): string => {
@@ -29,6 +29,7 @@ export const space: Decider<SpaceCommand, SpaceEvent, SpaceState> = {
     switch (c.type) {
       case 'create':
         if (s.exists) throw new DomainError('SPACE_EXISTS', 'this space exists', 'conflict')
+        if (c.actorIsGuest) throw new DomainError('FORBIDDEN', 'guests do not create spaces', 'forbidden')
         return [
           {
             type: 'space.created',

@@ -1,0 +1,241 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { v5 as uuidv5 } from 'uuid'
+import { type EventStore, streamName } from '../adapters/event-store.ts'
+import { type AppDeps, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
+import { actorOf, type Principal, principalOf } from '../adapters/http/principal.ts'
+import { badRequest, notFound } from '../adapters/http/problem.ts'
+import { json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
+import { bearerSecurity, positionOf } from '../adapters/http/tenant-route.ts'
+import { fold } from '../domain/decider.ts'
+import { type RoomActor, type RoomState, room } from '../domain/rooms.ts'
+import { inTenant } from '../read-api/scope.ts'
+import { findUser } from './directory.ts'
+import { handleCommand } from './pipeline.ts'
+
+export const roomStream = (id: string) => streamName('room', id)
+
+export async function loadRoom(store: EventStore, roomId: string): Promise<RoomState> {
+  const events = await store.readStream(roomStream(roomId))
+  return fold(
+    room,
+    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof room.evolve>[1]),
+  )
+}
+
+export const roomActor = (me: Principal): RoomActor => ({ userId: me.userId, role: me.role })
+
+/** The one DM room of two users, whoever opens it first: its id follows from the pair. */
+const DM_NAMESPACE = '6f1c2d8e-8a51-4c1e-9d4b-3f0f5b7f2a10'
+export const dmRoomId = (tenantId: string, a: string, b: string) => uuidv5(`${tenantId}:${[a, b].sort().join(':')}`, DM_NAMESPACE)
+
+const MemberRef = z
+  .object({ userId: Uuid.optional(), agentId: Uuid.optional() })
+  .refine((m) => Boolean(m.userId) !== Boolean(m.agentId), { message: 'give exactly one of userId and agentId' })
+
+const Answer = z.object({ roomId: Uuid, position: Position })
+const roomParams = z.object({ id: Uuid })
+
+const routes = {
+  create: createRoute({
+    method: 'post',
+    path: '/api/rooms',
+    tags: ['rooms'],
+    summary: 'Create a room',
+    security: bearerSecurity,
+    request: jsonBody(
+      z.object({
+        name: z.string().min(1).max(200),
+        description: z.string().max(4_000).optional(),
+        spaceId: Uuid.optional(),
+        visibility: z.enum(['public', 'private']).default('public'),
+      }),
+    ),
+    responses: { 201: json('created', Answer), 403: problemResponse('guests do not create rooms') },
+  }),
+  update: createRoute({
+    method: 'patch',
+    path: '/api/rooms/{id}',
+    tags: ['rooms'],
+    summary: 'Rename a room or change its description',
+    security: bearerSecurity,
+    request: {
+      params: roomParams,
+      ...jsonBody(z.object({ name: z.string().min(1).max(200).optional(), description: z.string().max(4_000).optional() })),
+    },
+    responses: { 200: json('updated', Answer), 404: problemResponse('no such room'), 422: problemResponse('archived') },
+  }),
+  addMember: createRoute({
+    method: 'post',
+    path: '/api/rooms/{id}/members',
+    tags: ['rooms'],
+    summary: 'Add a user or an agent to a room (or join a public room yourself)',
+    security: bearerSecurity,
+    request: { params: roomParams, ...jsonBody(MemberRef) },
+    responses: { 200: json('added', Answer.extend({ memberId: Uuid })), 404: problemResponse('no such room or user') },
+  }),
+  removeMember: createRoute({
+    method: 'delete',
+    path: '/api/rooms/{id}/members/{memberId}',
+    tags: ['rooms'],
+    summary: 'Remove a member (or leave)',
+    security: bearerSecurity,
+    request: { params: z.object({ id: Uuid, memberId: Uuid }) },
+    responses: { 200: json('removed', Answer), 404: problemResponse('no such room') },
+  }),
+  archive: createRoute({
+    method: 'post',
+    path: '/api/rooms/{id}/archive',
+    tags: ['rooms'],
+    summary: 'Archive a room: it stays readable and refuses new messages',
+    security: bearerSecurity,
+    request: { params: roomParams },
+    responses: { 200: json('archived', Answer), 403: problemResponse('not allowed') },
+  }),
+  dm: createRoute({
+    method: 'post',
+    path: '/api/dms',
+    tags: ['rooms'],
+    summary: 'The direct-message room of the caller and another user or agent, created once',
+    security: bearerSecurity,
+    request: jsonBody(MemberRef),
+    responses: { 200: json('the room', Answer.extend({ created: z.boolean() })), 404: problemResponse('no such user') },
+  }),
+}
+
+async function existingUser(deps: AppDeps, me: Principal, ref: { userId?: string | undefined; agentId?: string | undefined }) {
+  const id = (ref.userId ?? ref.agentId)!
+  const user = await findUser(deps.db, me, id)
+  if (!user || (ref.agentId && user.type !== 'agent') || (ref.userId && user.type !== 'human'))
+    throw notFound('no such user in this org')
+  return user
+}
+
+export function roomsCommands(deps: AppDeps) {
+  const app = router()
+  const pd = pipelineDeps(deps)
+
+  app.openapi(routes.create, async (c) => {
+    const me = principalOf(c)
+    const body = c.req.valid('json')
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    if (body.spaceId) {
+      const exists = await inTenant(deps.db, me, (trx) =>
+        trx
+          .selectFrom('tenant.spaces')
+          .select('id')
+          .where('tenant_id', '=', me.tenantId)
+          .where('id', '=', body.spaceId!)
+          .executeTakeFirst(),
+      )
+      if (!exists) throw badRequest('no such space', [{ path: 'spaceId', message: 'no such space' }])
+    }
+    const roomId = ctx.newId()
+    const r = await handleCommand(
+      pd,
+      room,
+      roomStream(roomId),
+      {
+        type: 'create',
+        roomId,
+        name: body.name,
+        description: body.description ?? '',
+        spaceId: body.spaceId ?? null,
+        visibility: body.visibility,
+        actor: roomActor(me),
+        at: ctx.now().toISOString(),
+      },
+      ctx,
+    )
+    return c.json({ roomId, position: positionOf(r.position) }, 201)
+  })
+
+  app.openapi(routes.update, async (c) => {
+    const me = principalOf(c)
+    const { id } = c.req.valid('param')
+    const body = c.req.valid('json')
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    const r = await handleCommand(
+      pd,
+      room,
+      roomStream(id),
+      { type: 'update', roomId: id, ...body, actor: roomActor(me), at: ctx.now().toISOString() },
+      ctx,
+    )
+    return c.json({ roomId: id, position: positionOf(r.position) }, 200)
+  })
+
+  app.openapi(routes.addMember, async (c) => {
+    const me = principalOf(c)
+    const { id } = c.req.valid('param')
+    const ref = c.req.valid('json')
+    const user = await existingUser(deps, me, ref)
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    const r = await handleCommand(
+      pd,
+      room,
+      roomStream(id),
+      {
+        type: 'add_member',
+        roomId: id,
+        memberId: user.id,
+        memberType: user.type === 'agent' ? 'agent' : 'user',
+        actor: roomActor(me),
+        at: ctx.now().toISOString(),
+      },
+      ctx,
+    )
+    return c.json({ roomId: id, memberId: user.id, position: positionOf(r.position) }, 200)
+  })
+
+  app.openapi(routes.removeMember, async (c) => {
+    const me = principalOf(c)
+    const { id, memberId } = c.req.valid('param')
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    const r = await handleCommand(
+      pd,
+      room,
+      roomStream(id),
+      { type: 'remove_member', roomId: id, memberId, actor: roomActor(me), at: ctx.now().toISOString() },
+      ctx,
+    )
+    return c.json({ roomId: id, position: positionOf(r.position) }, 200)
+  })
+
+  app.openapi(routes.archive, async (c) => {
+    const me = principalOf(c)
+    const { id } = c.req.valid('param')
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    const r = await handleCommand(
+      pd,
+      room,
+      roomStream(id),
+      { type: 'archive', roomId: id, actor: roomActor(me), at: ctx.now().toISOString() },
+      ctx,
+    )
+    return c.json({ roomId: id, position: positionOf(r.position) }, 200)
+  })
+
+  app.openapi(routes.dm, async (c) => {
+    const me = principalOf(c)
+    const ref = c.req.valid('json')
+    const other = await existingUser(deps, me, ref)
+    const roomId = dmRoomId(me.tenantId, me.userId, other.id)
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    const r = await handleCommand(
+      pd,
+      room,
+      roomStream(roomId),
+      {
+        type: 'open_dm',
+        roomId,
+        actor: roomActor(me),
+        other: { memberId: other.id, memberType: other.type === 'agent' ? 'agent' : 'user' },
+        at: ctx.now().toISOString(),
+      },
+      ctx,
+    )
+    return c.json({ roomId, created: r.events.length > 0, position: positionOf(r.position) }, 200)
+  })
+
+  return app
+}
