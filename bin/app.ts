@@ -11,8 +11,11 @@ import { roomsCommands } from '../commands/rooms.ts'
 import { spacesCommands } from '../commands/spaces.ts'
 import { projectors } from '../projections/index.ts'
 import { controlQueries } from '../read-api/control.ts'
+import { messagesQueries } from '../read-api/messages.ts'
 import { orgsQueries } from '../read-api/orgs.ts'
 import { projectionQueries } from '../read-api/projections.ts'
+import { roomsQueries } from '../read-api/rooms.ts'
+import { spacesQueries } from '../read-api/spaces.ts'
 import type { Services } from './services.ts'
 
 const CORRELATION = /^[\w.:-]{1,128}$/
@@ -61,7 +64,9 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
 
   for (const module of [orgsQueries, controlCommands, controlQueries]) app.route('/', module(services))
   // The Tenant API: every module below reads the caller from the principal the auth middleware set.
-  for (const module of [spacesCommands, roomsCommands, messagesCommands]) app.route('/', module(services))
+  for (const module of [spacesCommands, roomsCommands, messagesCommands, spacesQueries, roomsQueries, messagesQueries]) {
+    app.route('/', module(services))
+  }
   app.route('/', projectionQueries(services, projectors))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'operator', { type: 'http', scheme: 'bearer' })

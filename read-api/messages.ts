@@ -1,0 +1,274 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { sql } from 'kysely'
+import { type AppDeps, consistent, router } from '../adapters/http/context.ts'
+import { principalOf } from '../adapters/http/principal.ts'
+import { badRequest, notFound } from '../adapters/http/problem.ts'
+import { consistentAfterQuery, json, Uuid } from '../adapters/http/schemas.ts'
+import { bearerSecurity } from '../adapters/http/tenant-route.ts'
+import { readableRoom } from './rooms.ts'
+import { inTenant, type TenantTransaction } from './scope.ts'
+
+const Message = z
+  .object({
+    id: Uuid,
+    roomId: Uuid,
+    seq: z.number().int(),
+    authorId: Uuid,
+    authorType: z.enum(['user', 'agent']),
+    text: z.string(),
+    threadRootId: Uuid.nullable(),
+    replyCount: z.number().int(),
+    mentions: z.array(z.object({ userId: Uuid, username: z.string() })),
+    reactions: z.record(z.string(), z.array(Uuid)),
+    createdAt: z.string(),
+    editedAt: z.string().nullable(),
+    position: z.number().int(),
+  })
+  .openapi('Message')
+
+type MessageRow = {
+  id: string
+  room_id: string
+  seq: string
+  author_id: string
+  author_type: 'user' | 'agent'
+  text: string
+  thread_root_id: string | null
+  reply_count: number
+  mentions: { userId: string; username: string }[]
+  reactions: Record<string, string[]>
+  created_at: Date
+  edited_at: Date | null
+  position: string
+}
+
+const toMessage = (m: MessageRow) => ({
+  id: m.id,
+  roomId: m.room_id,
+  seq: Number(m.seq),
+  authorId: m.author_id,
+  authorType: m.author_type,
+  text: m.text,
+  threadRootId: m.thread_root_id,
+  replyCount: m.reply_count,
+  mentions: m.mentions,
+  reactions: m.reactions,
+  createdAt: new Date(m.created_at).toISOString(),
+  editedAt: m.edited_at ? new Date(m.edited_at).toISOString() : null,
+  position: Number(m.position),
+})
+
+const timeline = createRoute({
+  method: 'get',
+  path: '/api/rooms/{id}/messages',
+  tags: ['messages'],
+  summary: 'A room’s timeline, oldest first: the latest page, or before/after/around one message',
+  description:
+    'Give at most one of before, after and around (message ids). `threadRootId` narrows to one thread. Paginate with hasBefore/hasAfter using the first or last id.',
+  security: bearerSecurity,
+  request: {
+    params: z.object({ id: Uuid }),
+    query: z.object({
+      before: Uuid.optional(),
+      after: Uuid.optional(),
+      around: Uuid.optional(),
+      threadRootId: Uuid.optional(),
+      limit: z.coerce.number().int().min(1).max(200).default(50),
+      ...consistentAfterQuery,
+    }),
+  },
+  responses: {
+    200: json(
+      'messages',
+      z.object({ items: z.array(Message), hasBefore: z.boolean(), hasAfter: z.boolean(), nextCursor: z.string().nullable() }),
+    ),
+  },
+})
+
+const getMessage = createRoute({
+  method: 'get',
+  path: '/api/messages/{id}',
+  tags: ['messages'],
+  summary: 'One message with its edit history',
+  security: bearerSecurity,
+  request: { params: z.object({ id: Uuid }), query: z.object({ ...consistentAfterQuery }) },
+  responses: {
+    200: json(
+      'the message',
+      Message.extend({ edits: z.array(z.object({ version: z.number(), text: z.string(), replacedAt: z.string() })) }),
+    ),
+  },
+})
+
+const search = createRoute({
+  method: 'get',
+  path: '/api/search/messages',
+  tags: ['messages'],
+  summary: 'Full-text search over the messages the caller may read, newest first',
+  security: bearerSecurity,
+  request: {
+    query: z.object({
+      q: z.string().min(1).max(500),
+      roomId: Uuid.optional(),
+      limit: z.coerce.number().int().min(1).max(100).default(20),
+      ...consistentAfterQuery,
+    }),
+  },
+  responses: { 200: json('matches', z.object({ items: z.array(Message), nextCursor: z.string().nullable() })) },
+})
+
+const messageColumns = [
+  'm.id',
+  'm.room_id',
+  'm.seq',
+  'm.author_id',
+  'm.author_type',
+  'm.text',
+  'm.thread_root_id',
+  'm.reply_count',
+  'm.mentions',
+  'm.reactions',
+  'm.created_at',
+  'm.edited_at',
+  'm.position',
+] as const
+
+export function messagesQueries(deps: AppDeps) {
+  const app = router()
+
+  app.openapi(timeline, async (c) => {
+    const me = principalOf(c)
+    const { id: roomId } = c.req.valid('param')
+    const q = c.req.valid('query')
+    if ([q.before, q.after, q.around].filter(Boolean).length > 1) throw badRequest('give at most one of before, after and around')
+    await consistent(c, deps, ['rooms', 'messages'])
+    const result = await inTenant(deps.db, me, async (trx) => {
+      const room = await trx
+        .selectFrom('tenant.rooms as r')
+        .select('r.id')
+        .where('r.tenant_id', '=', me.tenantId)
+        .where('r.id', '=', roomId)
+        .where(readableRoom(me))
+        .executeTakeFirst()
+      if (!room) return null
+      const anchorId = q.before ?? q.after ?? q.around
+      let anchor: number | null = null
+      if (anchorId) {
+        const a = await trx
+          .selectFrom('tenant.messages')
+          .select('seq')
+          .where('tenant_id', '=', me.tenantId)
+          .where('room_id', '=', roomId)
+          .where('id', '=', anchorId)
+          .executeTakeFirst()
+        if (!a) return 'no-anchor' as const
+        anchor = Number(a.seq)
+      }
+      const base = () => {
+        let b = trx
+          .selectFrom('tenant.messages as m')
+          .select([...messageColumns])
+          .where('m.tenant_id', '=', me.tenantId)
+          .where('m.room_id', '=', roomId)
+          .where('m.deleted_at', 'is', null)
+        b = q.threadRootId
+          ? b.where((eb) => eb.or([eb('m.thread_root_id', '=', q.threadRootId!), eb('m.id', '=', q.threadRootId!)]))
+          : b.where('m.thread_root_id', 'is', null)
+        return b
+      }
+      const older = (from: number | null, n: number, inclusive = false) =>
+        (from === null ? base() : base().where('m.seq', inclusive ? '<=' : '<', from))
+          .orderBy('m.seq', 'desc')
+          .limit(n + 1)
+          .execute() as Promise<MessageRow[]>
+      const newer = (from: number, n: number) =>
+        base()
+          .where('m.seq', '>', from)
+          .orderBy('m.seq', 'asc')
+          .limit(n + 1)
+          .execute() as Promise<MessageRow[]>
+      if (q.after !== undefined) {
+        const rows = await newer(anchor!, q.limit)
+        return { items: rows.slice(0, q.limit), hasBefore: true, hasAfter: rows.length > q.limit }
+      }
+      if (q.around !== undefined) {
+        const half = Math.floor(q.limit / 2)
+        const [before, after] = await Promise.all([older(anchor!, q.limit - half, true), newer(anchor!, half)])
+        return {
+          items: [...before.slice(0, q.limit - half).reverse(), ...after.slice(0, half)],
+          hasBefore: before.length > q.limit - half,
+          hasAfter: after.length > half,
+        }
+      }
+      const rows = await older(anchor, q.limit)
+      return { items: rows.slice(0, q.limit).reverse(), hasBefore: rows.length > q.limit, hasAfter: anchor !== null }
+    })
+    if (result === null) throw notFound('no such room')
+    if (result === 'no-anchor') throw notFound('no such message in this room')
+    return c.json(
+      { items: result.items.map(toMessage), hasBefore: result.hasBefore, hasAfter: result.hasAfter, nextCursor: null },
+      200,
+    )
+  })
+
+  app.openapi(getMessage, async (c) => {
+    const me = principalOf(c)
+    const { id } = c.req.valid('param')
+    await consistent(c, deps, ['rooms', 'messages'])
+    const found = await inTenant(deps.db, me, async (trx: TenantTransaction) => {
+      const m: MessageRow | undefined = await trx
+        .selectFrom('tenant.messages as m')
+        .innerJoin('tenant.rooms as r', (j) => j.onRef('r.tenant_id', '=', 'm.tenant_id').onRef('r.id', '=', 'm.room_id'))
+        .select([...messageColumns])
+        .where('m.tenant_id', '=', me.tenantId)
+        .where('m.id', '=', id)
+        .where('m.deleted_at', 'is', null)
+        .where(readableRoom(me))
+        .executeTakeFirst()
+      if (!m) return null
+      const edits = await trx
+        .selectFrom('tenant.message_edits')
+        .select(['version', 'text', 'replaced_at'])
+        .where('tenant_id', '=', me.tenantId)
+        .where('message_id', '=', id)
+        .orderBy('version')
+        .execute()
+      return { m, edits }
+    })
+    if (!found) throw notFound('no such message')
+    return c.json(
+      {
+        ...toMessage(found.m),
+        edits: found.edits.map((e: { version: number; text: string; replaced_at: Date }) => ({
+          version: e.version,
+          text: e.text,
+          replacedAt: new Date(e.replaced_at).toISOString(),
+        })),
+      },
+      200,
+    )
+  })
+
+  app.openapi(search, async (c) => {
+    const me = principalOf(c)
+    const { q, roomId, limit } = c.req.valid('query')
+    await consistent(c, deps, ['rooms', 'messages'])
+    const rows: MessageRow[] = await inTenant(deps.db, me, (trx) => {
+      let query = trx
+        .selectFrom('tenant.messages as m')
+        .innerJoin('tenant.rooms as r', (j) => j.onRef('r.tenant_id', '=', 'm.tenant_id').onRef('r.id', '=', 'm.room_id'))
+        .select([...messageColumns])
+        .where('m.tenant_id', '=', me.tenantId)
+        .where('m.deleted_at', 'is', null)
+        .where(sql<boolean>`m.search @@ websearch_to_tsquery('simple', ${q})`)
+        .where(readableRoom(me))
+        .orderBy('m.created_at', 'desc')
+        .limit(limit)
+      if (roomId) query = query.where('m.room_id', '=', roomId)
+      return query.execute()
+    })
+    return c.json({ items: rows.map(toMessage), nextCursor: null }, 200)
+  })
+
+  return app
+}
