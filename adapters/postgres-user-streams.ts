@@ -1,0 +1,267 @@
+import type pg from 'pg'
+import { v7 as uuid } from 'uuid'
+import {
+  type AppendSummary,
+  DEFAULT_MAX_LEN,
+  DEFAULT_QUEUE_TTL_MS,
+  normaliseBatch,
+  parseEntryId,
+  type QueueState,
+  STREAM_START_ID,
+  type Unsubscribe,
+  type UserStreamEntry,
+  type UserStreamRead,
+  type UserStreams,
+  type UserStreamsOptions,
+  WakeRegistry,
+} from './user-streams.ts'
+
+/** Tables and the append function: migrations/realtime/001_user_events.ts. */
+const CHANNEL = 'realtime_wake'
+/** The listening connection's application_name (operators and tests find it by this). */
+export const WAKEUP_CONNECTION_NAME = 'realtime-wakeups'
+
+const QUEUE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+type QueueRow = {
+  queue_id: string
+  user_id: string
+  event_types: string[] | null
+  last_acked_id: string
+  last_seen_at: Date
+}
+
+const QUEUE_COLUMNS = 'queue_id::text, user_id, event_types, last_acked_id, last_seen_at'
+
+const toQueue = (r: QueueRow): QueueState => ({
+  queueId: r.queue_id,
+  userId: r.user_id,
+  eventTypes: r.event_types,
+  lastAckedId: r.last_acked_id,
+  lastSeenAt: r.last_seen_at.getTime(),
+})
+
+const requireId = (id: string) => {
+  const p = parseEntryId(id)
+  if (!p) throw new Error(`invalid user stream id: ${id}`)
+  return p
+}
+
+/**
+ * The realtime port on Postgres. Wakeups: one NOTIFY per user whose stream grew, sent by the append
+ * transaction at commit; each instance LISTENs on one connection taken from the pool for good, and
+ * after losing it listens again and wakes everyone (notifications may have been missed).
+ */
+export class PostgresUserStreams implements UserStreams {
+  private readonly pool: pg.Pool
+  private readonly maxLen: number
+  private readonly queueTtlMs: number
+  private readonly registry = new WakeRegistry()
+  private listener: pg.PoolClient | null = null
+  private listening: Promise<void> | null = null
+  private retry: NodeJS.Timeout | null = null
+  private closed = false
+
+  constructor(pool: pg.Pool, options: UserStreamsOptions = {}) {
+    this.pool = pool
+    this.maxLen = options.maxLen ?? DEFAULT_MAX_LEN
+    this.queueTtlMs = options.queueTtlMs ?? DEFAULT_QUEUE_TTL_MS
+  }
+
+  async append(entries: readonly UserStreamEntry[]): Promise<AppendSummary> {
+    const byUser = normaliseBatch(entries)
+    if (byUser.size === 0) return { appended: 0, wokenUsers: [] }
+    const payload = [...byUser.values()].flat().map((e) => {
+      const p = requireId(e.id)
+      return {
+        u: e.userId,
+        c: p.commit.toString(),
+        p: p.prepare.toString(),
+        t: e.type,
+        n: e.position,
+        o: e.occurredAt,
+        d: e.data ?? null,
+      }
+    })
+    const { rows } = await this.pool.query<{ woken_user: string; added: number }>({
+      name: 'realtime_append',
+      text: 'select woken_user, added from realtime.append($1, $2)',
+      values: [JSON.stringify(payload), this.maxLen],
+    })
+    return { appended: rows.reduce((n, r) => n + r.added, 0), wokenUsers: rows.map((r) => r.woken_user) }
+  }
+
+  async read(userId: string, afterId: string, limit: number): Promise<UserStreamRead> {
+    const after = requireId(afterId)
+    const { rows } = await this.pool.query<{
+      c: string
+      p: string
+      type: string
+      position: string
+      occurred_at: Date
+      data: unknown
+      truncated: boolean
+    }>({
+      name: 'realtime_read',
+      text: `select e.commit_position::text as c, e.prepare_position::text as p, e.type, e.position::text,
+                    e.occurred_at, e.data,
+                    (h.trimmed_commit, h.trimmed_prepare) > ($2::bigint, $3::bigint) as truncated
+               from realtime.user_events e join realtime.user_heads h on h.user_id = e.user_id
+              where e.user_id = $1 and (e.commit_position, e.prepare_position) > ($2::bigint, $3::bigint)
+              order by e.commit_position, e.prepare_position
+              limit $4`,
+      values: [userId, after.commit.toString(), after.prepare.toString(), Math.max(1, limit)],
+    })
+    return {
+      events: rows.map((r) => ({
+        id: `${r.c}-${r.p}`,
+        type: r.type,
+        position: Number(r.position),
+        occurredAt: r.occurred_at.toISOString(),
+        data: r.data,
+      })),
+      // Trimming keeps the newest entries, so anything trimmed after afterId leaves later rows behind.
+      truncated: rows[0]?.truncated ?? false,
+    }
+  }
+
+  async lastId(userId: string): Promise<string> {
+    const { rows } = await this.pool.query<{ id: string }>({
+      name: 'realtime_last_id',
+      text: `select last_commit || '-' || last_prepare as id from realtime.user_heads where user_id = $1`,
+      values: [userId],
+    })
+    return rows[0]?.id ?? STREAM_START_ID
+  }
+
+  async onWake(userId: string, callback: () => void): Promise<Unsubscribe> {
+    if (this.closed) throw new Error('user streams closed')
+    this.registry.add(userId, callback)
+    try {
+      await this.listen()
+    } catch (e) {
+      this.registry.remove(userId, callback)
+      throw e
+    }
+    let removed = false
+    return () => {
+      if (removed) return
+      removed = true
+      this.registry.remove(userId, callback)
+    }
+  }
+
+  private listen(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    this.listening ??= (async () => {
+      const client = await this.pool.connect()
+      try {
+        await client.query(`set application_name = '${WAKEUP_CONNECTION_NAME}'`)
+        await client.query(`listen ${CHANNEL}`)
+      } catch (e) {
+        client.release(true)
+        throw e
+      }
+      client.on('notification', (n) => {
+        if (n.channel === CHANNEL && n.payload) this.registry.wake(n.payload)
+      })
+      client.on('error', () => this.lost(client))
+      client.on('end', () => this.lost(client))
+      this.listener = client
+      if (this.closed) this.lost(client)
+    })().catch((e) => {
+      this.listening = null
+      throw e
+    })
+    return this.listening
+  }
+
+  /** The listening connection broke: listen again (with back-off) and wake everyone once it is back. */
+  private lost(client: pg.PoolClient, attempt = 0): void {
+    if (this.listener === client) {
+      this.listener = null
+      this.listening = null
+      try {
+        client.release(true)
+      } catch {
+        // Already released.
+      }
+    }
+    if (this.closed || this.retry) return
+    const delay = Math.min(2_000, 50 * 2 ** attempt)
+    this.retry = setTimeout(() => {
+      this.retry = null
+      if (this.closed) return
+      this.listen().then(
+        () => this.registry.wakeAll(),
+        () => this.lost(client, attempt + 1),
+      )
+    }, delay)
+    this.retry.unref()
+  }
+
+  async registerQueue(userId: string, eventTypes?: readonly string[] | null): Promise<QueueState> {
+    const { rows } = await this.pool.query<QueueRow>({
+      name: 'realtime_register_queue',
+      text: `with swept as (
+               delete from realtime.event_queues where last_seen_at < now() - $4 * interval '1 millisecond'
+             )
+             insert into realtime.event_queues (queue_id, user_id, event_types, last_acked_id, last_seen_at)
+             values ($1, $2, $3, coalesce(
+               (select last_commit || '-' || last_prepare from realtime.user_heads where user_id = $2), '0-0'), now())
+             returning ${QUEUE_COLUMNS}`,
+      values: [uuid(), userId, eventTypes ? [...eventTypes] : null, this.queueTtlMs],
+    })
+    return toQueue(rows[0]!)
+  }
+
+  async getQueue(queueId: string): Promise<QueueState | null> {
+    if (!QUEUE_ID.test(queueId)) return null
+    const { rows } = await this.pool.query<QueueRow>({
+      name: 'realtime_get_queue',
+      text: `select ${QUEUE_COLUMNS} from realtime.event_queues
+              where queue_id = $1 and last_seen_at >= now() - $2 * interval '1 millisecond'`,
+      values: [queueId, this.queueTtlMs],
+    })
+    return rows[0] ? toQueue(rows[0]) : null
+  }
+
+  async touchQueue(queueId: string, ackedId?: string): Promise<QueueState | null> {
+    if (!QUEUE_ID.test(queueId)) return null
+    if (ackedId !== undefined) requireId(ackedId)
+    const { rows } = await this.pool.query<QueueRow>({
+      name: 'realtime_touch_queue',
+      text: `update realtime.event_queues
+                set last_seen_at = now(), last_acked_id = coalesce($3, last_acked_id)
+              where queue_id = $1 and last_seen_at >= now() - $2 * interval '1 millisecond'
+              returning ${QUEUE_COLUMNS}`,
+      values: [queueId, this.queueTtlMs, ackedId ?? null],
+    })
+    return rows[0] ? toQueue(rows[0]) : null
+  }
+
+  async dropQueue(queueId: string): Promise<boolean> {
+    if (!QUEUE_ID.test(queueId)) return false
+    const { rows } = await this.pool.query<{ live: boolean }>({
+      name: 'realtime_drop_queue',
+      text: `delete from realtime.event_queues where queue_id = $1
+             returning last_seen_at >= now() - $2 * interval '1 millisecond' as live`,
+      values: [queueId, this.queueTtlMs],
+    })
+    return rows[0]?.live ?? false
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.retry) clearTimeout(this.retry)
+    await this.listening?.catch(() => {})
+    const l = this.listener
+    this.listener = null
+    this.listening = null
+    if (l) {
+      await l.query(`unlisten ${CHANNEL}`).catch(() => {})
+      l.release(true)
+    }
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * The realtime port: one append-only stream of events per user, wakeups when a user's stream grows, and
+ * the event queues long-polling clients hold. Served by Redis (adapters/redis-user-streams.ts) or, without
+ * Redis, by Postgres (adapters/postgres-user-streams.ts); both pass tests/contract/user-streams.contract.ts.
+ *
+ * Entry ids are formatted global positions (`<commit>-<prepare>`, see formatPosition): they are valid,
+ * increasing Redis stream ids. Per user, an id at or below the last appended id is refused as already
+ * delivered, so a replayed batch adds nothing; the fan-out must therefore append each user's entries in
+ * global order (within one batch the adapters sort them).
+ */
+import { comparePositions, type Position, parsePosition } from './event-store.ts'
+
+/** The id before every entry: reading after it reads a stream from its start. */
+export const STREAM_START_ID = '0-0'
+
+/** One event as a user receives it. */
+export type UserEvent = {
+  /** The formatted global position `<commit>-<prepare>`; clients echo it back as `lastEventId`. */
+  readonly id: string
+  readonly type: string
+  /** The public position (publicPosition of the event's position). */
+  readonly position: number
+  /** ISO 8601. */
+  readonly occurredAt: string
+  readonly data: unknown
+}
+
+export type UserStreamEntry = UserEvent & { readonly userId: string }
+
+export type AppendSummary = {
+  /** How many entries were new. A replayed batch appends 0. */
+  readonly appended: number
+  /** The users whose streams grew, each woken once. */
+  readonly wokenUsers: readonly string[]
+}
+
+export type UserStreamRead = {
+  /** Oldest first, at most `limit`. */
+  readonly events: UserEvent[]
+  /**
+   * True when entries after `afterId` were already trimmed away: the reader missed events and must
+   * start over (re-register and reload its state). May also be true for a reader that stands before
+   * every retained entry of a trimmed stream, i.e. at least maxLen entries behind.
+   */
+  readonly truncated: boolean
+}
+
+export type QueueState = {
+  readonly queueId: string
+  readonly userId: string
+  /** Only these event types are delivered; null for all. */
+  readonly eventTypes: readonly string[] | null
+  /** The id the client last acknowledged (at registration: the user's last stream id then). */
+  readonly lastAckedId: string
+  /** Epoch milliseconds of the last registration or touch. */
+  readonly lastSeenAt: number
+}
+
+/** Removes a wake callback. */
+export type Unsubscribe = () => void
+
+export interface UserStreams {
+  /**
+   * Appends entries to their users' streams in as few round trips as the backend allows, idempotent
+   * per (user, id); then wakes each user whose stream grew with one publish.
+   */
+  append(entries: readonly UserStreamEntry[]): Promise<AppendSummary>
+  /** Entries strictly after `afterId`, oldest first. */
+  read(userId: string, afterId: string, limit: number): Promise<UserStreamRead>
+  /** The id of the newest entry in the user's stream, or STREAM_START_ID. */
+  lastId(userId: string): Promise<string>
+  /**
+   * Calls `callback` whenever the user's stream may have grown (and after the wakeup connection was
+   * re-established, since wakeups may have been missed meanwhile). Resolves once the subscription is
+   * live: a wakeup published after that is delivered.
+   */
+  onWake(userId: string, callback: () => void): Promise<Unsubscribe>
+  /** A new queue whose lastAckedId is the user's last stream id now. */
+  registerQueue(userId: string, eventTypes?: readonly string[] | null): Promise<QueueState>
+  /** The queue, or null when unknown or expired. Does not count as activity. */
+  getQueue(queueId: string): Promise<QueueState | null>
+  /** Marks the queue active now (and records the acknowledged id); null when unknown or expired. */
+  touchQueue(queueId: string, ackedId?: string): Promise<QueueState | null>
+  /** True when the queue existed. */
+  dropQueue(queueId: string): Promise<boolean>
+  close(): Promise<void>
+}
+
+export type UserStreamsOptions = {
+  /** Entries kept per user, approximately (never fewer). Default 10,000. */
+  readonly maxLen?: number
+  /** A queue not touched for this long expires. Default 10 minutes. */
+  readonly queueTtlMs?: number
+}
+
+export const DEFAULT_MAX_LEN = 10_000
+export const DEFAULT_QUEUE_TTL_MS = 10 * 60_000
+
+/** Parses an entry id, accepting STREAM_START_ID; null when malformed. */
+export const parseEntryId = (id: string): Position | null => parsePosition(id)
+
+export const compareEntryIds = (a: string, b: string): number => comparePositions(parseEntryId(a)!, parseEntryId(b)!)
+
+export const isEntryId = (id: string): boolean => parseEntryId(id) !== null
+
+/** Validates a batch and orders each user's entries by id, dropping repeated ids: both adapters agree. */
+export function normaliseBatch(entries: readonly UserStreamEntry[]): Map<string, UserStreamEntry[]> {
+  const byUser = new Map<string, (UserStreamEntry & { pos: Position })[]>()
+  for (const e of entries) {
+    const pos = parseEntryId(e.id)
+    if (!pos || (pos.commit === 0n && pos.prepare === 0n)) throw new Error(`invalid user stream entry id: ${e.id}`)
+    if (!e.userId) throw new Error('a user stream entry needs a userId')
+    const list = byUser.get(e.userId)
+    if (list) list.push({ ...e, pos })
+    else byUser.set(e.userId, [{ ...e, pos }])
+  }
+  const out = new Map<string, UserStreamEntry[]>()
+  for (const [userId, list] of byUser) {
+    list.sort((a, b) => comparePositions(a.pos, b.pos))
+    const unique: UserStreamEntry[] = []
+    let prev: Position | null = null
+    for (const { pos, ...entry } of list) {
+      if (prev && comparePositions(prev, pos) === 0) continue
+      unique.push(entry)
+      prev = pos
+    }
+    out.set(userId, unique)
+  }
+  return out
+}
+
+/**
+ * The local side of wakeups: callbacks per user. Adapters subscribe to the backend for a user when the
+ * first callback arrives and may unsubscribe after the last one leaves.
+ */
+export class WakeRegistry {
+  private readonly byUser = new Map<string, Set<() => void>>()
+
+  /** Returns whether this is the user's first callback. */
+  add(userId: string, callback: () => void): boolean {
+    const set = this.byUser.get(userId)
+    if (set) set.add(callback)
+    else this.byUser.set(userId, new Set([callback]))
+    return !set
+  }
+
+  /** Returns whether the user has no callbacks left. */
+  remove(userId: string, callback: () => void): boolean {
+    const set = this.byUser.get(userId)
+    if (!set) return true
+    set.delete(callback)
+    if (set.size > 0) return false
+    this.byUser.delete(userId)
+    return true
+  }
+
+  has(userId: string): boolean {
+    return this.byUser.has(userId)
+  }
+
+  users(): string[] {
+    return [...this.byUser.keys()]
+  }
+
+  wake(userId: string): void {
+    const set = this.byUser.get(userId)
+    if (!set) return
+    for (const cb of [...set]) {
+      try {
+        cb()
+      } catch {
+        // One faulty callback must not starve the others.
+      }
+    }
+  }
+
+  wakeAll(): void {
+    for (const userId of this.users()) this.wake(userId)
+  }
+}

@@ -1,0 +1,299 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { v7 as uuid } from 'uuid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { STREAM_START_ID, type UserStreamEntry, type UserStreams } from '../../adapters/user-streams.ts'
+import type { HarnessFactory, UserStreamsHarness } from '../support/user-streams.ts'
+
+let nextPrepare = 1_000
+/** Entries at increasing global positions (commit, prepare), like the fan-out produces. */
+const entry = (userId: string, type = 'message.created', data: unknown = { n: nextPrepare }): UserStreamEntry => {
+  nextPrepare += 1
+  return {
+    userId,
+    id: `${nextPrepare * 10}-${nextPrepare}`,
+    type,
+    position: nextPrepare,
+    occurredAt: new Date().toISOString(),
+    data,
+  }
+}
+
+const entries = (userId: string, n: number) => Array.from({ length: n }, () => entry(userId))
+
+async function eventually(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > until) throw new Error('condition not met in time')
+    await sleep(10)
+  }
+}
+
+/** The one conformance suite every UserStreams adapter passes. */
+export function userStreamsContract(name: string, setup: HarnessFactory) {
+  describe(`UserStreams contract: ${name}`, () => {
+    let harness: UserStreamsHarness
+    let streams: UserStreams
+    beforeAll(async () => {
+      harness = await setup()
+      streams = harness.create()
+    })
+    afterAll(async () => {
+      await harness?.teardown()
+    })
+
+    describe('append and read', () => {
+      it('reads what was appended, oldest first, with every field', async () => {
+        const user = uuid()
+        const [a, b, c] = [entry(user, 'message.created', { text: 'hi', nested: [1, { x: null }] }), entry(user), entry(user)]
+        // Out of order within a batch: each user's entries are ordered by id.
+        const result = await streams.append([c!, a!, b!])
+        expect(result).toEqual({ appended: 3, wokenUsers: [user] })
+        const { events, truncated } = await streams.read(user, STREAM_START_ID, 100)
+        expect(truncated).toBe(false)
+        expect(events).toEqual([a, b, c].map(({ userId: _, ...e }) => e))
+      })
+
+      it('reads strictly after an id, at most limit entries', async () => {
+        const user = uuid()
+        const all = entries(user, 10)
+        await streams.append(all)
+        const page = await streams.read(user, all[2]!.id, 4)
+        expect(page.events.map((e) => e.id)).toEqual(all.slice(3, 7).map((e) => e.id))
+        expect((await streams.read(user, all[9]!.id, 10)).events).toEqual([])
+      })
+
+      it('keeps users apart, also within one batch', async () => {
+        const [u1, u2, u3] = [uuid(), uuid(), uuid()]
+        const batch = [entry(u1), entry(u2), entry(u1), entry(u2), entry(u2)]
+        const result = await streams.append(batch)
+        expect(result.appended).toBe(5)
+        expect([...result.wokenUsers].sort()).toEqual([u1, u2].sort())
+        expect((await streams.read(u1, STREAM_START_ID, 10)).events.map((e) => e.id)).toEqual([batch[0]!.id, batch[2]!.id])
+        expect((await streams.read(u2, STREAM_START_ID, 10)).events).toHaveLength(3)
+        expect((await streams.read(u3, STREAM_START_ID, 10)).events).toEqual([])
+      })
+
+      it('knows the last id of a stream', async () => {
+        const user = uuid()
+        expect(await streams.lastId(user)).toBe(STREAM_START_ID)
+        const all = entries(user, 3)
+        await streams.append(all)
+        expect(await streams.lastId(user)).toBe(all[2]!.id)
+      })
+
+      it('an empty batch does nothing', async () => {
+        expect(await streams.append([])).toEqual({ appended: 0, wokenUsers: [] })
+      })
+
+      it('refuses malformed ids', async () => {
+        await expect(streams.append([{ ...entry(uuid()), id: '12' }])).rejects.toThrow(/invalid/)
+        await expect(streams.read(uuid(), 'nope', 10)).rejects.toThrow(/invalid/)
+      })
+    })
+
+    describe('idempotence', () => {
+      it('a replayed batch adds nothing', async () => {
+        const [u1, u2] = [uuid(), uuid()]
+        const batch = [entry(u1), entry(u2), entry(u1)]
+        await streams.append(batch)
+        expect(await streams.append(batch)).toEqual({ appended: 0, wokenUsers: [] })
+        expect((await streams.read(u1, STREAM_START_ID, 10)).events).toHaveLength(2)
+        expect((await streams.read(u2, STREAM_START_ID, 10)).events).toHaveLength(1)
+      })
+
+      it('a batch replayed in part adds only what is new', async () => {
+        const user = uuid()
+        const first = entries(user, 3)
+        await streams.append(first)
+        const more = entries(user, 2)
+        expect(await streams.append([...first.slice(1), ...more])).toEqual({ appended: 2, wokenUsers: [user] })
+        expect((await streams.read(user, STREAM_START_ID, 10)).events.map((e) => e.id)).toEqual(
+          [...first, ...more].map((e) => e.id),
+        )
+      })
+
+      it('an id at or below the last one counts as already delivered', async () => {
+        const user = uuid()
+        const older = entry(user)
+        const newer = entry(user)
+        await streams.append([newer])
+        expect((await streams.append([older])).appended).toBe(0)
+        expect((await streams.read(user, STREAM_START_ID, 10)).events.map((e) => e.id)).toEqual([newer.id])
+      })
+
+      it('repeated ids within one batch are appended once', async () => {
+        const user = uuid()
+        const e = entry(user)
+        expect((await streams.append([e, e, { ...e }])).appended).toBe(1)
+      })
+
+      it('orders (commit, prepare) ids numerically, commit first', async () => {
+        const user = uuid()
+        const ids = ['9-500', '10-2', '10-11', '100-1']
+        await streams.append(
+          ids.map((id, i) => ({ userId: user, id, type: 't', position: i, occurredAt: new Date(0).toISOString(), data: i })),
+        )
+        expect((await streams.read(user, STREAM_START_ID, 10)).events.map((e) => e.id)).toEqual(ids)
+        expect((await streams.read(user, '10-2', 10)).events.map((e) => e.id)).toEqual(['10-11', '100-1'])
+      })
+    })
+
+    describe('trimming', () => {
+      it('keeps about maxLen newest entries per user and reports what a reader missed', async () => {
+        const small = harness.create({ maxLen: 20 })
+        const user = uuid()
+        const all: UserStreamEntry[] = []
+        for (let i = 0; i < 10; i++) {
+          const batch = entries(user, 30)
+          all.push(...batch)
+          await small.append(batch)
+        }
+        const { events, truncated } = await small.read(user, STREAM_START_ID, 1_000)
+        // Approximate, as Redis MAXLEN ~ (whole nodes of up to 100 entries): never fewer than maxLen.
+        expect(events.length).toBeGreaterThanOrEqual(20)
+        expect(events.length).toBeLessThanOrEqual(150)
+        expect(events.map((e) => e.id)).toEqual(all.slice(-events.length).map((e) => e.id))
+        expect(truncated).toBe(true)
+        // A reader that stands within the retained entries missed nothing.
+        const recent = await small.read(user, events[0]!.id, 1_000)
+        expect(recent.truncated).toBe(false)
+        expect(recent.events).toHaveLength(events.length - 1)
+        expect(await small.lastId(user)).toBe(all.at(-1)!.id)
+        // Another user's stream is untouched.
+        const other = uuid()
+        await small.append(entries(other, 5))
+        expect(await small.read(other, STREAM_START_ID, 100)).toMatchObject({ truncated: false })
+      })
+    })
+
+    describe('wakeups', () => {
+      it('fire once per append batch per touched user, and not for others', async () => {
+        const [u1, u2, u3] = [uuid(), uuid(), uuid()]
+        const counts = { [u1]: 0, [u2]: 0, [u3]: 0 }
+        const offs = await Promise.all([u1, u2, u3].map((u) => streams.onWake(u, () => counts[u]!++)))
+        await streams.append([entry(u1), entry(u2), entry(u1), entry(u1)])
+        await eventually(() => counts[u1] === 1 && counts[u2] === 1)
+        await sleep(150)
+        expect(counts).toEqual({ [u1]: 1, [u2]: 1, [u3]: 0 })
+        for (const off of offs) off()
+      })
+
+      it('reach every callback of the user, in every instance', async () => {
+        const user = uuid()
+        const other = harness.create()
+        let [a, b, c] = [0, 0, 0]
+        const offs = [
+          await streams.onWake(user, () => a++),
+          await streams.onWake(user, () => b++),
+          await other.onWake(user, () => c++),
+        ]
+        await other.append([entry(user)])
+        await eventually(() => a === 1 && b === 1 && c === 1)
+        for (const off of offs) off()
+      })
+
+      it('a replayed batch wakes nobody', async () => {
+        const user = uuid()
+        const batch = entries(user, 2)
+        await streams.append(batch)
+        await sleep(150) // the first append's own wakeup is delivered asynchronously
+        let woken = 0
+        const off = await streams.onWake(user, () => woken++)
+        await streams.append(batch)
+        await sleep(150)
+        expect(woken).toBe(0)
+        off()
+      })
+
+      it('stop after unsubscribing', async () => {
+        const user = uuid()
+        let woken = 0
+        const off = await streams.onWake(user, () => woken++)
+        const keep = await streams.onWake(user, () => {})
+        off()
+        off()
+        await streams.append([entry(user)])
+        await sleep(150)
+        expect(woken).toBe(0)
+        keep()
+        // Subscribing again after everyone left works.
+        const again = await streams.onWake(user, () => woken++)
+        await streams.append([entry(user)])
+        await eventually(() => woken === 1)
+        again()
+      })
+
+      it('resume after the wakeup connection is killed, waking everyone once it is back', async () => {
+        const own = harness.create()
+        const user = uuid()
+        let woken = 0
+        const off = await own.onWake(user, () => woken++)
+        await own.append([entry(user)])
+        await eventually(() => woken === 1)
+        expect(await harness.killWakeConnections()).toBeGreaterThanOrEqual(1)
+        // Wakeups may have been missed while disconnected: everyone is woken once reconnected.
+        await eventually(() => woken === 2, 10_000)
+        await own.append([entry(user)])
+        await eventually(() => woken === 3)
+        // And a user subscribed only after the reconnection is reached too.
+        const late = uuid()
+        let lateWoken = 0
+        const offLate = await own.onWake(late, () => lateWoken++)
+        await own.append([entry(late)])
+        await eventually(() => lateWoken === 1)
+        off()
+        offLate()
+      })
+    })
+
+    describe('queues', () => {
+      it('register at the user’s last id, then touch, get and drop', async () => {
+        const user = uuid()
+        const all = entries(user, 2)
+        await streams.append(all)
+        const q = await streams.registerQueue(user, ['message.created'])
+        expect(q).toMatchObject({ userId: user, eventTypes: ['message.created'], lastAckedId: all[1]!.id })
+        expect(Math.abs(q.lastSeenAt - Date.now())).toBeLessThan(5_000)
+        expect(await streams.getQueue(q.queueId)).toEqual(q)
+
+        const fresh = await streams.registerQueue(uuid())
+        expect(fresh).toMatchObject({ eventTypes: null, lastAckedId: STREAM_START_ID })
+        expect(fresh.queueId).not.toBe(q.queueId)
+
+        await sleep(5)
+        const touched = await streams.touchQueue(q.queueId, all[0]!.id)
+        expect(touched).toMatchObject({ queueId: q.queueId, userId: user, lastAckedId: all[0]!.id })
+        expect(touched!.lastSeenAt).toBeGreaterThanOrEqual(q.lastSeenAt)
+        expect(await streams.touchQueue(q.queueId)).toMatchObject({ lastAckedId: all[0]!.id })
+
+        expect(await streams.dropQueue(q.queueId)).toBe(true)
+        expect(await streams.dropQueue(q.queueId)).toBe(false)
+        expect(await streams.getQueue(q.queueId)).toBeNull()
+        expect(await streams.touchQueue(q.queueId)).toBeNull()
+      })
+
+      it('unknown or malformed queue ids are no queue', async () => {
+        expect(await streams.getQueue(uuid())).toBeNull()
+        expect(await streams.touchQueue(uuid())).toBeNull()
+        expect(await streams.getQueue('not-a-queue')).toBeNull()
+        expect(await streams.touchQueue("x'; drop table")).toBeNull()
+        expect(await streams.dropQueue('nope')).toBe(false)
+      })
+
+      it('expire when idle for the TTL; touching keeps them alive', async () => {
+        const short = harness.create({ queueTtlMs: 400 })
+        const kept = await short.registerQueue(uuid())
+        const idle = await short.registerQueue(uuid())
+        for (let i = 0; i < 4; i++) {
+          await sleep(200)
+          expect(await short.touchQueue(kept.queueId)).not.toBeNull()
+        }
+        expect(await short.getQueue(idle.queueId)).toBeNull()
+        expect(await short.touchQueue(idle.queueId)).toBeNull()
+        expect(await short.getQueue(kept.queueId)).not.toBeNull()
+        await sleep(600)
+        expect(await short.touchQueue(kept.queueId)).toBeNull()
+      })
+    })
+  })
+}
