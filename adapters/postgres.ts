@@ -25,6 +25,7 @@ export async function migrate(db: Kysely<unknown>, set: MigrationSet): Promise<s
     db,
     provider: { getMigrations: async () => set.migrations },
     migrationTableSchema: set.schema,
+    allowUnorderedMigrations: true,
   })
   const { error, results } = await migrator.migrateToLatest()
   if (error) throw error

@@ -9,13 +9,13 @@ import { controlCommands } from '../commands/control.ts'
 import { messagesCommands } from '../commands/messages.ts'
 import { roomsCommands } from '../commands/rooms.ts'
 import { spacesCommands } from '../commands/spaces.ts'
-import { projectors } from '../projections/index.ts'
 import { controlQueries } from '../read-api/control.ts'
 import { messagesQueries } from '../read-api/messages.ts'
 import { orgsQueries } from '../read-api/orgs.ts'
 import { projectionQueries } from '../read-api/projections.ts'
 import { roomsQueries } from '../read-api/rooms.ts'
 import { spacesQueries } from '../read-api/spaces.ts'
+import { realtimeRoutes } from '../realtime/http.ts'
 import type { Services } from './services.ts'
 
 const CORRELATION = /^[\w.:-]{1,128}$/
@@ -67,7 +67,8 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
   for (const module of [spacesCommands, roomsCommands, messagesCommands, spacesQueries, roomsQueries, messagesQueries]) {
     app.route('/', module(services))
   }
-  app.route('/', projectionQueries(services, projectors))
+  app.route('/', projectionQueries(services, services.projectors))
+  app.route('/', realtimeRoutes(services, services.gateway))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'operator', { type: 'http', scheme: 'bearer' })
   app.doc31('/openapi.json', {

@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 import type { Config } from '../adapters/config.ts'
 import { ensureDatabase, startEmbeddedPostgres } from '../adapters/embedded-postgres.ts'
 import type { EventStore } from '../adapters/event-store.ts'
@@ -7,16 +8,25 @@ import type { AppDeps } from '../adapters/http/context.ts'
 import type { Logger } from '../adapters/logger.ts'
 import { createKysely, createPool, type PgPool } from '../adapters/postgres.ts'
 import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
+import { PostgresUserStreams } from '../adapters/postgres-user-streams.ts'
+import { RedisUserStreams } from '../adapters/redis-user-streams.ts'
 import { withUpcasting } from '../adapters/upcasting-event-store.ts'
+import type { UserStreams } from '../adapters/user-streams.ts'
 import { eventUpcasters } from '../domain/schema-versions.ts'
 import { migrateAll } from '../migrations/index.ts'
 import { ConsistencyWaiter } from '../projections/consistency.ts'
+import type { Projector } from '../projections/engine.ts'
 import { ProjectionEngine } from '../projections/engine.ts'
-import { projectors } from '../projections/index.ts'
+import { projectors as readModelProjectors } from '../projections/index.ts'
+import { realtimeProjector } from '../projections/realtime.ts'
+import { RealtimeGateway } from '../realtime/gateway.ts'
 
 export type Services = AppDeps & {
   readonly pool: PgPool
   readonly engine: ProjectionEngine | null
+  readonly projectors: readonly Projector[]
+  readonly userStreams: UserStreams
+  readonly gateway: RealtimeGateway
   ready(): Promise<Record<string, 'ok' | string>>
   close(): Promise<void>
 }
@@ -41,6 +51,12 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
   if (adapter instanceof PostgresEventStore) await adapter.assertHistoryOrdered()
   const store: EventStore = withUpcasting(adapter, eventUpcasters)
 
+  // Per-user realtime streams: Redis when configured, else Postgres (the embedded default).
+  const redis = config.REDIS_URL ? new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2, enableOfflineQueue: true }) : null
+  const userStreams: UserStreams = redis ? new RedisUserStreams(redis) : new PostgresUserStreams(pool)
+  const gateway = new RealtimeGateway(userStreams)
+  const projectors: readonly Projector[] = [...readModelProjectors, realtimeProjector(userStreams)]
+
   const engine = config.ROLES.includes('projector') ? new ProjectionEngine({ store, db, logger }, projectors) : null
   engine?.start()
   const waiter = new ConsistencyWaiter({
@@ -59,6 +75,9 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     db,
     pool,
     engine,
+    projectors,
+    userStreams,
+    gateway,
     waiter,
     async ready() {
       const checks: Record<string, string> = {}
@@ -66,6 +85,12 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
         () => 'ok',
         (e: Error) => e.message,
       )
+      if (redis) {
+        checks.redis = await redis.ping().then(
+          () => 'ok',
+          (e: Error) => e.message,
+        )
+      }
       checks.eventStore = await store.headPosition().then(
         () => 'ok',
         (e: Error) => e.message,
@@ -73,7 +98,10 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
       return checks
     },
     async close() {
+      await gateway.close()
       await engine?.stop()
+      await userStreams.close()
+      redis?.disconnect()
       await store.close()
       await db.destroy()
       await database.stop?.()

@@ -42,7 +42,8 @@ export const messagesProjector: Projector = {
   ]),
   async apply(trx, events) {
     for (const recorded of events) {
-      const e = recorded as RecordedEvent & (MessageEvent | ReadEvent | DraftEvent | Extract<RoomEvent, { type: 'message.range_deleted' }>)
+      const e = recorded as RecordedEvent &
+        (MessageEvent | ReadEvent | DraftEvent | Extract<RoomEvent, { type: 'message.range_deleted' }>)
       const tenantId = recorded.metadata.tenantId!
       switch (e.type) {
         case 'message.created': {
@@ -114,7 +115,9 @@ export const messagesProjector: Projector = {
             insert into tenant.room_reads (tenant_id, room_id, user_id, message_id, seq)
             select ${tenantId}, ${d.roomId}, ${d.userId}, ${d.messageId}, m.seq
               from tenant.messages m where m.tenant_id = ${tenantId} and m.id = ${d.messageId}
-            on conflict (tenant_id, room_id, user_id) do update set message_id = excluded.message_id, seq = excluded.seq`.execute(trx)
+            on conflict (tenant_id, room_id, user_id) do update set message_id = excluded.message_id, seq = excluded.seq`.execute(
+            trx,
+          )
           break
         }
         case 'draft.saved': {

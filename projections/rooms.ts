@@ -32,7 +32,15 @@ export const roomsProjector: Projector = {
           if (d.members.length) {
             await trx
               .insertInto('tenant.room_members')
-              .values(d.members.map((m) => ({ tenant_id: tenantId, room_id: d.roomId, member_id: m.memberId, member_type: m.memberType, joined_at: d.at })))
+              .values(
+                d.members.map((m) => ({
+                  tenant_id: tenantId,
+                  room_id: d.roomId,
+                  member_id: m.memberId,
+                  member_type: m.memberType,
+                  joined_at: d.at,
+                })),
+              )
               .execute()
           }
           break
@@ -52,7 +60,13 @@ export const roomsProjector: Projector = {
         case 'room.member_added':
           await trx
             .insertInto('tenant.room_members')
-            .values({ tenant_id: tenantId, room_id: e.data.roomId, member_id: e.data.memberId, member_type: e.data.memberType, joined_at: e.data.at })
+            .values({
+              tenant_id: tenantId,
+              room_id: e.data.roomId,
+              member_id: e.data.memberId,
+              member_type: e.data.memberType,
+              joined_at: e.data.at,
+            })
             .onConflict((oc) => oc.columns(['tenant_id', 'room_id', 'member_id']).doNothing())
             .execute()
           break

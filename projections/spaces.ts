@@ -14,7 +14,15 @@ export const spacesProjector: Projector = {
       if (e.type === 'space.created') {
         await trx
           .insertInto('tenant.spaces')
-          .values({ tenant_id: tenantId, id: e.data.spaceId, name: e.data.name, kind: e.data.kind, owner_id: e.data.ownerId, created_at: e.data.at, updated_at: e.data.at })
+          .values({
+            tenant_id: tenantId,
+            id: e.data.spaceId,
+            name: e.data.name,
+            kind: e.data.kind,
+            owner_id: e.data.ownerId,
+            created_at: e.data.at,
+            updated_at: e.data.at,
+          })
           .execute()
       } else {
         await trx

@@ -1,0 +1,151 @@
+import { sql } from 'kysely'
+import { formatPosition, publicPosition, type RecordedEvent } from '../adapters/event-store.ts'
+import type { UserStreamEntry, UserStreams } from '../adapters/user-streams.ts'
+import type { ProjectionTransaction, Projector } from './engine.ts'
+
+/** Domain event type → the realtime event type clients subscribe to (API.md, Realtime API). */
+export const realtimeType = (type: string): string | null => {
+  if (type === 'message.range_deleted') return 'message.range_deleted'
+  if (type.startsWith('message.')) return type
+  if (type.startsWith('room.') && type !== 'room.read_marked') return 'workspace.room_changed'
+  if (type.startsWith('space.')) return 'workspace.space_changed'
+  if (type.startsWith('user.')) return 'workspace.user_changed'
+  return null
+}
+
+type Data = Record<string, unknown> & { roomId?: string; spaceId?: string; userId?: string }
+
+const roomReaders = async (trx: ProjectionTransaction, tenantId: string, roomId: string): Promise<string[]> => {
+  const { rows } = await sql<{ user_id: string }>`
+    select m.user_id from tenant.fanout_members m
+     where m.tenant_id = ${tenantId} and m.room_id = ${roomId}
+    union
+    select u.user_id from tenant.fanout_users u
+      join tenant.fanout_rooms r on r.tenant_id = u.tenant_id and r.room_id = ${roomId}
+     where u.tenant_id = ${tenantId} and u.active and u.role <> 'guest' and r.visibility = 'public' and r.kind = 'room'`.execute(
+    trx,
+  )
+  return rows.map((r) => r.user_id)
+}
+
+const activeUsers = async (trx: ProjectionTransaction, tenantId: string): Promise<string[]> => {
+  const { rows } = await sql<{ user_id: string }>`
+    select user_id from tenant.fanout_users where tenant_id = ${tenantId} and active`.execute(trx)
+  return rows.map((r) => r.user_id)
+}
+
+/** Keeps the audience tables current with one event; called before (and for removals, after) computing it. */
+async function evolveAudience(trx: ProjectionTransaction, tenantId: string, e: RecordedEvent): Promise<void> {
+  const d = e.data as Data & Record<string, never>
+  switch (e.type) {
+    case 'user.joined':
+      await sql`insert into tenant.fanout_users values (${tenantId}, ${d.userId}, ${d.role}, true)
+                on conflict (tenant_id, user_id) do update set role = excluded.role, active = true`.execute(trx)
+      break
+    case 'user.role_changed':
+      await sql`update tenant.fanout_users set role = ${d.role} where tenant_id = ${tenantId} and user_id = ${d.userId}`.execute(
+        trx,
+      )
+      break
+    case 'user.deactivated':
+      await sql`update tenant.fanout_users set active = false where tenant_id = ${tenantId} and user_id = ${d.userId}`.execute(
+        trx,
+      )
+      break
+    case 'room.created': {
+      const room = e.data as { roomId: string; visibility: string; kind: string; members: { memberId: string }[] }
+      await sql`insert into tenant.fanout_rooms values (${tenantId}, ${room.roomId}, ${room.visibility}, ${room.kind})
+                on conflict do nothing`.execute(trx)
+      for (const m of room.members) {
+        await sql`insert into tenant.fanout_members values (${tenantId}, ${room.roomId}, ${m.memberId}) on conflict do nothing`.execute(
+          trx,
+        )
+      }
+      break
+    }
+    case 'room.member_added':
+      await sql`insert into tenant.fanout_members values (${tenantId}, ${d.roomId}, ${(e.data as { memberId: string }).memberId})
+                on conflict do nothing`.execute(trx)
+      break
+    case 'room.member_removed':
+      await sql`delete from tenant.fanout_members
+                 where tenant_id = ${tenantId} and room_id = ${d.roomId} and user_id = ${(e.data as { memberId: string }).memberId}`.execute(
+        trx,
+      )
+      break
+    case 'space.created': {
+      const s = e.data as { spaceId: string; kind: string; ownerId: string }
+      await sql`insert into tenant.fanout_spaces values (${tenantId}, ${s.spaceId}, ${s.kind}, ${s.ownerId}) on conflict do nothing`.execute(
+        trx,
+      )
+      break
+    }
+  }
+}
+
+/** Who may see an event, as of its position. */
+async function audience(trx: ProjectionTransaction, tenantId: string, e: RecordedEvent): Promise<string[]> {
+  const d = e.data as Data
+  if (e.type.startsWith('message.') || e.type.startsWith('room.')) return d.roomId ? roomReaders(trx, tenantId, d.roomId) : []
+  if (e.type.startsWith('space.')) {
+    const { rows } = await sql<{ kind: string; owner_id: string }>`
+      select kind, owner_id from tenant.fanout_spaces where tenant_id = ${tenantId} and space_id = ${d.spaceId}`.execute(trx)
+    const s = rows[0]
+    if (!s) return []
+    return s.kind === 'personal' ? [s.owner_id] : activeUsers(trx, tenantId)
+  }
+  if (e.type.startsWith('user.')) return activeUsers(trx, tenantId)
+  return []
+}
+
+/**
+ * Appends each event to the stream of every user who may see it at that event's position. The stream
+ * entry id is the event's global position, so a replayed batch (after a crash between the streams and the
+ * checkpoint) is refused by the streams instead of delivered twice.
+ */
+export function realtimeProjector(streams: UserStreams): Projector {
+  return {
+    name: 'realtime',
+    version: 1,
+    schema: 'tenant',
+    eventTypes: new Set([
+      'message.created',
+      'message.updated',
+      'message.deleted',
+      'message.range_deleted',
+      'message.reaction_changed',
+      'room.created',
+      'room.updated',
+      'room.member_added',
+      'room.member_removed',
+      'room.archived',
+      'space.created',
+      'space.updated',
+      'user.joined',
+      'user.activated',
+      'user.role_changed',
+      'user.deactivated',
+    ]),
+    async apply(trx, events) {
+      const entries: UserStreamEntry[] = []
+      for (const e of events) {
+        const tenantId = e.metadata.tenantId
+        const type = realtimeType(e.type)
+        if (!tenantId || !type) continue
+        // A member who leaves still hears that they left; one who joins hears that they joined.
+        const before = e.type === 'room.member_removed' || e.type === 'user.deactivated' ? await audience(trx, tenantId, e) : []
+        await evolveAudience(trx, tenantId, e)
+        const users = new Set([...before, ...(await audience(trx, tenantId, e))])
+        const base = {
+          id: formatPosition(e.position),
+          type,
+          position: publicPosition(e.position),
+          occurredAt: e.metadata.occurredAt,
+          data: type === e.type ? e.data : { change: e.type, ...(e.data as object) },
+        }
+        for (const userId of users) entries.push({ ...base, userId })
+      }
+      if (entries.length) await streams.append(entries)
+    },
+  }
+}
