@@ -18,6 +18,8 @@ export type ProjectionTransaction = Transaction<any>
 /**
  * A read model builder. `apply` runs inside the batch's transaction, as the projector role, with
  * app.tenant_id set to the tenant of the events it is given: a projector cannot write another tenant's rows.
+ * It names its tables unqualified: the engine points search_path at the live schema, or at a shadow
+ * schema when it rebuilds, so the same code builds both.
  */
 export type Projector = {
   readonly name: string
@@ -72,17 +74,23 @@ export const byTenant = (events: readonly RecordedEvent[]): Map<string | null, R
  * Applies one batch and moves the checkpoint in the same transaction: a crash anywhere replays the
  * whole batch, so the effect is exactly once. The checkpoint moves only from where this runner left it.
  */
-export async function applyBatch(db: AnyDb, p: Projector, from: Position, batch: readonly RecordedEvent[]): Promise<Position> {
+export async function applyBatch(
+  db: AnyDb,
+  p: Projector,
+  from: Position,
+  batch: readonly RecordedEvent[],
+  target: { schema: string; checkpointTable?: string } = { schema: p.schema },
+): Promise<Position> {
   const to = batch[batch.length - 1]!.position
   const relevant = batch.filter((e) => p.eventTypes.has(e.type))
   await db.transaction().execute(async (trx) => {
-    await sql`select set_config('role', ${ROLES.projector}, true)`.execute(trx)
+    await sql`select set_config('role', ${ROLES.projector}, true), set_config('search_path', ${target.schema}, true)`.execute(trx)
     for (const [tenantId, events] of byTenant(relevant)) {
       await sql`select set_config('app.tenant_id', ${tenantId ?? ''}, true)`.execute(trx)
       await p.apply(trx, events)
     }
     const moved = await sql`
-      update ${sql.table(checkpointTable(p))}
+      update ${sql.table(target.checkpointTable ?? checkpointTable(p))}
          set commit_position = ${to.commit.toString()}::xid8, prepare_position = ${to.prepare.toString()}, updated_at = now()
        where name = ${p.name} and version = ${p.version}
          and commit_position = ${from.commit.toString()}::xid8 and prepare_position = ${from.prepare.toString()}`.execute(trx)

@@ -9,7 +9,7 @@ type Reactions = Record<string, string[]>
 /** Clears a message's content: deleted text must not stay readable or searchable in a read model. */
 async function tombstone(trx: ProjectionTransaction, tenantId: string, messageId: string, at: string) {
   const row = await trx
-    .updateTable('tenant.messages')
+    .updateTable('messages')
     .set({ deleted_at: at, text: '', mentions: sql`'[]'::jsonb`, reactions: sql`'{}'::jsonb` })
     .where('tenant_id', '=', tenantId)
     .where('id', '=', messageId)
@@ -18,7 +18,7 @@ async function tombstone(trx: ProjectionTransaction, tenantId: string, messageId
     .executeTakeFirst()
   if (row?.thread_root_id) {
     await trx
-      .updateTable('tenant.messages')
+      .updateTable('messages')
       .set({ reply_count: sql`greatest(reply_count - 1, 0)` })
       .where('tenant_id', '=', tenantId)
       .where('id', '=', row.thread_root_id)
@@ -49,15 +49,15 @@ export const messagesProjector: Projector = {
         case 'message.created': {
           const d = e.data
           await sql`
-            insert into tenant.messages (tenant_id, id, room_id, seq, author_id, author_type, text, thread_root_id, mentions, created_at, position)
+            insert into messages (tenant_id, id, room_id, seq, author_id, author_type, text, thread_root_id, mentions, created_at, position)
             select ${tenantId}, ${d.messageId}, ${d.roomId},
-                   coalesce((select max(seq) from tenant.messages where tenant_id = ${tenantId} and room_id = ${d.roomId}), 0) + 1,
+                   coalesce((select max(seq) from messages where tenant_id = ${tenantId} and room_id = ${d.roomId}), 0) + 1,
                    ${d.authorId}, ${d.authorType}, ${d.text}, ${d.threadRootId}, ${JSON.stringify(d.mentions)}::jsonb, ${d.at},
                    ${recorded.position.prepare.toString()}
             on conflict do nothing`.execute(trx)
           if (d.threadRootId) {
             await trx
-              .updateTable('tenant.messages')
+              .updateTable('messages')
               .set({ reply_count: sql`reply_count + 1` })
               .where('tenant_id', '=', tenantId)
               .where('id', '=', d.threadRootId)
@@ -68,12 +68,12 @@ export const messagesProjector: Projector = {
         case 'message.updated': {
           const d = e.data
           await sql`
-            insert into tenant.message_edits (tenant_id, message_id, version, text, replaced_at)
+            insert into message_edits (tenant_id, message_id, version, text, replaced_at)
             select ${tenantId}, ${d.messageId},
-                   coalesce((select max(version) from tenant.message_edits where tenant_id = ${tenantId} and message_id = ${d.messageId}), 0) + 1,
+                   coalesce((select max(version) from message_edits where tenant_id = ${tenantId} and message_id = ${d.messageId}), 0) + 1,
                    ${d.previousText}, ${d.at}`.execute(trx)
           await trx
-            .updateTable('tenant.messages')
+            .updateTable('messages')
             .set({ text: d.text, mentions: JSON.stringify(d.mentions), edited_at: d.at })
             .where('tenant_id', '=', tenantId)
             .where('id', '=', d.messageId)
@@ -89,7 +89,7 @@ export const messagesProjector: Projector = {
         case 'message.reaction_changed': {
           const d = e.data
           const row = await trx
-            .selectFrom('tenant.messages')
+            .selectFrom('messages')
             .select('reactions')
             .where('tenant_id', '=', tenantId)
             .where('id', '=', d.messageId)
@@ -102,7 +102,7 @@ export const messagesProjector: Projector = {
           if (users.size) reactions[d.emoji] = [...users]
           else delete reactions[d.emoji]
           await trx
-            .updateTable('tenant.messages')
+            .updateTable('messages')
             .set({ reactions: JSON.stringify(reactions) })
             .where('tenant_id', '=', tenantId)
             .where('id', '=', d.messageId)
@@ -112,9 +112,9 @@ export const messagesProjector: Projector = {
         case 'room.read_marked': {
           const d = e.data
           await sql`
-            insert into tenant.room_reads (tenant_id, room_id, user_id, message_id, seq)
+            insert into room_reads (tenant_id, room_id, user_id, message_id, seq)
             select ${tenantId}, ${d.roomId}, ${d.userId}, ${d.messageId}, m.seq
-              from tenant.messages m where m.tenant_id = ${tenantId} and m.id = ${d.messageId}
+              from messages m where m.tenant_id = ${tenantId} and m.id = ${d.messageId}
             on conflict (tenant_id, room_id, user_id) do update set message_id = excluded.message_id, seq = excluded.seq`.execute(
             trx,
           )
@@ -124,14 +124,14 @@ export const messagesProjector: Projector = {
           const d = e.data
           if (d.text === '') {
             await trx
-              .deleteFrom('tenant.drafts')
+              .deleteFrom('drafts')
               .where('tenant_id', '=', tenantId)
               .where('room_id', '=', d.roomId)
               .where('user_id', '=', d.userId)
               .execute()
           } else {
             await trx
-              .insertInto('tenant.drafts')
+              .insertInto('drafts')
               .values({ tenant_id: tenantId, room_id: d.roomId, user_id: d.userId, text: d.text, updated_at: d.at })
               .onConflict((oc) => oc.columns(['tenant_id', 'room_id', 'user_id']).doUpdateSet({ text: d.text, updated_at: d.at }))
               .execute()

@@ -14,7 +14,7 @@ export const orgsProjector: Projector = {
       switch (e.type) {
         case 'org.created':
           await trx
-            .insertInto('control.orgs')
+            .insertInto('orgs')
             .values({
               id: e.data.orgId,
               name: e.data.name,
@@ -28,17 +28,13 @@ export const orgsProjector: Projector = {
           break
         case 'org.suspended':
           await trx
-            .updateTable('control.orgs')
+            .updateTable('orgs')
             .set({ status: 'suspended', updated_at: e.data.at })
             .where('id', '=', e.data.orgId)
             .execute()
           break
         case 'org.reactivated':
-          await trx
-            .updateTable('control.orgs')
-            .set({ status: 'active', updated_at: e.data.at })
-            .where('id', '=', e.data.orgId)
-            .execute()
+          await trx.updateTable('orgs').set({ status: 'active', updated_at: e.data.at }).where('id', '=', e.data.orgId).execute()
           break
       }
     }

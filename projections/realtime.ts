@@ -17,11 +17,11 @@ type Data = Record<string, unknown> & { roomId?: string; spaceId?: string; userI
 
 const roomReaders = async (trx: ProjectionTransaction, tenantId: string, roomId: string): Promise<string[]> => {
   const { rows } = await sql<{ user_id: string }>`
-    select m.user_id from tenant.fanout_members m
+    select m.user_id from fanout_members m
      where m.tenant_id = ${tenantId} and m.room_id = ${roomId}
     union
-    select u.user_id from tenant.fanout_users u
-      join tenant.fanout_rooms r on r.tenant_id = u.tenant_id and r.room_id = ${roomId}
+    select u.user_id from fanout_users u
+      join fanout_rooms r on r.tenant_id = u.tenant_id and r.room_id = ${roomId}
      where u.tenant_id = ${tenantId} and u.active and u.role <> 'guest' and r.visibility = 'public' and r.kind = 'room'`.execute(
     trx,
   )
@@ -30,7 +30,7 @@ const roomReaders = async (trx: ProjectionTransaction, tenantId: string, roomId:
 
 const activeUsers = async (trx: ProjectionTransaction, tenantId: string): Promise<string[]> => {
   const { rows } = await sql<{ user_id: string }>`
-    select user_id from tenant.fanout_users where tenant_id = ${tenantId} and active`.execute(trx)
+    select user_id from fanout_users where tenant_id = ${tenantId} and active`.execute(trx)
   return rows.map((r) => r.user_id)
 }
 
@@ -39,43 +39,39 @@ async function evolveAudience(trx: ProjectionTransaction, tenantId: string, e: R
   const d = e.data as Data & Record<string, never>
   switch (e.type) {
     case 'user.joined':
-      await sql`insert into tenant.fanout_users values (${tenantId}, ${d.userId}, ${d.role}, true)
+      await sql`insert into fanout_users values (${tenantId}, ${d.userId}, ${d.role}, true)
                 on conflict (tenant_id, user_id) do update set role = excluded.role, active = true`.execute(trx)
       break
     case 'user.role_changed':
-      await sql`update tenant.fanout_users set role = ${d.role} where tenant_id = ${tenantId} and user_id = ${d.userId}`.execute(
-        trx,
-      )
+      await sql`update fanout_users set role = ${d.role} where tenant_id = ${tenantId} and user_id = ${d.userId}`.execute(trx)
       break
     case 'user.deactivated':
-      await sql`update tenant.fanout_users set active = false where tenant_id = ${tenantId} and user_id = ${d.userId}`.execute(
-        trx,
-      )
+      await sql`update fanout_users set active = false where tenant_id = ${tenantId} and user_id = ${d.userId}`.execute(trx)
       break
     case 'room.created': {
       const room = e.data as { roomId: string; visibility: string; kind: string; members: { memberId: string }[] }
-      await sql`insert into tenant.fanout_rooms values (${tenantId}, ${room.roomId}, ${room.visibility}, ${room.kind})
+      await sql`insert into fanout_rooms values (${tenantId}, ${room.roomId}, ${room.visibility}, ${room.kind})
                 on conflict do nothing`.execute(trx)
       for (const m of room.members) {
-        await sql`insert into tenant.fanout_members values (${tenantId}, ${room.roomId}, ${m.memberId}) on conflict do nothing`.execute(
+        await sql`insert into fanout_members values (${tenantId}, ${room.roomId}, ${m.memberId}) on conflict do nothing`.execute(
           trx,
         )
       }
       break
     }
     case 'room.member_added':
-      await sql`insert into tenant.fanout_members values (${tenantId}, ${d.roomId}, ${(e.data as { memberId: string }).memberId})
+      await sql`insert into fanout_members values (${tenantId}, ${d.roomId}, ${(e.data as { memberId: string }).memberId})
                 on conflict do nothing`.execute(trx)
       break
     case 'room.member_removed':
-      await sql`delete from tenant.fanout_members
+      await sql`delete from fanout_members
                  where tenant_id = ${tenantId} and room_id = ${d.roomId} and user_id = ${(e.data as { memberId: string }).memberId}`.execute(
         trx,
       )
       break
     case 'space.created': {
       const s = e.data as { spaceId: string; kind: string; ownerId: string }
-      await sql`insert into tenant.fanout_spaces values (${tenantId}, ${s.spaceId}, ${s.kind}, ${s.ownerId}) on conflict do nothing`.execute(
+      await sql`insert into fanout_spaces values (${tenantId}, ${s.spaceId}, ${s.kind}, ${s.ownerId}) on conflict do nothing`.execute(
         trx,
       )
       break
@@ -89,7 +85,7 @@ async function audience(trx: ProjectionTransaction, tenantId: string, e: Recorde
   if (e.type.startsWith('message.') || e.type.startsWith('room.')) return d.roomId ? roomReaders(trx, tenantId, d.roomId) : []
   if (e.type.startsWith('space.')) {
     const { rows } = await sql<{ kind: string; owner_id: string }>`
-      select kind, owner_id from tenant.fanout_spaces where tenant_id = ${tenantId} and space_id = ${d.spaceId}`.execute(trx)
+      select kind, owner_id from fanout_spaces where tenant_id = ${tenantId} and space_id = ${d.spaceId}`.execute(trx)
     const s = rows[0]
     if (!s) return []
     return s.kind === 'personal' ? [s.owner_id] : activeUsers(trx, tenantId)

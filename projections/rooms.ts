@@ -15,7 +15,7 @@ export const roomsProjector: Projector = {
         case 'room.created': {
           const d = e.data
           await trx
-            .insertInto('tenant.rooms')
+            .insertInto('rooms')
             .values({
               tenant_id: tenantId,
               id: d.roomId,
@@ -31,7 +31,7 @@ export const roomsProjector: Projector = {
             .execute()
           if (d.members.length) {
             await trx
-              .insertInto('tenant.room_members')
+              .insertInto('room_members')
               .values(
                 d.members.map((m) => ({
                   tenant_id: tenantId,
@@ -47,7 +47,7 @@ export const roomsProjector: Projector = {
         }
         case 'room.updated':
           await trx
-            .updateTable('tenant.rooms')
+            .updateTable('rooms')
             .set({
               ...(e.data.name !== undefined ? { name: e.data.name } : {}),
               ...(e.data.description !== undefined ? { description: e.data.description } : {}),
@@ -59,7 +59,7 @@ export const roomsProjector: Projector = {
           break
         case 'room.member_added':
           await trx
-            .insertInto('tenant.room_members')
+            .insertInto('room_members')
             .values({
               tenant_id: tenantId,
               room_id: e.data.roomId,
@@ -72,7 +72,7 @@ export const roomsProjector: Projector = {
           break
         case 'room.member_removed':
           await trx
-            .deleteFrom('tenant.room_members')
+            .deleteFrom('room_members')
             .where('tenant_id', '=', tenantId)
             .where('room_id', '=', e.data.roomId)
             .where('member_id', '=', e.data.memberId)
@@ -80,7 +80,7 @@ export const roomsProjector: Projector = {
           break
         case 'room.archived':
           await trx
-            .updateTable('tenant.rooms')
+            .updateTable('rooms')
             .set({ archived: true, updated_at: e.data.at })
             .where('tenant_id', '=', tenantId)
             .where('id', '=', e.data.roomId)

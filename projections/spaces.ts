@@ -13,7 +13,7 @@ export const spacesProjector: Projector = {
       const tenantId = recorded.metadata.tenantId!
       if (e.type === 'space.created') {
         await trx
-          .insertInto('tenant.spaces')
+          .insertInto('spaces')
           .values({
             tenant_id: tenantId,
             id: e.data.spaceId,
@@ -26,7 +26,7 @@ export const spacesProjector: Projector = {
           .execute()
       } else {
         await trx
-          .updateTable('tenant.spaces')
+          .updateTable('spaces')
           .set({ name: e.data.name, updated_at: e.data.at })
           .where('tenant_id', '=', tenantId)
           .where('id', '=', e.data.spaceId)

@@ -3,9 +3,9 @@ import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { comparePositions, type EventStore } from '../../adapters/event-store.ts'
 import { createLogger } from '../../adapters/logger.ts'
+import { type AnyDb, createKysely, createPool, type PgPool } from '../../adapters/postgres.ts'
 import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import { PostgresUserStreams } from '../../adapters/postgres-user-streams.ts'
-import { type AnyDb, createKysely, createPool, type PgPool } from '../../adapters/postgres.ts'
 import { STREAM_START_ID } from '../../adapters/user-streams.ts'
 import { messageStream } from '../../commands/messages.ts'
 import { type CommandContext, handleCommand } from '../../commands/pipeline.ts'
@@ -63,7 +63,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 class Oracle {
   rooms = new Map<string, { visibility: string; members: Set<string> }>()
   received = new Map<string, string[]>()
-  constructor(readonly users: string[], readonly roles: Map<string, ActorRole>) {
+  readonly users: string[]
+  readonly roles: Map<string, ActorRole>
+  constructor(users: string[], roles: Map<string, ActorRole>) {
+    this.users = users
+    this.roles = roles
     for (const u of users) this.received.set(u, [])
   }
   readers(roomId: string): Set<string> {
@@ -77,7 +81,8 @@ class Oracle {
   }
   accept(type: string, data: any) {
     const before = data.roomId && this.rooms.has(data.roomId) ? this.readers(data.roomId) : new Set<string>()
-    if (type === 'room.created') this.rooms.set(data.roomId, { visibility: data.visibility, members: new Set(data.members.map((m: any) => m.memberId)) })
+    if (type === 'room.created')
+      this.rooms.set(data.roomId, { visibility: data.visibility, members: new Set(data.members.map((m: any) => m.memberId)) })
     if (type === 'room.member_added') this.rooms.get(data.roomId)!.members.add(data.memberId)
     if (type === 'room.member_removed') this.rooms.get(data.roomId)!.members.delete(data.memberId)
     const after = this.readers(data.roomId)
@@ -109,8 +114,23 @@ it('each user receives exactly the events they could read at that event’s posi
         users.map((u, i) => ({
           id: uuid(),
           type: 'user.joined',
-          data: { userId: u, accountId: null, type: 'human', role: ROLES[i], email: null, displayName: `u${i}`, at: new Date().toISOString() },
-          metadata: { tenantId, actor: { type: 'system', id: 'test' }, correlationId: 'c', causationId: null, occurredAt: new Date().toISOString(), schemaVersion: 1 },
+          data: {
+            userId: u,
+            accountId: null,
+            type: 'human',
+            role: ROLES[i],
+            email: null,
+            displayName: `u${i}`,
+            at: new Date().toISOString(),
+          },
+          metadata: {
+            tenantId,
+            actor: { type: 'system', id: 'test' },
+            correlationId: 'c',
+            causationId: null,
+            occurredAt: new Date().toISOString(),
+            schemaVersion: 1,
+          },
         })),
         { expectedRevision: 'no_stream' },
       )
@@ -126,7 +146,13 @@ it('each user receives exactly the events they could read at that event’s posi
           let result: { events: readonly { type: string; data: unknown }[] } | null = null
           if (o.op === 'create') {
             const roomId = uuid()
-            result = await handleCommand(deps, room, roomStream(roomId), { type: 'create', roomId, name: 'r', spaceId: null, visibility: o.visibility, actor: a, at: at() }, ctx(o.actor))
+            result = await handleCommand(
+              deps,
+              room,
+              roomStream(roomId),
+              { type: 'create', roomId, name: 'r', spaceId: null, visibility: o.visibility, actor: a, at: at() },
+              ctx(o.actor),
+            )
             rooms.push(roomId)
           } else if (o.op === 'join' || o.op === 'add' || o.op === 'leave') {
             const roomId = rooms[o.room % Math.max(rooms.length, 1)]
@@ -150,7 +176,17 @@ it('each user receives exactly the events they could read at that event’s posi
               deps,
               message,
               messageStream(messageId),
-              { type: 'post', messageId, roomId, text: 'hello', threadRoot: null, mentions: [], room: roomState, actor: { ...a, type: 'user' }, at: at() },
+              {
+                type: 'post',
+                messageId,
+                roomId,
+                text: 'hello',
+                threadRoot: null,
+                mentions: [],
+                room: roomState,
+                actor: { ...a, type: 'user' },
+                at: at(),
+              },
               ctx(o.actor),
             )
             messages.push(messageId)
@@ -176,10 +212,13 @@ it('each user receives exactly the events they could read at that event’s posi
       }
 
       const streams = new PostgresUserStreams(pool)
-      const engine = new ProjectionEngine({ store, db, logger: createLogger('silent') }, [{ ...realtimeProjector(streams), name: `realtime-${tenantId}` }])
+      const engine = new ProjectionEngine({ store, db, logger: createLogger('silent') }, [
+        { ...realtimeProjector(streams), name: `realtime-${tenantId}` },
+      ])
       const head = await store.headPosition()
       engine.start()
-      while (!engine.statuses()[0] || comparePositions(engine.statuses()[0]!.checkpoint, head) < 0) await new Promise((r) => setTimeout(r, 5))
+      while (!engine.statuses()[0] || comparePositions(engine.statuses()[0]!.checkpoint, head) < 0)
+        await new Promise((r) => setTimeout(r, 5))
       await engine.stop()
 
       for (const u of users) {
