@@ -36,6 +36,8 @@ const schema = z.object({
   OIDC_CLIENT_SECRET: optionalString,
   CONSISTENCY_TIMEOUT_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+  REALTIME_HEARTBEAT_MS: z.coerce.number().int().min(100).max(120_000).default(50_000),
+  REALTIME_QUEUE_TTL_MS: z.coerce.number().int().min(1_000).default(600_000),
   MAX_BODY_BYTES: z.coerce.number().int().min(1_024).default(1_048_576),
 })
 

@@ -16,7 +16,7 @@ import { eventUpcasters } from '../domain/schema-versions.ts'
 import { migrateAll } from '../migrations/index.ts'
 import { ConsistencyWaiter } from '../projections/consistency.ts'
 import type { Projector } from '../projections/engine.ts'
-import { ProjectionEngine } from '../projections/engine.ts'
+import { loadCheckpoint, ProjectionEngine } from '../projections/engine.ts'
 import { projectors as readModelProjectors } from '../projections/index.ts'
 import { realtimeProjector } from '../projections/realtime.ts'
 import { RealtimeGateway } from '../realtime/gateway.ts'
@@ -53,9 +53,18 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
 
   // Per-user realtime streams: Redis when configured, else Postgres (the embedded default).
   const redis = config.REDIS_URL ? new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2, enableOfflineQueue: true }) : null
-  const userStreams: UserStreams = redis ? new RedisUserStreams(redis) : new PostgresUserStreams(pool)
-  const gateway = new RealtimeGateway(userStreams)
-  const projectors: readonly Projector[] = [...readModelProjectors, realtimeProjector(userStreams)]
+  // ioredis reconnects by itself; an outage shows in /readyz and as 503s, not as an unhandled error.
+  redis?.on('error', (e: Error) => logger.warn({ err: e.message }, 'redis connection error'))
+  const streamOptions = { queueTtlMs: config.REALTIME_QUEUE_TTL_MS }
+  const userStreams: UserStreams = redis
+    ? new RedisUserStreams(redis, streamOptions)
+    : new PostgresUserStreams(pool, streamOptions)
+  const fanout = realtimeProjector(userStreams)
+  const projectors: readonly Projector[] = [...readModelProjectors, fanout]
+  const gateway = new RealtimeGateway(userStreams, {
+    heartbeatMs: config.REALTIME_HEARTBEAT_MS,
+    fannedOutUpTo: async () => Number((await loadCheckpoint(db, fanout)).prepare),
+  })
 
   const engine = config.ROLES.includes('projector') ? new ProjectionEngine({ store, db, logger }, projectors) : null
   engine?.start()

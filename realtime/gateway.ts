@@ -50,6 +50,12 @@ export type GatewayOptions = {
   readonly maxPollsPerUser?: number
   /** Most events in one answer. Default 1,000. */
   readonly maxEventsPerPoll?: number
+  /**
+   * The public position every user's stream is complete up to (the fan-out projector's checkpoint). A
+   * registration's `position` is at least this: a stream that lost entries (a Redis restart) then still
+   * leaves no gap between the state a client loads and the events it polls.
+   */
+  readonly fannedOutUpTo?: () => Promise<number>
 }
 
 export type RegisterResult = {
@@ -99,6 +105,7 @@ export class RealtimeGateway {
   private readonly heartbeatMs: number
   private readonly maxPollsPerUser: number
   private readonly maxEventsPerPoll: number
+  private readonly fannedOutUpTo: () => Promise<number>
   private readonly users = new Map<string, UserWaiters>()
   private readonly byQueue = new Map<string, Held>()
   private closed = false
@@ -108,6 +115,7 @@ export class RealtimeGateway {
     this.heartbeatMs = options.heartbeatMs ?? 50_000
     this.maxPollsPerUser = options.maxPollsPerUser ?? 20
     this.maxEventsPerPoll = options.maxEventsPerPoll ?? 1_000
+    this.fannedOutUpTo = options.fannedOutUpTo ?? (async () => 0)
   }
 
   /** Polls waiting right now. */
@@ -116,8 +124,10 @@ export class RealtimeGateway {
   }
 
   async register(userId: string, eventTypes?: readonly string[] | null): Promise<RegisterResult> {
+    // The floor is read before the stream's last id: every event past the floor gets an id past that id.
+    const floor = await this.fannedOutUpTo()
     const queue = await this.streams.registerQueue(userId, eventTypes?.length ? eventTypes : null)
-    return { queueId: queue.queueId, lastEventId: queue.lastAckedId, position: positionOf(queue.lastAckedId) }
+    return { queueId: queue.queueId, lastEventId: queue.lastAckedId, position: Math.max(floor, positionOf(queue.lastAckedId)) }
   }
 
   async poll(request: PollRequest): Promise<PollResult> {
