@@ -27,6 +27,8 @@ export type Projector = {
   readonly schema: 'control' | 'tenant'
   /** Event types it reads; others only move its checkpoint. */
   readonly eventTypes: ReadonlySet<string>
+  /** The tables it owns in its schema, unqualified: a rebuild copies, builds, diffs and swaps exactly these. */
+  readonly tables: readonly string[]
   apply(trx: ProjectionTransaction, events: readonly RecordedEvent[]): Promise<void>
 }
 
@@ -38,7 +40,17 @@ export type ProjectorStatus = {
   readonly eventsApplied: number
 }
 
-class CheckpointMovedError extends Error {}
+/** Another writer moved the checkpoint (a rebuild swapped in new tables): reload it and go on from there. */
+export class CheckpointMovedError extends Error {
+  override readonly name = 'CheckpointMovedError'
+}
+
+/**
+ * The advisory lock a batch of `name` into `schema` holds for its transaction. A rebuild's swap (or a
+ * verify's diff) takes the live one first: in-flight batches finish, later ones wait, and no batch ever
+ * holds a table lock the swap waits for while it waits for the swap (no deadlock).
+ */
+export const batchLockKey = (schema: string, name: string): string => `projection:${schema}.${name}`
 
 const checkpointTable = (p: Projector) => `${p.schema}.projection_checkpoints`
 
@@ -56,6 +68,14 @@ export async function loadCheckpoint(db: AnyDb, p: Projector): Promise<Position>
     .onConflict((oc) => oc.doNothing())
     .execute()
   return START
+}
+
+/** The version of this projector the live tables hold, when it is another one than this (null: none or this one). */
+export async function otherVersion(db: AnyDb, p: Projector): Promise<number | null> {
+  const rows = await db.selectFrom(checkpointTable(p)).select('version').where('name', '=', p.name).execute()
+  const versions = rows.map((r) => Number(r.version))
+  if (versions.length === 0 || versions.includes(p.version)) return null
+  return Math.max(...versions)
 }
 
 /** Splits a batch per tenant, keeping each tenant's events in order. */
@@ -81,21 +101,31 @@ export async function applyBatch(
   batch: readonly RecordedEvent[],
   target: { schema: string; checkpointTable?: string } = { schema: p.schema },
 ): Promise<Position> {
+  return db.transaction().execute((trx) => applyBatchIn(trx, p, from, batch, target))
+}
+
+/** applyBatch inside a transaction the caller owns (a rebuild's swap applies its last batches in its own). */
+export async function applyBatchIn(
+  trx: ProjectionTransaction,
+  p: Projector,
+  from: Position,
+  batch: readonly RecordedEvent[],
+  target: { schema: string; checkpointTable?: string } = { schema: p.schema },
+): Promise<Position> {
   const to = batch[batch.length - 1]!.position
   const relevant = batch.filter((e) => p.eventTypes.has(e.type))
-  await db.transaction().execute(async (trx) => {
-    await sql`select set_config('role', ${ROLES.projector}, true), set_config('search_path', ${target.schema}, true)`.execute(trx)
-    for (const [tenantId, events] of byTenant(relevant)) {
-      await sql`select set_config('app.tenant_id', ${tenantId ?? ''}, true)`.execute(trx)
-      await p.apply(trx, events)
-    }
-    const moved = await sql`
-      update ${sql.table(target.checkpointTable ?? checkpointTable(p))}
-         set commit_position = ${to.commit.toString()}::xid8, prepare_position = ${to.prepare.toString()}, updated_at = now()
-       where name = ${p.name} and version = ${p.version}
-         and commit_position = ${from.commit.toString()}::xid8 and prepare_position = ${from.prepare.toString()}`.execute(trx)
-    if (moved.numAffectedRows !== 1n) throw new CheckpointMovedError(`${p.name} v${p.version}: checkpoint moved`)
-  })
+  await sql`select set_config('role', ${ROLES.projector}, true), set_config('search_path', ${target.schema}, true),
+                   pg_advisory_xact_lock(hashtext(${batchLockKey(target.schema, p.name)}))`.execute(trx)
+  for (const [tenantId, events] of byTenant(relevant)) {
+    await sql`select set_config('app.tenant_id', ${tenantId ?? ''}, true)`.execute(trx)
+    await p.apply(trx, events)
+  }
+  const moved = await sql`
+    update ${sql.table(target.checkpointTable ?? checkpointTable(p))}
+       set commit_position = ${to.commit.toString()}::xid8, prepare_position = ${to.prepare.toString()}, updated_at = now()
+     where name = ${p.name} and version = ${p.version}
+       and commit_position = ${from.commit.toString()}::xid8 and prepare_position = ${from.prepare.toString()}`.execute(trx)
+  if (moved.numAffectedRows !== 1n) throw new CheckpointMovedError(`${p.name} v${p.version}: checkpoint moved`)
   return to
 }
 
@@ -134,6 +164,20 @@ export class ProjectionEngine {
     const log = this.logger.child({ projector: p.name, version: p.version })
     while (!this.stopped) {
       try {
+        const other = await otherVersion(this.db, p)
+        if (other !== null) {
+          // The live tables hold another version's read model: never write this version's rows into them.
+          if (other > p.version) {
+            log.warn({ live: other }, 'a newer version of this projector is live: this one stops')
+            return
+          }
+          log.warn(
+            { live: other },
+            `live tables hold v${other}: run \`npm run rebuild -- ${p.name}\` to build and swap in v${p.version}`,
+          )
+          await new Promise((r) => setTimeout(r, Math.max(this.options.retryMs, 1_000)))
+          continue
+        }
         let checkpoint = await loadCheckpoint(this.db, p)
         const entry = { status: this.status(p, checkpoint), subscription: null as Subscription | null }
         this.state.set(p.name, entry)
@@ -151,6 +195,15 @@ export class ProjectionEngine {
         }
       } catch (e) {
         if (this.stopped) return
+        await this.state
+          .get(p.name)
+          ?.subscription?.close()
+          .catch(() => {})
+        if (e instanceof CheckpointMovedError) {
+          // A rebuild swapped its tables in and moved the checkpoint: go on from there, at once.
+          log.info('checkpoint moved by a rebuild: reloading it')
+          continue
+        }
         log.error({ err: e }, 'projector failed; restarting from its checkpoint')
         await new Promise((r) => setTimeout(r, this.options.retryMs))
       }

@@ -31,6 +31,7 @@ export const messagesProjector: Projector = {
   name: 'messages',
   version: 1,
   schema: 'tenant',
+  tables: ['messages', 'message_edits', 'room_reads', 'drafts'],
   eventTypes: new Set([
     'message.created',
     'message.updated',

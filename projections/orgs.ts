@@ -7,6 +7,7 @@ export const orgsProjector: Projector = {
   name: 'orgs',
   version: 1,
   schema: 'control',
+  tables: ['orgs'],
   eventTypes: new Set(['org.created', 'org.suspended', 'org.reactivated']),
   async apply(trx: ProjectionTransaction, events: readonly RecordedEvent[]) {
     for (const recorded of events) {

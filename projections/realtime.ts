@@ -104,6 +104,7 @@ export function realtimeProjector(streams: UserStreams): Projector {
     name: 'realtime',
     version: 1,
     schema: 'tenant',
+    tables: ['fanout_users', 'fanout_rooms', 'fanout_members', 'fanout_spaces'],
     eventTypes: new Set([
       'message.created',
       'message.updated',

@@ -6,6 +6,7 @@ export const roomsProjector: Projector = {
   name: 'rooms',
   version: 1,
   schema: 'tenant',
+  tables: ['rooms', 'room_members'],
   eventTypes: new Set(['room.created', 'room.updated', 'room.member_added', 'room.member_removed', 'room.archived']),
   async apply(trx, events) {
     for (const recorded of events) {

@@ -6,6 +6,7 @@ export const spacesProjector: Projector = {
   name: 'spaces',
   version: 1,
   schema: 'tenant',
+  tables: ['spaces'],
   eventTypes: new Set(['space.created', 'space.updated']),
   async apply(trx, events) {
     for (const recorded of events) {

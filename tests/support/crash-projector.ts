@@ -25,6 +25,7 @@ export const crashProjector = (name: string, table: string, delayMs = 0): Projec
   name,
   version: 1,
   schema: 'tenant',
+  tables: [table, `${table}_log`],
   eventTypes: new Set(['counter.incremented']),
   async apply(trx, events: readonly RecordedEvent[]) {
     for (const e of events) {
