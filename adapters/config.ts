@@ -38,6 +38,8 @@ const schema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
   REALTIME_HEARTBEAT_MS: z.coerce.number().int().min(100).max(120_000).default(50_000),
   REALTIME_QUEUE_TTL_MS: z.coerce.number().int().min(1_000).default(600_000),
+  RATE_LIMIT_IP_PER_MINUTE: z.coerce.number().int().min(1).default(3_000),
+  RATE_LIMIT_USER_PER_MINUTE: z.coerce.number().int().min(1).default(1_200),
   MAX_BODY_BYTES: z.coerce.number().int().min(1_024).default(1_048_576),
 })
 

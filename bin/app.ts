@@ -1,3 +1,4 @@
+import { getConnInfo } from '@hono/node-server/conninfo'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { bodyLimit } from 'hono/body-limit'
 import { requestId } from 'hono/request-id'
@@ -5,6 +6,7 @@ import { v7 as uuid } from 'uuid'
 import type { AppEnv } from '../adapters/http/context.ts'
 import { onError } from '../adapters/http/errors.ts'
 import { HttpProblem, renderProblem } from '../adapters/http/problem.ts'
+import { rateLimit } from '../adapters/http/rate-limit.ts'
 import { controlCommands } from '../commands/control.ts'
 import { messagesCommands } from '../commands/messages.ts'
 import { roomsCommands } from '../commands/rooms.ts'
@@ -52,6 +54,16 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
           title: 'Payload too large',
           detail: `bodies are limited to ${config.MAX_BODY_BYTES} bytes`,
         }),
+    }),
+  )
+
+  // Per client address, before anything else is spent on the request; probes are exempt.
+  app.use(
+    rateLimit(services.rateLimiter, {
+      name: 'ip',
+      limit: config.RATE_LIMIT_IP_PER_MINUTE,
+      windowMs: 60_000,
+      keyOf: (c) => (/^\/(healthz|readyz|metrics)$/.test(c.req.path) ? null : (getConnInfo(c).remote.address ?? 'unknown')),
     }),
   )
 

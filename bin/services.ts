@@ -9,6 +9,7 @@ import type { Logger } from '../adapters/logger.ts'
 import { createKysely, createPool, type PgPool } from '../adapters/postgres.ts'
 import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
 import { PostgresUserStreams } from '../adapters/postgres-user-streams.ts'
+import { MemoryRateLimiter, type RateLimiter, RedisRateLimiter } from '../adapters/rate-limit.ts'
 import { RedisUserStreams } from '../adapters/redis-user-streams.ts'
 import { withUpcasting } from '../adapters/upcasting-event-store.ts'
 import type { UserStreams } from '../adapters/user-streams.ts'
@@ -27,6 +28,7 @@ export type Services = AppDeps & {
   readonly projectors: readonly Projector[]
   readonly userStreams: UserStreams
   readonly gateway: RealtimeGateway
+  readonly rateLimiter: RateLimiter
   ready(): Promise<Record<string, 'ok' | string>>
   close(): Promise<void>
 }
@@ -59,6 +61,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
   const userStreams: UserStreams = redis
     ? new RedisUserStreams(redis, streamOptions)
     : new PostgresUserStreams(pool, streamOptions)
+  const rateLimiter: RateLimiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter()
   const fanout = realtimeProjector(userStreams)
   const projectors: readonly Projector[] = [...readModelProjectors, fanout]
   const gateway = new RealtimeGateway(userStreams, {
@@ -87,6 +90,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     projectors,
     userStreams,
     gateway,
+    rateLimiter,
     waiter,
     async ready() {
       const checks: Record<string, string> = {}
@@ -110,6 +114,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
       await gateway.close()
       await engine?.stop()
       await userStreams.close()
+      await rateLimiter.close()
       redis?.disconnect()
       await store.close()
       await db.destroy()

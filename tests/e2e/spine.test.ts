@@ -136,3 +136,20 @@ describe('the spine over HTTP: command → event → projection → query', () =
     expect(r.headers.get('retry-after')).toBeTruthy()
   }, 15_000)
 })
+
+describe('abuse limits', () => {
+  it('answers 429 with Retry-After past the per-address limit, and spares the probes', async () => {
+    const limited = await startTestServer({ RATE_LIMIT_IP_PER_MINUTE: '5' })
+    try {
+      const statuses = []
+      for (let i = 0; i < 7; i++) statuses.push((await limited.request('GET', '/orgs/name-check?name=abcdef')).status)
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429])
+      const refused = await limited.request('GET', '/orgs/name-check?name=abcdef')
+      expect(refused.headers.get('retry-after')).toMatch(/^\d+$/)
+      expect(refused.body).toMatchObject({ status: 429, code: 'RATE_LIMITED' })
+      expect((await limited.request('GET', '/healthz')).status).toBe(200)
+    } finally {
+      await limited.close()
+    }
+  })
+})
