@@ -5,6 +5,8 @@ import { requestId } from 'hono/request-id'
 import { v7 as uuid } from 'uuid'
 import type { AppEnv } from '../adapters/http/context.ts'
 import { onError } from '../adapters/http/errors.ts'
+import { idempotency } from '../adapters/http/idempotency.ts'
+import { isOperator } from '../adapters/http/operator.ts'
 import { HttpProblem, renderProblem } from '../adapters/http/problem.ts'
 import { rateLimit } from '../adapters/http/rate-limit.ts'
 import { controlCommands } from '../commands/control.ts'
@@ -74,6 +76,10 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
     return c.json({ status: ok ? 'ready' : 'not ready', checks }, ok ? 200 : 503)
   })
 
+  app.use(
+    '/control/*',
+    idempotency({ db: services.db, actorOf: (c) => (isOperator(c, config.OPERATOR_TOKEN) ? 'operator' : null) }),
+  )
   for (const module of [orgsQueries, controlCommands, controlQueries]) app.route('/', module(services))
   // The Tenant API: every module below reads the caller from the principal the auth middleware set.
   for (const module of [spacesCommands, roomsCommands, messagesCommands, spacesQueries, roomsQueries, messagesQueries]) {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { v7 as uuid } from 'uuid'
@@ -26,6 +27,8 @@ export type AppEnv = {
     requestId: string
     log: Logger
     correlationId: string
+    /** Set by the idempotency middleware: the ids a command generates follow from it. */
+    idempotencySeed?: { seed: string; msecs: number }
   }
 }
 
@@ -50,15 +53,30 @@ export const pipelineDeps = (deps: AppDeps): PipelineDeps => ({
   upcasters: deps.upcasters,
 })
 
+/**
+ * UUIDv7s that the same idempotency seed always yields in the same order: a retried command decides the
+ * same events with the same ids, and the event store answers the retry without appending.
+ */
+export const seededIds = (seed: string, msecs: number): (() => string) => {
+  let n = 0
+  return () => {
+    const random = createHash('sha256').update(`${seed}#${n}`).digest().subarray(0, 16)
+    return uuid({ msecs, seq: n++, random })
+  }
+}
+
 /** The command context of an HTTP request: the request is the cause, its correlation id flows on. */
-export const commandContext = (c: Context<AppEnv>, actor: Actor, tenantId: string | null): CommandContext => ({
-  tenantId,
-  actor,
-  correlationId: c.get('correlationId'),
-  causationId: c.get('requestId'),
-  now: () => new Date(),
-  newId: uuid,
-})
+export const commandContext = (c: Context<AppEnv>, actor: Actor, tenantId: string | null): CommandContext => {
+  const seeded = c.get('idempotencySeed')
+  return {
+    tenantId,
+    actor,
+    correlationId: c.get('correlationId'),
+    causationId: c.get('requestId'),
+    now: seeded ? () => new Date(seeded.msecs) : () => new Date(),
+    newId: seeded ? seededIds(seeded.seed, seeded.msecs) : uuid,
+  }
+}
 
 const POSITION = /^\d{1,18}$/
 

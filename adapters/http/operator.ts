@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
-import type { MiddlewareHandler } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
 import { forbidden, unauthorized } from './problem.ts'
 
 const bearer = (header: string | undefined): string | null => {
@@ -11,6 +11,11 @@ const same = (a: string, b: string) => {
   const x = Buffer.from(a)
   const y = Buffer.from(b)
   return x.length === y.length && timingSafeEqual(x, y)
+}
+
+export const isOperator = (c: Context, operatorToken: string | undefined): boolean => {
+  const token = bearer(c.req.header('authorization'))
+  return Boolean(token && operatorToken && same(token, operatorToken))
 }
 
 /** Operators authenticate with the OPERATOR_TOKEN service credential. Without one configured, nobody does. */

@@ -1,4 +1,5 @@
 import * as m001 from './001_init.ts'
+import * as m005 from './005_idempotency.ts'
 
 export const schema = 'control'
-export const migrations = { '001_init': m001 }
+export const migrations = { '001_init': m001, '005_idempotency': m005 }

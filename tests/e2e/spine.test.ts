@@ -153,3 +153,31 @@ describe('abuse limits', () => {
     }
   })
 })
+
+describe('Idempotency-Key', () => {
+  it('the same key from the same actor answers the first answer again and appends nothing', async () => {
+    const send = (name: string, key: string) =>
+      server.request('POST', '/control/orgs', { ...asOperator, body: { name }, headers: { 'idempotency-key': key } })
+    const first = await send('Retry Corp', 'key-1')
+    const head = await server.services.store.headPosition()
+    const again = await send('Retry Corp', 'key-1')
+    expect(first.status).toBe(201)
+    expect(again.status).toBe(201)
+    expect(again.body).toEqual(first.body)
+    expect(again.headers.get('idempotent-replayed')).toBe('true')
+    expect(await server.services.store.headPosition()).toEqual(head)
+    const reused = await send('Other Corp', 'key-1')
+    expect(reused.status).toBe(422)
+    expect(reused.body.code).toBe('IDEMPOTENCY_KEY_REUSED')
+    const bad = await send('Other Corp', 'not a key!')
+    expect(bad.status).toBe(400)
+  })
+
+  it('refused answers are kept too, and another key is another request', async () => {
+    const send = (key: string) =>
+      server.request('POST', '/control/orgs', { ...asOperator, body: { name: 'www' }, headers: { 'idempotency-key': key } })
+    expect((await send('key-2')).status).toBe(422)
+    expect((await send('key-2')).headers.get('idempotent-replayed')).toBe('true')
+    expect((await send('key-3')).headers.get('idempotent-replayed')).toBeNull()
+  })
+})
