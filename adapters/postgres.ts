@@ -3,13 +3,22 @@ import pg from 'pg'
 
 export type PgPool = pg.Pool
 
-export const createPool = (connectionString: string, options: { max?: number; applicationName?: string } = {}) =>
-  new pg.Pool({
+export const createPool = (connectionString: string, options: { max?: number; applicationName?: string } = {}) => {
+  const pool = new pg.Pool({
     connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'workspace',
     idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
   })
+  // An idle connection the server dropped (restart, failover, terminate): the pool discards it and opens a
+  // new one on demand; unhandled, the error would end the process.
+  pool.on('error', () => {})
+  // A checked-out connection can break between two statements (inside a transaction): its next query
+  // fails and the request answers 503. Without a listener the 'error' event would end the process.
+  pool.on('connect', (client) => client.on('error', () => {}))
+  return pool
+}
 
 // biome-ignore lint/suspicious/noExplicitAny: a Kysely over tables described per context
 export type AnyDb = Kysely<any>

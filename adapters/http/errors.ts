@@ -84,14 +84,28 @@ export function toProblem(e: unknown): Problem | null {
   return null
 }
 
-/** Database or cache unreachable: a 503 the client may retry, not a bug. */
-const isUnavailable = (e: unknown): boolean => {
-  const code = (e as { code?: string } | null)?.code
-  return (
-    typeof code === 'string' &&
-    (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003', '53300'].includes(code) ||
-      /Connection terminated/.test(String((e as Error).message)))
-  )
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  '53300',
+  '53400',
+])
+const UNAVAILABLE_MESSAGE =
+  /Connection terminated|not queryable|connection error|terminating connection|timeout exceeded when trying to connect|Connection is closed|max retries|Stream isn't writeable/i
+
+/** Database or cache unreachable or cut off: a 503 the client may retry, not a bug. */
+export const isUnavailable = (e: unknown): boolean => {
+  for (let cur = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const code = (cur as { code?: unknown }).code
+    // SQLSTATE classes 08 (connection exception) and 57P (operator intervention: shutdown, terminate).
+    if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || /^08|^57P/.test(code))) return true
+    if (cur instanceof Error && UNAVAILABLE_MESSAGE.test(cur.message)) return true
+  }
+  return false
 }
 
 export const onError = (logger: Logger) => (e: Error, c: Context) => {

@@ -28,7 +28,7 @@ function load(server: ChildServer, clients: number) {
       const name = `crash org ${c} ${n++}`
       try {
         const r = await fetch(`${server.url}/control/orgs`, { method: 'POST', headers, body: JSON.stringify({ name }) })
-        if (r.status === 201) acknowledged.push(await r.json())
+        if (r.status === 201) acknowledged.push((await r.json()) as { orgId: string; position: number })
       } catch {
         await new Promise((res) => setTimeout(res, 20))
       }
