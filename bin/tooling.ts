@@ -1,0 +1,76 @@
+import { join } from 'node:path'
+import { type Config, ConfigError, loadConfig } from '../adapters/config.ts'
+import { ensureDatabase, startEmbeddedPostgres } from '../adapters/embedded-postgres.ts'
+import type { EventStore } from '../adapters/event-store.ts'
+import { createEventStore } from '../adapters/event-store-factory.ts'
+import { type AnyDb, createKysely, createPool, type PgPool } from '../adapters/postgres.ts'
+import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
+import { withUpcasting } from '../adapters/upcasting-event-store.ts'
+import { eventUpcasters } from '../domain/schema-versions.ts'
+import { migrateAll } from '../migrations/index.ts'
+
+/** Exit codes every operations tool uses. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError'
+}
+
+/** What an operations tool works with: the configured event store (upcasting on read) and the read-model database. */
+export type Tooling = {
+  readonly config: Config
+  readonly pool: PgPool
+  readonly db: AnyDb
+  /** The adapter itself, for adapter-specific fast paths. */
+  readonly adapter: EventStore
+  readonly store: EventStore
+  close(): Promise<void>
+}
+
+/**
+ * Opens the database the way the server does (DATABASE_URL, or the embedded Postgres under DATA_DIR, reused if
+ * a server already runs it) and the configured event store; migrates unless told not to.
+ */
+export async function openTooling(options: { migrate?: boolean; applicationName?: string } = {}): Promise<Tooling> {
+  const config = loadConfig()
+  let url = config.DATABASE_URL
+  let stop: (() => Promise<void>) | undefined
+  if (!url) {
+    const embedded = await startEmbeddedPostgres(join(config.DATA_DIR, 'postgres'), config.EMBEDDED_POSTGRES_PORT)
+    url = await ensureDatabase(embedded.url, 'workspace')
+    stop = embedded.stop
+  }
+  const pool = createPool(url, { max: 8, applicationName: options.applicationName ?? 'workspace-tool' })
+  const db = createKysely(pool)
+  if (options.migrate !== false) await migrateAll(db)
+  const adapter = createEventStore(config, pool)
+  if (adapter instanceof PostgresEventStore) await adapter.assertHistoryOrdered()
+  const store = withUpcasting(adapter, eventUpcasters)
+  return {
+    config,
+    pool,
+    db,
+    adapter,
+    store,
+    async close() {
+      await store.close()
+      await db.destroy()
+      await stop?.()
+    },
+  }
+}
+
+/** Runs a tool's main: usage errors exit 2 with the message, configuration errors 2, anything else 1. */
+export function runTool(main: () => Promise<number | undefined>): void {
+  main().then(
+    (code) => process.exit(code ?? EXIT.ok),
+    (e: unknown) => {
+      if (e instanceof UsageError || e instanceof ConfigError) {
+        process.stderr.write(`${e.message}\n`)
+        process.exit(EXIT.usage)
+      }
+      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`)
+      process.exit(EXIT.failure)
+    },
+  )
+}

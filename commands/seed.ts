@@ -1,0 +1,526 @@
+import { v7 as uuid } from 'uuid'
+import { type Actor, streamName } from '../adapters/event-store.ts'
+import { type Decider, type DomainEvent, fold } from '../domain/decider.ts'
+import { draft, type Mention, type MessageState, message, readMark } from '../domain/messages.ts'
+import { type ActorRole, type RoomActor, type RoomState, room } from '../domain/rooms.ts'
+import { space } from '../domain/spaces.ts'
+import { messageStream } from './messages.ts'
+import { createOrg, orgStream } from './orgs.ts'
+import { type CommandContext, handleCommand, type PipelineDeps } from './pipeline.ts'
+import { dmRoomId, roomStream } from './rooms.ts'
+import { spaceStream } from './spaces.ts'
+
+/*
+ * A realistic workload, written through the command pipeline (deciders, expected revisions, envelopes), so it
+ * produces exactly the events the product does: orgs, users, spaces, public and private rooms and DMs, messages
+ * with threads, mentions, edits, reactions, deletes and range deletes, read marks and drafts. It grows with
+ * every context. Used by `npm run seed`, the CI verify step, benchmarks and tests. Deterministic for a seed
+ * (ids aside): the same flags give the same shape of history.
+ */
+
+export type SeedOptions = {
+  readonly orgs?: number
+  readonly usersPerOrg?: number
+  readonly roomsPerOrg?: number
+  /** Messages in all, spread over every org's rooms. */
+  readonly messages?: number
+  readonly seed?: number
+  /** Rooms seeded at once. */
+  readonly concurrency?: number
+  /** The clock of the first event; each command moves it on by a few seconds. */
+  readonly startAt?: Date
+  readonly onProgress?: (p: { commands: number; messages: number; totalMessages: number }) => void
+}
+
+export type SeededUser = { userId: string; username: string; role: ActorRole }
+export type SeededOrg = { orgId: string; slug: string; users: SeededUser[]; rooms: string[] }
+export type SeedSummary = { orgs: SeededOrg[]; commands: number; events: Record<string, number> }
+
+/** mulberry32: a small seeded generator, so a seed gives the same workload. */
+const rng = (seed: number) => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
+  }
+}
+
+const FIRST = ['ada', 'grace', 'alan', 'barbara', 'edsger', 'frances', 'ken', 'margaret', 'linus', 'radia', 'donald', 'sophie']
+const WORDS =
+  'the build is green again after the flaky test got fixed we should ship the migration tonight who owns the rollout plan ' +
+  'I pushed a draft of the design doc please review the section on rebuilds and the shadow tables lunch at noon anyone ' +
+  'the customer asked about audit exports and retention the agent opened a pull request with the fix numbers look good'
+const VOCAB = WORDS.split(' ')
+const EMOJI = ['thumbsup', 'tada', 'eyes', 'heart', 'rocket', '👍', '🎉']
+
+type Live = { id: string; authorId: string; text: string; reactions: Set<string>; threadRootId: string | null }
+
+type RoomRun = {
+  readonly roomId: string
+  state: RoomState
+  readonly members: SeededUser[]
+  readonly messages: number
+  readonly canArchive: boolean
+}
+
+/** Appends events a context's own decider does not produce yet (users, until identity writes them): as given. */
+const passThrough: Decider<DomainEvent[], DomainEvent, null> = {
+  initialState: null,
+  decide: (events) => events,
+  evolve: () => null,
+}
+
+export async function seedWorkload(deps: PipelineDeps, options: SeedOptions = {}): Promise<SeedSummary> {
+  const orgCount = options.orgs ?? 2
+  const usersPerOrg = Math.max(3, options.usersPerOrg ?? 8)
+  const roomsPerOrg = Math.max(4, options.roomsPerOrg ?? 6)
+  const totalMessages = options.messages ?? 2_000
+  const random = rng(options.seed ?? 42)
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!
+  const chance = (p: number) => random() < p
+  let clock = (options.startAt ?? new Date('2025-03-03T09:00:00Z')).getTime()
+  const tick = () => {
+    clock += 1_000 + Math.floor(random() * 20_000)
+    return new Date(clock)
+  }
+  const events: Record<string, number> = {}
+  let commands = 0
+  let posted = 0
+  let lastReport = 0
+  const report = (force = false) => {
+    if (!options.onProgress || (!force && Date.now() - lastReport < 250)) return
+    lastReport = Date.now()
+    options.onProgress({ commands, messages: posted, totalMessages })
+  }
+
+  const context = (tenantId: string | null, actor: Actor): CommandContext => {
+    const at = tick()
+    return {
+      tenantId,
+      actor,
+      correlationId: uuid(),
+      causationId: uuid(),
+      now: () => at,
+      newId: uuid,
+    }
+  }
+  const run = async <C, E extends DomainEvent, S>(
+    decider: Decider<C, E, S>,
+    stream: string,
+    command: C | ((s: S) => C),
+    ctx: CommandContext,
+  ) => {
+    const r = await handleCommand(deps, decider, stream, command, ctx)
+    commands++
+    for (const e of r.events) events[e.type] = (events[e.type] ?? 0) + 1
+    report()
+    return r
+  }
+  const system: Actor = { type: 'operator', id: 'seed' }
+
+  const orgs: SeededOrg[] = []
+  const runs: RoomRun[] = []
+  for (let o = 0; o < orgCount; o++) {
+    const orgId = uuid()
+    const created = await createOrg(deps, context(null, system), { orgId, name: `Seed Org ${o + 1} ${orgId.slice(-6)}` })
+    commands += 2
+    events['org.name_reserved'] = (events['org.name_reserved'] ?? 0) + 1
+    events['org.created'] = (events['org.created'] ?? 0) + 1
+    const users: SeededUser[] = Array.from({ length: usersPerOrg }, (_, i) => ({
+      userId: uuid(),
+      username: `${FIRST[i % FIRST.length]}${i >= FIRST.length ? i : ''}`,
+      role: i === 0 ? 'owner' : i === 1 ? 'admin' : i === usersPerOrg - 1 ? 'guest' : 'member',
+    }))
+    // People join the org, then pick their username (activation).
+    for (const u of users) {
+      const at = tick().toISOString()
+      await run(
+        passThrough,
+        orgStream(orgId),
+        [
+          {
+            type: 'user.joined',
+            data: {
+              userId: u.userId,
+              accountId: uuid(),
+              type: 'human',
+              role: u.role,
+              email: `${u.username}@${created.slug}.example`,
+              displayName: u.username[0]!.toUpperCase() + u.username.slice(1),
+              at,
+            },
+          },
+          { type: 'user.activated', data: { userId: u.userId, username: u.username, at } },
+        ],
+        context(orgId, system),
+      )
+    }
+    const owner = users[0]!
+    const asUser = (u: SeededUser): Actor => ({ type: 'user', id: u.userId })
+    const roomActor = (u: SeededUser): RoomActor => ({ userId: u.userId, role: u.role })
+
+    const spaces: string[] = []
+    for (const [k, kind] of (['public', 'personal'] as const).entries()) {
+      const spaceId = uuid()
+      const ctx = context(orgId, asUser(owner))
+      await run(
+        space,
+        spaceStream(spaceId),
+        {
+          type: 'create',
+          spaceId,
+          name: k ? 'Notes' : 'Engineering',
+          kind,
+          actorId: owner.userId,
+          actorIsGuest: false,
+          at: ctx.now().toISOString(),
+        },
+        ctx,
+      )
+      spaces.push(spaceId)
+    }
+    const renameCtx = context(orgId, asUser(owner))
+    await run(
+      space,
+      spaceStream(spaces[0]!),
+      {
+        type: 'update',
+        spaceId: spaces[0]!,
+        name: 'Engineering & Product',
+        actorId: owner.userId,
+        actorIsAdmin: true,
+        at: renameCtx.now().toISOString(),
+      },
+      renameCtx,
+    )
+
+    const humans = users.filter((u) => u.role !== 'guest')
+    const guest = users[users.length - 1]!
+    const rooms: string[] = []
+    for (let r = 0; r < roomsPerOrg; r++) {
+      // Mostly public rooms, some private ones, and DMs between pairs.
+      const kind = r % 3 === 2 ? 'dm' : r % 3 === 1 ? 'private' : 'public'
+      let roomId: string
+      let members: SeededUser[]
+      if (kind === 'dm') {
+        const a = humans[r % humans.length]!
+        const b = humans[(r + 1) % humans.length]!
+        roomId = dmRoomId(orgId, a.userId, b.userId)
+        members = [a, b]
+        const ctx = context(orgId, asUser(a))
+        await run(
+          room,
+          roomStream(roomId),
+          {
+            type: 'open_dm',
+            roomId,
+            actor: roomActor(a),
+            other: { memberId: b.userId, memberType: 'user' },
+            at: ctx.now().toISOString(),
+          },
+          ctx,
+        )
+        if (rooms.includes(roomId)) continue
+      } else {
+        roomId = uuid()
+        const creator = humans[r % humans.length]!
+        const invited = humans.filter((u) => u !== creator && chance(0.6))
+        members = [creator, ...invited]
+        const ctx = context(orgId, asUser(creator))
+        await run(
+          room,
+          roomStream(roomId),
+          {
+            type: 'create',
+            roomId,
+            name: `${kind === 'private' ? 'secret' : 'team'}-${r + 1}`,
+            description: chance(0.5) ? 'Where the work happens' : '',
+            spaceId: chance(0.7) ? spaces[0]! : null,
+            visibility: kind,
+            actor: roomActor(creator),
+            members: invited.map((u) => ({ memberId: u.userId, memberType: 'user' as const })),
+            at: ctx.now().toISOString(),
+          },
+          ctx,
+        )
+        // Others join (public rooms), are added (private ones), or leave again; the guest is invited to one room.
+        for (const u of humans.filter((x) => !members.includes(x))) {
+          if (!chance(0.5)) continue
+          const by = kind === 'public' ? u : creator
+          const c = context(orgId, asUser(by))
+          await run(
+            room,
+            roomStream(roomId),
+            {
+              type: 'add_member',
+              roomId,
+              memberId: u.userId,
+              memberType: 'user',
+              actor: roomActor(by),
+              at: c.now().toISOString(),
+            },
+            c,
+          )
+          members.push(u)
+        }
+        if (r === 0) {
+          const c = context(orgId, asUser(creator))
+          await run(
+            room,
+            roomStream(roomId),
+            {
+              type: 'add_member',
+              roomId,
+              memberId: guest.userId,
+              memberType: 'user',
+              actor: roomActor(creator),
+              at: c.now().toISOString(),
+            },
+            c,
+          )
+          members.push(guest)
+        }
+        if (members.length > 2) {
+          const leaver = members[members.length - 1]!
+          const c = context(orgId, asUser(leaver))
+          await run(
+            room,
+            roomStream(roomId),
+            { type: 'remove_member', roomId, memberId: leaver.userId, actor: roomActor(leaver), at: c.now().toISOString() },
+            c,
+          )
+          members = members.slice(0, -1)
+        }
+        const c = context(orgId, asUser(creator))
+        await run(
+          room,
+          roomStream(roomId),
+          {
+            type: 'update',
+            roomId,
+            description: `Room ${r + 1}: status, plans and chatter`,
+            actor: roomActor(creator),
+            at: c.now().toISOString(),
+          },
+          c,
+        )
+      }
+      rooms.push(roomId)
+      const state = fold(
+        room,
+        (await deps.store.readStream(roomStream(roomId))).map(
+          (e) => ({ type: e.type, data: e.data }) as Parameters<typeof room.evolve>[1],
+        ),
+      )
+      runs.push({ roomId, state, members, messages: 0, canArchive: kind === 'public' && r === 3 })
+    }
+    orgs.push({ orgId, slug: created.slug, users, rooms })
+  }
+
+  // Messages: spread over every room, busier rooms first.
+  const weights = runs.map(() => 0.3 + random())
+  const sum = weights.reduce((a, b) => a + b, 0)
+  const counts = weights.map((w) => Math.floor((w / sum) * totalMessages))
+  counts[0]! += totalMessages - counts.reduce((a, b) => a + b, 0)
+  const sized = runs.map((r, i) => ({ ...r, messages: counts[i]! }))
+
+  const orgOf = new Map(orgs.flatMap((o) => o.rooms.map((r) => [r, o] as const)))
+  const seedRoom = async (run_: RoomRun) => {
+    const org = orgOf.get(run_.roomId)!
+    const tenantId = org.orgId
+    const live: Live[] = []
+    const writers = run_.members
+    const byName = new Map(org.users.map((u) => [u.username, u.userId]))
+    const actorOf = (u: SeededUser): RoomActor & { type: 'user' } => ({ userId: u.userId, role: u.role, type: 'user' })
+    const sentence = () => {
+      const n = 3 + Math.floor(random() * 14)
+      let words = Array.from({ length: n }, () => pick(VOCAB))
+      if (chance(0.15)) words = [`@${pick(writers).username}`, ...words]
+      return words.join(' ')
+    }
+    const mentionsOf = (text: string): Mention[] =>
+      [...text.matchAll(/@([a-z0-9]+)/g)].flatMap((m) =>
+        byName.has(m[1]!) ? [{ userId: byName.get(m[1]!)!, username: m[1]! }] : [],
+      )
+    const state = (m: Live): MessageState => ({
+      exists: true,
+      roomId: run_.roomId,
+      authorId: m.authorId,
+      text: m.text,
+      threadRootId: m.threadRootId,
+      deleted: false,
+      reactions: m.reactions,
+    })
+    for (let i = 0; i < run_.messages; i++) {
+      const author = pick(writers)
+      const ctx = context(tenantId, { type: 'user', id: author.userId })
+      const roots = live.filter((m) => m.threadRootId === null)
+      const root = roots.length && chance(0.2) ? pick(roots.slice(-20)) : null
+      const messageId = uuid()
+      const text = sentence()
+      const mentions = mentionsOf(text)
+      await run(
+        message,
+        messageStream(messageId),
+        {
+          type: 'post',
+          messageId,
+          roomId: run_.roomId,
+          text,
+          threadRoot: root ? { messageId: root.id, state: state(root) } : null,
+          mentions,
+          room: run_.state,
+          actor: actorOf(author),
+          at: ctx.now().toISOString(),
+        },
+        ctx,
+      )
+      live.push({ id: messageId, authorId: author.userId, text, reactions: new Set(), threadRootId: root?.id ?? null })
+      posted++
+      const recent = live.slice(-30)
+      if (chance(0.06)) {
+        const m = pick(recent)
+        const who = writers.find((u) => u.userId === m.authorId)
+        if (who) {
+          const edited = `${m.text} (edited)`
+          const c = context(tenantId, { type: 'user', id: who.userId })
+          await run(
+            message,
+            messageStream(m.id),
+            {
+              type: 'edit',
+              messageId: m.id,
+              text: edited,
+              mentions: mentionsOf(edited),
+              room: run_.state,
+              actor: actorOf(who),
+              at: c.now().toISOString(),
+            },
+            c,
+          )
+          m.text = edited
+        }
+      }
+      if (chance(0.15)) {
+        const m = pick(recent)
+        const who = pick(writers)
+        const emoji = pick(EMOJI)
+        const key = `${emoji} ${who.userId}`
+        const c = context(tenantId, { type: 'user', id: who.userId })
+        const reacted = !m.reactions.has(key)
+        await run(
+          message,
+          messageStream(m.id),
+          { type: 'react', messageId: m.id, emoji, reacted, room: run_.state, actor: actorOf(who), at: c.now().toISOString() },
+          c,
+        )
+        if (reacted) m.reactions.add(key)
+        else m.reactions.delete(key)
+      }
+      if (chance(0.025) && live.length > 5) {
+        const m = pick(recent)
+        const who = writers.find((u) => u.userId === m.authorId) ?? writers.find((u) => u.role === 'owner' || u.role === 'admin')
+        if (who) {
+          const c = context(tenantId, { type: 'user', id: who.userId })
+          await run(
+            message,
+            messageStream(m.id),
+            { type: 'delete', messageId: m.id, room: run_.state, actor: actorOf(who), at: c.now().toISOString() },
+            c,
+          )
+          live.splice(live.indexOf(m), 1)
+        }
+      }
+      if (chance(0.08)) {
+        const reader = pick(writers)
+        const c = context(tenantId, { type: 'user', id: reader.userId })
+        await run(
+          readMark,
+          streamName('room_read', `${run_.roomId}_${reader.userId}`),
+          { roomId: run_.roomId, userId: reader.userId, messageId: live[live.length - 1]!.id, at: c.now().toISOString() },
+          c,
+        )
+      }
+      if (chance(0.04)) {
+        const writer = pick(writers)
+        const c = context(tenantId, { type: 'user', id: writer.userId })
+        // Half the time the draft is sent or dropped: saving empty text clears it.
+        await run(
+          draft,
+          streamName('draft', `${run_.roomId}_${writer.userId}`),
+          (s) => ({
+            roomId: run_.roomId,
+            userId: writer.userId,
+            text: s.text && chance(0.5) ? '' : sentence(),
+            at: c.now().toISOString(),
+          }),
+          c,
+        )
+      }
+      report()
+    }
+    // Rewind the end of the conversation once: "delete this and everything after it".
+    if (live.length >= 8) {
+      const tail = live.slice(-3)
+      const admin = org.users.find((u) => u.role === 'owner')!
+      const c = context(tenantId, { type: 'user', id: admin.userId })
+      const r = await run(
+        room,
+        roomStream(run_.roomId),
+        {
+          type: 'delete_range',
+          roomId: run_.roomId,
+          fromMessageId: tail[0]!.id,
+          toMessageId: tail[tail.length - 1]!.id,
+          messageIds: tail.map((m) => m.id),
+          authors: tail.map((m) => m.authorId),
+          actor: { userId: admin.userId, role: admin.role },
+          at: c.now().toISOString(),
+        },
+        c,
+      )
+      run_.state = r.state
+    }
+    if (run_.canArchive) {
+      const admin = org.users.find((u) => u.role === 'owner')!
+      const c = context(tenantId, { type: 'user', id: admin.userId })
+      await run(
+        room,
+        roomStream(run_.roomId),
+        { type: 'archive', roomId: run_.roomId, actor: { userId: admin.userId, role: admin.role }, at: c.now().toISOString() },
+        c,
+      )
+    }
+  }
+
+  const queue = [...sized]
+  const workers = Array.from({ length: Math.max(1, options.concurrency ?? 4) }, async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) await seedRoom(next)
+  })
+  await Promise.all(workers)
+
+  // An org is suspended for a while, then reactivated. Written as given: the org stream also holds the users'
+  // events, which the org decider does not fold yet.
+  if (orgs.length > 1) {
+    const o = orgs[orgs.length - 1]!
+    const suspendAt = tick().toISOString()
+    await run(
+      passThrough,
+      orgStream(o.orgId),
+      [{ type: 'org.suspended', data: { orgId: o.orgId, reason: 'unpaid invoice', at: suspendAt } }],
+      context(o.orgId, system),
+    )
+    const reactivateAt = tick().toISOString()
+    await run(
+      passThrough,
+      orgStream(o.orgId),
+      [{ type: 'org.reactivated', data: { orgId: o.orgId, at: reactivateAt } }],
+      context(o.orgId, system),
+    )
+  }
+  report(true)
+  return { orgs, commands, events }
+}
