@@ -3,6 +3,7 @@ import type { RecordedEvent } from '../adapters/event-store.ts'
 import type { DraftEvent, MessageEvent, ReadEvent } from '../domain/messages.ts'
 import type { RoomEvent } from '../domain/rooms.ts'
 import type { ProjectionTransaction, Projector } from './engine.ts'
+import { applyBatched } from './messages-batch.ts'
 
 type Reactions = Record<string, string[]>
 
@@ -41,6 +42,13 @@ export const messagesProjector: Projector = {
     'room.read_marked',
     'draft.saved',
   ]),
+  // Batched: a few statements per batch (messages-batch.ts), equal to `messagesPerEvent` below, the per-event
+  // reference. Change both: tests/integration/messages-batch.test.ts compares them on random histories.
+  apply: (trx, events) => applyBatched(trx, events),
+}
+
+/** The messages read model's semantics, one event at a time: the reference the batched projector must equal. */
+export const messagesPerEvent: Pick<Projector, 'apply'> = {
   async apply(trx, events) {
     for (const recorded of events) {
       const e = recorded as RecordedEvent &
