@@ -93,10 +93,10 @@ export async function applyBatched(trx: ProjectionTransaction, recorded: readonl
 
   const maxSeq = new Map<string, number>()
   if (rooms.size) {
-    const { rows: found } = await sql<{ room_id: string; seq: string }>`
-      select room_id, max(seq)::text as seq from messages
-       where tenant_id = ${tenantId} and room_id = any(${[...rooms]}::uuid[]) group by room_id`.execute(trx)
-    for (const r of found) maxSeq.set(r.room_id, Number(r.seq))
+    const { rows: found } = await sql<{ room_id: string; seq: string | null }>`
+      select r.room_id, (select max(m.seq) from messages m where m.tenant_id = ${tenantId} and m.room_id = r.room_id)::text as seq
+        from unnest(${[...rooms]}::uuid[]) as r(room_id)`.execute(trx)
+    for (const r of found) if (r.seq !== null) maxSeq.set(r.room_id, Number(r.seq))
   }
   const editVersion = new Map<string, number>()
   if (edited.size) {

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { sql } from 'kysely'
 import { comparePositions, type EventStore, type Position, type RecordedEvent, START } from '../adapters/event-store.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
@@ -36,6 +37,12 @@ export type RebuildOptions = {
   readonly onProgress?: (p: RebuildProgress) => void
   /** Milliseconds between progress reports (a report also follows the last batch). */
   readonly progressEveryMs?: number
+  /**
+   * Writers of the initial build, each applying the events of a share of the tenants on its own connection
+   * (tenant-schema projectors only: row-level security confines each apply to one tenant, so tenants are
+   * independent). Default: the machine's cores, at most 4; 1 for control-schema projectors.
+   */
+  readonly parallel?: number
 }
 
 export type RebuildDeps = { readonly store: EventStore; readonly db: AnyDb }
@@ -45,6 +52,7 @@ export const shadowSchemaOf = (p: Pick<Projector, 'name' | 'version'>): string =
 
 const CHECKPOINTS = 'projection_checkpoints'
 const TENANTS = 'rebuild_tenants'
+const DEFERRED = 'rebuild_deferred_indexes'
 
 const id = (...parts: string[]) => sql.id(...parts)
 const quoteIdent = (s: string) => `"${s.replaceAll('"', '""')}"`
@@ -65,7 +73,13 @@ async function readCheckpoint(db: AnyDb | ProjectionTransaction, table: string, 
 }
 
 /** The live table's indexes, constraints, row-level security, policies and grants, recreated on its shadow copy. */
-async function copyTable(trx: ProjectionTransaction, live: string, shadow: string, table: string): Promise<void> {
+async function copyTable(
+  trx: ProjectionTransaction,
+  live: string,
+  shadow: string,
+  table: string,
+  deferred: string[],
+): Promise<void> {
   const source = `${quoteIdent(live)}.${quoteIdent(table)}`
   const { rows: found } = await sql<{ oid: number; rls: boolean; force: boolean }>`
     select c.oid::int as oid, c.relrowsecurity as rls, c.relforcerowsecurity as force
@@ -81,16 +95,22 @@ async function copyTable(trx: ProjectionTransaction, live: string, shadow: strin
   for (const c of constraints) {
     await sql`alter table ${id(shadow, table)} add constraint ${id(c.name)} ${sql.raw(c.def)}`.execute(trx)
   }
-  const { rows: indexes } = await sql<{ def: string }>`
-    select pg_get_indexdef(i.indexrelid) as def from pg_index i
+  const { rows: indexes } = await sql<{ def: string; later: boolean }>`
+    select pg_get_indexdef(i.indexrelid) as def, (am.amname <> 'btree' and not i.indisunique) as later
+      from pg_index i join pg_class ic on ic.oid = i.indexrelid join pg_am am on am.oid = ic.relam
      where i.indrelid = ${rel.oid}::oid
        and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = i.indrelid)
      order by i.indexrelid`.execute(trx)
-  for (const { def } of indexes) {
+  for (const { def, later } of indexes) {
     const target = ` ON ${quoteIdent(shadow)}.${quoteIdent(table)} USING `
-    const rewritten = def.replace(/ ON (ONLY )?\S+ USING /, target)
+    const rewritten = def
+      .replace(/ ON (ONLY )?\S+ USING /, target)
+      .replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS ')
     if (!rewritten.includes(target)) throw new Error(`cannot copy index of ${source}: ${def}`)
-    await sql.raw(rewritten).execute(trx)
+    // Search indexes (GIN, GiST, ...) cost much more kept up row by row than built once: the bulk build goes
+    // without them; they are built before the shadow catches up and swaps (projectors never look rows up by them).
+    if (later) deferred.push(rewritten)
+    else await sql.raw(rewritten).execute(trx)
   }
   if (rel.rls) await sql`alter table ${id(shadow, table)} enable row level security`.execute(trx)
   if (rel.force) await sql`alter table ${id(shadow, table)} force row level security`.execute(trx)
@@ -143,7 +163,10 @@ export async function prepareShadow(db: AnyDb, p: Projector, options: { restart?
   await db.transaction().execute(async (trx) => {
     await sql`create schema ${id(schema)}`.execute(trx)
     await sql`grant usage on schema ${id(schema)} to ${id(ROLES.reader)}, ${id(ROLES.projector)}`.execute(trx)
-    for (const table of p.tables) await copyTable(trx, p.schema, schema, table)
+    const deferred: string[] = []
+    for (const table of p.tables) await copyTable(trx, p.schema, schema, table, deferred)
+    await sql`create table ${id(schema, DEFERRED)} (def text not null)`.execute(trx)
+    for (const def of deferred) await sql`insert into ${id(schema, DEFERRED)} values (${def})`.execute(trx)
     await sql`create table ${id(schema, TENANTS)} (tenant_id uuid primary key)`.execute(trx)
     await sql`create table ${id(schema, CHECKPOINTS)} (like ${id(p.schema, CHECKPOINTS)} including all)`.execute(trx)
     await sql`grant select, insert, update, delete on ${id(schema, CHECKPOINTS)} to ${id(ROLES.projector)}`.execute(trx)
@@ -222,22 +245,7 @@ async function advance(
   },
   head: Position,
 ): Promise<void> {
-  const batchSize = options.batchSize ?? 2_000
-  const read = reader(deps.store, batchSize)
-  const every = options.progressEveryMs ?? 500
-  const report = (force: boolean) => {
-    const now = Date.now()
-    if (!options.onProgress || (!force && now - s.lastReport < every)) return
-    s.lastReport = now
-    options.onProgress({
-      projector: s.p.name,
-      phase: options.phase,
-      events: s.events,
-      position: s.position,
-      start: s.start,
-      head: comparePositions(head, s.position) > 0 ? head : s.position,
-    })
-  }
+  const read = reader(deps.store, options.batchSize ?? 2_000)
   const until = options.until ?? null
   for (let n = 0; n < (options.maxBatches ?? Number.POSITIVE_INFINITY); n++) {
     if (until !== null && comparePositions(s.position, until) >= 0) break
@@ -249,15 +257,128 @@ async function advance(
       ? await applyBatchIn(options.trx, s.p, s.position, batch, shadowTarget(s))
       : await applyBatch(deps.db, s.p, s.position, batch, shadowTarget(s))
     s.events += batch.length
-    report(false)
+    report(s, options, head, false)
   }
-  report(true)
+  report(s, options, head, true)
+}
+
+/** Builds the indexes the bulk build went without (once; a rerun finds none left). */
+async function createDeferredIndexes(db: AnyDb, schema: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const { rows } = await sql<{ def: string }>`select def from ${id(schema, DEFERRED)}`.execute(trx)
+    for (const { def } of rows) await sql.raw(def).execute(trx)
+    await sql`delete from ${id(schema, DEFERRED)}`.execute(trx)
+  })
+}
+
+const PART = /^(.*)#(\d+)\/(\d+)$/
+const partName = (p: Projector, k: number, of: number) => `${p.name}#${k}/${of}`
+
+/** FNV-1a: which of `of` writers applies a tenant's events. */
+export const partitionOf = (tenantId: string | null, of: number): number => {
+  if (tenantId === null || of <= 1) return 0
+  let h = 2_166_136_261
+  for (let i = 0; i < tenantId.length; i++) h = Math.imul(h ^ tenantId.charCodeAt(i), 16_777_619)
+  return (h >>> 0) % of
+}
+
+/** Each writer's checkpoint, as a parallel pass left them (null: none in progress). */
+async function loadParts(db: AnyDb, s: BuildState): Promise<Position[] | null> {
+  const { rows } = await sql<{ name: string; commit: string; prepare: string }>`
+    select name, commit_position::text as commit, prepare_position::text as prepare from ${id(s.schema, CHECKPOINTS)}
+     where version = ${s.p.version} and name like ${`${s.p.name}#%`}`.execute(db)
+  const parts: Position[] = []
+  for (const r of rows) {
+    const m = PART.exec(r.name)
+    if (!m || m[1] !== s.p.name || Number(m[3]) !== rows.length) throw new Error(`${s.schema}: unexpected checkpoint ${r.name}`)
+    parts[Number(m[2])] = { commit: BigInt(r.commit), prepare: BigInt(r.prepare) }
+  }
+  return parts.length ? parts : null
+}
+
+/**
+ * One pass of the build with `of` writers: a single reader hands each writer the events of its tenants; each
+ * writer applies them on its own connection with its own checkpoint (so a killed pass resumes per writer). At
+ * the end the writers' checkpoints fold back into the shadow's one checkpoint, in one transaction.
+ */
+async function advanceParallel(
+  deps: RebuildDeps,
+  s: BuildState,
+  of: number,
+  options: RebuildOptions & { until: Position; phase: RebuildProgress['phase'] },
+  head: Position,
+): Promise<void> {
+  let parts = await loadParts(deps.db, s)
+  if (!parts) {
+    parts = Array.from({ length: of }, () => s.position)
+    for (let k = 0; k < of; k++) {
+      await sql`insert into ${id(s.schema, CHECKPOINTS)} (name, version, commit_position, prepare_position, status)
+                values (${partName(s.p, k, of)}, ${s.p.version}, ${s.position.commit.toString()}::xid8, ${s.position.prepare.toString()}, 'building')`.execute(
+        deps.db,
+      )
+    }
+  }
+  const writers = parts.map((_, k) => ({ ...s.p, name: partName(s.p, k, parts.length) }))
+  const target = shadowTarget(s)
+  const batchSize = options.batchSize ?? 2_000
+  const read = reader(deps.store, batchSize)
+  let position = parts.reduce((a, b) => (comparePositions(a, b) <= 0 ? a : b))
+  const until = options.until
+  while (comparePositions(position, until) < 0) {
+    const batch = (await read.next(position, true)).filter((e) => comparePositions(e.position, until) <= 0)
+    if (batch.length === 0) break
+    await noteTenants(deps.db, s, batch)
+    const shares = writers.map(() => [] as RecordedEvent[])
+    for (const e of batch) {
+      const k = partitionOf(e.metadata.tenantId, writers.length)
+      if (comparePositions(e.position, parts[k]!) > 0) shares[k]!.push(e)
+    }
+    await Promise.all(
+      writers.map(async (w, k) => {
+        if (shares[k]!.length) parts[k] = await applyBatch(deps.db, w, parts[k]!, shares[k]!, target)
+      }),
+    )
+    position = batch[batch.length - 1]!.position
+    s.position = position
+    s.events += batch.length
+    report(s, options, head, false)
+  }
+  const done = [position, ...parts].reduce((a, b) => (comparePositions(a, b) >= 0 ? a : b))
+  await deps.db.transaction().execute(async (trx) => {
+    await sql`delete from ${id(s.schema, CHECKPOINTS)} where version = ${s.p.version} and name like ${`${s.p.name}#%`}`.execute(
+      trx,
+    )
+    await sql`update ${id(s.schema, CHECKPOINTS)}
+                 set commit_position = ${done.commit.toString()}::xid8, prepare_position = ${done.prepare.toString()}, updated_at = now()
+               where name = ${s.p.name} and version = ${s.p.version}`.execute(trx)
+  })
+  s.position = done
+  report(s, options, head, true)
+}
+
+function report(
+  s: BuildState,
+  options: RebuildOptions & { phase: RebuildProgress['phase'] },
+  head: Position,
+  force: boolean,
+): void {
+  const now = Date.now()
+  if (!options.onProgress || (!force && now - s.lastReport < (options.progressEveryMs ?? 500))) return
+  s.lastReport = now
+  options.onProgress({
+    projector: s.p.name,
+    phase: options.phase,
+    events: s.events,
+    position: s.position,
+    start: s.start,
+    head: comparePositions(head, s.position) > 0 ? head : s.position,
+  })
 }
 
 async function startBuild(deps: RebuildDeps, p: Projector, options: RebuildOptions): Promise<BuildState> {
   const shadow = await prepareShadow(deps.db, p, options)
   const { rows } = await sql<{ tenant_id: string }>`select tenant_id from ${id(shadow.schema, TENANTS)}`.execute(deps.db)
-  return {
+  const s: BuildState = {
     p,
     schema: shadow.schema,
     start: shadow.from,
@@ -266,6 +387,10 @@ async function startBuild(deps: RebuildDeps, p: Projector, options: RebuildOptio
     tenants: new Set(rows.map((r) => r.tenant_id)),
     lastReport: 0,
   }
+  // A parallel pass was killed: the writers' checkpoints say how far it got (the slowest one, to be exact).
+  const parts = await loadParts(deps.db, s)
+  if (parts) s.start = parts.reduce((a, b) => (comparePositions(a, b) <= 0 ? a : b))
+  return s
 }
 
 /** Builds from the shadow's checkpoint to the target (the head), then again to the new target, until little is left. */
@@ -276,10 +401,15 @@ async function buildTo(
   target: () => Promise<Position> = () => deps.store.headPosition(),
 ): Promise<void> {
   const batchSize = options.batchSize ?? 2_000
+  const of = s.p.schema === 'tenant' ? Math.max(1, options.parallel ?? Math.min(4, availableParallelism())) : 1
   for (let pass = 0; pass < 20; pass++) {
     const head = await target()
     const before = s.events
-    await advance(deps, s, { ...options, until: head, phase: pass === 0 ? 'build' : 'catch-up' }, head)
+    const phase = pass === 0 ? 'build' : 'catch-up'
+    // The bulk of the work, in parallel; the catch-up passes that follow are short.
+    if (pass === 0 && (of > 1 || (await loadParts(deps.db, s))))
+      await advanceParallel(deps, s, of, { ...options, until: head, phase }, head)
+    else await advance(deps, s, { ...options, until: head, phase }, head)
     if (s.events - before < batchSize) return
   }
 }
@@ -311,6 +441,23 @@ async function withLockRetries<T>(work: () => Promise<T>, attempts = 10): Promis
   }
 }
 
+/**
+ * Builds a projector into its shadow tables (resuming one a previous run left) up to `until` or the head, and
+ * leaves them there: for benchmarks and inspection. `rebuild` swaps them in, `verify` compares them.
+ */
+export async function buildShadow(
+  deps: RebuildDeps,
+  p: Projector,
+  options: RebuildOptions & { until?: Position } = {},
+): Promise<{ schema: string; events: number; position: Position; ms: number }> {
+  const started = Date.now()
+  const s = await startBuild(deps, p, options)
+  const until = options.until
+  await buildTo(deps, s, options, until ? async () => until : undefined)
+  await createDeferredIndexes(deps.db, s.schema)
+  return { schema: s.schema, events: s.events, position: s.position, ms: Date.now() - started }
+}
+
 export type RebuildResult = {
   readonly name: string
   readonly version: number
@@ -329,6 +476,7 @@ export async function rebuild(deps: RebuildDeps, p: Projector, options: RebuildO
   const s = await startBuild(deps, p, options)
   const resumedFrom = comparePositions(s.start, START) > 0 ? s.start : null
   await buildTo(deps, s, options)
+  await createDeferredIndexes(deps.db, s.schema)
   const stamp = new Date()
     .toISOString()
     .replace(/[^0-9]/g, '')
