@@ -209,7 +209,7 @@ function reader(store: EventStore, batchSize: number) {
 type BuildState = {
   readonly p: Projector
   readonly schema: string
-  readonly start: Position
+  start: Position
   position: Position
   events: number
   tenants: Set<string>
