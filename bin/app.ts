@@ -9,16 +9,22 @@ import { idempotency } from '../adapters/http/idempotency.ts'
 import { isOperator } from '../adapters/http/operator.ts'
 import { HttpProblem, renderProblem } from '../adapters/http/problem.ts'
 import { rateLimit } from '../adapters/http/rate-limit.ts'
+import { authCommands } from '../commands/auth.ts'
+import { authenticateTenant } from '../commands/authenticate.ts'
 import { controlCommands } from '../commands/control.ts'
 import { messagesCommands } from '../commands/messages.ts'
+import { onboardingCommands } from '../commands/onboarding.ts'
 import { roomsCommands } from '../commands/rooms.ts'
 import { spacesCommands } from '../commands/spaces.ts'
+import { usersCommands } from '../commands/users.ts'
+import { authQueries } from '../read-api/auth.ts'
 import { controlQueries } from '../read-api/control.ts'
 import { messagesQueries } from '../read-api/messages.ts'
 import { orgsQueries } from '../read-api/orgs.ts'
 import { projectionQueries } from '../read-api/projections.ts'
 import { roomsQueries } from '../read-api/rooms.ts'
 import { spacesQueries } from '../read-api/spaces.ts'
+import { usersQueries } from '../read-api/users.ts'
 import { realtimeRoutes } from '../realtime/http.ts'
 import type { Services } from './services.ts'
 
@@ -81,14 +87,49 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
     idempotency({ db: services.db, actorOf: (c) => (isOperator(c, config.OPERATOR_TOKEN) ? 'operator' : null) }),
   )
   for (const module of [orgsQueries, controlCommands, controlQueries]) app.route('/', module(services))
-  // The Tenant API: every module below reads the caller from the principal the auth middleware set.
-  for (const module of [spacesCommands, roomsCommands, messagesCommands, spacesQueries, roomsQueries, messagesQueries]) {
-    app.route('/', module(services))
+  for (const module of [authCommands, authQueries, onboardingCommands]) app.route('/', module(services))
+
+  // The Tenant API and realtime: authenticated to a principal, then limited and made idempotent per user.
+  for (const path of ['/api/*', '/realtime/*']) {
+    app.use(path, authenticateTenant(services))
+    app.use(
+      path,
+      rateLimit(services.rateLimiter, {
+        name: 'user',
+        limit: config.RATE_LIMIT_USER_PER_MINUTE,
+        windowMs: 60_000,
+        keyOf: (c) => (c.get('principal') ? `${c.get('principal')!.tenantId}:${c.get('principal')!.userId}` : null),
+      }),
+    )
   }
+  app.use(
+    '/api/*',
+    idempotency({
+      db: services.db,
+      actorOf: (c) => (c.get('principal') ? `${c.get('principal')!.tenantId}:${c.get('principal')!.userId}` : null),
+    }),
+  )
+  const tenantModules = [
+    usersCommands,
+    usersQueries,
+    spacesCommands,
+    roomsCommands,
+    messagesCommands,
+    spacesQueries,
+    roomsQueries,
+    messagesQueries,
+  ]
+  for (const module of tenantModules) app.route('/', module(services))
   app.route('/', projectionQueries(services, services.projectors))
   app.route('/', realtimeRoutes(services, services.gateway))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'operator', { type: 'http', scheme: 'bearer' })
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'a tenant session, personal API token or agent token',
+  })
+  app.openAPIRegistry.registerComponent('securitySchemes', 'cookie', { type: 'apiKey', in: 'cookie', name: 'ws_session' })
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: {

@@ -10,14 +10,14 @@ import { draft, MESSAGE_TEXT_MAX, type MessageState, message, readMark } from '.
 import { room } from '../domain/rooms.ts'
 import { inTenant } from '../read-api/scope.ts'
 import { resolveMentions } from './directory.ts'
-import { handleCommand } from './pipeline.ts'
+import { handleCommand, readTenantStream } from './pipeline.ts'
 import { loadRoom, roomActor, roomStream } from './rooms.ts'
 
 export const messageStream = (id: string) => streamName('message', id)
 const perUser = (category: string, roomId: string, userId: string) => streamName(category, `${roomId}_${userId}`)
 
-async function loadMessage(store: EventStore, messageId: string): Promise<MessageState> {
-  const events = await store.readStream(messageStream(messageId))
+export async function loadMessage(store: EventStore, messageId: string, tenantId: string | null): Promise<MessageState> {
+  const events = await readTenantStream(store, messageStream(messageId), tenantId)
   return fold(
     message,
     events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof message.evolve>[1]),
@@ -122,10 +122,10 @@ export function messagesCommands(deps: AppDeps) {
     const body = c.req.valid('json')
     const ctx = commandContext(c, actorOf(me), me.tenantId)
     const [roomState, mentions, threadRoot] = await Promise.all([
-      loadRoom(deps.store, roomId),
+      loadRoom(deps.store, roomId, me.tenantId),
       resolveMentions(deps.db, me, body.text),
       body.threadRootId
-        ? loadMessage(deps.store, body.threadRootId).then((state) => ({ messageId: body.threadRootId!, state }))
+        ? loadMessage(deps.store, body.threadRootId, me.tenantId).then((state) => ({ messageId: body.threadRootId!, state }))
         : null,
     ])
     const messageId = ctx.newId()
@@ -150,17 +150,17 @@ export function messagesCommands(deps: AppDeps) {
   })
 
   /** Loads what a message command needs: the message, and the room it lives in. */
-  const withRoom = async (messageId: string) => {
-    const state = await loadMessage(deps.store, messageId)
+  const withRoom = async (messageId: string, tenantId: string) => {
+    const state = await loadMessage(deps.store, messageId, tenantId)
     if (!state.exists) throw hiddenMessage()
-    return { roomState: await loadRoom(deps.store, state.roomId) }
+    return { roomState: await loadRoom(deps.store, state.roomId, tenantId) }
   }
 
   app.openapi(routes.edit, async (c) => {
     const me = principalOf(c)
     const { id } = c.req.valid('param')
     const { text } = c.req.valid('json')
-    const { roomState } = await withRoom(id)
+    const { roomState } = await withRoom(id, me.tenantId)
     const ctx = commandContext(c, actorOf(me), me.tenantId)
     const mentions = await resolveMentions(deps.db, me, text)
     const r = await handleCommand(
@@ -176,7 +176,7 @@ export function messagesCommands(deps: AppDeps) {
   app.openapi(routes.remove, async (c) => {
     const me = principalOf(c)
     const { id } = c.req.valid('param')
-    const { roomState } = await withRoom(id)
+    const { roomState } = await withRoom(id, me.tenantId)
     const ctx = commandContext(c, actorOf(me), me.tenantId)
     const r = await handleCommand(
       pd,
@@ -192,7 +192,7 @@ export function messagesCommands(deps: AppDeps) {
     app.openapi(routes.react(method), async (c) => {
       const me = principalOf(c)
       const { id, emoji } = c.req.valid('param')
-      const { roomState } = await withRoom(id)
+      const { roomState } = await withRoom(id, me.tenantId)
       const ctx = commandContext(c, actorOf(me), me.tenantId)
       const r = await handleCommand(
         pd,
@@ -269,7 +269,10 @@ export function messagesCommands(deps: AppDeps) {
     const me = principalOf(c)
     const { id: roomId } = c.req.valid('param')
     const { messageId } = c.req.valid('json')
-    const [roomState, msg] = await Promise.all([loadRoom(deps.store, roomId), loadMessage(deps.store, messageId)])
+    const [roomState, msg] = await Promise.all([
+      loadRoom(deps.store, roomId, me.tenantId),
+      loadMessage(deps.store, messageId, me.tenantId),
+    ])
     if (!roomState.exists || !roomState.members.has(me.userId)) throw notFound('no such room')
     if (!msg.exists || msg.roomId !== roomId) throw hiddenMessage()
     const ctx = commandContext(c, actorOf(me), me.tenantId)
@@ -287,7 +290,7 @@ export function messagesCommands(deps: AppDeps) {
     const me = principalOf(c)
     const { id: roomId } = c.req.valid('param')
     const { text } = c.req.valid('json')
-    const roomState = await loadRoom(deps.store, roomId)
+    const roomState = await loadRoom(deps.store, roomId, me.tenantId)
     if (!roomState.exists || !roomState.members.has(me.userId)) throw notFound('no such room')
     const ctx = commandContext(c, actorOf(me), me.tenantId)
     const r = await handleCommand(

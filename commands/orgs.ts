@@ -1,6 +1,6 @@
 import { streamName } from '../adapters/event-store.ts'
-import { DomainError } from '../domain/decider.ts'
-import { checkOrgName, org, orgName } from '../domain/orgs.ts'
+import { DomainError, fold } from '../domain/decider.ts'
+import { checkOrgName, type MemberJoined, type OrgState, org, orgName, usernameReservation } from '../domain/orgs.ts'
 import { type CommandContext, handleCommand, type PipelineDeps } from './pipeline.ts'
 
 export const orgStream = (orgId: string) => streamName('org', orgId)
@@ -14,7 +14,9 @@ export async function createOrg(deps: PipelineDeps, ctx: CommandContext, input: 
   const verdict = checkOrgName(input.name)
   if (!verdict.ok) throw new DomainError(verdict.reason === 'reserved' ? 'NAME_RESERVED' : 'NAME_INVALID', verdict.detail)
   const tenantCtx = { ...ctx, tenantId: input.orgId }
-  await handleCommand(deps, orgName, orgNameStream(verdict.slug), { orgId: input.orgId, name: input.name }, tenantCtx)
+  await handleCommand(deps, orgName, orgNameStream(verdict.slug), { orgId: input.orgId, name: input.name }, tenantCtx, {
+    crossTenant: true,
+  })
   const result = await handleCommand(
     deps,
     org,
@@ -49,5 +51,44 @@ export async function reactivateOrg(deps: PipelineDeps, ctx: CommandContext, inp
     orgStream(input.orgId),
     { type: 'reactivate', orgId: input.orgId, at: ctx.now().toISOString() },
     { ...ctx, tenantId: input.orgId },
+  )
+}
+
+export const usernameStream = (orgId: string, username: string) => streamName('username', `${orgId}_${username}`)
+
+/** A person or agent becomes a user of the org. */
+export async function joinOrg(deps: PipelineDeps, ctx: CommandContext, orgId: string, member: MemberJoined) {
+  if (member.username) await reserveUsername(deps, ctx, orgId, member.userId, member.username)
+  return handleCommand(deps, org, orgStream(orgId), { type: 'join', member }, { ...ctx, tenantId: orgId })
+}
+
+export async function reserveUsername(deps: PipelineDeps, ctx: CommandContext, orgId: string, userId: string, username: string) {
+  return handleCommand(
+    deps,
+    usernameReservation,
+    usernameStream(orgId, username),
+    { orgId, userId, username },
+    { ...ctx, tenantId: orgId },
+  )
+}
+
+/** Picks the username (unique in the org by its reservation stream) and opens the product to the user. */
+export async function activateUser(deps: PipelineDeps, ctx: CommandContext, orgId: string, userId: string, username: string) {
+  const name = username.trim().toLowerCase()
+  await reserveUsername(deps, ctx, orgId, userId, name)
+  return handleCommand(
+    deps,
+    org,
+    orgStream(orgId),
+    { type: 'activate', userId, username: name, at: ctx.now().toISOString() },
+    { ...ctx, tenantId: orgId },
+  )
+}
+
+export async function loadOrg(deps: PipelineDeps, orgId: string): Promise<OrgState> {
+  const events = await deps.store.readStream(orgStream(orgId))
+  return fold(
+    org,
+    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof org.evolve>[1]),
   )
 }

@@ -6,7 +6,7 @@ import {
   type Position,
   WrongExpectedRevisionError,
 } from '../adapters/event-store.ts'
-import { type Decider, type DomainEvent, fold } from '../domain/decider.ts'
+import { type Decider, DomainError, type DomainEvent, fold } from '../domain/decider.ts'
 import { currentVersion, type UpcasterRegistry } from '../domain/upcasting.ts'
 
 /** Who asks, on whose behalf, and why: flows from the HTTP request into every event's metadata. */
@@ -51,6 +51,16 @@ export const envelope = <E extends DomainEvent>(deps: PipelineDeps, ctx: Command
 }
 
 /**
+ * A stream as a tenant may see it: one written for another tenant reads as empty, so it does not exist
+ * for the caller (404), whatever a decider would say about it. Null tenant: the caller is the platform.
+ */
+export async function readTenantStream(store: EventStore, stream: string, tenantId: string | null) {
+  const events = await store.readStream(stream)
+  if (tenantId === null || events.length === 0 || events[0]!.metadata.tenantId === tenantId) return events
+  return []
+}
+
+/**
  * Loads the stream, folds it, decides, and appends at the revision it read. A concurrent writer makes the
  * append fail; the whole decision is then taken again on fresh state, a bounded number of times.
  */
@@ -60,11 +70,18 @@ export async function handleCommand<C, E extends DomainEvent, S>(
   stream: string,
   command: C | ((state: S) => C),
   ctx: CommandContext,
-  options: { maxAttempts?: number } = {},
+  options: {
+    maxAttempts?: number
+    /** Reservation streams (names, identities) are shared by every tenant: decide on them whoever wrote them. */
+    crossTenant?: boolean
+  } = {},
 ): Promise<CommandResult<E, S>> {
   const maxAttempts = options.maxAttempts ?? 5
   for (let attempt = 1; ; attempt++) {
     const recorded = await deps.store.readStream(stream)
+    if (!options.crossTenant && ctx.tenantId !== null && recorded.length > 0 && recorded[0]!.metadata.tenantId !== ctx.tenantId) {
+      throw new DomainError('NOT_FOUND', 'no such resource', 'not_found')
+    }
     const history = recorded.map((r) => ({ type: r.type, data: r.data }) as E)
     const state = fold(decider, history)
     const events = decider.decide(typeof command === 'function' ? (command as (s: S) => C)(state) : command, state)

@@ -10,12 +10,12 @@ import { fold } from '../domain/decider.ts'
 import { type RoomActor, type RoomState, room } from '../domain/rooms.ts'
 import { inTenant } from '../read-api/scope.ts'
 import { findUser } from './directory.ts'
-import { handleCommand } from './pipeline.ts'
+import { handleCommand, readTenantStream } from './pipeline.ts'
 
 export const roomStream = (id: string) => streamName('room', id)
 
-export async function loadRoom(store: EventStore, roomId: string): Promise<RoomState> {
-  const events = await store.readStream(roomStream(roomId))
+export async function loadRoom(store: EventStore, roomId: string, tenantId: string | null): Promise<RoomState> {
+  const events = await readTenantStream(store, roomStream(roomId), tenantId)
   return fold(
     room,
     events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof room.evolve>[1]),

@@ -114,28 +114,82 @@ export const orgName: Decider<ReserveOrgName, OrgNameEvent, OrgNameState> = {
   evolve: (state, event) => (event.type === 'org.name_reserved' ? { reservedBy: event.data.orgId } : state),
 }
 
-// --- The org stream `org-<orgId>`.
+// --- The org stream `org-<orgId>`: the org and its members, so that "the last owner stays" is one stream's rule.
+
+export type OrgRole = 'owner' | 'admin' | 'member' | 'guest'
+export type UserType = 'human' | 'agent'
+
+export type MemberJoined = {
+  userId: string
+  accountId: string | null
+  type: UserType
+  role: OrgRole
+  email: string | null
+  displayName: string
+  /** Agents are created with their username; people pick theirs at activation. */
+  username?: string
+  at: string
+}
 
 export type OrgEvent =
   | DomainEvent<'org.created', { orgId: string; name: string; slug: string; createdBy: { type: string; id: string }; at: string }>
   | DomainEvent<'org.suspended', { orgId: string; reason: string; at: string }>
   | DomainEvent<'org.reactivated', { orgId: string; at: string }>
+  | DomainEvent<'user.joined', MemberJoined>
+  | DomainEvent<'user.activated', { userId: string; username: string; at: string }>
+  | DomainEvent<'user.role_changed', { userId: string; role: OrgRole; by: string; at: string }>
+  | DomainEvent<'user.deactivated', { userId: string; by: string; at: string }>
+
+export type Member = {
+  readonly accountId: string | null
+  readonly type: UserType
+  readonly role: OrgRole
+  readonly active: boolean
+  readonly username: string | null
+}
 
 export type OrgState =
   | { readonly status: 'none' }
-  | { readonly status: 'active' | 'suspended'; readonly name: string; readonly slug: string }
+  | {
+      readonly status: 'active' | 'suspended'
+      readonly name: string
+      readonly slug: string
+      readonly members: ReadonlyMap<string, Member>
+    }
 
 export type OrgCommand =
-  | {
-      type: 'create'
-      orgId: string
-      name: string
-      slug: string
-      createdBy: { type: string; id: string }
-      at: string
-    }
+  | { type: 'create'; orgId: string; name: string; slug: string; createdBy: { type: string; id: string }; at: string }
   | { type: 'suspend'; orgId: string; reason: string; at: string }
   | { type: 'reactivate'; orgId: string; at: string }
+  | { type: 'join'; member: MemberJoined }
+  /** The username is already reserved on its own stream; this records it on the member. */
+  | { type: 'activate'; userId: string; username: string; at: string }
+  | { type: 'change_role'; userId: string; role: OrgRole; actor: { userId: string; role: OrgRole }; at: string }
+  | { type: 'deactivate'; userId: string; actor: { userId: string; role: OrgRole }; at: string }
+
+export const USERNAME = /^[a-z0-9][a-z0-9_.-]{0,38}[a-z0-9]$|^[a-z0-9]$/
+
+type Existing = Extract<OrgState, { members: unknown }>
+
+const existingOrg = (s: OrgState): Existing => {
+  if (s.status === 'none') throw new DomainError('ORG_NOT_FOUND', 'no such org', 'not_found')
+  return s
+}
+
+const activeOwners = (s: Existing) => [...s.members.values()].filter((m) => m.active && m.role === 'owner').length
+
+const memberOf = (s: Existing, userId: string): Member => {
+  const m = s.members.get(userId)
+  if (!m) throw new DomainError('USER_NOT_FOUND', 'no such user', 'not_found')
+  return m
+}
+
+/** The account's active membership, if any. */
+export const membershipOf = (s: OrgState, accountId: string): [string, Member] | null => {
+  if (s.status === 'none') return null
+  for (const [userId, m] of s.members) if (m.accountId === accountId && m.active) return [userId, m]
+  return null
+}
 
 export const org: Decider<OrgCommand, OrgEvent, OrgState> = {
   initialState: { status: 'none' },
@@ -146,33 +200,111 @@ export const org: Decider<OrgCommand, OrgEvent, OrgState> = {
         return [
           {
             type: 'org.created',
-            data: {
-              orgId: command.orgId,
-              name: command.name,
-              slug: command.slug,
-              createdBy: command.createdBy,
-              at: command.at,
-            },
+            data: { orgId: command.orgId, name: command.name, slug: command.slug, createdBy: command.createdBy, at: command.at },
           },
         ]
-      case 'suspend':
-        if (state.status === 'none') throw new DomainError('ORG_NOT_FOUND', 'no such org', 'not_found')
-        if (state.status === 'suspended') return []
+      case 'suspend': {
+        const s = existingOrg(state)
+        if (s.status === 'suspended') return []
         return [{ type: 'org.suspended', data: { orgId: command.orgId, reason: command.reason, at: command.at } }]
-      case 'reactivate':
-        if (state.status === 'none') throw new DomainError('ORG_NOT_FOUND', 'no such org', 'not_found')
-        if (state.status === 'active') return []
+      }
+      case 'reactivate': {
+        const s = existingOrg(state)
+        if (s.status === 'active') return []
         return [{ type: 'org.reactivated', data: { orgId: command.orgId, at: command.at } }]
+      }
+      case 'join': {
+        const s = existingOrg(state)
+        const m = command.member
+        if (s.members.has(m.userId)) return []
+        if (m.accountId && membershipOf(s, m.accountId))
+          throw new DomainError('ALREADY_MEMBER', 'this account is a member already', 'conflict')
+        return [{ type: 'user.joined', data: m }]
+      }
+      case 'activate': {
+        const s = existingOrg(state)
+        const m = memberOf(s, command.userId)
+        if (m.username === command.username) return []
+        if (m.username !== null) throw new DomainError('ALREADY_ACTIVATED', 'this user has a username already', 'conflict')
+        return [{ type: 'user.activated', data: { userId: command.userId, username: command.username, at: command.at } }]
+      }
+      case 'change_role': {
+        const s = existingOrg(state)
+        const m = memberOf(s, command.userId)
+        if (!m.active) throw new DomainError('USER_NOT_FOUND', 'no such user', 'not_found')
+        if (m.role === command.role) return []
+        const { actor } = command
+        // Owners set any role; admins move people between member and guest, and promote to admin.
+        const allowed =
+          actor.role === 'owner' ||
+          (actor.role === 'admin' &&
+            m.role !== 'owner' &&
+            command.role !== 'owner' &&
+            !(m.role === 'admin' && actor.userId !== command.userId))
+        if (!allowed) throw new DomainError('FORBIDDEN', 'your role cannot make this change', 'forbidden')
+        if (m.role === 'owner' && activeOwners(s) === 1) throw new DomainError('LAST_OWNER', 'an org keeps at least one owner')
+        if (m.type === 'agent' && command.role === 'owner') throw new DomainError('AGENT_OWNER', 'agents cannot own an org')
+        return [
+          { type: 'user.role_changed', data: { userId: command.userId, role: command.role, by: actor.userId, at: command.at } },
+        ]
+      }
+      case 'deactivate': {
+        const s = existingOrg(state)
+        const m = memberOf(s, command.userId)
+        if (!m.active) return []
+        const { actor } = command
+        if (actor.userId !== command.userId && !(actor.role === 'owner' || (actor.role === 'admin' && m.role !== 'owner'))) {
+          throw new DomainError('FORBIDDEN', 'your role cannot remove this user', 'forbidden')
+        }
+        if (m.role === 'owner' && activeOwners(s) === 1) throw new DomainError('LAST_OWNER', 'an org keeps at least one owner')
+        return [{ type: 'user.deactivated', data: { userId: command.userId, by: actor.userId, at: command.at } }]
+      }
     }
   },
   evolve(state, event) {
+    if (event.type === 'org.created')
+      return { status: 'active', name: event.data.name, slug: event.data.slug, members: new Map() }
+    if (state.status === 'none') return state
+    const withMember = (userId: string, change: (m: Member) => Member) => {
+      const m = state.members.get(userId)
+      return m ? { ...state, members: new Map(state.members).set(userId, change(m)) } : state
+    }
     switch (event.type) {
-      case 'org.created':
-        return { status: 'active', name: event.data.name, slug: event.data.slug }
       case 'org.suspended':
-        return state.status === 'none' ? state : { ...state, status: 'suspended' }
+        return { ...state, status: 'suspended' }
       case 'org.reactivated':
-        return state.status === 'none' ? state : { ...state, status: 'active' }
+        return { ...state, status: 'active' }
+      case 'user.joined': {
+        const d = event.data
+        const member: Member = { accountId: d.accountId, type: d.type, role: d.role, active: true, username: d.username ?? null }
+        return { ...state, members: new Map(state.members).set(d.userId, member) }
+      }
+      case 'user.activated':
+        return withMember(event.data.userId, (m) => ({ ...m, username: event.data.username }))
+      case 'user.role_changed':
+        return withMember(event.data.userId, (m) => ({ ...m, role: event.data.role }))
+      case 'user.deactivated':
+        return withMember(event.data.userId, (m) => ({ ...m, active: false }))
     }
   },
+}
+
+// --- Username reservation per org (`username-<orgId>_<username>`).
+
+export type UsernameEvent = DomainEvent<'user.username_reserved', { orgId: string; userId: string; username: string }>
+export const usernameReservation: Decider<
+  { orgId: string; userId: string; username: string },
+  UsernameEvent,
+  { userId: string | null }
+> = {
+  initialState: { userId: null },
+  decide(c, s) {
+    if (!USERNAME.test(c.username)) {
+      throw new DomainError('USERNAME_INVALID', 'a username has 1 to 40 lowercase letters, digits, dots, dashes or underscores')
+    }
+    if (s.userId === c.userId) return []
+    if (s.userId !== null) throw new DomainError('USERNAME_TAKEN', `@${c.username} is taken`, 'conflict')
+    return [{ type: 'user.username_reserved', data: c }]
+  },
+  evolve: (_, e) => ({ userId: e.data.userId }),
 }

@@ -3,6 +3,14 @@ import { messagesProjector } from './messages.ts'
 import { orgsProjector } from './orgs.ts'
 import { roomsProjector } from './rooms.ts'
 import { spacesProjector } from './spaces.ts'
+import { membershipsProjector, usersProjector } from './users.ts'
 
 /** Every read model projector; the engine runs them and rebuilds verify them. */
-export const projectors: readonly Projector[] = [orgsProjector, spacesProjector, roomsProjector, messagesProjector]
+export const projectors: readonly Projector[] = [
+  orgsProjector,
+  membershipsProjector,
+  usersProjector,
+  spacesProjector,
+  roomsProjector,
+  messagesProjector,
+]

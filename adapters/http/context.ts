@@ -27,6 +27,10 @@ export type AppEnv = {
     requestId: string
     log: Logger
     correlationId: string
+    /** The principal of a Tenant API request, set by its authentication. */
+    principal?: import('./principal.ts').Principal
+    /** The verified credential of the request (null: none), set once by the first middleware that looks. */
+    caller?: import('../../commands/authenticate.ts').Caller | null
     /** Set by the idempotency middleware: the ids a command generates follow from it. */
     idempotencySeed?: { seed: string; msecs: number }
   }

@@ -171,7 +171,7 @@ it('each user receives exactly the events they could read at that event’s posi
             const roomId = rooms[o.room % Math.max(rooms.length, 1)]
             if (!roomId) continue
             const messageId = uuid()
-            const roomState = await loadRoom(store, roomId)
+            const roomState = await loadRoom(store, roomId, tenantId)
             result = await handleCommand(
               deps,
               message,
@@ -194,7 +194,7 @@ it('each user receives exactly the events they could read at that event’s posi
             const messageId = messages[o.message % Math.max(messages.length, 1)]
             if (!messageId) continue
             const first = (await store.readStream(messageStream(messageId), { maxCount: 1 }))[0]!
-            const roomState = await loadRoom(store, (first.data as { roomId: string }).roomId)
+            const roomState = await loadRoom(store, (first.data as { roomId: string }).roomId, tenantId)
             result = await handleCommand(
               deps,
               message,

@@ -98,7 +98,7 @@ it('Redis restarted mid-stream: no acknowledged command is lost, and clients rec
         text,
         threadRoot: null,
         mentions: [],
-        room: await loadRoom(store, roomId),
+        room: await loadRoom(store, roomId, tenantId),
         actor: { userId: alice, role: 'member', type: 'user' },
         at: now(),
       },

@@ -1,0 +1,109 @@
+import { streamName } from '../adapters/event-store.ts'
+import { generateToken, hashToken, tokenMatchesHash } from '../adapters/opaque-tokens.ts'
+import { INVITE_TTL_DAYS, type InviteRole, invite } from '../domain/accounts.ts'
+import { DomainError, fold } from '../domain/decider.ts'
+import { loadAccount } from './accounts.ts'
+import { joinOrg } from './orgs.ts'
+import { type CommandContext, handleCommand, type PipelineDeps } from './pipeline.ts'
+
+export const inviteStream = (id: string) => streamName('invite', id)
+
+const TOKEN = /^(wsi_[A-Za-z0-9_-]{43})\.([0-9a-f-]{36})$/
+
+export async function createInvite(
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  input: { orgId: string; email: string; role: InviteRole; invitedBy: string },
+) {
+  const inviteId = ctx.newId()
+  const token = `${generateToken('invite')}.${inviteId}`
+  const expiresAt = new Date(ctx.now().getTime() + INVITE_TTL_DAYS * 24 * 3600_000).toISOString()
+  const r = await handleCommand(
+    deps,
+    invite,
+    inviteStream(inviteId),
+    {
+      type: 'create',
+      data: {
+        inviteId,
+        orgId: input.orgId,
+        email: input.email,
+        role: input.role,
+        tokenHash: hashToken(token),
+        invitedBy: input.invitedBy,
+        expiresAt,
+        at: ctx.now().toISOString(),
+      },
+    },
+    { ...ctx, tenantId: input.orgId },
+  )
+  return { inviteId, token, expiresAt, position: r.position }
+}
+
+export async function loadInvite(deps: PipelineDeps, inviteId: string) {
+  const events = await deps.store.readStream(inviteStream(inviteId))
+  return fold(
+    invite,
+    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof invite.evolve>[1]),
+  )
+}
+
+/**
+ * Accepting takes the invite (one use wins: the invite's stream revision is checked) and then joins the
+ * org. The user id follows from the invite, so a retry after a crash joins the same user once.
+ */
+export async function acceptInvite(deps: PipelineDeps, ctx: CommandContext, input: { token: string; accountId: string }) {
+  const m = TOKEN.exec(input.token)
+  const inviteId = m?.[2]
+  const state = inviteId ? await loadInvite(deps, inviteId) : null
+  if (!inviteId || !state || state.status === 'none' || !tokenMatchesHash(input.token, state.tokenHash)) {
+    throw new DomainError('INVITE_NOT_FOUND', 'no such invite', 'not_found')
+  }
+  const acct = await loadAccount(deps, input.accountId)
+  if (!acct.exists) throw new DomainError('ACCOUNT_NOT_FOUND', 'no such account', 'not_found')
+  const orgCtx = { ...ctx, tenantId: state.orgId }
+  const userId = ctx.newId()
+  const accepted = await handleCommand(
+    deps,
+    invite,
+    inviteStream(inviteId),
+    {
+      type: 'accept',
+      inviteId,
+      accountId: input.accountId,
+      accountEmail: acct.email,
+      emailVerified: acct.emailVerified,
+      userId,
+      at: ctx.now().toISOString(),
+    },
+    orgCtx,
+  )
+  const joinedAs = accepted.events[0]?.type === 'invite.accepted' ? accepted.events[0].data.userId : userId
+  const r = await joinOrg(deps, orgCtx, state.orgId, {
+    userId: joinedAs,
+    accountId: input.accountId,
+    type: 'human',
+    role: state.role,
+    email: acct.email,
+    displayName: acct.email.split('@')[0]!,
+    at: ctx.now().toISOString(),
+  })
+  return { orgId: state.orgId, userId: joinedAs, position: r.position }
+}
+
+export async function revokeInvite(
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  input: { inviteId: string; orgId: string; by: string },
+) {
+  const state = await loadInvite(deps, input.inviteId)
+  if (state.status === 'none' || state.orgId !== input.orgId)
+    throw new DomainError('INVITE_NOT_FOUND', 'no such invite', 'not_found')
+  return handleCommand(
+    deps,
+    invite,
+    inviteStream(input.inviteId),
+    { type: 'revoke', inviteId: input.inviteId, by: input.by, at: ctx.now().toISOString() },
+    ctx,
+  )
+}

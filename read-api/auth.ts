@@ -1,0 +1,61 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { type AppDeps, consistent, pipelineDeps, router } from '../adapters/http/context.ts'
+import { consistentAfterQuery, json, Uuid } from '../adapters/http/schemas.ts'
+import { bearerSecurity } from '../adapters/http/tenant-route.ts'
+import { loadAccount } from '../commands/accounts.ts'
+import { requireAccount } from '../commands/authenticate.ts'
+
+const route = createRoute({
+  method: 'get',
+  path: '/auth/me',
+  tags: ['auth'],
+  summary: 'The global account and its org memberships',
+  security: bearerSecurity,
+  request: { query: z.object({ ...consistentAfterQuery }) },
+  responses: {
+    200: json(
+      'the account',
+      z.object({
+        accountId: Uuid,
+        email: z.string().nullable(),
+        memberships: z.array(
+          z.object({ orgId: Uuid, slug: z.string(), name: z.string(), userId: Uuid, role: z.string(), orgStatus: z.string() }),
+        ),
+      }),
+    ),
+  },
+})
+
+export function authQueries(deps: AppDeps) {
+  const app = router()
+  app.openapi(route, async (c) => {
+    const caller = await requireAccount(c, deps)
+    await consistent(c, deps, ['memberships', 'orgs'])
+    const acct = await loadAccount(pipelineDeps(deps), caller.credential.accountId)
+    // control.memberships is the control plane's own table, read as the owner: it has no tenant rows.
+    const rows = await deps.db
+      .selectFrom('control.memberships as m')
+      .innerJoin('control.orgs as o', 'o.id', 'm.org_id')
+      .select(['m.org_id', 'o.slug', 'o.name', 'm.user_id', 'm.role', 'o.status'])
+      .where('m.account_id', '=', caller.credential.accountId)
+      .where('m.status', '=', 'active')
+      .orderBy('o.name')
+      .execute()
+    return c.json(
+      {
+        accountId: caller.credential.accountId,
+        email: acct.exists ? acct.email : null,
+        memberships: rows.map((r) => ({
+          orgId: r.org_id,
+          slug: r.slug,
+          name: r.name,
+          userId: r.user_id,
+          role: r.role,
+          orgStatus: r.status,
+        })),
+      },
+      200,
+    )
+  })
+  return app
+}

@@ -1,0 +1,110 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { type AppDeps, consistent, router } from '../adapters/http/context.ts'
+import { principalOf } from '../adapters/http/principal.ts'
+import { consistentAfterQuery, json, Uuid } from '../adapters/http/schemas.ts'
+import { bearerSecurity } from '../adapters/http/tenant-route.ts'
+import { decodeCursor, encodeCursor, pageQuery, pageSchema } from './pagination.ts'
+import { inTenant } from './scope.ts'
+
+const User = z
+  .object({
+    id: Uuid,
+    type: z.enum(['human', 'agent']),
+    username: z.string().nullable(),
+    displayName: z.string(),
+    role: z.enum(['owner', 'admin', 'member', 'guest']),
+    status: z.enum(['active', 'deactivated']),
+    createdAt: z.string(),
+  })
+  .openapi('User')
+
+type UserRow = {
+  id: string
+  type: 'human' | 'agent'
+  username: string | null
+  display_name: string
+  role: 'owner'
+  status: 'active'
+  created_at: Date
+  email: string | null
+}
+const toUser = (u: UserRow) => ({
+  id: u.id,
+  type: u.type,
+  username: u.username,
+  displayName: u.display_name,
+  role: u.role,
+  status: u.status,
+  createdAt: new Date(u.created_at).toISOString(),
+})
+
+const routes = {
+  me: createRoute({
+    method: 'get',
+    path: '/api/me',
+    tags: ['identity'],
+    summary: 'The caller as a user of this org',
+    security: bearerSecurity,
+    request: { query: z.object({ ...consistentAfterQuery }) },
+    responses: { 200: json('me', User.extend({ orgId: Uuid, email: z.string().nullable(), activated: z.boolean() })) },
+  }),
+  list: createRoute({
+    method: 'get',
+    path: '/api/users',
+    tags: ['identity'],
+    summary: 'The org’s people and agents',
+    security: bearerSecurity,
+    request: { query: z.object({ ...pageQuery, ...consistentAfterQuery, status: z.enum(['active', 'deactivated']).optional() }) },
+    responses: { 200: json('users by creation', pageSchema(User)) },
+  }),
+}
+
+export function usersQueries(deps: AppDeps) {
+  const app = router()
+  app.openapi(routes.me, async (c) => {
+    const me = principalOf(c)
+    await consistent(c, deps, ['users'])
+    const u = (await inTenant(deps.db, me, (trx) =>
+      trx
+        .selectFrom('tenant.users')
+        .selectAll()
+        .where('tenant_id', '=', me.tenantId)
+        .where('id', '=', me.userId)
+        .executeTakeFirstOrThrow(),
+    )) as UserRow
+    return c.json({ ...toUser(u), orgId: me.tenantId, email: u.email, activated: u.username !== null }, 200)
+  })
+  app.openapi(routes.list, async (c) => {
+    const me = principalOf(c)
+    const { limit, cursor, status } = c.req.valid('query')
+    await consistent(c, deps, ['users'])
+    const after = decodeCursor(cursor, 2)
+    const rows = (await inTenant(deps.db, me, (trx) => {
+      let q = trx
+        .selectFrom('tenant.users')
+        .selectAll()
+        .where('tenant_id', '=', me.tenantId)
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(limit + 1)
+      if (status) q = q.where('status', '=', status)
+      if (after)
+        q = q.where(
+          (eb) => eb.refTuple('created_at', 'id'),
+          '>',
+          (eb) => eb.tuple(String(after[0]), String(after[1])),
+        )
+      return q.execute()
+    })) as UserRow[]
+    const page = rows.slice(0, limit)
+    const last = page.at(-1)
+    return c.json(
+      {
+        items: page.map(toUser),
+        nextCursor: rows.length > limit && last ? encodeCursor([new Date(last.created_at).toISOString(), last.id]) : null,
+      },
+      200,
+    )
+  })
+  return app
+}
