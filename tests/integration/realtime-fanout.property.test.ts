@@ -136,7 +136,7 @@ it('each user receives exactly the events they could read at that event’s posi
       )
       const oracle = new Oracle(users, roles)
       // Each joining user is heard by everyone who has joined so far, themselves included.
-      users.forEach((_, i) => oracle.deliver(users.slice(0, i + 1), 'workspace.user_changed'))
+      for (let i = 0; i < users.length; i++) oracle.deliver(users.slice(0, i + 1), 'workspace.user_changed')
       const rooms: string[] = []
       const messages: string[] = []
       const at = () => new Date().toISOString()
