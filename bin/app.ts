@@ -20,6 +20,7 @@ import { usersCommands } from '../commands/users.ts'
 import { authQueries } from '../read-api/auth.ts'
 import { controlQueries } from '../read-api/control.ts'
 import { messagesQueries } from '../read-api/messages.ts'
+import { createMetrics } from '../read-api/metrics.ts'
 import { orgsQueries } from '../read-api/orgs.ts'
 import { projectionQueries } from '../read-api/projections.ts'
 import { roomsQueries } from '../read-api/rooms.ts'
@@ -36,10 +37,19 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>()
 
   app.use(requestId({ headerName: 'x-request-id', generator: () => uuid() }))
+  const metrics = createMetrics(services, {
+    projectors: services.projectors,
+    heldPolls: () => services.gateway.heldPolls,
+    pool: services.pool,
+    projected: services.engine ? () => services.engine!.statuses() : undefined,
+  })
+  app.use(metrics.middleware)
   app.use(async (c, next) => {
     const incoming = c.req.header('x-correlation-id')
     c.set('correlationId', incoming && CORRELATION.test(incoming) ? incoming : c.get('requestId'))
-    c.set('log', logger.child({ requestId: c.get('requestId'), correlationId: c.get('correlationId') }))
+    // A command's events name this request as their cause (commandContext): its log lines say so too.
+    const causation = c.req.method === 'GET' || c.req.method === 'HEAD' ? {} : { causationId: c.get('requestId') }
+    c.set('log', logger.child({ requestId: c.get('requestId'), correlationId: c.get('correlationId'), ...causation }))
     const started = performance.now()
     await next()
     c.get('log').info(
@@ -121,6 +131,7 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
   ]
   for (const module of tenantModules) app.route('/', module(services))
   app.route('/', projectionQueries(services, services.projectors))
+  app.route('/', metrics.routes())
   app.route('/', realtimeRoutes(services, services.gateway))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'operator', { type: 'http', scheme: 'bearer' })
