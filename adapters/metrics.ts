@@ -8,12 +8,12 @@ export type Labels = Readonly<Record<string, string>>
 
 type Sample = { readonly labels: Labels; readonly value: number }
 
-const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
+const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
 
 const labelText = (labels: Labels, extra?: [string, string]): string => {
   const pairs = Object.entries(labels)
   if (extra) pairs.push(extra)
-  return pairs.length ? `{${pairs.map(([k, v]) => `${k}="${escape(v)}"`).join(',')}}` : ''
+  return pairs.length ? `{${pairs.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}` : ''
 }
 
 const num = (n: number) => (Number.isFinite(n) ? String(n) : n > 0 ? '+Inf' : n < 0 ? '-Inf' : 'NaN')
@@ -73,7 +73,8 @@ export class Histogram implements Metric {
   async render(): Promise<string> {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`]
     for (const s of this.series.values()) {
-      this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket${labelText(s.labels, ['le', num(b)])} ${s.counts[i]}`))
+      for (const [i, b] of this.buckets.entries())
+        lines.push(`${this.name}_bucket${labelText(s.labels, ['le', num(b)])} ${s.counts[i]}`)
       lines.push(`${this.name}_bucket${labelText(s.labels, ['le', '+Inf'])} ${s.count}`)
       lines.push(`${this.name}_sum${labelText(s.labels)} ${num(s.sum)}`)
       lines.push(`${this.name}_count${labelText(s.labels)} ${s.count}`)
