@@ -1,6 +1,7 @@
+import { account, credential, identity, invite } from '../domain/accounts.ts'
 import type { Decider, DomainEvent } from '../domain/decider.ts'
 import { draft, message, readMark } from '../domain/messages.ts'
-import { org, orgName } from '../domain/orgs.ts'
+import { org, orgName, usernameReservation } from '../domain/orgs.ts'
 import { room } from '../domain/rooms.ts'
 import { space } from '../domain/spaces.ts'
 
@@ -14,6 +15,11 @@ type AnyDecider = Decider<any, DomainEvent, any>
 export const decidersByCategory: ReadonlyMap<string, AnyDecider> = new Map<string, AnyDecider>([
   ['org', org as AnyDecider],
   ['org_name', orgName as AnyDecider],
+  ['username', usernameReservation as AnyDecider],
+  ['account', account as AnyDecider],
+  ['account_identity', identity as AnyDecider],
+  ['credential', credential as AnyDecider],
+  ['invite', invite as AnyDecider],
   ['space', space as AnyDecider],
   ['room', room as AnyDecider],
   ['message', message as AnyDecider],

@@ -2,10 +2,13 @@ import { v7 as uuid } from 'uuid'
 import { type Actor, streamName } from '../adapters/event-store.ts'
 import { type Decider, type DomainEvent, fold } from '../domain/decider.ts'
 import { draft, type Mention, type MessageState, message, readMark } from '../domain/messages.ts'
+import { org } from '../domain/orgs.ts'
 import { type ActorRole, type RoomActor, type RoomState, room } from '../domain/rooms.ts'
 import { space } from '../domain/spaces.ts'
+import { signInAccount } from './accounts.ts'
+import { acceptInvite, createInvite, revokeInvite } from './invites.ts'
 import { messageStream } from './messages.ts'
-import { createOrg, orgStream } from './orgs.ts'
+import { activateUser, createOrg, joinOrg, orgStream, reactivateOrg, suspendOrg } from './orgs.ts'
 import { type CommandContext, handleCommand, type PipelineDeps } from './pipeline.ts'
 import { dmRoomId, roomStream } from './rooms.ts'
 import { spaceStream } from './spaces.ts'
@@ -66,13 +69,6 @@ type RoomRun = {
   readonly canArchive: boolean
 }
 
-/** Appends events a context's own decider does not produce yet (users, until identity writes them): as given. */
-const passThrough: Decider<DomainEvent[], DomainEvent, null> = {
-  initialState: null,
-  decide: (events) => events,
-  evolve: () => null,
-}
-
 export async function seedWorkload(deps: PipelineDeps, options: SeedOptions = {}): Promise<SeedSummary> {
   const orgCount = options.orgs ?? 2
   const usersPerOrg = Math.max(3, options.usersPerOrg ?? 8)
@@ -120,6 +116,10 @@ export async function seedWorkload(deps: PipelineDeps, options: SeedOptions = {}
     return r
   }
   const system: Actor = { type: 'operator', id: 'seed' }
+  const count = (es: readonly DomainEvent[]) => {
+    commands++
+    for (const e of es) events[e.type] = (events[e.type] ?? 0) + 1
+  }
 
   const orgs: SeededOrg[] = []
   const runs: RoomRun[] = []
@@ -134,29 +134,75 @@ export async function seedWorkload(deps: PipelineDeps, options: SeedOptions = {}
       username: `${FIRST[i % FIRST.length]}${i >= FIRST.length ? i : ''}`,
       role: i === 0 ? 'owner' : i === 1 ? 'admin' : i === usersPerOrg - 1 ? 'guest' : 'member',
     }))
-    // People join the org, then pick their username (activation).
-    for (const u of users) {
-      const at = tick().toISOString()
-      await run(
-        passThrough,
+    // People join the org (most by invitation: an account signs in, accepts, and joins), then pick their username.
+    for (const [i, u] of users.entries()) {
+      const email = `${u.username}@${created.slug}.example`
+      if (i > 0 && i % 3 === 0 && u.role !== 'owner') {
+        const ctx = context(orgId, { type: 'user', id: users[0]!.userId })
+        const { accountId } = await signInAccount(deps, context(null, system), {
+          issuer: 'https://idp.seed.example',
+          subject: `${orgId}:${u.username}`,
+          email,
+          emailVerified: true,
+        })
+        const inv = await createInvite(deps, ctx, {
+          orgId,
+          email,
+          role: u.role as 'admin' | 'member' | 'guest',
+          invitedBy: users[0]!.userId,
+        })
+        const joined = await acceptInvite(deps, context(null, { type: 'user', id: accountId }), {
+          token: inv.token,
+          accountId,
+        })
+        u.userId = joined.userId
+        commands += 5
+        for (const t of ['account.identity_claimed', 'account.registered', 'invite.created', 'invite.accepted', 'user.joined']) {
+          events[t] = (events[t] ?? 0) + 1
+        }
+      } else {
+        const r = await joinOrg(deps, context(orgId, system), orgId, {
+          userId: u.userId,
+          accountId: uuid(),
+          type: 'human',
+          role: u.role,
+          email,
+          displayName: u.username[0]!.toUpperCase() + u.username.slice(1),
+          at: tick().toISOString(),
+        })
+        count(r.events)
+      }
+      const activated = await activateUser(deps, context(orgId, { type: 'user', id: u.userId }), orgId, u.userId, u.username)
+      commands += 2
+      events['user.username_reserved'] = (events['user.username_reserved'] ?? 0) + 1
+      count(activated.events)
+    }
+    // An invitation nobody took, revoked; a member promoted to admin.
+    {
+      const ctx = context(orgId, { type: 'user', id: users[0]!.userId })
+      const inv = await createInvite(deps, ctx, {
+        orgId,
+        email: `nobody@${created.slug}.example`,
+        role: 'member',
+        invitedBy: users[0]!.userId,
+      })
+      count((await revokeInvite(deps, ctx, { inviteId: inv.inviteId, orgId, by: users[0]!.userId })).events)
+      events['invite.created'] = (events['invite.created'] ?? 0) + 1
+      const promoted = users[2]!
+      const c = context(orgId, { type: 'user', id: users[0]!.userId })
+      const r = await run(
+        org,
         orgStream(orgId),
-        [
-          {
-            type: 'user.joined',
-            data: {
-              userId: u.userId,
-              accountId: uuid(),
-              type: 'human',
-              role: u.role,
-              email: `${u.username}@${created.slug}.example`,
-              displayName: u.username[0]!.toUpperCase() + u.username.slice(1),
-              at,
-            },
-          },
-          { type: 'user.activated', data: { userId: u.userId, username: u.username, at } },
-        ],
-        context(orgId, system),
+        {
+          type: 'change_role',
+          userId: promoted.userId,
+          role: 'admin',
+          actor: { userId: users[0]!.userId, role: 'owner' },
+          at: c.now().toISOString(),
+        },
+        c,
       )
+      if (r.events.length) promoted.role = 'admin'
     }
     const owner = users[0]!
     const asUser = (u: SeededUser): Actor => ({ type: 'user', id: u.userId })
@@ -502,23 +548,26 @@ export async function seedWorkload(deps: PipelineDeps, options: SeedOptions = {}
   })
   await Promise.all(workers)
 
-  // An org is suspended for a while, then reactivated. Written as given: the org stream also holds the users'
-  // events, which the org decider does not fold yet.
+  // An org is suspended for a while, then reactivated; in each org someone leaves (deactivated).
   if (orgs.length > 1) {
     const o = orgs[orgs.length - 1]!
-    const suspendAt = tick().toISOString()
+    count((await suspendOrg(deps, context(null, system), { orgId: o.orgId, reason: 'unpaid invoice' })).events)
+    count((await reactivateOrg(deps, context(null, system), { orgId: o.orgId })).events)
+  }
+  for (const o of orgs) {
+    const leaver = o.users.find((u) => u.role === 'member')
+    if (!leaver) continue
+    const c = context(o.orgId, { type: 'user', id: leaver.userId })
     await run(
-      passThrough,
+      org,
       orgStream(o.orgId),
-      [{ type: 'org.suspended', data: { orgId: o.orgId, reason: 'unpaid invoice', at: suspendAt } }],
-      context(o.orgId, system),
-    )
-    const reactivateAt = tick().toISOString()
-    await run(
-      passThrough,
-      orgStream(o.orgId),
-      [{ type: 'org.reactivated', data: { orgId: o.orgId, at: reactivateAt } }],
-      context(o.orgId, system),
+      {
+        type: 'deactivate',
+        userId: leaver.userId,
+        actor: { userId: leaver.userId, role: leaver.role },
+        at: c.now().toISOString(),
+      },
+      c,
     )
   }
   report(true)

@@ -339,6 +339,14 @@ async function advanceParallel(
       }),
     )
     position = batch[batch.length - 1]!.position
+    // Writers with nothing in this batch have seen it all the same: move them too, so a resume starts here.
+    const idle = writers.filter((_, k) => comparePositions(parts[k]!, position) < 0).map((w) => w.name)
+    if (idle.length) {
+      await sql`update ${id(s.schema, CHECKPOINTS)}
+                   set commit_position = ${position.commit.toString()}::xid8, prepare_position = ${position.prepare.toString()}
+                 where version = ${s.p.version} and name = any(${idle}::text[])`.execute(deps.db)
+      for (const [k, w] of writers.entries()) if (idle.includes(w.name)) parts[k] = position
+    }
     s.position = position
     s.events += batch.length
     report(s, options, head, false)
