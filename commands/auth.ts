@@ -80,6 +80,8 @@ export function authCommands(deps: AppDeps) {
       userId: membership[0],
       ttlMs: TENANT_SESSION_TTL_MS,
     })
+    // A secret: never cached, by a proxy or by the idempotency store.
+    c.header('cache-control', 'no-store')
     return c.json({ token: r.token, expiresAt: r.expiresAt, orgId, userId: membership[0] }, 200)
   })
 
@@ -96,6 +98,8 @@ export function authCommands(deps: AppDeps) {
       name,
       ttlMs: expiresInDays * 24 * 3600_000,
     })
+    // A secret: never cached, by a proxy or by the idempotency store.
+    c.header('cache-control', 'no-store')
     return c.json({ id: r.credentialId, token: r.token, expiresAt: r.expiresAt }, 201)
   })
 

@@ -123,6 +123,8 @@ export function usersCommands(deps: AppDeps) {
       role,
       invitedBy: me.userId,
     })
+    // A secret: never cached, by a proxy or by the idempotency store.
+    c.header('cache-control', 'no-store')
     return c.json({ inviteId: r.inviteId, token: r.token, expiresAt: r.expiresAt, position: positionOf(r.position) }, 201)
   })
 

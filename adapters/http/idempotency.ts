@@ -90,7 +90,10 @@ export const idempotency =
           .json()
           .catch(() => null)
       : null
-    if (res.status < 500 && json !== null) {
+    // An answer carrying a secret (Cache-Control: no-store) is never kept: a retry is then refused by the
+    // command itself (its seeded ids already exist), which is safe, rather than replaying the secret.
+    const secret = /no-store/.test(res.headers.get('cache-control') ?? '')
+    if (res.status < 500 && json !== null && !secret) {
       await sql`update control.idempotency_keys set status = ${res.status}, body = ${JSON.stringify(json)}::jsonb
                  where actor = ${actor} and key = ${key}`.execute(db)
     } else {

@@ -169,12 +169,18 @@ beforeAll(async () => {
   let n = 0
   const room = async (token: string, visibility: 'public' | 'private', members: string[] = []) => {
     const r = await server.request('POST', '/api/rooms', { token, body: { name: `room ${n++}`, visibility } })
-    for (const userId of members) await server.request('POST', `/api/rooms/${r.body.roomId}/members`, { token, body: { userId } })
+    let position = r.body.position
+    for (const userId of members) {
+      position = (await server.request('POST', `/api/rooms/${r.body.roomId}/members`, { token, body: { userId } })).body.position
+    }
+    // The cells read without consistentAfter: let the read models catch up with the fixture first.
+    await server.request('GET', `/api/rooms?consistentAfter=${position}`, { token })
     return r.body.roomId as string
   }
   const post = async (token: string, roomId: string, text = 'hello') => {
     const r = await server.request('POST', `/api/rooms/${roomId}/messages`, { token, body: { text } })
     expect(r.status).toBe(201)
+    await server.request('GET', `/api/rooms?consistentAfter=${r.body.position}`, { token })
     return r.body.messageId as string
   }
   fx = {

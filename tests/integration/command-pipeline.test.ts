@@ -32,8 +32,9 @@ afterAll(async () => {
   await database.drop()
 })
 
+const tenantId = uuid()
 const ctx = (over: Partial<CommandContext> = {}): CommandContext => ({
-  tenantId: uuid(),
+  tenantId,
   actor: { type: 'user', id: 'u1' },
   correlationId: 'corr-1',
   causationId: 'req-1',
@@ -73,6 +74,16 @@ describe('the command pipeline', () => {
     expect(rejected.length).toBeGreaterThan(0)
     for (const r of rejected) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ConcurrencyError)
     expect(await raw.readStream(stream)).toHaveLength(10 - rejected.length)
+  })
+
+  it('refuses to decide on another tenant’s stream: it does not exist for the caller', async () => {
+    const stream = `counter-${uuid()}`
+    const deps = { store: raw, upcasters: upcasters({}) }
+    await handleCommand(deps, counter, stream, { by: 1 }, ctx())
+    const err = await handleCommand(deps, counter, stream, { by: 1 }, ctx({ tenantId: uuid() })).catch((e) => e)
+    expect(err).toBeInstanceOf(DomainError)
+    expect(err.kind).toBe('not_found')
+    expect(await raw.readStream(stream)).toHaveLength(1)
   })
 
   it('writes the envelope: tenant, actor, correlation, causation, time and schema version', async () => {
