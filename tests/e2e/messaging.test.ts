@@ -267,3 +267,22 @@ describe('rooms, DMs, threads, drafts, unread counts and search', () => {
     expect(refused.body.code).toBe('ROOM_ARCHIVED')
   })
 })
+
+describe('long-poll hygiene', () => {
+  it('a client that disconnects releases its poll at once', async () => {
+    const q = await register(carol)
+    const controller = new AbortController()
+    const pending = fetch(`${server.url}/realtime/events?queueId=${q.queueId}&lastEventId=${q.lastEventId}`, {
+      headers: { authorization: `Bearer ${carol.token}` },
+      signal: controller.signal,
+    }).catch(() => null)
+    const deadline = Date.now() + 2_000
+    while (server.services.gateway.heldPolls === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    expect(server.services.gateway.heldPolls).toBe(1)
+    controller.abort()
+    await pending
+    const released = Date.now() + 1_000
+    while (server.services.gateway.heldPolls > 0 && Date.now() < released) await new Promise((r) => setTimeout(r, 10))
+    expect(server.services.gateway.heldPolls).toBe(0)
+  })
+})
