@@ -405,28 +405,42 @@ async function main() {
   const result: Record<string, unknown> = { events: N, batchSize: BATCH, cores: availableParallelism() }
   try {
     await migrateAll(db)
-    // 1. The history, written in bulk (not timed as part of any rebuild).
+    // 1. The history, written in bulk with COPY (not timed as part of any rebuild): 50,000 events per transaction.
     let started = performance.now()
     const load = new Progress()
-    let chunk: Row[] = []
+    const loader = await pool.connect()
+    const field = (v: string) => v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r')
+    let lines: string[] = []
     let written = 0
     const flush = async () => {
-      await pool.query(
-        `insert into eventstore.events (event_id, stream_name, stream_revision, event_type, data, metadata, tenant_id)
-         select (x ->> 'event_id')::uuid, x ->> 'stream_name', (x ->> 'stream_revision')::bigint, x ->> 'event_type',
-                x -> 'data', x -> 'metadata', (x ->> 'tenant_id')::uuid
-           from jsonb_array_elements($1::jsonb) with ordinality as t(x, n) order by n`,
-        [JSON.stringify(chunk)],
+      await copyIn(
+        loader,
+        'copy eventstore.events (event_id, stream_name, stream_revision, event_type, data, metadata, tenant_id) from stdin',
+        [Buffer.from(`${lines.join('\n')}\n`)],
       )
-      written += chunk.length
-      chunk = []
+      written += lines.length
+      lines = []
       load.update({ label: 'load history', done: written, fraction: written / N })
     }
-    for (const row of history(N)) {
-      chunk.push(row)
-      if (chunk.length === 10_000) await flush()
+    try {
+      for (const r of history(N)) {
+        lines.push(
+          [
+            r.event_id,
+            field(r.stream_name),
+            String(r.stream_revision),
+            r.event_type,
+            field(JSON.stringify(r.data)),
+            field(JSON.stringify(r.metadata)),
+            r.tenant_id,
+          ].join('\t'),
+        )
+        if (lines.length === 50_000) await flush()
+      }
+      if (lines.length) await flush()
+    } finally {
+      loader.release()
     }
-    if (chunk.length) await flush()
     load.done()
     await pool.query('vacuum analyze eventstore.events')
     const { rows: mix } = await pool.query<{ event_type: string; n: string }>(
