@@ -54,7 +54,15 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
   const store: EventStore = withUpcasting(adapter, eventUpcasters)
 
   // Per-user realtime streams: Redis when configured, else Postgres (the embedded default).
-  const redis = config.REDIS_URL ? new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2, enableOfflineQueue: true }) : null
+  // While Redis is away, commands wait at most a couple of seconds and then fail (the request answers 503);
+  // reconnection goes on in the background.
+  const redis = config.REDIS_URL
+    ? new Redis(config.REDIS_URL, {
+        maxRetriesPerRequest: 1,
+        commandTimeout: 2_000,
+        retryStrategy: (times) => Math.min(times * 100, 1_000),
+      })
+    : null
   // ioredis reconnects by itself; an outage shows in /readyz and as 503s, not as an unhandled error.
   redis?.on('error', (e: Error) => logger.warn({ err: e.message }, 'redis connection error'))
   const streamOptions = { queueTtlMs: config.REALTIME_QUEUE_TTL_MS }

@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import { afterAll, beforeAll, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
 
 let server: TestServer
@@ -56,3 +56,41 @@ it('Postgres connections dropped mid-load: clear 503s at worst, never a 500, rec
   const ids = new Set(stored.rows.map((r) => r.org_id))
   expect(acknowledged.filter((id) => !ids.has(id))).toEqual([])
 }, 60_000)
+
+describe('Redis outage with REDIS_URL set', () => {
+  it('commands go on, realtime answers 503 while Redis is down, and everything recovers on its own', async () => {
+    const { startOwnRedis } = await import('../support/redis-server.ts')
+    const { signUp } = await import('../support/identity.ts')
+    const redis = await startOwnRedis()
+    const s = await startTestServer({ REDIS_URL: redis.url })
+    try {
+      const alice = await signUp(s, { email: 'alice@redis.test', orgName: 'Redis Outage', username: 'alice' })
+      expect((await s.request('POST', '/realtime/register', { token: alice.token, body: {} })).status).toBe(200)
+      await redis.stop()
+      const posted = await s.request('POST', `/api/rooms/${alice.homeRoomId}/messages`, {
+        token: alice.token,
+        body: { text: 'while redis is down' },
+      })
+      expect(posted.status).toBe(201)
+      const down = await s.request('POST', '/realtime/register', { token: alice.token, body: {} })
+      expect(down.status).toBe(503)
+      expect(down.headers.get('content-type')).toContain('application/problem+json')
+      expect((await s.request('GET', '/readyz')).status).toBe(503)
+      await redis.start()
+      const deadline = Date.now() + 15_000
+      let status = 0
+      while (Date.now() < deadline && status !== 200) {
+        status = (await s.request('POST', '/realtime/register', { token: alice.token, body: {} })).status
+        if (status !== 200) await new Promise((r) => setTimeout(r, 200))
+      }
+      expect(status).toBe(200)
+      const timeline = await s.request('GET', `/api/rooms/${alice.homeRoomId}/messages?consistentAfter=${posted.body.position}`, {
+        token: alice.token,
+      })
+      expect(timeline.body.items.map((m: { text: string }) => m.text)).toContain('while redis is down')
+    } finally {
+      await s.close()
+      await redis.stop()
+    }
+  }, 60_000)
+})
