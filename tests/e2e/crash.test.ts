@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { type AnyDb, createKysely, createPool } from '../../adapters/postgres.ts'
@@ -69,6 +70,13 @@ it('SIGKILL under load: every acknowledged command is stored, once, and read mod
     await fetch(`${server.url}/control/orgs?consistentAfter=${head.rows[0]!.p}`, { headers })
     const rows = await sql<{ id: string }>`select id from control.orgs`.execute(db)
     expect(new Set(rows.rows.map((r) => r.id))).toEqual(new Set(stored.keys()))
+    // And every read model equals a clean rebuild from the events.
+    const verify = spawnSync(process.execPath, ['bin/rebuild.ts', '--verify', '--quiet'], {
+      env: { ...process.env, DATABASE_URL: database.url, LOG_LEVEL: 'warn' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+    expect(verify.status, verify.stdout + verify.stderr).toBe(0)
   } finally {
     await server.kill('SIGTERM')
   }
