@@ -34,6 +34,10 @@ const schema = z.object({
   OIDC_ISSUER: optionalUrl,
   OIDC_CLIENT_ID: optionalString,
   OIDC_CLIENT_SECRET: optionalString,
+  /** Bearer credential of services calling /api/internal/* (unset: those routes refuse everyone). */
+  SERVICE_TOKEN: z.string().min(32).optional(),
+  /** 32 bytes, base64 or hex: seals agent secrets and signs login cookies (unset: a key kept under DATA_DIR). */
+  AUTH_SECRET_KEY: optionalString,
   CONSISTENCY_TIMEOUT_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
   REALTIME_HEARTBEAT_MS: z.coerce.number().int().min(100).max(120_000).default(50_000),
@@ -63,6 +67,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (Boolean(config.OIDC_ISSUER) !== Boolean(config.OIDC_CLIENT_ID)) {
     throw new ConfigError('invalid configuration:\n  OIDC_CLIENT_ID: OIDC_ISSUER and OIDC_CLIENT_ID go together')
+  }
+  if (config.OIDC_ISSUER && !config.OIDC_CLIENT_SECRET) {
+    throw new ConfigError('invalid configuration:\n  OIDC_CLIENT_SECRET: required with OIDC_ISSUER')
   }
   return config
 }

@@ -68,3 +68,8 @@ export function redactToken(token: string): string {
     ? `${TOKEN_PREFIXES[kind]}${token.slice(TOKEN_PREFIXES[kind].length, TOKEN_PREFIXES[kind].length + 4)}…`
     : '[redacted]'
 }
+
+const ANY_TOKEN = /\b(ws[a-z])_[A-Za-z0-9_-]{43}/g
+
+/** The text with every token of ours in it replaced by its label (for paths and messages that get logged). */
+export const redactTokensIn = (text: string): string => text.replace(ANY_TOKEN, '$1_[redacted]')

@@ -3,12 +3,15 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import { bodyLimit } from 'hono/body-limit'
 import { requestId } from 'hono/request-id'
 import { v7 as uuid } from 'uuid'
+import { DEV_IDP_MOUNT_PATH, devIdpRoutes } from '../adapters/dev-idp.ts'
 import type { AppEnv } from '../adapters/http/context.ts'
 import { onError } from '../adapters/http/errors.ts'
 import { idempotency } from '../adapters/http/idempotency.ts'
 import { isOperator } from '../adapters/http/operator.ts'
 import { HttpProblem, renderProblem } from '../adapters/http/problem.ts'
 import { rateLimit } from '../adapters/http/rate-limit.ts'
+import { redactTokensIn } from '../adapters/opaque-tokens.ts'
+import { agentsCommands } from '../commands/agents.ts'
 import { authCommands } from '../commands/auth.ts'
 import { authenticateTenant } from '../commands/authenticate.ts'
 import { controlCommands } from '../commands/control.ts'
@@ -19,6 +22,7 @@ import { spacesCommands } from '../commands/spaces.ts'
 import { usersCommands } from '../commands/users.ts'
 import { authQueries } from '../read-api/auth.ts'
 import { controlQueries } from '../read-api/control.ts'
+import { internalQueries } from '../read-api/internal.ts'
 import { messagesQueries } from '../read-api/messages.ts'
 import { createMetrics } from '../read-api/metrics.ts'
 import { orgsQueries } from '../read-api/orgs.ts'
@@ -55,13 +59,16 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
     c.get('log').info(
       {
         method: c.req.method,
-        path: c.req.path,
+        // Paths may carry a token (invite links): never logged in clear.
+        path: redactTokensIn(c.req.path),
         status: c.res.status,
         ms: Math.round(performance.now() - started),
       },
       'request',
     )
   })
+  // The local OpenID Provider (only when OIDC_ISSUER is unset): it answers on the raw node response.
+  if (services.identity.devIdp) app.route(DEV_IDP_MOUNT_PATH, devIdpRoutes(services.identity.devIdp))
   app.use(
     bodyLimit({
       maxSize: config.MAX_BODY_BYTES,
@@ -120,7 +127,9 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
     }),
   )
   const tenantModules = [
+    internalQueries,
     usersCommands,
+    agentsCommands,
     usersQueries,
     spacesCommands,
     roomsCommands,
@@ -139,6 +148,11 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
     type: 'http',
     scheme: 'bearer',
     description: 'a tenant session, personal API token or agent token',
+  })
+  app.openAPIRegistry.registerComponent('securitySchemes', 'service', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'SERVICE_TOKEN, for /api/internal/* only',
   })
   app.openAPIRegistry.registerComponent('securitySchemes', 'cookie', { type: 'apiKey', in: 'cookie', name: 'ws_session' })
   app.doc31('/openapi.json', {

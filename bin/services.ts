@@ -5,6 +5,7 @@ import { ensureDatabase, startEmbeddedPostgres } from '../adapters/embedded-post
 import type { EventStore } from '../adapters/event-store.ts'
 import { createEventStore } from '../adapters/event-store-factory.ts'
 import type { AppDeps } from '../adapters/http/context.ts'
+import { type Identity, startIdentity } from '../adapters/identity.ts'
 import type { Logger } from '../adapters/logger.ts'
 import { createKysely, createPool, type PgPool } from '../adapters/postgres.ts'
 import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
@@ -29,6 +30,8 @@ export type Services = AppDeps & {
   readonly userStreams: UserStreams
   readonly gateway: RealtimeGateway
   readonly rateLimiter: RateLimiter
+  /** OIDC (or the dev IdP), the shared replay cache, agent token keys, the server's secret keys. */
+  readonly identity: Identity
   ready(): Promise<Record<string, 'ok' | string>>
   close(): Promise<void>
 }
@@ -48,6 +51,8 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
   const db = createKysely(pool)
   const applied = await migrateAll(db)
   if (applied.length) logger.info({ applied }, 'migrations applied')
+
+  const identity = await startIdentity(config, db)
 
   const adapter = createEventStore(config, pool)
   if (adapter instanceof PostgresEventStore) await adapter.assertHistoryOrdered()
@@ -100,6 +105,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     gateway,
     rateLimiter,
     waiter,
+    identity,
     async ready() {
       const checks: Record<string, string> = {}
       checks.postgres = await pool.query('select 1').then(

@@ -6,11 +6,13 @@ import {
   type CredentialKind,
   type CredentialState,
   credential,
+  HANDOFF_TTL_MS,
+  handoff,
   identity,
   normalizeEmail,
   usable,
 } from '../domain/accounts.ts'
-import { fold } from '../domain/decider.ts'
+import { DomainError, fold } from '../domain/decider.ts'
 import { type CommandContext, handleCommand, type PipelineDeps } from './pipeline.ts'
 
 export const accountStream = (id: string) => streamName('account', id)
@@ -65,6 +67,7 @@ export async function issueCredential(
     userId: string | null
     name?: string
     ttlMs: number
+    parentId?: string | null
   },
 ) {
   const credentialId = ctx.newId()
@@ -86,6 +89,7 @@ export async function issueCredential(
         name: input.name ?? null,
         tokenHash: hashToken(token),
         expiresAt,
+        parentId: input.parentId ?? null,
         at: ctx.now().toISOString(),
       },
     },
@@ -102,30 +106,96 @@ export type VerifiedCredential = Extract<CredentialState, { exists: true }> & {
   issuedAt: RecordedEvent['position']
 }
 
-/** The live credential a bearer token stands for, or null (malformed, unknown, wrong secret, revoked, expired). */
-export async function verifyToken(deps: PipelineDeps, token: string, now: Date): Promise<VerifiedCredential | null> {
-  const m = TOKEN.exec(token)
-  if (!m || !tokenKind(m[1]!)) return null
-  const credentialId = m[2]!
+const loadCredential = async (deps: PipelineDeps, credentialId: string) => {
   const events = await deps.store.readStream(credentialStream(credentialId))
   const state = fold(
     credential,
     events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof credential.evolve>[1]),
   )
+  return { events, state }
+}
+
+/**
+ * The live credential a token stands for, or null (malformed, unknown, wrong secret, revoked, expired, or
+ * opened from a session that has ended). The secret is compared by hash in constant time.
+ */
+export async function verifyToken(deps: PipelineDeps, token: string, now: Date): Promise<VerifiedCredential | null> {
+  const m = TOKEN.exec(token)
+  if (!m || !tokenKind(m[1]!)) return null
+  const credentialId = m[2]!
+  const { events, state } = await loadCredential(deps, credentialId)
   if (!usable(state, now) || !tokenMatchesHash(token, state.tokenHash)) return null
+  if (state.parentId) {
+    const parent = await loadCredential(deps, state.parentId)
+    if (!parent.state.exists || parent.state.revoked) return null
+  }
   return { ...state, credentialId, issuedAt: events[0]!.position }
 }
 
+/** Revokes one of the account's credentials (404 for anyone else's). */
 export async function revokeCredential(
   deps: PipelineDeps,
   ctx: CommandContext,
   input: { credentialId: string; accountId: string },
 ) {
+  const { events } = await loadCredential(deps, input.credentialId)
   return handleCommand(
     deps,
     credential,
     credentialStream(input.credentialId),
     { type: 'revoke', credentialId: input.credentialId, byAccountId: input.accountId, at: ctx.now().toISOString() },
-    ctx,
+    { ...ctx, tenantId: events[0]?.metadata.tenantId ?? null },
   )
+}
+
+export const handoffStream = (id: string) => streamName('handoff', id)
+const HANDOFF_TOKEN = /^(wsh_[A-Za-z0-9_-]{43})\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/
+
+/** A single-use ticket, valid for a minute, that opens a session for one org on that org's host. */
+export async function issueHandoff(
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  input: { accountId: string; orgId: string; userId: string; returnTo: string; parentId: string | null },
+) {
+  const ticketId = ctx.newId()
+  const ticket = `${generateToken('handoff')}.${ticketId}`
+  const expiresAt = new Date(ctx.now().getTime() + HANDOFF_TTL_MS).toISOString()
+  await handleCommand(
+    deps,
+    handoff,
+    handoffStream(ticketId),
+    { type: 'issue', data: { ticketId, ...input, tokenHash: hashToken(ticket), expiresAt, at: ctx.now().toISOString() } },
+    { ...ctx, tenantId: null },
+  )
+  return { ticket, expiresAt }
+}
+
+/** Uses the ticket (one use wins: the append is at the revision read) and returns what it was issued for. */
+export async function redeemHandoff(
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  ticket: string,
+  /** Throws to refuse the ticket before it is used (e.g. the wrong host). */
+  check: (ticket: { orgId: string }) => void | Promise<void> = () => {},
+) {
+  const m = HANDOFF_TOKEN.exec(ticket)
+  const ticketId = m?.[2]
+  const events = ticketId ? await deps.store.readStream(handoffStream(ticketId)) : []
+  const state = fold(
+    handoff,
+    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof handoff.evolve>[1]),
+  )
+  if (!ticketId || state.status === 'none' || !tokenMatchesHash(ticket, state.tokenHash)) {
+    throw new DomainError('HANDOFF_NOT_FOUND', 'no such ticket', 'not_found')
+  }
+  await check(state)
+  await handleCommand(
+    deps,
+    handoff,
+    handoffStream(ticketId),
+    { type: 'redeem', ticketId, at: ctx.now().toISOString() },
+    { ...ctx, tenantId: null },
+    { maxAttempts: 1 },
+  )
+  return state
 }

@@ -1,30 +1,121 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import type { Actor } from '../adapters/event-store.ts'
-import { type AppDeps, type AppEnv, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
-import { notFound, unauthorized } from '../adapters/http/problem.ts'
+import { type AppEnv, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
+import { forbidden, HttpProblem, notFound } from '../adapters/http/problem.ts'
 import { json, jsonBody, problemResponse, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity } from '../adapters/http/tenant-route.ts'
+import type { Identity } from '../adapters/identity.ts'
+import { type IdTokenClaims, OidcDiscoveryError, OidcError, OidcJwksError } from '../adapters/oidc-client.ts'
 import { membershipOf } from '../domain/orgs.ts'
-import { issueCredential, revokeCredential, TENANT_SESSION_TTL_MS } from './accounts.ts'
-import { type Caller, requireAccount } from './authenticate.ts'
-import { loadOrg, orgNameStream } from './orgs.ts'
+import {
+  issueCredential,
+  issueHandoff,
+  redeemHandoff,
+  revokeCredential,
+  SESSION_TTL_MS,
+  signInAccount,
+  TENANT_SESSION_TTL_MS,
+} from './accounts.ts'
+import { verifyAgentLogin } from './agents.ts'
+import { type AuthDeps, type Caller, hostSlug, orgOfRequest, requireAccount, resolveOrg, SESSION_COOKIE } from './authenticate.ts'
+import { loadOrg } from './orgs.ts'
+
+export { resolveOrg }
 
 export const accountActor = (caller: Caller): Actor => ({ type: 'user', id: caller.credential.accountId })
+const AUTH_ACTOR: Actor = { type: 'system', id: 'auth' }
 
-/** An org named by id or by slug; null when neither names one. */
-export async function resolveOrg(deps: AppDeps, ref: string): Promise<string | null> {
-  if (z.uuid().safeParse(ref).success) return ref
-  const reserved = await deps.store.readStream(orgNameStream(ref.toLowerCase()), { maxCount: 1 })
-  return (reserved[0]?.data as { orgId?: string } | undefined)?.orgId ?? null
+const LOGIN_COOKIE = 'ws_login'
+const LOGIN_TTL_MS = 10 * 60_000
+
+/** Where to go after signing in: a path of this site only (never another origin). */
+const safeReturnTo = (value: string | undefined): string => (value && /^\/(?![/\\])[^\s]{0,2000}$/.test(value) ? value : '/')
+
+const secure = (identity: Identity) => identity.publicUrl.startsWith('https:')
+
+function setSessionCookie(c: Context, identity: Identity, token: string, expiresAt: string) {
+  setCookie(c, SESSION_COOKIE, token, {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'Lax',
+    secure: secure(identity),
+    maxAge: Math.max(0, Math.floor((Date.parse(expiresAt) - Date.now()) / 1000)),
+  })
 }
 
+/**
+ * Account-level operations (more sessions, tokens, handoffs, orgs) need a session: a personal API token is
+ * a credential for one org's API and stays there.
+ */
+export function requireSession(caller: Caller) {
+  if (caller.credential.kind !== 'session') {
+    throw forbidden('a personal API token cannot do this: sign in with a session', 'SESSION_REQUIRED')
+  }
+}
+
+/** The account session a derived session hangs from: logging it out ends them all. */
+const rootSessionOf = (caller: Caller) => caller.credential.parentId ?? caller.credential.credentialId
+
+const loginFailed = (detail: string) => new HttpProblem({ status: 401, code: 'LOGIN_FAILED', title: 'Sign-in failed', detail })
+
+/** The person's email: from the ID token, or (some issuers keep it there) from userinfo. */
+async function emailOf(
+  identity: Identity,
+  claims: IdTokenClaims,
+  accessToken: string | undefined,
+): Promise<{ email: string; verified: boolean } | null> {
+  if (typeof claims.email === 'string') return { email: claims.email, verified: claims.email_verified === true }
+  const endpoint = (await identity.oidc.metadata()).userinfo_endpoint
+  if (!endpoint || !accessToken) return null
+  const r = await fetch(endpoint, { headers: { authorization: `Bearer ${accessToken}` }, signal: AbortSignal.timeout(10_000) })
+  if (!r.ok) return null
+  const info = (await r.json()) as { sub?: unknown; email?: unknown; email_verified?: unknown }
+  if (info.sub !== claims.sub || typeof info.email !== 'string') return null
+  return { email: info.email, verified: info.email_verified === true }
+}
+
+const Redirect = { description: 'a redirect', headers: z.object({ location: z.string() }) }
+
 const routes = {
+  login: createRoute({
+    method: 'get',
+    path: '/auth/login',
+    tags: ['auth'],
+    summary: 'Sign in: the OIDC authorization-code flow with PKCE, state and nonce',
+    description:
+      'Redirects to OIDC_ISSUER (the local dev IdP at /dev-idp when unset). State, nonce and PKCE verifier wait in a signed, http-only cookie for ten minutes.',
+    request: { query: z.object({ returnTo: z.string().max(2000).optional() }) },
+    responses: { 302: Redirect, 503: problemResponse('the identity provider cannot be reached') },
+  }),
+  callback: createRoute({
+    method: 'get',
+    path: '/auth/callback',
+    tags: ['auth'],
+    summary: 'The identity provider’s redirect: checks it, finds or creates the account, sets the session cookie',
+    description:
+      'The ID token is verified against the issuer’s JWKS (issuer, audience, expiry with 30 s of skew, nonce used once, asymmetric algorithms only). The session cookie is HttpOnly, SameSite=Lax, Secure when PUBLIC_URL is https.',
+    request: {
+      query: z.object({
+        code: z.string().optional(),
+        state: z.string().optional(),
+        iss: z.string().optional(),
+        error: z.string().optional(),
+        error_description: z.string().optional(),
+      }),
+    },
+    responses: {
+      303: Redirect,
+      400: problemResponse('no sign-in in progress (or it expired)'),
+      401: problemResponse('the identity provider’s answer was refused'),
+    },
+  }),
   tenantSession: createRoute({
     method: 'post',
     path: '/auth/tenant-session',
     tags: ['auth'],
-    summary: 'A tenant session for an org the account belongs to',
+    summary: 'A tenant session for an org the account belongs to (a bearer token for API clients)',
     security: bearerSecurity,
     request: jsonBody(z.object({ org: z.string().min(1).max(200).openapi({ description: 'org id or slug' }) })),
     responses: {
@@ -32,11 +123,38 @@ const routes = {
       404: problemResponse('not a member of that org'),
     },
   }),
+  handoff: createRoute({
+    method: 'post',
+    path: '/auth/handoff',
+    tags: ['auth'],
+    summary: 'A single-use ticket (one minute) that signs the browser in on the org’s host',
+    description:
+      'Open `url` in the browser: GET /auth/handoff on `<slug>.<BASE_DOMAIN>` redeems the ticket and sets that host’s session cookie.',
+    security: bearerSecurity,
+    request: jsonBody(z.object({ org: z.string().min(1).max(200), returnTo: z.string().max(2000).optional() })),
+    responses: {
+      200: json('the ticket', z.object({ url: z.string(), expiresAt: z.string() })),
+      404: problemResponse('not a member of that org'),
+    },
+  }),
+  redeemHandoff: createRoute({
+    method: 'get',
+    path: '/auth/handoff',
+    tags: ['auth'],
+    summary: 'On the org host: redeems a handoff ticket, sets the session cookie, redirects',
+    request: { query: z.object({ ticket: z.string().min(1).max(200) }) },
+    responses: {
+      303: Redirect,
+      404: problemResponse('no such ticket, or another org’s host'),
+      409: problemResponse('the ticket was used'),
+      422: problemResponse('the ticket expired'),
+    },
+  }),
   createToken: createRoute({
     method: 'post',
     path: '/auth/tokens',
     tags: ['auth'],
-    summary: 'A personal API token acting as the caller in the caller’s org (shown once)',
+    summary: 'A personal API token acting as the caller in the caller’s org (shown once, stored hashed)',
     security: bearerSecurity,
     request: jsonBody(
       z.object({ name: z.string().min(1).max(100), expiresInDays: z.number().int().min(1).max(365).default(90) }),
@@ -52,43 +170,187 @@ const routes = {
     request: { params: z.object({ id: Uuid }) },
     responses: { 200: json('revoked', z.object({ id: Uuid })), 404: problemResponse('no such token') },
   }),
+  agentLogin: createRoute({
+    method: 'post',
+    path: '/auth/agent-login',
+    tags: ['auth'],
+    summary: 'An agent signs in with an HMAC credential and gets a short-lived token (JWT) for its org',
+    description:
+      'Differs from the first contract (`{agentId, secret}`): the secret never travels. Send `{agentId, timestamp, signature}` where timestamp is Unix seconds (within 5 minutes of the server clock) and signature = base64url(HMAC-SHA256(secret, agentId + "." + timestamp)). Each credential is accepted once. The token (ES256, with kid) lasts 15 minutes; use it as `Authorization: Bearer` on /api.',
+    request: jsonBody(
+      z.object({
+        agentId: Uuid,
+        timestamp: z.union([
+          z.number().int().nonnegative(),
+          z
+            .string()
+            .regex(/^\d{1,12}$/)
+            .transform(Number),
+        ]),
+        signature: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+      }),
+    ),
+    responses: {
+      200: json('the agent token', z.object({ token: z.string(), expiresAt: z.string() })),
+      401: problemResponse('invalid, stale or replayed credential'),
+    },
+  }),
   logout: createRoute({
     method: 'post',
     path: '/auth/logout',
     tags: ['auth'],
-    summary: 'End the session the request carries',
+    summary: 'End the session the request carries (and the org sessions opened from it)',
     security: bearerSecurity,
     responses: { 200: json('ended', z.object({ loggedOut: z.boolean() })) },
   }),
 }
 
-export function authCommands(deps: AppDeps) {
+export function authCommands(deps: AuthDeps) {
   const app = router()
   const pd = pipelineDeps(deps)
+  const { identity } = deps
   const ctxOf = (c: Context<AppEnv>, caller: Caller) => commandContext(c, accountActor(caller), caller.credential.tenantId)
+
+  app.openapi(routes.login, async (c) => {
+    const returnTo = safeReturnTo(c.req.valid('query').returnTo)
+    let request: Awaited<ReturnType<typeof identity.oidc.authorizationRequest>>
+    try {
+      request = await identity.oidc.authorizationRequest()
+    } catch (e) {
+      if (e instanceof OidcDiscoveryError) {
+        throw new HttpProblem({ status: 503, code: 'IDP_UNAVAILABLE', title: 'Service unavailable', detail: e.message })
+      }
+      throw e
+    }
+    const { state, nonce, codeVerifier } = request
+    setCookie(
+      c,
+      LOGIN_COOKIE,
+      identity.keys.signer.sign('login', { state, nonce, codeVerifier, returnTo }, Date.now() + LOGIN_TTL_MS),
+      { path: '/auth/callback', httpOnly: true, sameSite: 'Lax', secure: secure(identity), maxAge: LOGIN_TTL_MS / 1000 },
+    )
+    c.header('cache-control', 'no-store')
+    return c.redirect(request.url, 302)
+  })
+
+  app.openapi(routes.callback, async (c) => {
+    const cookie = getCookie(c, LOGIN_COOKIE)
+    deleteCookie(c, LOGIN_COOKIE, { path: '/auth/callback', secure: secure(identity) })
+    type Pending = { state: string; nonce: string; codeVerifier: string; returnTo: string }
+    const pending = cookie ? identity.keys.signer.verify<Pending>('login', cookie) : null
+    if (!pending) {
+      throw new HttpProblem({
+        status: 400,
+        code: 'LOGIN_EXPIRED',
+        title: 'No sign-in in progress',
+        detail: 'no sign-in is in progress in this browser (or it expired): start again at /auth/login',
+      })
+    }
+    let claims: IdTokenClaims
+    let accessToken: string | undefined
+    try {
+      const result = await identity.oidc.handleCallback(new URL(c.req.url).searchParams, pending)
+      claims = result.claims
+      accessToken = result.tokens.access_token
+    } catch (e) {
+      if (e instanceof OidcDiscoveryError || e instanceof OidcJwksError) {
+        throw new HttpProblem({ status: 503, code: 'IDP_UNAVAILABLE', title: 'Service unavailable', detail: e.message })
+      }
+      if (e instanceof OidcError) {
+        c.get('log').warn({ refusal: e.code }, 'sign-in refused')
+        throw loginFailed(`${e.code}: ${e.message}`)
+      }
+      throw e
+    }
+    const who = await emailOf(identity, claims, accessToken)
+    if (!who) throw loginFailed('the identity provider shared no email address')
+    const ctx = commandContext(c, AUTH_ACTOR, null)
+    const { accountId } = await signInAccount(pd, ctx, {
+      issuer: claims.iss,
+      subject: claims.sub,
+      email: who.email,
+      emailVerified: who.verified,
+    })
+    const session = await issueCredential(pd, ctx, {
+      kind: 'session',
+      accountId,
+      tenantId: null,
+      userId: null,
+      ttlMs: SESSION_TTL_MS,
+    })
+    setSessionCookie(c, identity, session.token, session.expiresAt)
+    c.header('cache-control', 'no-store')
+    return c.redirect(pending.returnTo, 303)
+  })
+
+  /** The org (by id or slug) and the caller's user in it; 404 unless the account is an active member. */
+  const membership = async (caller: Caller, ref: string) => {
+    const orgId = await resolveOrg(deps, ref)
+    const state = orgId ? await loadOrg(pd, orgId) : null
+    const member = state ? membershipOf(state, caller.credential.accountId) : null
+    if (!orgId || !state || state.status === 'none' || !member) throw notFound('no such org among yours')
+    return { orgId, slug: state.slug, userId: member[0] }
+  }
 
   app.openapi(routes.tenantSession, async (c) => {
     const caller = await requireAccount(c, deps)
-    const orgId = await resolveOrg(deps, c.req.valid('json').org)
-    const state = orgId ? await loadOrg(pd, orgId) : null
-    const membership = state ? membershipOf(state, caller.credential.accountId) : null
-    if (!orgId || !membership) throw notFound('no such org among yours')
+    requireSession(caller)
+    const { orgId, userId } = await membership(caller, c.req.valid('json').org)
     const r = await issueCredential(pd, ctxOf(c, caller), {
       kind: 'session',
       accountId: caller.credential.accountId,
       tenantId: orgId,
-      userId: membership[0],
+      userId,
       ttlMs: TENANT_SESSION_TTL_MS,
+      parentId: rootSessionOf(caller),
     })
-    // A secret: never cached, by a proxy or by the idempotency store.
+    return c.json({ token: r.token, expiresAt: r.expiresAt, orgId, userId }, 200)
+  })
+
+  app.openapi(routes.handoff, async (c) => {
+    const caller = await requireAccount(c, deps)
+    requireSession(caller)
+    const body = c.req.valid('json')
+    const { orgId, slug, userId } = await membership(caller, body.org)
+    const { ticket, expiresAt } = await issueHandoff(pd, ctxOf(c, caller), {
+      accountId: caller.credential.accountId,
+      orgId,
+      userId,
+      returnTo: safeReturnTo(body.returnTo),
+      parentId: rootSessionOf(caller),
+    })
+    const site = new URL(identity.publicUrl)
+    const host = `${slug}.${deps.config.BASE_DOMAIN}${site.port ? `:${site.port}` : ''}`
+    return c.json({ url: `${site.protocol}//${host}/auth/handoff?ticket=${encodeURIComponent(ticket)}`, expiresAt }, 200)
+  })
+
+  app.openapi(routes.redeemHandoff, async (c) => {
+    const ctx = commandContext(c, AUTH_ACTOR, null)
+    const ticket = await redeemHandoff(pd, ctx, c.req.valid('query').ticket, async ({ orgId }) => {
+      // On an org host the ticket must be that org's; on any other host only outside production.
+      const hostOrg = hostSlug(c.req.header('host'), deps.config.BASE_DOMAIN) ? await orgOfRequest(c, deps) : null
+      if (hostOrg ? hostOrg !== orgId : deps.config.NODE_ENV === 'production') throw notFound('this ticket is for another host')
+    })
+    const session = await issueCredential(pd, ctx, {
+      kind: 'session',
+      accountId: ticket.accountId,
+      tenantId: ticket.orgId,
+      userId: ticket.userId,
+      ttlMs: TENANT_SESSION_TTL_MS,
+      parentId: ticket.parentId,
+    })
+    setSessionCookie(c, identity, session.token, session.expiresAt)
     c.header('cache-control', 'no-store')
-    return c.json({ token: r.token, expiresAt: r.expiresAt, orgId, userId: membership[0] }, 200)
+    return c.redirect(ticket.returnTo, 303)
   })
 
   app.openapi(routes.createToken, async (c) => {
     const caller = await requireAccount(c, deps)
+    requireSession(caller)
     const { credential } = caller
-    if (!credential.tenantId || !credential.userId) throw unauthorized('personal tokens are made from a tenant session')
+    if (!credential.tenantId || !credential.userId) {
+      throw forbidden('personal tokens are made from a tenant session (POST /auth/tenant-session)', 'TENANT_SESSION_REQUIRED')
+    }
     const { name, expiresInDays } = c.req.valid('json')
     const r = await issueCredential(pd, ctxOf(c, caller), {
       kind: 'personal_token',
@@ -98,8 +360,6 @@ export function authCommands(deps: AppDeps) {
       name,
       ttlMs: expiresInDays * 24 * 3600_000,
     })
-    // A secret: never cached, by a proxy or by the idempotency store.
-    c.header('cache-control', 'no-store')
     return c.json({ id: r.credentialId, token: r.token, expiresAt: r.expiresAt }, 201)
   })
 
@@ -110,12 +370,28 @@ export function authCommands(deps: AppDeps) {
     return c.json({ id }, 200)
   })
 
+  app.openapi(routes.agentLogin, async (c) => {
+    const body = c.req.valid('json')
+    const { agentId, tenantId } = await verifyAgentLogin(
+      { ...pd, identity },
+      { agentId: body.agentId, timestamp: body.timestamp, signature: body.signature },
+      new Date(),
+    )
+    const issued = await identity.agentTokens.issue({ agentId, tenantId })
+    c.header('cache-control', 'no-store')
+    return c.json({ token: issued.token, expiresAt: issued.expiresAt.toISOString() }, 200)
+  })
+
   app.openapi(routes.logout, async (c) => {
     const caller = await requireAccount(c, deps)
-    await revokeCredential(pd, ctxOf(c, caller), {
-      credentialId: caller.credential.credentialId,
-      accountId: caller.credential.accountId,
-    })
+    const { credential } = caller
+    const ctx = ctxOf(c, caller)
+    await revokeCredential(pd, ctx, { credentialId: credential.credentialId, accountId: credential.accountId })
+    // A session opened from a sign-in ends the sign-in too (its other org sessions hang from it).
+    if (credential.kind === 'session' && credential.parentId) {
+      await revokeCredential(pd, ctx, { credentialId: credential.parentId, accountId: credential.accountId })
+    }
+    if (caller.via === 'cookie') deleteCookie(c, SESSION_COOKIE, { path: '/', secure: secure(identity) })
     return c.json({ loggedOut: true }, 200)
   })
   return app

@@ -1,11 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type AppDeps, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
+import { commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
 import { json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity, positionOf } from '../adapters/http/tenant-route.ts'
 import { room } from '../domain/rooms.ts'
 import { loadAccount } from './accounts.ts'
-import { accountActor } from './auth.ts'
-import { requireAccount } from './authenticate.ts'
+import { accountActor, requireSession } from './auth.ts'
+import { type AuthDeps, requireAccount } from './authenticate.ts'
 import { acceptInvite } from './invites.ts'
 import { createOrg, joinOrg } from './orgs.ts'
 import { handleCommand } from './pipeline.ts'
@@ -41,12 +41,13 @@ const routes = {
   }),
 }
 
-export function onboardingCommands(deps: AppDeps) {
+export function onboardingCommands(deps: AuthDeps) {
   const app = router()
   const pd = pipelineDeps(deps)
 
   app.openapi(routes.onboard, async (c) => {
     const caller = await requireAccount(c, deps)
+    requireSession(caller)
     const acct = await loadAccount(pd, caller.credential.accountId)
     const ctx = commandContext(c, accountActor(caller), null)
     const orgId = ctx.newId()
@@ -85,6 +86,7 @@ export function onboardingCommands(deps: AppDeps) {
 
   app.openapi(routes.accept, async (c) => {
     const caller = await requireAccount(c, deps)
+    requireSession(caller)
     const ctx = commandContext(c, accountActor(caller), null)
     const r = await acceptInvite(pd, ctx, { token: c.req.valid('param').token, accountId: caller.credential.accountId })
     return c.json({ orgId: r.orgId, userId: r.userId, position: positionOf(r.position) }, 200)

@@ -45,6 +45,8 @@ export type CredentialEvent =
         name: string | null
         tokenHash: string
         expiresAt: string
+        /** A tenant session opened from an account session ends with it (logout ends the whole sign-in). */
+        parentId?: string | null
         at: string
       }
     >
@@ -60,6 +62,7 @@ export type CredentialState =
       readonly userId: string | null
       readonly tokenHash: string
       readonly expiresAt: string
+      readonly parentId: string | null
       readonly revoked: boolean
     }
 
@@ -78,7 +81,7 @@ export const credential: Decider<CredentialCommand, CredentialEvent, CredentialS
     return s.revoked ? [] : [{ type: 'credential.revoked', data: { credentialId: c.credentialId, at: c.at } }]
   },
   evolve(s, e) {
-    if (e.type === 'credential.issued') return { exists: true, ...e.data, revoked: false }
+    if (e.type === 'credential.issued') return { exists: true, ...e.data, parentId: e.data.parentId ?? null, revoked: false }
     return s.exists ? { ...s, revoked: true } : s
   },
 }
@@ -174,5 +177,66 @@ export const invite: Decider<InviteCommand, InviteEvent, InviteState> = {
       case 'invite.revoked':
         return s.status === 'none' ? s : { ...s, status: 'revoked' }
     }
+  },
+}
+
+// --- Handoff tickets (`handoff-<id>`): carry a signed-in account from the login host to an org host, once.
+
+export const HANDOFF_TTL_MS = 60_000
+
+export type HandoffEvent =
+  | DomainEvent<
+      'handoff.issued',
+      {
+        ticketId: string
+        accountId: string
+        orgId: string
+        userId: string
+        tokenHash: string
+        returnTo: string
+        /** The login host's session: the org host's session ends with it. */
+        parentId: string | null
+        expiresAt: string
+        at: string
+      }
+    >
+  | DomainEvent<'handoff.redeemed', { ticketId: string; at: string }>
+
+export type HandoffState =
+  | { readonly status: 'none' }
+  | {
+      readonly status: 'issued' | 'redeemed'
+      readonly accountId: string
+      readonly orgId: string
+      readonly userId: string
+      readonly tokenHash: string
+      readonly returnTo: string
+      readonly parentId: string | null
+      readonly expiresAt: string
+    }
+
+export type HandoffCommand =
+  | { type: 'issue'; data: Extract<HandoffEvent, { type: 'handoff.issued' }>['data'] }
+  | { type: 'redeem'; ticketId: string; at: string }
+
+/** Redeeming appends at the revision it read: of two uses of one ticket, one wins and the other is refused. */
+export const handoff: Decider<HandoffCommand, HandoffEvent, HandoffState> = {
+  initialState: { status: 'none' },
+  decide(c, s) {
+    if (c.type === 'issue') {
+      if (s.status !== 'none') throw new DomainError('HANDOFF_EXISTS', 'this ticket exists', 'conflict')
+      return [{ type: 'handoff.issued', data: c.data }]
+    }
+    if (s.status === 'none') throw new DomainError('HANDOFF_NOT_FOUND', 'no such ticket', 'not_found')
+    if (s.status === 'redeemed') throw new DomainError('HANDOFF_USED', 'this ticket was used already', 'conflict')
+    if (new Date(s.expiresAt) <= new Date(c.at)) throw new DomainError('HANDOFF_EXPIRED', 'this ticket has expired')
+    return [{ type: 'handoff.redeemed', data: { ticketId: c.ticketId, at: c.at } }]
+  },
+  evolve(s, e) {
+    if (e.type === 'handoff.issued') {
+      const { accountId, orgId, userId, tokenHash, returnTo, parentId, expiresAt } = e.data
+      return { status: 'issued', accountId, orgId, userId, tokenHash, returnTo, parentId, expiresAt }
+    }
+    return s.status === 'none' ? s : { ...s, status: 'redeemed' }
   },
 }

@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type AppDeps, consistent, pipelineDeps, router } from '../adapters/http/context.ts'
+import { consistent, pipelineDeps, router } from '../adapters/http/context.ts'
 import { consistentAfterQuery, json, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity } from '../adapters/http/tenant-route.ts'
 import { loadAccount } from '../commands/accounts.ts'
-import { requireAccount } from '../commands/authenticate.ts'
+import { type AuthDeps, requireAccount } from '../commands/authenticate.ts'
 
 const route = createRoute({
   method: 'get',
@@ -26,7 +26,7 @@ const route = createRoute({
   },
 })
 
-export function authQueries(deps: AppDeps) {
+export function authQueries(deps: AuthDeps) {
   const app = router()
   app.openapi(route, async (c) => {
     const caller = await requireAccount(c, deps)

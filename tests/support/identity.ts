@@ -1,51 +1,74 @@
-import { v7 as uuid } from 'uuid'
 import { expect } from 'vitest'
-import { pipelineDeps } from '../../adapters/http/context.ts'
-import { issueCredential, SESSION_TTL_MS, signInAccount } from '../../commands/accounts.ts'
+import { signAgentCredential } from '../../adapters/agent-credentials.ts'
+import { CookieJar, location } from './cookie-jar.ts'
 import type { TestServer } from './server.ts'
 
-/**
- * An account session as the OIDC callback would issue it (the login flow itself is tested over HTTP
- * against the dev IdP in tests/e2e/login.test.ts); everything after it goes through the HTTP API.
+/*
+ * People and agents for tests, made through the real flows over HTTP: sign-in at the dev IdP (login form,
+ * authorization code with PKCE, /auth/callback), onboarding, invites, tenant sessions, activation, agent
+ * login with an HMAC credential.
  */
-export async function accountSession(server: TestServer, email: string): Promise<{ accountId: string; token: string }> {
-  const deps = pipelineDeps(server.services)
-  const ctx = {
-    tenantId: null,
-    actor: { type: 'system' as const, id: 'tests' },
-    correlationId: uuid(),
-    causationId: null,
-    now: () => new Date(),
-    newId: uuid,
+
+export type SignedIn = { jar: CookieJar; accountToken: string; accountId: string }
+
+/**
+ * Signs a person in through the browser flow: /auth/login → the dev IdP's login form → /auth/callback,
+ * which sets the session cookie. The cookie's value is also a bearer token for the Auth and Orgs APIs.
+ */
+export async function login(server: TestServer, email: string, returnTo = '/'): Promise<SignedIn & { landed: string }> {
+  const jar = new CookieJar()
+  let url = `${server.url}/auth/login?returnTo=${encodeURIComponent(returnTo)}`
+  let r = await jar.fetch(url)
+  expect(r.status, `GET ${url}`).toBe(302)
+  // The IdP: authorization endpoint → its login form.
+  for (let hops = 0; hops < 5 && !new URL(url).pathname.includes('/interaction/'); hops++) {
+    url = location(r, url)
+    r = await jar.fetch(url)
   }
-  const { accountId } = await signInAccount(deps, ctx, { issuer: 'https://idp.test', subject: email, email, emailVerified: true })
-  const { token } = await issueCredential(deps, ctx, {
-    kind: 'session',
-    accountId,
-    tenantId: null,
-    userId: null,
-    ttlMs: SESSION_TTL_MS,
+  expect(r.status, `GET ${url}`).toBe(200)
+  const action = /<form method="post" action="([^"]+\/login)"/.exec(await r.text())?.[1]
+  expect(action, 'the dev IdP login form').toBeDefined()
+  const submit = new URL(action!.replace(/&amp;/g, '&'), url).href
+  r = await jar.fetch(submit, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: server.url },
+    body: new URLSearchParams({ email }),
   })
-  return { accountId, token }
+  url = submit
+  // Back through the IdP to our callback, which redirects to returnTo.
+  for (let hops = 0; hops < 6 && !new URL(url).pathname.startsWith('/auth/callback'); hops++) {
+    expect([302, 303], `${url} answered ${r.status}`).toContain(r.status)
+    url = location(r, url)
+    r = await jar.fetch(url)
+  }
+  expect(r.status, `${url}: ${r.status === 303 ? '' : await r.clone().text()}`).toBe(303)
+  const landed = location(r, url)
+  const accountToken = /ws_session=([^;]+)/.exec(jar.header(`${server.url}/`))?.[1]
+  expect(accountToken, 'the session cookie').toBeDefined()
+  const me = await server.request('GET', '/auth/me', { token: accountToken })
+  expect(me.status).toBe(200)
+  return { jar, accountToken: accountToken!, accountId: me.body.accountId, landed }
 }
 
-async function tenantSession(server: TestServer, accountToken: string, orgId: string) {
-  const r = await server.request('POST', '/auth/tenant-session', { token: accountToken, body: { org: orgId } })
+/** A tenant session (bearer) for one of the account's orgs. */
+export async function tenantSession(server: TestServer, accountToken: string, org: string) {
+  const r = await server.request('POST', '/auth/tenant-session', { token: accountToken, body: { org } })
   expect(r.status, JSON.stringify(r.body)).toBe(200)
-  return r.body as { token: string; userId: string }
+  return r.body as { token: string; userId: string; orgId: string; expiresAt: string }
 }
 
-async function activate(server: TestServer, token: string, username: string) {
+export async function activate(server: TestServer, token: string, username: string) {
   const r = await server.request('POST', '/api/me/activate', { token, body: { username } })
   expect(r.status, JSON.stringify(r.body)).toBe(200)
+  return r.body as { userId: string; username: string; position: number }
 }
 
-/** A new account that onboards an org, takes a tenant session and picks a username. */
+/** A new person who signs in, onboards an org (becoming its owner), takes a tenant session and picks a username. */
 export async function signUp(server: TestServer, who: { email: string; orgName: string; username: string }) {
-  const account = await accountSession(server, who.email)
-  const onboarded = await server.request('POST', '/orgs/onboard', { token: account.token, body: { name: who.orgName } })
+  const account = await login(server, who.email)
+  const onboarded = await server.request('POST', '/orgs/onboard', { token: account.accountToken, body: { name: who.orgName } })
   expect(onboarded.status, JSON.stringify(onboarded.body)).toBe(201)
-  const session = await tenantSession(server, account.token, onboarded.body.orgId)
+  const session = await tenantSession(server, account.accountToken, onboarded.body.orgId)
   await activate(server, session.token, who.username)
   return {
     orgId: onboarded.body.orgId as string,
@@ -53,12 +76,12 @@ export async function signUp(server: TestServer, who: { email: string; orgName: 
     homeRoomId: onboarded.body.homeRoomId as string,
     userId: session.userId,
     accountId: account.accountId,
-    accountToken: account.token,
+    accountToken: account.accountToken,
     token: session.token,
   }
 }
 
-/** Invited by an admin, accepted by a new account, activated: a second user of the same org. */
+/** Invited by an admin, signed in, accepted, activated: another user of the same org. */
 export async function join(
   server: TestServer,
   adminToken: string,
@@ -66,10 +89,36 @@ export async function join(
 ) {
   const invite = await server.request('POST', '/api/invites', { token: adminToken, body: { email: who.email, role: who.role } })
   expect(invite.status, JSON.stringify(invite.body)).toBe(201)
-  const account = await accountSession(server, who.email)
-  const accepted = await server.request('POST', `/orgs/invites/${invite.body.token}/accept`, { token: account.token })
+  const account = await login(server, who.email)
+  const accepted = await server.request('POST', `/orgs/invites/${invite.body.token}/accept`, { token: account.accountToken })
   expect(accepted.status, JSON.stringify(accepted.body)).toBe(200)
-  const session = await tenantSession(server, account.token, accepted.body.orgId)
+  const session = await tenantSession(server, account.accountToken, accepted.body.orgId)
   await activate(server, session.token, who.username)
-  return { userId: session.userId, accountId: account.accountId, accountToken: account.token, token: session.token }
+  return { userId: session.userId, accountId: account.accountId, accountToken: account.accountToken, token: session.token }
+}
+
+/** An agent created by `ownerToken`'s user, given a secret, signed in with an HMAC credential. */
+export async function createAgent(server: TestServer, ownerToken: string, who: { name: string; username?: string }) {
+  const created = await server.request('POST', '/api/agents', { token: ownerToken, body: { ...who, rolePrompt: 'helps' } })
+  expect(created.status, JSON.stringify(created.body)).toBe(201)
+  const rotated = await server.request('POST', `/api/agents/${created.body.agentId}/secret`, { token: ownerToken, body: {} })
+  expect(rotated.status, JSON.stringify(rotated.body)).toBe(200)
+  return {
+    agentId: created.body.agentId as string,
+    username: created.body.username as string,
+    secret: rotated.body.secret as string,
+  }
+}
+
+export async function agentLogin(server: TestServer, agent: { agentId: string; secret: string }) {
+  const r = await server.request('POST', '/auth/agent-login', { body: signAgentCredential(agent.agentId, agent.secret) })
+  expect(r.status, JSON.stringify(r.body)).toBe(200)
+  return r.body as { token: string; expiresAt: string }
+}
+
+/** An agent of the org with a fresh agent token: `{agentId, userId, username, secret, token}`. */
+export async function signInAgent(server: TestServer, ownerToken: string, who: { name: string; username?: string }) {
+  const agent = await createAgent(server, ownerToken, who)
+  const { token } = await agentLogin(server, agent)
+  return { ...agent, userId: agent.agentId, token }
 }

@@ -1,5 +1,9 @@
+import { mkdtemp, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { serve } from '@hono/node-server'
+import type { DestinationStream } from 'pino'
 import { loadConfig } from '../../adapters/config.ts'
 import { createLogger } from '../../adapters/logger.ts'
 import { createApp } from '../../bin/app.ts'
@@ -23,23 +27,35 @@ export type TestServer = {
 
 export type TestResponse = { status: number; headers: Headers; body: any }
 
-/** The whole backend, in-process, over a real socket, on its own fresh database. */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+/**
+ * The whole backend, in-process, over a real socket, on its own fresh database. The socket listens first,
+ * so PUBLIC_URL (the dev IdP's issuer, the OIDC redirect URI) names it; DATA_DIR is a fresh temporary
+ * directory. `logTo` receives the server's log lines (default: LOG_LEVEL silent, nothing).
+ */
+export async function startTestServer(
+  env: Record<string, string> = {},
+  options: { logTo?: DestinationStream } = {},
+): Promise<TestServer> {
   const database = await createTestDatabase()
+  let handler: (req: Request, bindings: unknown) => Response | Promise<Response> = () => new Response('starting', { status: 503 })
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const s = serve({ fetch: (req, bindings) => handler(req, bindings), hostname: '127.0.0.1', port: 0 }, () => resolve(s))
+  })
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const dataDir = await mkdtemp(join(tmpdir(), 'ws-test-'))
   const config = loadConfig({
     DATABASE_URL: database.url,
     PORT: '0',
+    PUBLIC_URL: url,
+    DATA_DIR: dataDir,
     OPERATOR_TOKEN,
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? (options.logTo ? 'debug' : 'silent'),
     CONSISTENCY_TIMEOUT_MS: '5000',
     ...env,
   })
-  const services = await startServices(config, createLogger(config.LOG_LEVEL))
+  const services = await startServices(config, createLogger(config.LOG_LEVEL, {}, options.logTo))
   const app = createApp(services)
-  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s))
-  })
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  handler = (req, bindings) => app.fetch(req, bindings)
   return {
     url,
     services,
@@ -65,6 +81,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       await new Promise((r) => server.close(r))
       await services.close()
       await database.drop()
+      await rm(dataDir, { recursive: true, force: true })
     },
   }
 }

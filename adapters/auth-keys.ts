@@ -1,0 +1,99 @@
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { loadOrCreateJsonFile } from './json-file-store.ts'
+import { constantTimeEqual } from './opaque-tokens.ts'
+
+/**
+ * The server's own secret (AUTH_SECRET_KEY, or 32 random bytes kept in `<DATA_DIR>/auth/secret-key.json`)
+ * and what is derived from it: a key that seals agent secrets at rest (AES-256-GCM) and a key that signs
+ * short-lived cookies (HMAC-SHA256). Every process of a deployment must share it.
+ */
+export type AuthKeys = { readonly sealer: Sealer; readonly signer: Signer }
+
+export function parseSecretKey(value: string): Buffer {
+  const key = /^[0-9a-f]{64}$/i.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64')
+  if (key.length !== 32) throw new Error('AUTH_SECRET_KEY must be 32 bytes, as 64 hex characters or base64')
+  return key
+}
+
+export async function loadAuthKeys(options: { secretKey?: string; dataDir: string }): Promise<AuthKeys> {
+  const root = options.secretKey
+    ? parseSecretKey(options.secretKey)
+    : Buffer.from(
+        (
+          await loadOrCreateJsonFile(
+            join(options.dataDir, 'auth', 'secret-key.json'),
+            (v) => {
+              const key = (v as { key?: unknown } | null)?.key
+              if (typeof key !== 'string') throw new Error('key: expected a string')
+              parseSecretKey(key)
+              return { key }
+            },
+            async () => ({ key: randomBytes(32).toString('hex') }),
+          )
+        ).key,
+        'hex',
+      )
+  const derive = (purpose: string) => Buffer.from(hkdfSync('sha256', root, Buffer.alloc(0), purpose, 32))
+  return { sealer: new Sealer(derive('agent-secret-seal/v1')), signer: new Signer(derive('cookie-sign/v1')) }
+}
+
+/** Authenticated encryption of small secrets; the context (e.g. the agent id) is bound as associated data. */
+export class Sealer {
+  readonly #key: Buffer
+  constructor(key: Buffer) {
+    this.#key = key
+  }
+
+  seal(plaintext: string, context: string): string {
+    const iv = randomBytes(12)
+    const cipher = createCipheriv('aes-256-gcm', this.#key, iv)
+    cipher.setAAD(Buffer.from(context, 'utf8'))
+    const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()])
+    return `v1.${iv.toString('base64url')}.${body.toString('base64url')}`
+  }
+
+  /** The plaintext, or null when the value was sealed under another key or context, or tampered with. */
+  open(sealed: string, context: string): string | null {
+    const [version, iv, body] = sealed.split('.')
+    if (version !== 'v1' || !iv || !body) return null
+    try {
+      const data = Buffer.from(body, 'base64url')
+      const decipher = createDecipheriv('aes-256-gcm', this.#key, Buffer.from(iv, 'base64url'))
+      decipher.setAAD(Buffer.from(context, 'utf8'))
+      decipher.setAuthTag(data.subarray(data.length - 16))
+      return Buffer.concat([decipher.update(data.subarray(0, data.length - 16)), decipher.final()]).toString('utf8')
+    } catch {
+      return null
+    }
+  }
+}
+
+/** Signed, expiring values for cookies: `base64url(json).base64url(hmac)`; the purpose is part of the MAC. */
+export class Signer {
+  readonly #key: Buffer
+  constructor(key: Buffer) {
+    this.#key = key
+  }
+
+  #mac(purpose: string, body: string) {
+    return createHmac('sha256', this.#key).update(`${purpose}\u0000${body}`).digest('base64url')
+  }
+
+  sign(purpose: string, value: unknown, expiresAtMs: number): string {
+    const body = Buffer.from(JSON.stringify({ v: value, exp: expiresAtMs }), 'utf8').toString('base64url')
+    return `${body}.${this.#mac(purpose, body)}`
+  }
+
+  /** The value, or null when the signature is wrong, the purpose differs, or it has expired. */
+  verify<T>(purpose: string, signed: string, nowMs: number = Date.now()): T | null {
+    const [body, mac] = signed.split('.')
+    if (!body || !mac || !constantTimeEqual(mac, this.#mac(purpose, body))) return null
+    try {
+      const parsed = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as { v: T; exp: number }
+      return typeof parsed.exp === 'number' && parsed.exp > nowMs ? parsed.v : null
+    } catch {
+      return null
+    }
+  }
+}
