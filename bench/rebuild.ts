@@ -1,6 +1,6 @@
 // npm run bench:rebuild
 //   BENCH_EVENTS=1000000        events in the history (default 1M)
-//   BENCH_BATCH=5000            events per batch, for us and for Emmett
+//   BENCH_BATCH=20000           events per batch, for us and for Emmett
 //   BENCH_EMMETT_EVENTS=N       the first N events Emmett projects (default 100000: at ~1k events/s all 1M take 17 min; 0 skips)
 //   BENCH_REFERENCE_EVENTS=N    events the per-event reference projects (default 20000; 0 skips it)
 //   BENCH_KEEP=1                keep the benchmark database
@@ -22,7 +22,7 @@ import { messagesPerEvent, messagesProjector } from '../projections/messages.ts'
 import { buildShadow, dropShadow, rebuild } from '../projections/rebuild.ts'
 
 const N = Number(process.env.BENCH_EVENTS ?? 1_000_000)
-const BATCH = Number(process.env.BENCH_BATCH ?? 5_000)
+const BATCH = Number(process.env.BENCH_BATCH ?? 20_000)
 const EMMETT_EVENTS = Math.min(N, Number(process.env.BENCH_EMMETT_EVENTS ?? 100_000))
 const REFERENCE_EVENTS = Math.min(N, Number(process.env.BENCH_REFERENCE_EVENTS ?? 20_000))
 const ADMIN = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'

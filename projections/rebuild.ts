@@ -422,6 +422,15 @@ async function buildTo(
   }
 }
 
+/** Where the live tables stand: the newest checkpoint of any version of this projector (null: none ever ran). */
+async function liveCheckpoint(db: AnyDb | ProjectionTransaction, p: Projector): Promise<Position | null> {
+  const { rows } = await sql<{ commit: string; prepare: string }>`
+    select commit_position::text as commit, prepare_position::text as prepare from ${id(p.schema, CHECKPOINTS)}
+     where name = ${p.name} order by commit_position desc, prepare_position desc limit 1`.execute(db)
+  const row = rows[0]
+  return row ? { commit: BigInt(row.commit), prepare: BigInt(row.prepare) } : null
+}
+
 /** Back to the connecting role and its search_path, after applyBatchIn switched them for the transaction. */
 async function asOwner(trx: ProjectionTransaction): Promise<void> {
   await sql`set local role none`.execute(trx)
@@ -483,7 +492,11 @@ export async function rebuild(deps: RebuildDeps, p: Projector, options: RebuildO
   const started = Date.now()
   const s = await startBuild(deps, p, options)
   const resumedFrom = comparePositions(s.start, START) > 0 ? s.start : null
-  await buildTo(deps, s, options)
+  // The shadow follows the live checkpoint, never passing it: the swap then hands over exactly where the live
+  // projector stood, and it goes on from there (nothing applied twice, nothing a projector with effects
+  // outside its tables, like the realtime fan-out, would skip). No live checkpoint: up to the head.
+  const target = async (db: AnyDb | ProjectionTransaction = deps.db) => (await liveCheckpoint(db, p)) ?? deps.store.headPosition()
+  await buildTo(deps, s, options, () => target())
   await createDeferredIndexes(deps.db, s.schema)
   const stamp = new Date()
     .toISOString()
@@ -497,8 +510,9 @@ export async function rebuild(deps: RebuildDeps, p: Projector, options: RebuildO
       await sql`select pg_advisory_xact_lock(hashtext(${batchLockKey(p.schema, p.name)}))`.execute(trx)
       // Re-read in this transaction: a failed attempt rolled back the batches it applied.
       await reload(trx, s)
-      // The last events, applied while the live projector waits (bounded: the live one goes on from there).
-      await advance(deps, s, { ...options, trx, maxBatches: 50, phase: 'swap' }, await deps.store.headPosition())
+      // The last events up to the live checkpoint, applied while the live projector waits.
+      const until = await target(trx)
+      await advance(deps, s, { ...options, trx, until, maxBatches: 100, phase: 'swap' }, until)
       await asOwner(trx)
       await swapTables(trx, p, s.schema, retired)
       await sql`delete from ${id(p.schema, CHECKPOINTS)} where name = ${p.name}`.execute(trx)
