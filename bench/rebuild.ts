@@ -10,7 +10,6 @@
 // Emmett's PostgreSQL projection (one SQL statement per event, its documented raw-SQL projection) through its
 // own rebuild, and the ceiling: a raw COPY of the very rows the read model ends with. The last line is JSON.
 import { availableParallelism } from 'node:os'
-import { sql } from 'kysely'
 import pg from 'pg'
 import { v7 as uuid } from 'uuid'
 import { createKysely, createPool } from '../adapters/postgres.ts'
