@@ -41,6 +41,13 @@ const uniq = (xs: Iterable<string>) => [...new Set(xs)]
 
 export async function applyBatched(trx: ProjectionTransaction, recorded: readonly RecordedEvent[]): Promise<void> {
   if (recorded.length === 0) return
+  // Optimistically, a created message is new (not looked up first); the insert counts what it inserted, and
+  // on a surprise (an id already projected) that attempt is undone and the batch applied again, exactly.
+  if (!(await attempt(trx, recorded, false))) await attempt(trx, recorded, true)
+}
+
+/** One application of a tenant's batch; false (and nothing written) when `exact` was needed. */
+async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEvent[], exact: boolean): Promise<boolean> {
   const tenantId = recorded[0]!.metadata.tenantId!
   const events = recorded as readonly (RecordedEvent & Any)[]
 
@@ -52,7 +59,7 @@ export async function applyBatched(trx: ProjectionTransaction, recorded: readonl
   for (const e of events) {
     switch (e.type) {
       case 'message.created':
-        ids.add(e.data.messageId)
+        if (exact) ids.add(e.data.messageId)
         rooms.add(e.data.roomId)
         if (e.data.threadRootId) ids.add(e.data.threadRootId)
         break
@@ -211,7 +218,8 @@ export async function applyBatched(trx: ProjectionTransaction, recorded: readonl
 
   const fresh = [...rows.values()].filter((r) => r.fresh)
   if (fresh.length) {
-    await sql`
+    const { rows: inserted } = await sql<{ n: number }>`
+      with inserted as (
       insert into messages (tenant_id, id, room_id, seq, author_id, author_type, text, thread_root_id, reply_count, mentions,
                             reactions, created_at, edited_at, deleted_at, position)
       select ${tenantId}, x.id, x.room_id, x.seq, x.author_id, x.author_type, x.text, x.thread_root_id, x.reply_count, x.mentions,
@@ -219,7 +227,18 @@ export async function applyBatched(trx: ProjectionTransaction, recorded: readonl
         from jsonb_to_recordset(${JSON.stringify(fresh.map(({ fresh: _, dirty: __, ...r }) => r))}::jsonb) as x(
           id uuid, room_id uuid, seq bigint, author_id uuid, author_type text, text text, thread_root_id uuid, reply_count int,
           mentions jsonb, reactions jsonb, created_at timestamptz, edited_at timestamptz, deleted_at timestamptz, position bigint)
-      on conflict do nothing`.execute(trx)
+      on conflict do nothing
+      returning 1)
+      select count(*)::int as n from inserted`.execute(trx)
+    if (inserted[0]!.n !== fresh.length) {
+      if (exact) throw new Error('messages: an insert the batch had checked conflicted')
+      // Undo exactly this attempt's rows (an id projected before keeps its row: its position differs).
+      await sql`
+        delete from messages m using jsonb_to_recordset(${JSON.stringify(fresh.map((r) => ({ id: r.id, position: r.position })))}::jsonb)
+          as x(id uuid, position bigint)
+         where m.tenant_id = ${tenantId} and m.id = x.id and m.position = x.position`.execute(trx)
+      return false
+    }
   }
   const dirty = [...rows.values()].filter((r) => r.dirty)
   if (dirty.length) {
@@ -269,4 +288,5 @@ export async function applyBatched(trx: ProjectionTransaction, recorded: readonl
         from jsonb_to_recordset(${JSON.stringify(saved)}::jsonb) as x(room_id uuid, user_id uuid, text text, updated_at timestamptz)
       on conflict (tenant_id, room_id, user_id) do update set text = excluded.text, updated_at = excluded.updated_at`.execute(trx)
   }
+  return true
 }

@@ -53,7 +53,7 @@ function history(steps: readonly Step[]): RecordedEvent[] {
       case 1:
       case 2: {
         // A duplicate create now and then: the read model keeps the first.
-        const id = s.c % 11 === 10 && mine.length ? some(s.c) : uuid()
+        const id = s.c % 6 === 5 && mine.length ? some(s.c) : uuid()
         if (id !== unknown) mine.push(id)
         type = 'message.created'
         data = {
@@ -181,3 +181,17 @@ it('the batched messages projector equals the per-event reference on random hist
   await dropShadow(db, reference)
   await dropShadow(db, batched)
 }, 120_000)
+
+it('a message created again in a later batch keeps its first row and takes no sequence number (the exact retry)', async () => {
+  const steps = (kind: number, c: number) => ({ kind, a: 0, b: 0, c, flag: false, tenant: 0 })
+  // Three creates in one room, then (next batch) the first one again and a fourth, then reactions.
+  const events = history([steps(0, 1), steps(0, 2), steps(0, 3), steps(0, 10), steps(0, 4), steps(6, 1)])
+  const again = events[3]!
+  ;(again.data as { messageId: string }).messageId = (events[0]!.data as { messageId: string }).messageId
+  const [a, b] = [await build(reference, events, [3]), await build(batched, events, [3])]
+  const batchedRows = await contents(b)
+  expect(batchedRows).toEqual(await contents(a))
+  expect((batchedRows.messages as { seq: number }[]).map((m) => m.seq).sort()).toEqual([1, 2, 3, 4])
+  await dropShadow(db, reference)
+  await dropShadow(db, batched)
+})
