@@ -32,8 +32,12 @@ type EventRow = {
   metadata: EventMetadata
 }
 
-const COLUMNS = `global_position::text, transaction_id::text, event_id, stream_name, stream_revision::text,
-  event_type, data, metadata`
+/*
+ * int8 and xid8 arrive as strings (node-postgres' default). No casts here: an output column named like an
+ * input column would capture `order by global_position` and sort text (10 before 9).
+ */
+const COLUMNS = `e.global_position, e.transaction_id, e.event_id, e.stream_name, e.stream_revision,
+  e.event_type, e.data, e.metadata`
 
 const toRecorded = (r: EventRow): RecordedEvent => ({
   id: r.event_id,
@@ -46,7 +50,7 @@ const toRecorded = (r: EventRow): RecordedEvent => ({
 })
 
 /**
- * Wakes subscribers after appends. In-process waiters are woken directly; other processes through one
+ * Wakes subscribers after appends. In-process waiters are woken directly; other processes through a
  * coalesced NOTIFY sent after commit, so that NOTIFY's commit-time lock never serialises appends.
  */
 class Notifier {
@@ -55,11 +59,18 @@ class Notifier {
   generation = 0
   private listener: pg.PoolClient | null = null
   private listening: Promise<void> | null = null
-  private notifyScheduled = false
+  /** A NOTIFY is scheduled or in flight. */
+  private notifying = false
+  /** An append ended since the pending NOTIFY was sent. */
+  private notifyWanted = false
+  private lastNotifyAt = Number.NEGATIVE_INFINITY
+  private timer: ReturnType<typeof setTimeout> | null = null
   private closed = false
   private readonly pool: pg.Pool
-  constructor(pool: pg.Pool) {
+  private readonly intervalMs: number
+  constructor(pool: pg.Pool, intervalMs: number) {
     this.pool = pool
+    this.intervalMs = intervalMs
   }
 
   /** Resolves once an append was seen (here or elsewhere) after `generation`, or after timeoutMs. */
@@ -79,15 +90,47 @@ class Notifier {
 
   appended(): void {
     this.wake()
-    if (this.notifyScheduled || this.closed) return
-    this.notifyScheduled = true
-    setImmediate(() => {
-      this.notifyScheduled = false
-      if (this.closed) return
-      this.pool.query(`select pg_notify('${CHANNEL}', '')`).catch(() => {
-        // Subscribers in other processes fall back to their poll interval.
-      })
-    })
+    if (this.closed) return
+    this.notifyWanted = true
+    if (!this.notifying) this.schedule()
+  }
+
+  /**
+   * Every append is followed by a NOTIFY sent after it committed: at once after a quiet spell, otherwise
+   * at most one per intervalMs and one in flight at a time, covering every append that ended meanwhile.
+   * A NOTIFY is a transaction of its own (it takes a transaction id and writes a commit record): one per
+   * append would double the work of a lone writer. It commits asynchronously (a lost notification is
+   * harmless: listeners poll), so no append ever waits behind its flush.
+   */
+  private schedule(): void {
+    this.notifying = true
+    const send = () => {
+      this.notifyWanted = false
+      if (this.closed) {
+        this.notifying = false
+        return
+      }
+      this.lastNotifyAt = performance.now()
+      this.pool
+        .query({
+          name: 'eventstore_notify',
+          text: `select set_config('synchronous_commit', 'off', true), pg_notify('${CHANNEL}', '')`,
+        })
+        .catch(() => {
+          // Subscribers in other processes fall back to their poll interval.
+        })
+        .finally(() => {
+          this.notifying = false
+          if (this.notifyWanted && !this.closed) this.schedule()
+        })
+    }
+    const delay = this.lastNotifyAt + this.intervalMs - performance.now()
+    if (delay > 0) {
+      this.timer = setTimeout(() => {
+        this.timer = null
+        send()
+      }, delay)
+    } else setImmediate(send)
   }
 
   wake(): void {
@@ -118,6 +161,8 @@ class Notifier {
 
   async close(): Promise<void> {
     this.closed = true
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = null
     this.wake()
     const l = this.listener
     this.listener = null
@@ -131,6 +176,11 @@ class Notifier {
 export type PostgresEventStoreOptions = {
   /** How long an idle subscriber waits for a notification before looking anyway. */
   readonly idlePollMs?: number
+  /**
+   * The least time between two NOTIFYs to other processes while appends keep coming (the first after a
+   * quiet spell goes at once). In-process subscribers are woken at once regardless.
+   */
+  readonly notifyIntervalMs?: number
 }
 
 export class PostgresEventStore implements EventStore {
@@ -141,7 +191,7 @@ export class PostgresEventStore implements EventStore {
 
   constructor(pool: pg.Pool, options: PostgresEventStoreOptions = {}) {
     this.pool = pool
-    this.notifier = new Notifier(pool)
+    this.notifier = new Notifier(pool, options.notifyIntervalMs ?? 3)
     this.idlePollMs = options.idlePollMs ?? 5_000
   }
 
@@ -169,8 +219,17 @@ export class PostgresEventStore implements EventStore {
     { expectedRevision }: { expectedRevision: ExpectedRevision },
   ): Promise<AppendResult> {
     if (events.length === 0) throw new Error('append needs at least one event')
-    const tenantId = events[0]!.metadata.tenantId
     const payload = JSON.stringify(events.map((e) => ({ id: e.id, type: e.type, data: e.data, metadata: e.metadata })))
+    return this.appendPayload(stream, expectedRevision, payload, events[0]!.metadata.tenantId, 0)
+  }
+
+  private async appendPayload(
+    stream: string,
+    expectedRevision: ExpectedRevision,
+    payload: string,
+    tenantId: string | null,
+    attempt: number,
+  ): Promise<AppendResult> {
     try {
       const { rows } = await this.pool.query<{
         next_revision: string
@@ -178,7 +237,7 @@ export class PostgresEventStore implements EventStore {
         global_position: string
       }>({
         name: 'eventstore_append',
-        text: 'select next_revision::text, commit_position, global_position::text from eventstore.append($1, $2, $3, $4)',
+        text: 'select next_revision, commit_position, global_position from eventstore.append($1, $2, $3, $4)',
         values: [stream, expectedCode(expectedRevision), payload, tenantId],
       })
       const row = rows[0]!
@@ -193,13 +252,19 @@ export class PostgresEventStore implements EventStore {
         throw new WrongExpectedRevisionError(stream, expectedRevision, actual)
       }
       if (err.code === 'ES422') throw new PartialIdempotencyError(String((e as Error).message))
-      // Two identical retries raced: the loser now finds the winner's rows and answers as it did.
+      // Two identical retries raced: the loser now finds the winner's rows and answers as it did. Should it
+      // collide again and again, some id (not the first, which the function checks) was written before.
       if (err.code === '23505' && err.constraint === 'events_event_id') {
-        return this.append(stream, events, { expectedRevision })
+        if (attempt < 3) return this.appendPayload(stream, expectedRevision, payload, tenantId, attempt + 1)
+        throw new PartialIdempotencyError('some of these event ids were already appended')
       }
-      // A lost revision race under 'any' or 'no_stream' surfaces as a conflict, never as a 500.
-      if (err.code === '23505' && err.constraint === 'streams_pkey') {
-        throw new WrongExpectedRevisionError(stream, expectedRevision, 'no_stream')
+      // Another append took the revision this one read (the loser waited for the winner's commit). Under
+      // 'any' that is no conflict: read again, a bounded number of times. Otherwise the race is lost.
+      if (err.code === '23505' && err.constraint === 'events_stream') {
+        if (expectedRevision === 'any' && attempt < 8) {
+          return this.appendPayload(stream, expectedRevision, payload, tenantId, attempt + 1)
+        }
+        throw new WrongExpectedRevisionError(stream, expectedRevision, await this.currentRevision(stream))
       }
       throw e
     } finally {
@@ -208,13 +273,22 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
+  private async currentRevision(stream: string): Promise<bigint | 'no_stream'> {
+    const { rows } = await this.pool.query<{ revision: string | null }>(
+      'select max(stream_revision) as revision from eventstore.events where stream_name = $1',
+      [stream],
+    )
+    const revision = rows[0]?.revision
+    return revision === null || revision === undefined ? 'no_stream' : BigInt(revision)
+  }
+
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
     const backwards = options.direction === 'backwards'
     const from = options.fromRevision ?? (backwards ? BigInt(Number.MAX_SAFE_INTEGER) : 0n)
     const { rows } = await this.pool.query<EventRow>(
-      `select ${COLUMNS} from eventstore.events
-        where stream_name = $1 and stream_revision ${backwards ? '<=' : '>='} $2
-        order by stream_revision ${backwards ? 'desc' : 'asc'} limit $3`,
+      `select ${COLUMNS} from eventstore.events e
+        where e.stream_name = $1 and e.stream_revision ${backwards ? '<=' : '>='} $2
+        order by e.stream_revision ${backwards ? 'desc' : 'asc'} limit $3`,
       [stream, from.toString(), options.maxCount ?? 2_147_483_647],
     )
     return rows.map(toRecorded)
@@ -224,10 +298,10 @@ export class PostgresEventStore implements EventStore {
     const from = options.from ?? START
     const { rows } = await this.pool.query<EventRow>({
       name: 'eventstore_read_all',
-      text: `select ${COLUMNS} from eventstore.events
-        where (transaction_id, global_position) > ($1::text::xid8, $2::bigint)
-          and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-        order by transaction_id, global_position limit $3`,
+      text: `select ${COLUMNS} from eventstore.events e
+        where (e.transaction_id, e.global_position) > ($1::text::xid8, $2::bigint)
+          and e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+        order by e.transaction_id, e.global_position limit $3`,
       values: [from.commit.toString(), from.prepare.toString(), options.maxCount ?? 1_000],
     })
     return rows.map(toRecorded)
