@@ -215,7 +215,27 @@ it('each user receives exactly the events they could read at that event’s posi
       const engine = new ProjectionEngine({ store, db, logger: createLogger('silent') }, [
         { ...realtimeProjector(streams), name: `realtime-${tenantId}` },
       ])
-      const head = await store.headPosition()
+      // The target is this run's last event, whatever else is in flight on the cluster: readers see it only once
+      // every older transaction ended, and the engine must have applied it.
+      const { position: head } = await store.append(
+        `marker-${tenantId}`,
+        [
+          {
+            id: uuid(),
+            type: 'test.marker',
+            data: {},
+            metadata: {
+              tenantId,
+              actor: { type: 'system', id: 't' },
+              correlationId: 'c',
+              causationId: null,
+              occurredAt: new Date().toISOString(),
+              schemaVersion: 1,
+            },
+          },
+        ],
+        { expectedRevision: 'no_stream' },
+      )
       engine.start()
       while (!engine.statuses()[0] || comparePositions(engine.statuses()[0]!.checkpoint, head) < 0)
         await new Promise((r) => setTimeout(r, 5))

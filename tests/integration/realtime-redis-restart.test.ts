@@ -165,9 +165,16 @@ it('Redis restarted mid-stream: no acknowledged command is lost, and clients rec
   await redisServer.start()
   for (let i = 0; i < 5; i++) acknowledged.push(await post(`after ${i}`))
 
-  const stored = (await store.readAll({ maxCount: 10_000 }))
-    .filter((e) => e.type === 'message.created')
-    .map((e) => (e.data as { messageId: string }).messageId)
+  // Readers see an event once every older transaction on the cluster has ended: wait for that, bounded.
+  const storedIds = async () =>
+    (await store.readAll({ maxCount: 10_000 }))
+      .filter((e) => e.type === 'message.created')
+      .map((e) => (e.data as { messageId: string }).messageId)
+  let stored = await storedIds()
+  for (let i = 0; i < 100 && stored.length < acknowledged.length; i++) {
+    await new Promise((r) => setTimeout(r, 50))
+    stored = await storedIds()
+  }
   expect(stored).toEqual(acknowledged)
 
   const deadline = Date.now() + 20_000
