@@ -1,10 +1,10 @@
 import { streamName } from '../adapters/event-store.ts'
 import { generateToken, hashToken, tokenMatchesHash } from '../adapters/opaque-tokens.ts'
 import { INVITE_TTL_DAYS, type InviteRole, invite } from '../domain/accounts.ts'
-import { DomainError, fold } from '../domain/decider.ts'
+import { DomainError } from '../domain/decider.ts'
 import { loadAccount } from './accounts.ts'
 import { joinOrg } from './orgs.ts'
-import { type CommandContext, handleCommand, type PipelineDeps } from './pipeline.ts'
+import { type CommandContext, handleCommand, loadState, type PipelineDeps } from './pipeline.ts'
 
 export const inviteStream = (id: string) => streamName('invite', id)
 
@@ -40,13 +40,7 @@ export async function createInvite(
   return { inviteId, token, expiresAt, position: r.position }
 }
 
-export async function loadInvite(deps: PipelineDeps, inviteId: string) {
-  const events = await deps.store.readStream(inviteStream(inviteId))
-  return fold(
-    invite,
-    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof invite.evolve>[1]),
-  )
-}
+export const loadInvite = (deps: PipelineDeps, inviteId: string) => loadState(deps.store, invite, inviteStream(inviteId))
 
 /**
  * Accepting takes the invite (one use wins: the invite's stream revision is checked) and then joins the

@@ -5,24 +5,18 @@ import { actorOf, principalOf } from '../adapters/http/principal.ts'
 import { badRequest, notFound } from '../adapters/http/problem.ts'
 import { json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity, positionOf } from '../adapters/http/tenant-route.ts'
-import { fold } from '../domain/decider.ts'
 import { draft, MESSAGE_TEXT_MAX, type MessageState, message, readMark } from '../domain/messages.ts'
 import { room } from '../domain/rooms.ts'
 import { inTenant } from '../read-api/scope.ts'
 import { resolveMentions } from './directory.ts'
-import { handleCommand, readTenantStream } from './pipeline.ts'
+import { handleCommand, loadState } from './pipeline.ts'
 import { loadRoom, roomActor, roomStream } from './rooms.ts'
 
 export const messageStream = (id: string) => streamName('message', id)
 const perUser = (category: string, roomId: string, userId: string) => streamName(category, `${roomId}_${userId}`)
 
-export async function loadMessage(store: EventStore, messageId: string, tenantId: string | null): Promise<MessageState> {
-  const events = await readTenantStream(store, messageStream(messageId), tenantId)
-  return fold(
-    message,
-    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof message.evolve>[1]),
-  )
-}
+export const loadMessage = (store: EventStore, messageId: string, tenantId: string | null): Promise<MessageState> =>
+  loadState(store, message, messageStream(messageId), tenantId)
 
 const hiddenMessage = () => notFound('no such message')
 

@@ -1,7 +1,7 @@
 import { streamName } from '../adapters/event-store.ts'
-import { DomainError, fold } from '../domain/decider.ts'
+import { DomainError } from '../domain/decider.ts'
 import { checkOrgName, type MemberJoined, type OrgState, org, orgName, usernameReservation } from '../domain/orgs.ts'
-import { type CommandContext, handleCommand, type PipelineDeps } from './pipeline.ts'
+import { type CommandContext, handleCommand, loadState, type PipelineDeps } from './pipeline.ts'
 
 export const orgStream = (orgId: string) => streamName('org', orgId)
 export const orgNameStream = (slug: string) => streamName('org_name', slug)
@@ -85,10 +85,4 @@ export async function activateUser(deps: PipelineDeps, ctx: CommandContext, orgI
   )
 }
 
-export async function loadOrg(deps: PipelineDeps, orgId: string): Promise<OrgState> {
-  const events = await deps.store.readStream(orgStream(orgId))
-  return fold(
-    org,
-    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof org.evolve>[1]),
-  )
-}
+export const loadOrg = (deps: PipelineDeps, orgId: string): Promise<OrgState> => loadState(deps.store, org, orgStream(orgId))

@@ -4,6 +4,7 @@ import {
   type EventStore,
   type NewEvent,
   type Position,
+  type RecordedEvent,
   WrongExpectedRevisionError,
 } from '../adapters/event-store.ts'
 import { type Decider, DomainError, type DomainEvent, fold } from '../domain/decider.ts'
@@ -50,6 +51,23 @@ export const envelope = <E extends DomainEvent>(deps: PipelineDeps, ctx: Command
   }))
 }
 
+/** Folds recorded events into a decider's state: the one place events become domain events again. */
+export const foldRecorded = <C, E, S>(decider: Decider<C, E, S>, events: readonly RecordedEvent[]): S =>
+  fold(
+    decider,
+    events.map((r) => ({ type: r.type, data: r.data }) as E),
+  )
+
+/** A stream's current state, as a tenant may see it (see readTenantStream). */
+export async function loadState<C, E, S>(
+  store: EventStore,
+  decider: Decider<C, E, S>,
+  stream: string,
+  tenantId: string | null = null,
+): Promise<S> {
+  return foldRecorded(decider, await readTenantStream(store, stream, tenantId))
+}
+
 /**
  * A stream as a tenant may see it: one written for another tenant reads as empty, so it does not exist
  * for the caller (404), whatever a decider would say about it. Null tenant: the caller is the platform.
@@ -82,8 +100,7 @@ export async function handleCommand<C, E extends DomainEvent, S>(
     if (!options.crossTenant && ctx.tenantId !== null && recorded.length > 0 && recorded[0]!.metadata.tenantId !== ctx.tenantId) {
       throw new DomainError('NOT_FOUND', 'no such resource', 'not_found')
     }
-    const history = recorded.map((r) => ({ type: r.type, data: r.data }) as E)
-    const state = fold(decider, history)
+    const state = foldRecorded(decider, recorded)
     const events = decider.decide(typeof command === 'function' ? (command as (s: S) => C)(state) : command, state)
     const last = recorded[recorded.length - 1]
     if (events.length === 0) return { events, state, position: last?.position ?? null }

@@ -6,21 +6,15 @@ import { actorOf, type Principal, principalOf } from '../adapters/http/principal
 import { badRequest, notFound } from '../adapters/http/problem.ts'
 import { json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity, positionOf } from '../adapters/http/tenant-route.ts'
-import { fold } from '../domain/decider.ts'
 import { type RoomActor, type RoomState, room } from '../domain/rooms.ts'
 import { inTenant } from '../read-api/scope.ts'
 import { findUser } from './directory.ts'
-import { handleCommand, readTenantStream } from './pipeline.ts'
+import { handleCommand, loadState } from './pipeline.ts'
 
 export const roomStream = (id: string) => streamName('room', id)
 
-export async function loadRoom(store: EventStore, roomId: string, tenantId: string | null): Promise<RoomState> {
-  const events = await readTenantStream(store, roomStream(roomId), tenantId)
-  return fold(
-    room,
-    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof room.evolve>[1]),
-  )
-}
+export const loadRoom = (store: EventStore, roomId: string, tenantId: string | null): Promise<RoomState> =>
+  loadState(store, room, roomStream(roomId), tenantId)
 
 export const roomActor = (me: Principal): RoomActor => ({ userId: me.userId, role: me.role })
 

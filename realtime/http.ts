@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { type AppDeps, router } from '../adapters/http/context.ts'
 import { principalOf } from '../adapters/http/principal.ts'
 import { HttpProblem } from '../adapters/http/problem.ts'
-import { json, jsonBody, problemResponse } from '../adapters/http/schemas.ts'
+import { json, problemResponse } from '../adapters/http/schemas.ts'
 import { bearerSecurity } from '../adapters/http/tenant-route.ts'
 import { RealtimeError, type RealtimeGateway } from './gateway.ts'
 
