@@ -58,8 +58,6 @@ export function requireSession(caller: Caller) {
 /** The account session a derived session hangs from: logging it out ends them all. */
 const rootSessionOf = (caller: Caller) => caller.credential.parentId ?? caller.credential.credentialId
 
-const loginFailed = (detail: string) => new HttpProblem({ status: 401, code: 'LOGIN_FAILED', title: 'Sign-in failed', detail })
-
 /** The person's email: from the ID token, or (some issuers keep it there) from userinfo. */
 async function emailOf(
   identity: Identity,
@@ -235,16 +233,20 @@ export function authCommands(deps: AuthDeps) {
 
   app.openapi(routes.callback, async (c) => {
     const cookie = getCookie(c, LOGIN_COOKIE)
-    deleteCookie(c, LOGIN_COOKIE, { path: '/auth/callback', secure: secure(identity) })
+    // The login cookie is spent whatever the outcome (also on the error answers, which are new responses).
+    const spent = `${LOGIN_COOKIE}=; Max-Age=0; Path=/auth/callback; HttpOnly; SameSite=Lax${secure(identity) ? '; Secure' : ''}`
+    c.header('set-cookie', spent, { append: true })
+    const refuse = (status: 400 | 401 | 503, code: string, title: string, detail: string) =>
+      new HttpProblem({ status, code, title, detail, headers: { 'set-cookie': spent } })
     type Pending = { state: string; nonce: string; codeVerifier: string; returnTo: string }
     const pending = cookie ? identity.keys.signer.verify<Pending>('login', cookie) : null
     if (!pending) {
-      throw new HttpProblem({
-        status: 400,
-        code: 'LOGIN_EXPIRED',
-        title: 'No sign-in in progress',
-        detail: 'no sign-in is in progress in this browser (or it expired): start again at /auth/login',
-      })
+      throw refuse(
+        400,
+        'LOGIN_EXPIRED',
+        'No sign-in in progress',
+        'no sign-in is in progress in this browser (or it expired): start again at /auth/login',
+      )
     }
     let claims: IdTokenClaims
     let accessToken: string | undefined
@@ -254,16 +256,16 @@ export function authCommands(deps: AuthDeps) {
       accessToken = result.tokens.access_token
     } catch (e) {
       if (e instanceof OidcDiscoveryError || e instanceof OidcJwksError) {
-        throw new HttpProblem({ status: 503, code: 'IDP_UNAVAILABLE', title: 'Service unavailable', detail: e.message })
+        throw refuse(503, 'IDP_UNAVAILABLE', 'Service unavailable', e.message)
       }
       if (e instanceof OidcError) {
         c.get('log').warn({ refusal: e.code }, 'sign-in refused')
-        throw loginFailed(`${e.code}: ${e.message}`)
+        throw refuse(401, 'LOGIN_FAILED', 'Sign-in failed', `${e.code}: ${e.message}`)
       }
       throw e
     }
     const who = await emailOf(identity, claims, accessToken)
-    if (!who) throw loginFailed('the identity provider shared no email address')
+    if (!who) throw refuse(401, 'LOGIN_FAILED', 'Sign-in failed', 'the identity provider shared no email address')
     const ctx = commandContext(c, AUTH_ACTOR, null)
     const { accountId } = await signInAccount(pd, ctx, {
       issuer: claims.iss,

@@ -2,7 +2,7 @@ import { z } from '@hono/zod-openapi'
 import type { Context, MiddlewareHandler } from 'hono'
 import { type Position, publicPosition } from '../adapters/event-store.ts'
 import type { AppDeps, AppEnv } from '../adapters/http/context.ts'
-import { pipelineDeps } from '../adapters/http/context.ts'
+import { consistent, pipelineDeps } from '../adapters/http/context.ts'
 import type { OrgRole, Principal, UserType } from '../adapters/http/principal.ts'
 import { forbidden, HttpProblem, notFound, unauthorized } from '../adapters/http/problem.ts'
 import type { IdentityDeps } from '../adapters/identity.ts'
@@ -214,6 +214,8 @@ export const authenticateTenant =
   async (c, next) => {
     if (c.req.path.startsWith('/api/internal/')) return next()
     const claimed = await claimOf(c, deps)
+    // consistentAfter (or Consistent-After) also holds for who the caller is: their role, the org's status.
+    await consistent(c, deps, ['users', 'orgs'])
     const who = { tenantId: claimed.tenantId, userId: claimed.userId }
     const load = () =>
       inTenant(deps.db, who, async (trx) => {
@@ -229,9 +231,26 @@ export const authenticateTenant =
     let found = await load()
     if (!found.user || !found.orgStatus) {
       // Issued just now: wait (bounded) until the read models know what the credential names.
-      const upTo = claimed.issuedAt ?? (await deps.store.headPosition())
-      await deps.waiter.waitFor(['users', 'orgs'], BigInt(publicPosition(upTo)))
+      if (claimed.issuedAt) await deps.waiter.waitFor(['users', 'orgs'], BigInt(publicPosition(claimed.issuedAt)))
       found = await load()
+    }
+    if (!found.user || !found.orgStatus) {
+      // Still unknown to the read models (a user who joined a moment ago): the org stream has the last word.
+      const state = await loadOrg(pipelineDeps(deps), who.tenantId)
+      const m = state.status === 'none' ? undefined : state.members.get(who.userId)
+      if (state.status !== 'none' && m) {
+        found = {
+          user: {
+            id: who.userId,
+            account_id: m.accountId,
+            type: m.type,
+            role: m.role,
+            username: m.username,
+            status: m.active ? 'active' : 'deactivated',
+          },
+          orgStatus: state.status,
+        }
+      }
     }
     const { user, orgStatus } = found
     if (user?.status !== 'active') throw unauthorized('this user is no longer in the org')

@@ -184,6 +184,13 @@ const memberOf = (s: Existing, userId: string): Member => {
   return m
 }
 
+/** The acting user as the org stream knows them: their role there, not what a read model said a moment ago. */
+const actorIn = (s: Existing, actor: { userId: string; role: OrgRole }): { userId: string; role: OrgRole } => {
+  const m = s.members.get(actor.userId)
+  if (!m?.active) throw new DomainError('FORBIDDEN', 'you are not a member of this org', 'forbidden')
+  return { userId: actor.userId, role: m.role }
+}
+
 /** The account's active membership, if any. */
 export const membershipOf = (s: OrgState, accountId: string): [string, Member] | null => {
   if (s.status === 'none') return null
@@ -233,7 +240,7 @@ export const org: Decider<OrgCommand, OrgEvent, OrgState> = {
         const m = memberOf(s, command.userId)
         if (!m.active) throw new DomainError('USER_NOT_FOUND', 'no such user', 'not_found')
         if (m.role === command.role) return []
-        const { actor } = command
+        const actor = actorIn(s, command.actor)
         // Owners set any role; admins move people between member and guest, and promote to admin.
         const allowed =
           actor.role === 'owner' ||
@@ -252,7 +259,7 @@ export const org: Decider<OrgCommand, OrgEvent, OrgState> = {
         const s = existingOrg(state)
         const m = memberOf(s, command.userId)
         if (!m.active) return []
-        const { actor } = command
+        const actor = actorIn(s, command.actor)
         if (actor.userId !== command.userId && !(actor.role === 'owner' || (actor.role === 'admin' && m.role !== 'owner'))) {
           throw new DomainError('FORBIDDEN', 'your role cannot remove this user', 'forbidden')
         }

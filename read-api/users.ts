@@ -54,7 +54,14 @@ const routes = {
     tags: ['identity'],
     summary: 'The org’s people and agents',
     security: bearerSecurity,
-    request: { query: z.object({ ...pageQuery, ...consistentAfterQuery, status: z.enum(['active', 'deactivated']).optional() }) },
+    request: {
+      query: z.object({
+        ...pageQuery,
+        ...consistentAfterQuery,
+        status: z.enum(['active', 'deactivated']).optional(),
+        type: z.enum(['human', 'agent']).optional(),
+      }),
+    },
     responses: { 200: json('users by creation', pageSchema(User)) },
   }),
 }
@@ -70,13 +77,24 @@ export function usersQueries(deps: AppDeps) {
         .selectAll()
         .where('tenant_id', '=', me.tenantId)
         .where('id', '=', me.userId)
-        .executeTakeFirstOrThrow(),
-    )) as UserRow
-    return c.json({ ...toUser(u), orgId: me.tenantId, email: u.email, activated: u.username !== null }, 200)
+        .executeTakeFirst(),
+    )) as UserRow | undefined
+    if (!u) {
+      // Authenticated from the org stream: the read model has not caught up with this user yet.
+      const basic = { id: me.userId, type: me.type, username: me.username, displayName: me.username ?? '', role: me.role }
+      const now = new Date().toISOString()
+      return c.json(
+        { ...basic, status: 'active' as const, createdAt: now, orgId: me.tenantId, email: null, activated: me.username !== null },
+        200,
+      )
+    }
+    // The principal's username is the org stream's when the read model trails a fresh activation.
+    const username = u.username ?? me.username
+    return c.json({ ...toUser(u), username, orgId: me.tenantId, email: u.email, activated: username !== null }, 200)
   })
   app.openapi(routes.list, async (c) => {
     const me = principalOf(c)
-    const { limit, cursor, status } = c.req.valid('query')
+    const { limit, cursor, status, type } = c.req.valid('query')
     await consistent(c, deps, ['users'])
     const after = decodeCursor(cursor, 2)
     const rows = (await inTenant(deps.db, me, (trx) => {
@@ -88,6 +106,7 @@ export function usersQueries(deps: AppDeps) {
         .orderBy('id')
         .limit(limit + 1)
       if (status) q = q.where('status', '=', status)
+      if (type) q = q.where('type', '=', type)
       if (after)
         q = q.where(
           (eb) => eb.refTuple('created_at', 'id'),

@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http'
+
 /**
  * A minimal cookie jar for driving browser flows over HTTP in tests: honours Path, Max-Age/
  * Expires and deletion; one host. `fetch` follows no redirects, so every hop can be inspected.
@@ -6,6 +8,12 @@ type Cookie = { name: string; value: string; path: string; expires: number | nul
 
 export class CookieJar {
   readonly #cookies = new Map<string, Cookie>()
+  /** The Host header to send (e.g. an org host `acme.localhost:3000` served on 127.0.0.1); fetch cannot set it. */
+  readonly host: string | undefined
+
+  constructor(options: { host?: string } = {}) {
+    this.host = options.host
+  }
 
   store(response: Response, requestUrl: string): void {
     const defaultPath = new URL(requestUrl).pathname.replace(/\/[^/]*$/, '') || '/'
@@ -51,7 +59,9 @@ export class CookieJar {
     const headers = new Headers(init.headers)
     const cookie = this.header(url)
     if (cookie) headers.set('cookie', cookie)
-    const response = await fetch(url, { ...init, headers, redirect: 'manual' })
+    const response = this.host
+      ? await fetchWithHost(url, this.host, { ...init, headers })
+      : await fetch(url, { ...init, headers, redirect: 'manual' })
     this.store(response, url)
     return response
   }
@@ -62,4 +72,31 @@ export function location(response: Response, base: string): string {
   const value = response.headers.get('location')
   if (!value) throw new Error(`expected a redirect, got ${response.status}`)
   return new URL(value, base).href
+}
+
+/** fetch, but with this Host header (node:http; fetch ignores a Host header). Follows no redirects. */
+export function fetchWithHost(url: string, host: string, init: RequestInit = {}): Promise<Response> {
+  const u = new URL(url)
+  const headers: Record<string, string> = { ...Object.fromEntries(new Headers(init.headers)), host }
+  const body = init.body == null ? undefined : String(init.body)
+  if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body))
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { hostname: u.hostname, port: u.port, path: u.pathname + u.search, method: init.method ?? 'GET', headers },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (chunk: Buffer) => chunks.push(chunk))
+        res.on('error', reject)
+        res.on('end', () => {
+          const h = new Headers()
+          for (let i = 0; i < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!)
+          const status = res.statusCode ?? 0
+          resolve(new Response([101, 204, 205, 304].includes(status) ? null : Buffer.concat(chunks), { status, headers: h }))
+        })
+      },
+    )
+    req.on('error', reject)
+    if (body !== undefined) req.write(body)
+    req.end()
+  })
 }

@@ -11,12 +11,13 @@ import type { TestServer } from './server.ts'
 
 export type SignedIn = { jar: CookieJar; accountToken: string; accountId: string }
 
-/**
- * Signs a person in through the browser flow: /auth/login → the dev IdP's login form → /auth/callback,
- * which sets the session cookie. The cookie's value is also a bearer token for the Auth and Orgs APIs.
- */
-export async function login(server: TestServer, email: string, returnTo = '/'): Promise<SignedIn & { landed: string }> {
-  const jar = new CookieJar()
+/** Drives the browser from /auth/login through the dev IdP's login form up to (not into) our callback. */
+export async function loginUntilCallback(
+  server: TestServer,
+  email: string,
+  returnTo = '/',
+  jar = new CookieJar(),
+): Promise<{ jar: CookieJar; callbackUrl: string }> {
   let url = `${server.url}/auth/login?returnTo=${encodeURIComponent(returnTo)}`
   let r = await jar.fetch(url)
   expect(r.status, `GET ${url}`).toBe(302)
@@ -35,14 +36,25 @@ export async function login(server: TestServer, email: string, returnTo = '/'): 
     body: new URLSearchParams({ email }),
   })
   url = submit
-  // Back through the IdP to our callback, which redirects to returnTo.
-  for (let hops = 0; hops < 6 && !new URL(url).pathname.startsWith('/auth/callback'); hops++) {
+  // Back through the IdP until it redirects to our callback.
+  for (let hops = 0; hops < 6; hops++) {
     expect([302, 303], `${url} answered ${r.status}`).toContain(r.status)
     url = location(r, url)
+    if (new URL(url).pathname === '/auth/callback') return { jar, callbackUrl: url }
     r = await jar.fetch(url)
   }
-  expect(r.status, `${url}: ${r.status === 303 ? '' : await r.clone().text()}`).toBe(303)
-  const landed = location(r, url)
+  throw new Error('the IdP never redirected to /auth/callback')
+}
+
+/**
+ * Signs a person in through the browser flow: /auth/login → the dev IdP's login form → /auth/callback,
+ * which sets the session cookie. The cookie's value is also a bearer token for the Auth and Orgs APIs.
+ */
+export async function login(server: TestServer, email: string, returnTo = '/'): Promise<SignedIn & { landed: string }> {
+  const { jar, callbackUrl } = await loginUntilCallback(server, email, returnTo)
+  const r = await jar.fetch(callbackUrl)
+  expect(r.status, `${callbackUrl}: ${r.status === 303 ? '' : await r.clone().text()}`).toBe(303)
+  const landed = location(r, callbackUrl)
   const accountToken = /ws_session=([^;]+)/.exec(jar.header(`${server.url}/`))?.[1]
   expect(accountToken, 'the session cookie').toBeDefined()
   const me = await server.request('GET', '/auth/me', { token: accountToken })
@@ -93,8 +105,15 @@ export async function join(
   const accepted = await server.request('POST', `/orgs/invites/${invite.body.token}/accept`, { token: account.accountToken })
   expect(accepted.status, JSON.stringify(accepted.body)).toBe(200)
   const session = await tenantSession(server, account.accountToken, accepted.body.orgId)
-  await activate(server, session.token, who.username)
-  return { userId: session.userId, accountId: account.accountId, accountToken: account.accountToken, token: session.token }
+  const activated = await activate(server, session.token, who.username)
+  return {
+    userId: session.userId,
+    accountId: account.accountId,
+    accountToken: account.accountToken,
+    token: session.token,
+    /** Of the activation: pass it as consistentAfter to see the new user in read models. */
+    position: activated.position,
+  }
 }
 
 /** An agent created by `ownerToken`'s user, given a secret, signed in with an HMAC credential. */
@@ -107,11 +126,17 @@ export async function createAgent(server: TestServer, ownerToken: string, who: {
     agentId: created.body.agentId as string,
     username: created.body.username as string,
     secret: rotated.body.secret as string,
+    /** Pass as consistentAfter to see the agent in read models. */
+    position: Math.max(created.body.position, rotated.body.position) as number,
   }
 }
 
-export async function agentLogin(server: TestServer, agent: { agentId: string; secret: string }) {
-  const r = await server.request('POST', '/auth/agent-login', { body: signAgentCredential(agent.agentId, agent.secret) })
+/**
+ * A credential is its signature of `agentId.timestamp` (whole seconds) and is accepted once: two logins of
+ * one agent within a second need different `nowMs`.
+ */
+export async function agentLogin(server: TestServer, agent: { agentId: string; secret: string }, nowMs = Date.now()) {
+  const r = await server.request('POST', '/auth/agent-login', { body: signAgentCredential(agent.agentId, agent.secret, nowMs) })
   expect(r.status, JSON.stringify(r.body)).toBe(200)
   return r.body as { token: string; expiresAt: string }
 }
