@@ -181,6 +181,8 @@ export function agentsCommands(deps: AppDeps & IdentityDeps) {
       },
       ctx,
     )
+    // Shown once: never cached, never kept as an idempotent answer.
+    c.header('cache-control', 'no-store')
     return c.json({ agentId: id, secret, position: positionOf(r.position) }, 200)
   })
   return app

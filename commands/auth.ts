@@ -306,6 +306,7 @@ export function authCommands(deps: AuthDeps) {
       ttlMs: TENANT_SESSION_TTL_MS,
       parentId: rootSessionOf(caller),
     })
+    c.header('cache-control', 'no-store')
     return c.json({ token: r.token, expiresAt: r.expiresAt, orgId, userId }, 200)
   })
 
@@ -323,6 +324,7 @@ export function authCommands(deps: AuthDeps) {
     })
     const site = new URL(identity.publicUrl)
     const host = `${slug}.${deps.config.BASE_DOMAIN}${site.port ? `:${site.port}` : ''}`
+    c.header('cache-control', 'no-store')
     return c.json({ url: `${site.protocol}//${host}/auth/handoff?ticket=${encodeURIComponent(ticket)}`, expiresAt }, 200)
   })
 
@@ -362,6 +364,7 @@ export function authCommands(deps: AuthDeps) {
       name,
       ttlMs: expiresInDays * 24 * 3600_000,
     })
+    c.header('cache-control', 'no-store')
     return c.json({ id: r.credentialId, token: r.token, expiresAt: r.expiresAt }, 201)
   })
 
