@@ -12,7 +12,6 @@ import { startTestServer, type TestServer } from '../support/server.ts'
  */
 
 let server: TestServer
-// biome-ignore lint/suspicious/noExplicitAny: tables are named at run time
 let db: Kysely<any>
 
 type Org = {
