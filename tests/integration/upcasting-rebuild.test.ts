@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import type { NewEvent } from '../../adapters/event-store.ts'
+import { comparePositions, type NewEvent } from '../../adapters/event-store.ts'
 import { type AnyDb, createKysely, createPool, type PgPool } from '../../adapters/postgres.ts'
 import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import { withUpcasting } from '../../adapters/upcasting-event-store.ts'
@@ -95,6 +95,9 @@ it('a rebuild replays old-version events through their upcaster, next to current
   expect(stored!.metadata.schemaVersion).toBe(1)
   expect(stored!.data).toEqual(expect.objectContaining({ body: 'written in 2024' }))
 
+  // Visible once every older transaction on the cluster has ended (other test files share it).
+  const [last] = await raw.readStream(`message-${current}`)
+  while (comparePositions(await raw.headPosition(), last!.position) < 0) await new Promise((r) => setTimeout(r, 5))
   const store = withUpcasting(raw, registry)
   await rebuild({ store, db }, messagesProjector)
   const { rows } = await sql<{ id: string; seq: string; text: string; author_type: string; reply_count: number }>`
