@@ -68,7 +68,8 @@ export async function startTestServer(
         body = typeof init.body === 'string' ? init.body : JSON.stringify(init.body)
         headers['content-type'] ??= 'application/json'
       }
-      const res = await fetch(url + path, { method, headers, ...(body !== undefined ? { body } : {}) })
+      // Redirects are answers to check, not to follow (the login flow leaves this origin for the IdP).
+      const res = await fetch(url + path, { method, headers, redirect: 'manual', ...(body !== undefined ? { body } : {}) })
       const text = await res.text()
       let parsed: unknown = text
       try {
