@@ -261,11 +261,13 @@ export const authenticateTenant =
       throw new HttpProblem({ status: 403, code: 'ORG_SUSPENDED', title: 'Forbidden', detail: 'this org is suspended' })
     }
     let username = user.username
-    if (username === null && !ACTIVATION_OPEN.has(`${c.req.method} ${c.req.path}`)) {
+    if (username === null) {
       // The read model may trail an activation made a moment ago: the org stream has the last word.
       const state = await loadOrg(pipelineDeps(deps), who.tenantId)
       username = state.status === 'none' ? null : (state.members.get(user.id)?.username ?? null)
-      if (username === null) throw forbidden('pick a username first: POST /api/me/activate', 'ACTIVATION_REQUIRED')
+      if (username === null && !ACTIVATION_OPEN.has(`${c.req.method} ${c.req.path}`)) {
+        throw forbidden('pick a username first: POST /api/me/activate', 'ACTIVATION_REQUIRED')
+      }
     }
     const principal: Principal = {
       tenantId: who.tenantId,
