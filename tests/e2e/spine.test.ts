@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
+import { eventCount, OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
 
 let server: TestServer
 beforeAll(async () => {
@@ -83,7 +83,7 @@ describe('the spine over HTTP: command → event → projection → query', () =
   })
 
   it('answers bad input with problem+json and changes nothing', async () => {
-    const head = await server.services.store.headPosition()
+    const head = await eventCount(server)
     const cases = [
       await server.request('POST', '/control/orgs', { ...asOperator, body: '{"name": ' }),
       await server.request('POST', '/control/orgs', { ...asOperator, body: { name: 42 } }),
@@ -106,7 +106,7 @@ describe('the spine over HTTP: command → event → projection → query', () =
       })
     }
     expect(cases[1]!.body.errors).toEqual([expect.objectContaining({ path: 'name' })])
-    expect(await server.services.store.headPosition()).toEqual(head)
+    expect(await eventCount(server)).toEqual(head)
   })
 
   it('exposes projection lag to operators', async () => {
@@ -159,13 +159,13 @@ describe('Idempotency-Key', () => {
     const send = (name: string, key: string) =>
       server.request('POST', '/control/orgs', { ...asOperator, body: { name }, headers: { 'idempotency-key': key } })
     const first = await send('Retry Corp', 'key-1')
-    const head = await server.services.store.headPosition()
+    const head = await eventCount(server)
     const again = await send('Retry Corp', 'key-1')
     expect(first.status).toBe(201)
     expect(again.status).toBe(201)
     expect(again.body).toEqual(first.body)
     expect(again.headers.get('idempotent-replayed')).toBe('true')
-    expect(await server.services.store.headPosition()).toEqual(head)
+    expect(await eventCount(server)).toEqual(head)
     const reused = await send('Other Corp', 'key-1')
     expect(reused.status).toBe(422)
     expect(reused.body.code).toBe('IDEMPOTENCY_KEY_REUSED')

@@ -86,3 +86,12 @@ export async function startTestServer(
     },
   }
 }
+
+/**
+ * How many events the server's store holds, committed or not yet visible to subscribers: unlike the head
+ * position, it does not move when transactions elsewhere on the cluster end.
+ */
+export async function eventCount(server: TestServer): Promise<number> {
+  const { rows } = await server.services.pool.query<{ n: number }>('select count(*)::int as n from eventstore.events')
+  return rows[0]!.n
+}
