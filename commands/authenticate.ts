@@ -101,12 +101,18 @@ export async function requireAccount(c: Context<AppEnv>, deps: AuthDeps): Promis
   return caller
 }
 
-const slugCache = new Map<string, string>()
+/** Per event store (a test process may run several servers): slug → org id. */
+const slugCaches = new WeakMap<object, Map<string, string>>()
 
 /** An org named by id or by slug (the slug's reservation stream names it); null when neither names one. */
 export async function resolveOrg(deps: AppDeps, ref: string): Promise<string | null> {
   if (z.uuid().safeParse(ref).success) return ref.toLowerCase()
   const slug = ref.toLowerCase()
+  let slugCache = slugCaches.get(deps.store)
+  if (!slugCache) {
+    slugCache = new Map()
+    slugCaches.set(deps.store, slugCache)
+  }
   const cached = slugCache.get(slug)
   if (cached) return cached
   const reserved = await deps.store.readStream(orgNameStream(slug), { maxCount: 1 })
