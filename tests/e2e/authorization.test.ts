@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { join, signUp } from '../support/identity.ts'
+import { join, signInAgent, signUp } from '../support/identity.ts'
 import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
 
 /**
  * The authorization matrix: every route below × every kind of caller, generated from one table. A cell is
  * the expected status; `setup` makes fresh resources per cell so that cells cannot disturb each other.
  */
-type Who = 'anonymous' | 'otherTenant' | 'guest' | 'member' | 'admin' | 'owner' | 'operator'
-const WHO: Who[] = ['anonymous', 'otherTenant', 'guest', 'member', 'admin', 'owner', 'operator']
+type Who = 'anonymous' | 'otherTenant' | 'guest' | 'member' | 'admin' | 'owner' | 'agent' | 'operator'
+const WHO: Who[] = ['anonymous', 'otherTenant', 'guest', 'member', 'admin', 'owner', 'agent', 'operator']
 
 type Fixture = {
   tokens: Record<Who, string | null>
@@ -27,6 +27,7 @@ type Row = {
   expect: Record<Who, number>
 }
 
+/** Expected statuses in the order of WHO. The agent is a member of the org but of no room in the fixture. */
 const T = (
   anonymous: number,
   otherTenant: number,
@@ -34,125 +35,118 @@ const T = (
   member: number,
   admin: number,
   owner: number,
+  agent: number,
   operator: number,
-) => ({
-  anonymous,
-  otherTenant,
-  guest,
-  member,
-  admin,
-  owner,
-  operator,
-})
+) => ({ anonymous, otherTenant, guest, member, admin, owner, agent, operator })
 
 const rows: Row[] = [
-  { name: 'list rooms', method: 'GET', path: () => '/api/rooms', expect: T(401, 200, 200, 200, 200, 200, 401) },
+  { name: 'list rooms', method: 'GET', path: () => '/api/rooms', expect: T(401, 200, 200, 200, 200, 200, 200, 401) },
   {
     name: 'read a public room',
     method: 'GET',
     path: (f) => `/api/rooms/${f.publicRoom}`,
-    expect: T(401, 404, 404, 200, 200, 200, 401),
+    expect: T(401, 404, 404, 200, 200, 200, 200, 401),
   },
   {
     name: 'read a private room',
     method: 'GET',
     path: (f) => `/api/rooms/${f.privateRoom}`,
-    expect: T(401, 404, 404, 200, 404, 200, 401),
+    expect: T(401, 404, 404, 200, 404, 200, 404, 401),
   },
   {
     name: 'read a private timeline',
     method: 'GET',
     path: (f) => `/api/rooms/${f.privateRoom}/messages`,
-    expect: T(401, 404, 404, 200, 404, 200, 401),
+    expect: T(401, 404, 404, 200, 404, 200, 404, 401),
   },
   {
     name: 'post in a public room',
     method: 'POST',
     path: (f) => `/api/rooms/${f.publicRoom}/messages`,
     body: { text: 'hi' },
-    expect: T(401, 404, 404, 201, 403, 201, 401),
+    expect: T(401, 404, 404, 201, 403, 201, 403, 401),
   },
   {
     name: 'rename a room',
     method: 'PATCH',
     path: (f) => `/api/rooms/${f.publicRoom}`,
     body: { description: 'x' },
-    expect: T(401, 404, 404, 200, 200, 200, 401),
+    expect: T(401, 404, 404, 200, 200, 200, 403, 401),
   },
   {
     name: 'archive a room',
     method: 'POST',
     path: async (f) => `/api/rooms/${await f.room(f.tokens.owner!, 'public', [f.users.member])}/archive`,
-    expect: T(401, 404, 404, 403, 200, 200, 401),
+    expect: T(401, 404, 404, 403, 200, 200, 403, 401),
   },
   {
     name: 'edit a member’s message',
     method: 'PATCH',
     path: async (f) => `/api/messages/${await f.post(f.tokens.member!, f.publicRoom)}`,
     body: { text: 'edited' },
-    expect: T(401, 404, 404, 200, 403, 403, 401),
+    expect: T(401, 404, 404, 200, 403, 403, 403, 401),
   },
   {
     name: 'delete a member’s message',
     method: 'DELETE',
     path: async (f) => `/api/messages/${await f.post(f.tokens.member!, f.publicRoom)}`,
-    expect: T(401, 404, 404, 200, 200, 200, 401),
+    expect: T(401, 404, 404, 200, 200, 200, 403, 401),
   },
   {
     name: 'create a room',
     method: 'POST',
     path: () => '/api/rooms',
     body: { name: 'r' },
-    expect: T(401, 201, 403, 201, 201, 201, 401),
+    expect: T(401, 201, 403, 201, 201, 201, 201, 401),
   },
   {
     name: 'create a space',
     method: 'POST',
     path: () => '/api/spaces',
     body: { name: 's' },
-    expect: T(401, 201, 403, 201, 201, 201, 401),
+    expect: T(401, 201, 403, 201, 201, 201, 201, 401),
   },
   {
     name: 'invite',
     method: 'POST',
     path: () => '/api/invites',
     body: { email: 'new@acme.test', role: 'member' },
-    expect: T(401, 201, 403, 403, 201, 201, 401),
+    expect: T(401, 201, 403, 403, 201, 201, 403, 401),
   },
   {
     name: 'change a member’s role',
     method: 'PATCH',
     path: async (f) => `/api/users/${await f.newUser()}`,
     body: { role: 'guest' },
-    expect: T(401, 404, 403, 403, 200, 200, 401),
+    expect: T(401, 404, 403, 403, 200, 200, 403, 401),
   },
   {
     name: 'demote the last owner',
     method: 'PATCH',
     path: (f) => `/api/users/${f.users.owner}`,
     body: { role: 'member' },
-    expect: T(401, 404, 403, 403, 403, 422, 401),
+    expect: T(401, 404, 403, 403, 403, 422, 403, 401),
   },
-  { name: 'list users', method: 'GET', path: () => '/api/users', expect: T(401, 200, 200, 200, 200, 200, 401) },
+  { name: 'list users', method: 'GET', path: () => '/api/users', expect: T(401, 200, 200, 200, 200, 200, 200, 401) },
   {
     name: 'search messages',
     method: 'GET',
     path: () => '/api/search/messages?q=hi',
-    expect: T(401, 200, 200, 200, 200, 200, 401),
+    expect: T(401, 200, 200, 200, 200, 200, 200, 401),
   },
   {
     name: 'register a realtime queue',
     method: 'POST',
     path: () => '/realtime/register',
     body: {},
-    expect: T(401, 200, 200, 200, 200, 200, 401),
+    expect: T(401, 200, 200, 200, 200, 200, 200, 401),
   },
-  { name: 'operators list orgs', method: 'GET', path: () => '/control/orgs', expect: T(401, 403, 403, 403, 403, 403, 200) },
+  { name: 'operators list orgs', method: 'GET', path: () => '/control/orgs', expect: T(401, 403, 403, 403, 403, 403, 403, 200) },
   {
     name: 'operators see projections',
     method: 'GET',
     path: () => '/control/projections',
-    expect: T(401, 403, 403, 403, 403, 403, 200),
+    expect: T(401, 403, 403, 403, 403, 403, 403, 200),
   },
 ]
 
@@ -166,6 +160,7 @@ beforeAll(async () => {
   const member = await join(server, owner.token, { email: 'member@acme.test', role: 'member', username: 'member' })
   const guest = await join(server, owner.token, { email: 'guest@acme.test', role: 'guest', username: 'guest' })
   const other = await signUp(server, { email: 'other@evil.test', orgName: 'Other Org', username: 'other' })
+  const agent = await signInAgent(server, owner.token, { name: 'Matrix Bot' })
   let n = 0
   const room = async (token: string, visibility: 'public' | 'private', members: string[] = []) => {
     const r = await server.request('POST', '/api/rooms', { token, body: { name: `room ${n++}`, visibility } })
@@ -191,6 +186,7 @@ beforeAll(async () => {
       member: member.token,
       admin: admin.token,
       owner: owner.token,
+      agent: agent.token,
       operator: OPERATOR_TOKEN,
     },
     users: { owner: owner.userId, admin: admin.userId, member: member.userId, guest: guest.userId },
