@@ -73,7 +73,15 @@ export const idempotency =
           headers: { 'retry-after': '1' },
         })
       }
-      return c.json(previous.body as object, previous.status as 200, { 'idempotent-replayed': 'true' })
+      const status = previous.status as number
+      return new Response(JSON.stringify(previous.body), {
+        status,
+        // A replayed refusal is still a problem document.
+        headers: {
+          'content-type': status >= 400 ? 'application/problem+json' : 'application/json',
+          'idempotent-replayed': 'true',
+        },
+      })
     }
 
     c.set('idempotencySeed', { seed: `${actor}:${key}`, msecs: Number(claimed.rows[0]!.ms) })

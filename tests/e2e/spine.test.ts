@@ -177,7 +177,9 @@ describe('Idempotency-Key', () => {
     const send = (key: string) =>
       server.request('POST', '/control/orgs', { ...asOperator, body: { name: 'www' }, headers: { 'idempotency-key': key } })
     expect((await send('key-2')).status).toBe(422)
-    expect((await send('key-2')).headers.get('idempotent-replayed')).toBe('true')
+    const replayed = await send('key-2')
+    expect(replayed.headers.get('idempotent-replayed')).toBe('true')
+    expect(replayed.headers.get('content-type')).toContain('application/problem+json')
     expect((await send('key-3')).headers.get('idempotent-replayed')).toBeNull()
   })
 })
