@@ -143,9 +143,12 @@ class Notifier {
     this.listening ??= (async () => {
       const client = await this.pool.connect()
       client.on('notification', () => this.wake())
+      let released = false
       client.on('error', () => {
-        // The connection broke: forget it so the next wait listens again.
-        this.listener = null
+        // The connection broke: forget it so the next wait listens again. It may report more than once.
+        if (released) return
+        released = true
+        if (this.listener === client) this.listener = null
         this.listening = null
         client.release(true)
         this.wake()
