@@ -66,7 +66,8 @@ export class RedisRateLimiter implements RateLimiter {
 
   async hit(key: string, limit: number, windowMs: number): Promise<RateDecision> {
     // During an outage, limits are not worth a request's latency: fail at once (the caller lets it through).
-    if (['reconnecting', 'close', 'end'].includes(this.redis.status)) throw new Error('rate limiter unavailable: Redis is not connected')
+    if (['reconnecting', 'close', 'end'].includes(this.redis.status))
+      throw new Error('rate limiter unavailable: Redis is not connected')
     const [count, ttl] = (await this.redis.eval(HIT, 1, `${this.prefix}${windowMs}:${key}`, windowMs)) as [number, number]
     return decide(count, limit, ttl)
   }
