@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { type EventStore, streamName } from '../adapters/event-store.ts'
 import { type AppDeps, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
-import { actorOf, principalOf } from '../adapters/http/principal.ts'
+import { actorOf, type Principal, principalOf } from '../adapters/http/principal.ts'
 import { badRequest, notFound } from '../adapters/http/problem.ts'
 import { json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity, positionOf } from '../adapters/http/tenant-route.ts'
@@ -143,6 +143,13 @@ export function messagesCommands(deps: AppDeps) {
     return c.json({ messageId, position: positionOf(r.position) }, 201)
   })
 
+  /** Read marks and drafts are a member's own: a room the caller is not in does not exist for them. */
+  const memberRoom = async (roomId: string, me: Principal) => {
+    const state = await loadRoom(deps.store, roomId, me.tenantId)
+    if (!state.exists || !state.members.has(me.userId)) throw notFound('no such room')
+    return state
+  }
+
   /** Loads what a message command needs: the message, and the room it lives in. */
   const withRoom = async (messageId: string, tenantId: string) => {
     const state = await loadMessage(deps.store, messageId, tenantId)
@@ -263,11 +270,7 @@ export function messagesCommands(deps: AppDeps) {
     const me = principalOf(c)
     const { id: roomId } = c.req.valid('param')
     const { messageId } = c.req.valid('json')
-    const [roomState, msg] = await Promise.all([
-      loadRoom(deps.store, roomId, me.tenantId),
-      loadMessage(deps.store, messageId, me.tenantId),
-    ])
-    if (!roomState.exists || !roomState.members.has(me.userId)) throw notFound('no such room')
+    const [, msg] = await Promise.all([memberRoom(roomId, me), loadMessage(deps.store, messageId, me.tenantId)])
     if (!msg.exists || msg.roomId !== roomId) throw hiddenMessage()
     const ctx = commandContext(c, actorOf(me), me.tenantId)
     const r = await handleCommand(
@@ -284,8 +287,7 @@ export function messagesCommands(deps: AppDeps) {
     const me = principalOf(c)
     const { id: roomId } = c.req.valid('param')
     const { text } = c.req.valid('json')
-    const roomState = await loadRoom(deps.store, roomId, me.tenantId)
-    if (!roomState.exists || !roomState.members.has(me.userId)) throw notFound('no such room')
+    await memberRoom(roomId, me)
     const ctx = commandContext(c, actorOf(me), me.tenantId)
     const r = await handleCommand(
       pd,

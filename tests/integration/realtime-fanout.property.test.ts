@@ -17,6 +17,7 @@ import { upcasters } from '../../domain/upcasting.ts'
 import { ProjectionEngine } from '../../projections/engine.ts'
 import { realtimeProjector } from '../../projections/realtime.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
+import { appendUsersJoined } from '../support/org-events.ts'
 
 let database: TestDatabase
 let pool: PgPool
@@ -109,30 +110,10 @@ it('each user receives exactly the events they could read at that event’s posi
         newId: uuid,
       })
       const deps = { store, upcasters: upcasters({}) }
-      await store.append(
-        `org-${tenantId}`,
-        users.map((u, i) => ({
-          id: uuid(),
-          type: 'user.joined',
-          data: {
-            userId: u,
-            accountId: null,
-            type: 'human',
-            role: ROLES[i],
-            email: null,
-            displayName: `u${i}`,
-            at: new Date().toISOString(),
-          },
-          metadata: {
-            tenantId,
-            actor: { type: 'system', id: 'test' },
-            correlationId: 'c',
-            causationId: null,
-            occurredAt: new Date().toISOString(),
-            schemaVersion: 1,
-          },
-        })),
-        { expectedRevision: 'no_stream' },
+      await appendUsersJoined(
+        store,
+        tenantId,
+        users.map((userId, i) => ({ userId, role: ROLES[i]! })),
       )
       const oracle = new Oracle(users, roles)
       // Each joining user is heard by everyone who has joined so far, themselves included.

@@ -15,6 +15,7 @@ import { loadCheckpoint, ProjectionEngine } from '../../projections/engine.ts'
 import { realtimeProjector } from '../../projections/realtime.ts'
 import { BadEventQueueIdError, RealtimeGateway } from '../../realtime/gateway.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
+import { appendUsersJoined } from '../support/org-events.ts'
 import { type OwnRedis, startOwnRedis } from '../support/redis-server.ts'
 
 let database: TestDatabase
@@ -51,22 +52,10 @@ it('Redis restarted mid-stream: no acknowledged command is lost, and clients rec
     newId: uuid,
   }
   const deps = { store, upcasters: upcasters({}) }
-  await store.append(
-    `org-${tenantId}`,
-    [alice, bob].map((userId) => ({
-      id: uuid(),
-      type: 'user.joined',
-      data: { userId, accountId: null, type: 'human', role: 'member', email: null, displayName: 'x', at: now() },
-      metadata: {
-        tenantId,
-        actor: { type: 'system', id: 't' },
-        correlationId: 'c',
-        causationId: null,
-        occurredAt: now(),
-        schemaVersion: 1,
-      },
-    })),
-    { expectedRevision: 'no_stream' },
+  await appendUsersJoined(
+    store,
+    tenantId,
+    [alice, bob].map((userId) => ({ userId, role: 'member' as const })),
   )
   const roomId = uuid()
   await handleCommand(
