@@ -143,17 +143,21 @@ class Notifier {
     this.listening ??= (async () => {
       const client = await this.pool.connect()
       client.on('notification', () => this.wake())
-      let released = false
       client.on('error', () => {
-        // The connection broke: forget it so the next wait listens again. It may report more than once.
-        if (released) return
-        released = true
-        if (this.listener === client) this.listener = null
+        // The connection broke: forget it so the next wait listens again. Only the holder releases it, once:
+        // close() may have released it already, and a broken connection can report more than once.
+        if (this.listener !== client) return
+        this.listener = null
         this.listening = null
         client.release(true)
         this.wake()
       })
-      await client.query(`listen ${CHANNEL}`)
+      try {
+        await client.query(`listen ${CHANNEL}`)
+      } catch (e) {
+        client.release(true)
+        throw e
+      }
       this.listener = client
     })().catch((e) => {
       this.listening = null
