@@ -3,6 +3,7 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import { bodyLimit } from 'hono/body-limit'
 import { requestId } from 'hono/request-id'
 import { v7 as uuid } from 'uuid'
+import type { Role } from '../adapters/config.ts'
 import { DEV_IDP_MOUNT_PATH, devIdpRoutes } from '../adapters/dev-idp.ts'
 import type { AppEnv } from '../adapters/http/context.ts'
 import { onError } from '../adapters/http/errors.ts'
@@ -67,8 +68,10 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
       'request',
     )
   })
+  // ROLES: a process serves the HTTP routes of its roles only; probes and /metrics answer on every process.
+  const serves = (role: Role) => config.ROLES.includes(role)
   // The local OpenID Provider (only when OIDC_ISSUER is unset): it answers on the raw node response.
-  if (services.identity.devIdp) app.route(DEV_IDP_MOUNT_PATH, devIdpRoutes(services.identity.devIdp))
+  if (serves('api') && services.identity.devIdp) app.route(DEV_IDP_MOUNT_PATH, devIdpRoutes(services.identity.devIdp))
   app.use(
     bodyLimit({
       maxSize: config.MAX_BODY_BYTES,
@@ -99,6 +102,42 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
     return c.json({ status: ok ? 'ready' : 'not ready', checks }, ok ? 200 : 503)
   })
 
+  if (serves('api')) apiRoutes(app, services)
+  if (serves('realtime')) {
+    authenticatedPerUser(app, services, '/realtime/*')
+    app.route('/', realtimeRoutes(services, services.gateway))
+  }
+  app.route('/', metrics.routes())
+
+  app.notFound((c) =>
+    renderProblem(c, {
+      status: 404,
+      code: 'NOT_FOUND',
+      title: 'Not found',
+      detail: `no route ${c.req.method} ${c.req.path}`,
+    }),
+  )
+  app.onError(onError(logger))
+  return app
+}
+
+/** The Tenant API and realtime: authenticated to a principal, then limited per user. */
+function authenticatedPerUser(app: OpenAPIHono<AppEnv>, services: Services, path: string): void {
+  app.use(path, authenticateTenant(services))
+  app.use(
+    path,
+    rateLimit(services.rateLimiter, {
+      name: 'user',
+      limit: services.config.RATE_LIMIT_USER_PER_MINUTE,
+      windowMs: 60_000,
+      keyOf: (c) => (c.get('principal') ? `${c.get('principal')!.tenantId}:${c.get('principal')!.userId}` : null),
+    }),
+  )
+}
+
+/** The `api` role: the Control, Orgs, Auth and Tenant APIs, and the OpenAPI document describing them. */
+function apiRoutes(app: OpenAPIHono<AppEnv>, services: Services): void {
+  const { config } = services
   app.use(
     '/control/*',
     idempotency({ db: services.db, actorOf: (c) => (isOperator(c, config.OPERATOR_TOKEN) ? 'operator' : null) }),
@@ -106,19 +145,7 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
   for (const module of [orgsQueries, controlCommands, controlQueries]) app.route('/', module(services))
   for (const module of [authCommands, authQueries, onboardingCommands]) app.route('/', module(services))
 
-  // The Tenant API and realtime: authenticated to a principal, then limited and made idempotent per user.
-  for (const path of ['/api/*', '/realtime/*']) {
-    app.use(path, authenticateTenant(services))
-    app.use(
-      path,
-      rateLimit(services.rateLimiter, {
-        name: 'user',
-        limit: config.RATE_LIMIT_USER_PER_MINUTE,
-        windowMs: 60_000,
-        keyOf: (c) => (c.get('principal') ? `${c.get('principal')!.tenantId}:${c.get('principal')!.userId}` : null),
-      }),
-    )
-  }
+  authenticatedPerUser(app, services, '/api/*')
   app.use(
     '/api/*',
     idempotency({
@@ -140,8 +167,6 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
   ]
   for (const module of tenantModules) app.route('/', module(services))
   app.route('/', projectionQueries(services, services.projectors))
-  app.route('/', metrics.routes())
-  app.route('/', realtimeRoutes(services, services.gateway))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'operator', { type: 'http', scheme: 'bearer' })
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
@@ -164,17 +189,6 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
         'Event-sourced workspace backend. Every command answers with `position`; pass it as `consistentAfter` to read your write. Errors are RFC 9457 problem+json.',
     },
   })
-
-  app.notFound((c) =>
-    renderProblem(c, {
-      status: 404,
-      code: 'NOT_FOUND',
-      title: 'Not found',
-      detail: `no route ${c.req.method} ${c.req.path}`,
-    }),
-  )
-  app.onError(onError(logger))
-  return app
 }
 
 export { HttpProblem }

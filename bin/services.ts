@@ -83,6 +83,10 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
   })
 
   const engine = config.ROLES.includes('projector') ? new ProjectionEngine({ store, db, logger }, projectors) : null
+  if (config.ROLES.includes('processors')) {
+    // Accepted so that deployments can name it now; it must not look like it runs something.
+    logger.info({ role: 'processors' }, 'ROLES includes processors, but no processor exists yet: this role does nothing')
+  }
   engine?.start()
   const waiter = new ConsistencyWaiter({
     store,
