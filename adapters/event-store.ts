@@ -44,6 +44,18 @@ export type AppendResult = {
   readonly position: Position
 }
 
+/** Another stream a decision read, at the revision it read it. */
+export type StreamCondition = { readonly stream: string; readonly expectedRevision: ExpectedRevision }
+
+export type AppendOptions = {
+  readonly expectedRevision: ExpectedRevision
+  /**
+   * The other streams the decision read: the append happens only if none of them moved, checked atomically
+   * with it; otherwise WrongExpectedRevisionError names the stream that moved.
+   */
+  readonly alsoExpect?: readonly StreamCondition[]
+}
+
 export type ReadStreamOptions = {
   readonly direction?: 'forwards' | 'backwards'
   /** Inclusive. Defaults to the start (forwards) or the end (backwards). */
@@ -54,6 +66,17 @@ export type ReadStreamOptions = {
 export type ReadAllOptions = {
   /** Exclusive: events strictly after this position. Defaults to the very start. */
   readonly from?: Position
+  readonly maxCount?: number
+}
+
+export type ReadTenantOptions = {
+  /** Event types to read. */
+  readonly types: readonly string[]
+  /** Inclusive bounds in the global order; from defaults to the start, to to the newest committed event. */
+  readonly from?: Position
+  readonly to?: Position
+  /** Only events whose data holds these top-level values (e.g. `{ roomId }`). */
+  readonly match?: Readonly<Record<string, string>>
   readonly maxCount?: number
 }
 
@@ -71,9 +94,15 @@ export interface Subscription extends AsyncIterable<readonly RecordedEvent[]> {
 }
 
 export interface EventStore {
-  append(stream: string, events: readonly NewEvent[], options: { expectedRevision: ExpectedRevision }): Promise<AppendResult>
+  append(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult>
   readStream(stream: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>
+  /**
+   * One tenant's events as they stand committed now, in global order: what a decision over many streams
+   * reads (the messages of a room to delete a range). Unlike readAll it does not wait for older transactions
+   * still in flight, so it never waits on other tenants' writes.
+   */
+  readTenant(tenantId: string, options: ReadTenantOptions): Promise<RecordedEvent[]>
   subscribeAll(options?: SubscribeAllOptions): Subscription
   /** The global position of the newest event readers can see, or START for an empty store. */
   headPosition(): Promise<Position>

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import {
+  type AppendOptions,
   type AppendResult,
   type EventMetadata,
   type EventStore,
@@ -9,6 +10,7 @@ import {
   type Position,
   type ReadAllOptions,
   type ReadStreamOptions,
+  type ReadTenantOptions,
   type RecordedEvent,
   START,
   type SubscribeAllOptions,
@@ -220,23 +222,14 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
-  async append(
-    stream: string,
-    events: readonly NewEvent[],
-    { expectedRevision }: { expectedRevision: ExpectedRevision },
-  ): Promise<AppendResult> {
+  async append(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
     if (events.length === 0) throw new Error('append needs at least one event')
     const payload = JSON.stringify(events.map((e) => ({ id: e.id, type: e.type, data: e.data, metadata: e.metadata })))
-    return this.appendPayload(stream, expectedRevision, payload, events[0]!.metadata.tenantId, 0)
-  }
-
-  private async appendPayload(
-    stream: string,
-    expectedRevision: ExpectedRevision,
-    payload: string,
-    tenantId: string | null,
-    attempt: number,
-  ): Promise<AppendResult> {
+    const conditions = options.alsoExpect?.length
+      ? JSON.stringify(options.alsoExpect.map((c) => ({ stream: c.stream, expected: expectedCode(c.expectedRevision) })))
+      : null
+    const expectedOf = (s: string) =>
+      s === stream ? options.expectedRevision : (options.alsoExpect?.find((c) => c.stream === s)?.expectedRevision ?? 'any')
     try {
       const { rows } = await this.pool.query<{
         next_revision: string
@@ -244,8 +237,8 @@ export class PostgresEventStore implements EventStore {
         global_position: string
       }>({
         name: 'eventstore_append',
-        text: 'select next_revision, commit_position, global_position from eventstore.append($1, $2, $3, $4)',
-        values: [stream, expectedCode(expectedRevision), payload, tenantId],
+        text: 'select next_revision, commit_position, global_position from eventstore.append($1, $2, $3, $4, $5)',
+        values: [stream, expectedCode(options.expectedRevision), payload, events[0]!.metadata.tenantId, conditions],
       })
       const row = rows[0]!
       return {
@@ -253,40 +246,22 @@ export class PostgresEventStore implements EventStore {
         position: { commit: BigInt(row.commit_position), prepare: BigInt(row.global_position) },
       }
     } catch (e) {
-      const err = e as { code?: string; detail?: string; constraint?: string }
+      const err = e as { code?: string; detail?: string; hint?: string; constraint?: string }
       if (err.code === 'ES409') {
+        const moved = err.hint ?? stream
         const actual = err.detail === 'no_stream' || err.detail === undefined ? 'no_stream' : BigInt(err.detail)
-        throw new WrongExpectedRevisionError(stream, expectedRevision, actual)
+        throw new WrongExpectedRevisionError(moved, expectedOf(moved), actual)
       }
       if (err.code === 'ES422') throw new PartialIdempotencyError(String((e as Error).message))
-      // Two identical retries raced: the loser now finds the winner's rows and answers as it did. Should it
-      // collide again and again, some id (not the first, which the function checks) was written before.
+      // An id the function did not probe (not the first) was written before, in this stream or another.
       if (err.code === '23505' && err.constraint === 'events_event_id') {
-        if (attempt < 3) return this.appendPayload(stream, expectedRevision, payload, tenantId, attempt + 1)
         throw new PartialIdempotencyError('some of these event ids were already appended')
-      }
-      // Another append took the revision this one read (the loser waited for the winner's commit). Under
-      // 'any' that is no conflict: read again, a bounded number of times. Otherwise the race is lost.
-      if (err.code === '23505' && err.constraint === 'events_stream') {
-        if (expectedRevision === 'any' && attempt < 8) {
-          return this.appendPayload(stream, expectedRevision, payload, tenantId, attempt + 1)
-        }
-        throw new WrongExpectedRevisionError(stream, expectedRevision, await this.currentRevision(stream))
       }
       throw e
     } finally {
       // A failed append may have been the in-flight transaction holding readers back: wake them too.
       this.notifier.appended()
     }
-  }
-
-  private async currentRevision(stream: string): Promise<bigint | 'no_stream'> {
-    const { rows } = await this.pool.query<{ revision: string | null }>(
-      'select max(stream_revision) as revision from eventstore.events where stream_name = $1',
-      [stream],
-    )
-    const revision = rows[0]?.revision
-    return revision === null || revision === undefined ? 'no_stream' : BigInt(revision)
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
@@ -310,6 +285,32 @@ export class PostgresEventStore implements EventStore {
           and e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
         order by e.transaction_id, e.global_position limit $3`,
       values: [from.commit.toString(), from.prepare.toString(), options.maxCount ?? 1_000],
+    })
+    return rows.map(toRecorded)
+  }
+
+  async readTenant(tenantId: string, options: ReadTenantOptions): Promise<RecordedEvent[]> {
+    const from = options.from ?? START
+    const to = options.to
+    // events_tenant leads with the position: the range starts there, the pair then orders and bounds exactly.
+    const { rows } = await this.pool.query<EventRow>({
+      name: 'eventstore_read_tenant',
+      text: `select ${COLUMNS} from eventstore.events e
+        where e.tenant_id = $1 and e.global_position >= $2::bigint
+          and (e.transaction_id, e.global_position) >= ($3::text::xid8, $2::bigint)
+          and ($4::text is null or (e.transaction_id, e.global_position) <= ($4::text::xid8, $5::bigint))
+          and e.event_type = any($6::text[]) and e.data @> $7::jsonb
+        order by e.transaction_id, e.global_position limit $8`,
+      values: [
+        tenantId,
+        from.prepare.toString(),
+        from.commit.toString(),
+        to ? to.commit.toString() : null,
+        to ? to.prepare.toString() : null,
+        options.types,
+        JSON.stringify(options.match ?? {}),
+        options.maxCount ?? 2_147_483_647,
+      ],
     })
     return rows.map(toRecorded)
   }

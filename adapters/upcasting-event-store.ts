@@ -14,6 +14,7 @@ export function withUpcasting(store: EventStore, registry: UpcasterRegistry): Ev
     append: (stream, events, options) => store.append(stream, events, options),
     readStream: async (stream, options) => all(await store.readStream(stream, options)),
     readAll: async (options) => all(await store.readAll(options)),
+    readTenant: async (tenantId, options) => all(await store.readTenant(tenantId, options)),
     subscribeAll(options): Subscription {
       const inner = store.subscribeAll(options)
       return {

@@ -1,4 +1,5 @@
 import * as m001 from './001_events.ts'
+import * as m002 from './002_append_conditions.ts'
 
 export const schema = 'eventstore'
-export const migrations = { '001_events': m001 }
+export const migrations = { '001_events': m001, '002_append_conditions': m002 }

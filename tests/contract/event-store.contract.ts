@@ -118,6 +118,134 @@ export function eventStoreContract(name: string, factory: EventStoreFactory) {
       })
     })
 
+    describe('under contention', () => {
+      it('16 concurrent stream_exists appends to an existing stream all land, each at its own revision', async () => {
+        const s = stream()
+        await store.append(s, [newEvent()], { expectedRevision: 'no_stream' })
+        const results = await Promise.allSettled(
+          Array.from({ length: 16 }, () => store.append(s, [newEvent()], { expectedRevision: 'stream_exists' })),
+        )
+        expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason)).toEqual([])
+        const revisions = results.map(
+          (r) => (r as PromiseFulfilledResult<{ nextExpectedRevision: bigint }>).value.nextExpectedRevision,
+        )
+        expect(new Set(revisions).size).toBe(16)
+        expect((await store.readStream(s)).map((e) => e.revision)).toEqual(Array.from({ length: 17 }, (_, i) => BigInt(i)))
+      })
+
+      it('16 concurrent any appends all land', async () => {
+        const s = stream()
+        await Promise.all(Array.from({ length: 16 }, () => store.append(s, [newEvent()], { expectedRevision: 'any' })))
+        expect(await store.readStream(s)).toHaveLength(16)
+      })
+    })
+
+    describe('conditions on other streams', () => {
+      it('appends when every other stream stands where the decision read it', async () => {
+        const room = stream()
+        await store.append(room, [newEvent()], { expectedRevision: 'no_stream' })
+        const r = await store.append(stream(), [newEvent()], {
+          expectedRevision: 'no_stream',
+          alsoExpect: [
+            { stream: room, expectedRevision: 0n },
+            { stream: stream(), expectedRevision: 'no_stream' },
+          ],
+        })
+        expect(r.nextExpectedRevision).toBe(0n)
+      })
+
+      it('refuses, naming the stream that moved, and writes nothing', async () => {
+        const room = stream()
+        const s = stream()
+        await store.append(room, [newEvent(), newEvent()], { expectedRevision: 'no_stream' })
+        for (const expectedRevision of [0n, 'no_stream'] as const) {
+          const err = await store
+            .append(s, [newEvent()], { expectedRevision: 'any', alsoExpect: [{ stream: room, expectedRevision }] })
+            .catch((e) => e)
+          expect(err).toBeInstanceOf(WrongExpectedRevisionError)
+          expect(err.stream).toBe(room)
+          expect(err.expected).toBe(expectedRevision)
+          expect(err.actual).toBe(1n)
+        }
+        const missing = await store
+          .append(s, [newEvent()], {
+            expectedRevision: 'any',
+            alsoExpect: [{ stream: stream(), expectedRevision: 'stream_exists' }],
+          })
+          .catch((e) => e)
+        expect(missing).toBeInstanceOf(WrongExpectedRevisionError)
+        expect(missing.actual).toBe('no_stream')
+        expect(await store.readStream(s)).toEqual([])
+      })
+
+      it('an idempotent retry answers as the first time even after the other stream moved', async () => {
+        const room = stream()
+        const s = stream()
+        await store.append(room, [newEvent()], { expectedRevision: 'no_stream' })
+        const events = [newEvent()]
+        const options = { expectedRevision: 'no_stream' as const, alsoExpect: [{ stream: room, expectedRevision: 0n }] }
+        const first = await store.append(s, events, options)
+        await store.append(room, [newEvent()], { expectedRevision: 0n })
+        expect(await store.append(s, events, options)).toEqual(first)
+        expect(await store.readStream(s)).toHaveLength(1)
+      })
+
+      it('a concurrent writer of the other stream never sorts before an append that checked it', async () => {
+        // A post checks its room; an archive moves it. Whatever the interleaving, no post accepted against the
+        // room's old revision sorts after the archive in the global order.
+        for (let round = 0; round < 25; round++) {
+          const room = stream()
+          const opened = await store.append(room, [newEvent('room.opened')], { expectedRevision: 'no_stream' })
+          const results = await Promise.allSettled([
+            store.append(room, [newEvent('room.archived')], { expectedRevision: opened.nextExpectedRevision }),
+            ...Array.from({ length: 3 }, () =>
+              store.append(stream(), [newEvent('post.made')], {
+                expectedRevision: 'no_stream',
+                alsoExpect: [{ stream: room, expectedRevision: opened.nextExpectedRevision }],
+              }),
+            ),
+          ])
+          const [archived, ...posts] = results
+          expect(archived.status).toBe('fulfilled')
+          const archivedAt = (archived as PromiseFulfilledResult<{ position: RecordedEvent['position'] }>).value.position
+          for (const p of posts) {
+            if (p.status === 'rejected') expect(p.reason).toBeInstanceOf(WrongExpectedRevisionError)
+            else expect(comparePositions(p.value.position, archivedAt)).toBeLessThan(0)
+          }
+        }
+      })
+    })
+
+    describe('reading a tenant', () => {
+      it('reads one tenant’s committed events of some types, in global order, within bounds, matching data', async () => {
+        const tenant = uuid()
+        const roomId = uuid()
+        const s = stream()
+        const ev = (type: string, data: unknown, t: string | null = tenant) => newEvent(type, data, t)
+        const written = []
+        for (const e of [
+          ev('message.created', { roomId, n: 0 }),
+          ev('message.created', { roomId: uuid(), n: 1 }),
+          ev('message.deleted', { roomId, n: 2 }),
+          ev('message.created', { roomId, n: 3 }, uuid()),
+          ev('room.renamed', { roomId, n: 4 }),
+          ev('message.created', { roomId, n: 5 }),
+        ]) {
+          written.push(await store.append(s, [e], { expectedRevision: 'any' }))
+        }
+        const types = ['message.created', 'message.deleted']
+        const all = await store.readTenant(tenant, { types })
+        expect(all.map((e) => (e.data as { n: number }).n)).toEqual([0, 1, 2, 5])
+        const inRoom = await store.readTenant(tenant, { types, match: { roomId } })
+        expect(inRoom.map((e) => (e.data as { n: number }).n)).toEqual([0, 2, 5])
+        const bounded = await store.readTenant(tenant, { types, from: written[1]!.position, to: written[2]!.position })
+        expect(bounded.map((e) => (e.data as { n: number }).n)).toEqual([1, 2])
+        const limited = await store.readTenant(tenant, { types, from: written[1]!.position, maxCount: 2 })
+        expect(limited.map((e) => (e.data as { n: number }).n)).toEqual([1, 2])
+        expect(await store.readTenant(uuid(), { types })).toEqual([])
+      })
+    })
+
     describe('idempotency', () => {
       it('appending the same event ids again answers as the first time and writes nothing', async () => {
         const s = stream()
