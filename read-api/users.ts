@@ -1,8 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import { streamName } from '../adapters/event-store.ts'
 import { type AppDeps, consistent, router } from '../adapters/http/context.ts'
 import { principalOf } from '../adapters/http/principal.ts'
 import { consistentAfterQuery, json, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity } from '../adapters/http/tenant-route.ts'
+import type { MemberJoined } from '../domain/orgs.ts'
 import { decodeCursor, encodeCursor, pageQuery, pageSchema } from './pagination.ts'
 import { inTenant } from './scope.ts'
 
@@ -66,6 +68,15 @@ const routes = {
   }),
 }
 
+/** What the org stream recorded when the user joined: the read model's source for the same fields. */
+async function joinedEvent(deps: AppDeps, orgId: string, userId: string): Promise<MemberJoined> {
+  for (const e of await deps.store.readStream(streamName('org', orgId))) {
+    if (e.type === 'user.joined' && (e.data as MemberJoined).userId === userId) return e.data as MemberJoined
+  }
+  // Authentication found the user in the read model or in this stream; a user in neither is not ours to invent.
+  throw new Error(`user ${userId} is authenticated but the org stream has no user.joined for them`)
+}
+
 export function usersQueries(deps: AppDeps) {
   const app = router()
   app.openapi(routes.me, async (c) => {
@@ -80,11 +91,22 @@ export function usersQueries(deps: AppDeps) {
         .executeTakeFirst(),
     )) as UserRow | undefined
     if (!u) {
-      // Authenticated from the org stream: the read model has not caught up with this user yet.
-      const basic = { id: me.userId, type: me.type, username: me.username, displayName: me.username ?? '', role: me.role }
-      const now = new Date().toISOString()
+      // Authenticated from the org stream: the read model has not caught up with this user yet, so the stream
+      // says who they are. Role and username are the principal's, which authentication also took from there.
+      const joined = await joinedEvent(deps, me.tenantId, me.userId)
       return c.json(
-        { ...basic, status: 'active' as const, createdAt: now, orgId: me.tenantId, email: null, activated: me.username !== null },
+        {
+          id: me.userId,
+          type: me.type,
+          username: me.username,
+          displayName: joined.displayName,
+          role: me.role,
+          status: 'active' as const,
+          createdAt: new Date(joined.at).toISOString(),
+          orgId: me.tenantId,
+          email: joined.email,
+          activated: me.username !== null,
+        },
         200,
       )
     }
