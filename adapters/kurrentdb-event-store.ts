@@ -1,23 +1,32 @@
 import {
   type AllStreamResolvedEvent,
   type AllStreamSubscription,
+  AppendConsistencyViolationError,
+  type AppendRecordInput,
+  type AppendRecordsResult,
   type AppendStreamState,
   BACKWARDS,
+  type ConsistencyCheck,
+  type ConsistencyViolation,
   type CurrentStreamState,
   DeadlineExceededError,
   END,
   type EventData,
+  eventTypeFilter,
   excludeSystemEvents,
   FORWARDS,
   START as KURRENT_START,
   KurrentDBClient,
   type ReadPosition,
   type ResolvedEvent,
+  STREAM_STATE,
   StreamNotFoundError,
   UnknownError,
+  UnsupportedError,
   WrongExpectedVersionError,
 } from '@kurrent/kurrentdb-client'
 import {
+  type AppendOptions,
   type AppendResult,
   comparePositions,
   type EventMetadata,
@@ -28,8 +37,10 @@ import {
   type Position,
   type ReadAllOptions,
   type ReadStreamOptions,
+  type ReadTenantOptions,
   type RecordedEvent,
   START,
+  type StreamCondition,
   type SubscribeAllOptions,
   type Subscription,
   WrongExpectedRevisionError,
@@ -42,10 +53,16 @@ import {
  * - our event id is the KurrentDB event id, so the server's own idempotency applies; our type is its type,
  *   data is stored as JSON, and our metadata envelope (tenantId included) is the event's JSON metadata, plus
  *   the server's conventional `$correlationId`/`$causationId` (so $by_correlation_id works; stripped on read);
+ * - an append with conditions on other streams (`alsoExpect`) goes through appendRecords, the multi-stream append
+ *   with consistency checks: one check per condition and one for the stream's own expected revision, evaluated
+ *   atomically with the write. appendRecords takes metadata as string values only, so there the envelope is one
+ *   JSON string property, `envelope`, beside `$correlationId`/`$causationId`; reads accept both shapes. An append
+ *   without conditions stays on appendToStream;
  * - a Position is the server's {commit, prepare} log position. Every event appended through the gRPC API is its
  *   own implicit commit, so commit == prepare and the public number (prepare) names exactly one event;
  * - reads of $all and subscriptions leave out system events ($-prefixed types or streams);
- * - WrongExpectedVersion becomes WrongExpectedRevisionError with `actual` (a revision or 'no_stream').
+ * - WrongExpectedVersion, and a consistency violation of appendRecords, become WrongExpectedRevisionError with
+ *   the stream that moved and its `actual` (a revision or 'no_stream').
  *
  * Where the semantics differ from the Postgres adapter (the contract suite holds for both):
  * - Idempotency is the server's and is scoped to the stream: a retry with an exact revision or 'no_stream' is
@@ -60,16 +77,40 @@ import {
  * - An identical append that arrives while the original is not yet indexed is dropped by the server and times
  *   out; identical appends in this process are therefore serialised, and a timed-out append is retried once
  *   (safe: the retry is recognised as idempotent if the first attempt landed).
+ * - Conditional appends need a server that offers appendRecords (KurrentDB 26.1 or later, as the client checks);
+ *   on an older one they fail with an error saying so, while appends without conditions still work. A retry of a
+ *   conditional append is recognised by us, not the server: when the stream's own check fails under an exact
+ *   revision or 'no_stream', we look at the events that follow it, and answer as the first time if they are ours
+ *   (Postgres does the same whatever the conditions' streams did since). Under 'any' or 'stream_exists' nothing
+ *   locates an earlier attempt, so a retry is refused if a condition's stream moved since, and otherwise relies on
+ *   the server not writing a record id twice. A timed-out conditional append is not retried.
+ * - The answer of appendRecords holds the log position as one number, not the {commit, prepare} pair: the
+ *   position of a conditional append is read back from its last event (one more round trip).
+ * - Unverified without a server (none runs where these tests run; the unit tests drive a fake client that
+ *   answers as the client's code and types say the server does): that appendRecords' records come back on reads
+ *   with their properties as the JSON metadata object, that the revision it answers for a stream is that of its
+ *   last record, that an event it writes has commit == prepare (resolvePosition relies on it), and whether it
+ *   refuses or skips a record id already written.
  * - Global order is the server's log order, so there is no late-commit window to guard against.
- * - There is no tenant index: per-tenant audit reads need a server-side projection (or a filter on $all).
+ * - There is no tenant index: readTenant reads every tenant's events of the requested types from `from` on
+ *   (filtered by type on the server, by tenant, `match` and `to` here), so its cost grows with all tenants'
+ *   traffic, not the tenant's. A server-side projection into one stream per tenant would fix that.
  */
 
 /** The part of the client this adapter uses; tests pass a fake. */
-export type KurrentClient = Pick<KurrentDBClient, 'appendToStream' | 'readStream' | 'readAll' | 'subscribeToAll' | 'dispose'>
+export type KurrentClient = Pick<
+  KurrentDBClient,
+  'appendToStream' | 'appendRecords' | 'readStream' | 'readAll' | 'subscribeToAll' | 'dispose'
+>
 
 const MAX_POSITION = 2n ** 63n
 const APPEND_TIMEOUT_RETRIES = 1
 const HEAD_PAGE = 64
+const TENANT_PAGE = 500
+const APPEND_RECORDS_SINCE = '26.1'
+const GRPC_UNIMPLEMENTED = 12
+/** The appendRecords metadata property holding our envelope as JSON. */
+const ENVELOPE = 'envelope'
 
 export const toStreamState = (expected: ExpectedRevision): AppendStreamState => {
   if (typeof expected === 'bigint') {
@@ -121,9 +162,31 @@ export const encodeMetadata = (m: EventMetadata): Record<string, unknown> => ({
   ...(m.causationId === null ? {} : { $causationId: m.causationId }),
 })
 
-/** Our envelope back from the stored metadata (the server's `$` keys removed); null if it is not a JSON object. */
+/** The envelope as appendRecords takes metadata: string values only. */
+export const encodeRecordMetadata = (m: EventMetadata): Record<string, string> => ({
+  [ENVELOPE]: JSON.stringify(m),
+  $correlationId: m.correlationId,
+  ...(m.causationId === null ? {} : { $causationId: m.causationId }),
+})
+
+const isJsonObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array)
+
+/**
+ * Our envelope back from the stored metadata, as appendToStream stores it (the server's `$` keys removed) or as
+ * appendRecords does (a JSON string under `envelope`); null if it is neither.
+ */
 export function decodeMetadata(raw: unknown): EventMetadata | null {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || raw instanceof Uint8Array) return null
+  if (!isJsonObject(raw)) return null
+  const envelope = raw[ENVELOPE]
+  if (typeof envelope === 'string') {
+    try {
+      const parsed: unknown = JSON.parse(envelope)
+      return isJsonObject(parsed) ? (parsed as EventMetadata) : null
+    } catch {
+      return null
+    }
+  }
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(raw)) if (!k.startsWith('$')) out[k] = v
   return out as EventMetadata
@@ -138,6 +201,28 @@ export const toEventData = (e: NewEvent): EventData =>
     data: e.data === undefined ? null : e.data,
     metadata: encodeMetadata(e.metadata),
   }) as EventData
+
+export const toAppendRecord = (stream: string, e: NewEvent): AppendRecordInput => ({
+  streamName: stream,
+  record: { ...toEventData(e), metadata: encodeRecordMetadata(e.metadata) } as EventData,
+})
+
+export const toConsistencyCheck = (c: StreamCondition): ConsistencyCheck => ({
+  type: STREAM_STATE,
+  streamName: c.stream,
+  expectedState: toStreamState(c.expectedRevision),
+})
+
+/** Only exactly these types: a prefix filter would also let `room.opened.v2` through for `room.opened`. */
+export const exactTypesRegex = (types: readonly string[]): string =>
+  `^(?:${types.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`
+
+/** As Postgres' `data @> match`: data is a JSON object holding each of these top-level values. */
+export const matchesData = (data: unknown, match: Readonly<Record<string, string>> = {}): boolean =>
+  isJsonObject(data) && Object.entries(match).every(([k, v]) => data[k] === v)
+
+const isUnsupported = (e: unknown): boolean =>
+  e instanceof UnsupportedError || (e instanceof UnknownError && e.code === GRPC_UNIMPLEMENTED)
 
 /** An event written by someone else without our envelope still needs one. */
 const foreignMetadata = (id: string, created: Date): EventMetadata => ({
@@ -187,16 +272,15 @@ export class KurrentDbEventStore implements EventStore {
     }
   }
 
-  async append(
-    stream: string,
-    events: readonly NewEvent[],
-    { expectedRevision }: { expectedRevision: ExpectedRevision },
-  ): Promise<AppendResult> {
+  async append(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
     if (events.length === 0) throw new Error('append needs at least one event')
+    const conditions = options.alsoExpect ?? []
     const key = appendKey(stream, events)
     const before = this.inFlight.get(key)
     const run = (before ? before.then(noop, noop) : Promise.resolve()).then(() =>
-      this.appendOnce(stream, events, expectedRevision, 0),
+      conditions.length > 0
+        ? this.appendChecked(stream, events, options.expectedRevision, conditions)
+        : this.appendOnce(stream, events, options.expectedRevision, 0),
     )
     this.inFlight.set(key, run)
     try {
@@ -229,6 +313,61 @@ export class KurrentDbEventStore implements EventStore {
     // event originally written). Should it send none, read that event.
     const position = validPosition(result.position) ?? (await this.positionAt(stream, result.nextExpectedRevision))
     return { nextExpectedRevision: result.nextExpectedRevision, position }
+  }
+
+  private async appendChecked(
+    stream: string,
+    events: readonly NewEvent[],
+    expected: ExpectedRevision,
+    conditions: readonly StreamCondition[],
+  ): Promise<AppendResult> {
+    let result: AppendRecordsResult
+    try {
+      result = await this.client.appendRecords(
+        events.map((e) => toAppendRecord(stream, e)),
+        [{ stream, expectedRevision: expected }, ...conditions].map(toConsistencyCheck),
+      )
+    } catch (e) {
+      if (e instanceof AppendConsistencyViolationError) return this.violated(stream, events, expected, e.violations)
+      if (isUnsupported(e)) {
+        throw new Error(
+          `stream ${stream}: conditional appends (alsoExpect) need KurrentDB ${APPEND_RECORDS_SINCE} or later ` +
+            '(appendRecords with consistency checks), which this server does not offer',
+          { cause: e },
+        )
+      }
+      throw e
+    }
+    const revision = result.responses.find((r) => r.streamName === stream)?.revision
+    if (revision === undefined) throw new Error(`stream ${stream}: KurrentDB answered the append without its revision`)
+    // The answer's position is a single number where a Position is a {commit, prepare} pair: read the event.
+    return { nextExpectedRevision: revision, position: await this.positionAt(stream, revision) }
+  }
+
+  /** A conditional append refused: an earlier attempt of this very append, or the stream that moved. */
+  private async violated(
+    stream: string,
+    events: readonly NewEvent[],
+    expected: ExpectedRevision,
+    violations: readonly ConsistencyViolation[],
+  ): Promise<AppendResult> {
+    const own = violations.find((v) => v.streamName === stream)
+    // An earlier attempt of this append that landed fails the stream's own check: tell it from a conflict.
+    const reading = own ? readConflict(expected, toActualRevision(own.actualState)) : 'conflict'
+    if (typeof reading === 'object') {
+      const ours = new Set(events.map((e) => e.id))
+      const following = await this.readStream(stream, { fromRevision: reading.probeFrom, maxCount: events.length })
+      const written = following.filter((e) => ours.has(e.id))
+      if (written.length === events.length) {
+        const last = written[written.length - 1]!
+        return { nextExpectedRevision: last.revision, position: last.position }
+      }
+      if (written.length > 0) throw new PartialIdempotencyError(`stream ${stream}: some of these event ids were already appended`)
+    }
+    // Postgres checks the conditions before the stream's own revision: name the stream it would name.
+    const moved = violations.find((v) => v.streamName !== stream) ?? own
+    if (!moved) throw new Error(`stream ${stream}: KurrentDB refused the append without naming a stream that moved`)
+    throw new WrongExpectedRevisionError(moved.streamName, moved.expectedState, toActualRevision(moved.actualState))
   }
 
   private async conflict(
@@ -301,6 +440,42 @@ export class KurrentDbEventStore implements EventStore {
       cursor = last
     }
     return out.slice(0, maxCount)
+  }
+
+  async readTenant(tenantId: string, options: ReadTenantOptions): Promise<RecordedEvent[]> {
+    const maxCount = options.maxCount ?? Number.POSITIVE_INFINITY
+    if (options.types.length === 0 || maxCount <= 0) return []
+    const filter = eventTypeFilter({ regex: exactTypesRegex(options.types) })
+    // The server reads the regex in .NET's dialect; the exact check here does not depend on it.
+    const types = new Set(options.types)
+    const out: RecordedEvent[] = []
+    let cursor = options.from ?? START
+    // `from` is inclusive, as the server reads; each later page starts at the last event seen, already taken.
+    let firstPage = true
+    while (true) {
+      let received = 0
+      let last: Position | null = null
+      for await (const resolved of this.client.readAll({
+        direction: FORWARDS,
+        fromPosition: toReadPosition(cursor),
+        maxCount: TENANT_PAGE,
+        filter,
+      })) {
+        received++
+        const e = toRecordedEvent(resolved)
+        if (!e) continue
+        last = e.position
+        if (options.to && comparePositions(e.position, options.to) > 0) return out
+        if (!firstPage && !isAfter(e.position, cursor)) continue
+        if (types.has(e.type) && e.metadata.tenantId === tenantId && matchesData(e.data, options.match)) {
+          out.push(e)
+          if (out.length >= maxCount) return out
+        }
+      }
+      if (received < TENANT_PAGE || last === null || !isAfter(last, cursor)) return out
+      cursor = last
+      firstPage = false
+    }
   }
 
   subscribeAll(options: SubscribeAllOptions = {}): Subscription {

@@ -1,7 +1,11 @@
 import { PassThrough } from 'node:stream'
 import {
   type AllStreamResolvedEvent,
+  AppendConsistencyViolationError,
+  type AppendRecordInput,
+  type ConsistencyCheck,
   DeadlineExceededError,
+  KurrentDBClient,
   StreamNotFoundError,
   UnknownError,
   WrongExpectedVersionError,
@@ -21,12 +25,17 @@ import {
   appendKey,
   decodeMetadata,
   encodeMetadata,
+  encodeRecordMetadata,
+  exactTypesRegex,
   isAfter,
   isSystemEvent,
   type KurrentClient,
   KurrentDbEventStore,
+  matchesData,
   readConflict,
   toActualRevision,
+  toAppendRecord,
+  toConsistencyCheck,
   toEventData,
   toReadPosition,
   toRecordedEvent,
@@ -79,7 +88,8 @@ function fakeLog(log: Stored[], calls: ReadAllCall[] = []): Pick<KurrentClient, 
   return {
     readAll(options: ReadAllCall = {}) {
       calls.push(options)
-      const filtered = options.filter ? log.filter((e) => !e.type.startsWith('$')) : log
+      const regex = (options.filter as { regex?: string } | undefined)?.regex
+      const filtered = regex ? log.filter((e) => new RegExp(regex).test(e.type)) : log
       const from = options.fromPosition
       const max = Number(options.maxCount ?? Number.MAX_SAFE_INTEGER)
       const page =
@@ -158,6 +168,46 @@ describe('KurrentDB mappings', () => {
     expect(decodeMetadata(undefined)).toBeNull()
     expect(decodeMetadata(new Uint8Array([1, 2]))).toBeNull()
     expect(decodeMetadata([1])).toBeNull()
+  })
+
+  it('stores the envelope for appendRecords as string values and reads it back as it was', () => {
+    for (const m of [metadata(), metadata({ causationId: null, tenantId: null })]) {
+      const stored = encodeRecordMetadata(m)
+      expect(Object.values(stored).every((v) => typeof v === 'string')).toBe(true)
+      expect(stored.$correlationId).toBe(m.correlationId)
+      expect(stored.$causationId).toBe(m.causationId ?? undefined)
+      expect(decodeMetadata(stored)).toEqual(m)
+      // Keys the server may add beside ours do not reach the envelope.
+      expect(decodeMetadata({ ...stored, '$schema.name': 'thing.happened', other: 'x' })).toEqual(m)
+    }
+    expect(decodeMetadata({ envelope: 'not json' })).toBeNull()
+    expect(decodeMetadata({ envelope: '[1]' })).toBeNull()
+  })
+
+  it('turns an append with conditions into records and stream-state checks', () => {
+    const e = newEvent({ a: 1 })
+    expect(toAppendRecord('room-1', e)).toEqual({
+      streamName: 'room-1',
+      record: { ...toEventData(e), metadata: encodeRecordMetadata(e.metadata) },
+    })
+    expect(toConsistencyCheck({ stream: 'room-1', expectedRevision: 4n })).toEqual({
+      type: 'stream_state',
+      streamName: 'room-1',
+      expectedState: 4n,
+    })
+    expect(toConsistencyCheck({ stream: 's', expectedRevision: 'no_stream' }).expectedState).toBe('no_stream')
+  })
+
+  it('filters exactly the given types and matches data as Postgres’ containment does', () => {
+    const regex = new RegExp(exactTypesRegex(['room.opened', 'a+b']))
+    expect(['room.opened', 'a+b'].every((t) => regex.test(t))).toBe(true)
+    expect(['room.opened.v2', 'roomXopened', 'aab', 'x.room.opened'].some((t) => regex.test(t))).toBe(false)
+    expect(matchesData({ roomId: 'r1', n: 1 }, { roomId: 'r1' })).toBe(true)
+    expect(matchesData({ roomId: 'r1' }, {})).toBe(true)
+    expect(matchesData({ roomId: 'r2' }, { roomId: 'r1' })).toBe(false)
+    expect(matchesData({ nested: { roomId: 'r1' } }, { roomId: 'r1' })).toBe(false)
+    expect(matchesData([{ roomId: 'r1' }], { roomId: 'r1' })).toBe(false)
+    expect(matchesData(null, {})).toBe(false)
   })
 
   it('writes events as JSON under their own id', () => {
@@ -504,6 +554,323 @@ describe('KurrentDbEventStore against a fake client', () => {
     expect((await next).done).toBe(true)
     expect(source.unsubscribed).toBe(true)
     expect(disposed).toBe(true)
+  })
+})
+
+type AppendRecordsCall = { records: AppendRecordInput[]; checks: ConsistencyCheck[] | undefined }
+
+/** The client's own appendRecords (its validation and request encoding) over a transport that answers `answer`. */
+function realAppendRecords(answer: { revisions: [string, string][]; position: string } | null) {
+  const requests: Record<string, unknown>[] = []
+  const transport = {
+    appendRecords(request: { toObject(): Record<string, unknown> }, callback: (error: null, response: unknown) => void) {
+      requests.push(request.toObject())
+      callback(null, {
+        getRevisionsList: () =>
+          answer!.revisions.map(([stream, revision]) => ({ getStream: () => stream, getRevision: () => revision })),
+        getPosition: () => answer!.position,
+      })
+    },
+  }
+  const self = {
+    supports: async () => answer !== null,
+    callArguments: () => [],
+    execute: (_service: unknown, _name: string, run: (client: typeof transport) => Promise<unknown>) => run(transport),
+  }
+  return {
+    requests,
+    appendRecords: (records: AppendRecordInput[], checks?: ConsistencyCheck[]) =>
+      KurrentDBClient.prototype.appendRecords.call(self as unknown as KurrentDBClient, records, checks),
+  }
+}
+
+const violation = (...vs: { stream: string; expected: string; actual: string }[]) =>
+  new AppendConsistencyViolationError(undefined as never, {
+    violationsList: vs.map((v, checkIndex) => ({
+      checkIndex,
+      streamState: { stream: v.stream, expectedState: v.expected, actualState: v.actual },
+    })),
+  })
+
+describe('KurrentDbEventStore: conditional appends', () => {
+  it('sends the events as records with one check per condition and one for the stream itself', async () => {
+    const calls: AppendRecordsCall[] = []
+    const store = new KurrentDbEventStore(
+      client({
+        appendRecords: async (records: AppendRecordInput[], checks: ConsistencyCheck[]) => {
+          calls.push({ records, checks })
+          return { position: 900n, responses: [{ streamName: 'message-1', revision: 1n }] }
+        },
+        readStream: (stream: string, options: { fromRevision: bigint; maxCount: number }) => {
+          expect([stream, options.fromRevision, options.maxCount]).toEqual(['message-1', 1n, 1])
+          return iterate([resolved({ id: 'x', stream, type: 't', revision: 1n, pos: 900n })])
+        },
+      }),
+    )
+    const events = [newEvent(), newEvent()]
+    const result = await store.append('message-1', events, {
+      expectedRevision: 'no_stream',
+      alsoExpect: [
+        { stream: 'room-1', expectedRevision: 7n },
+        { stream: 'member-1', expectedRevision: 'stream_exists' },
+      ],
+    })
+    // The answer's single number is not a Position: the position is the last event's, read back.
+    expect(result).toEqual({ nextExpectedRevision: 1n, position: { commit: 900n, prepare: 900n } })
+    expect(calls).toEqual([
+      {
+        records: events.map((e) => toAppendRecord('message-1', e)),
+        checks: [
+          { type: 'stream_state', streamName: 'message-1', expectedState: 'no_stream' },
+          { type: 'stream_state', streamName: 'room-1', expectedState: 7n },
+          { type: 'stream_state', streamName: 'member-1', expectedState: 'stream_exists' },
+        ],
+      },
+    ])
+  })
+
+  it('keeps an append without conditions on appendToStream', async () => {
+    let appendRecords = 0
+    const store = new KurrentDbEventStore(
+      client({
+        appendToStream: async () => ({ success: true, nextExpectedRevision: 0n, position: { commit: 5n, prepare: 5n } }),
+        appendRecords: async () => {
+          appendRecords++
+        },
+      }),
+    )
+    await store.append('s', [newEvent()], { expectedRevision: 'no_stream', alsoExpect: [] })
+    await store.append('s', [newEvent()], { expectedRevision: 'any' })
+    expect(appendRecords).toBe(0)
+  })
+
+  it('passes the client’s own validation, and its request carries the envelope and the checks', async () => {
+    const real = realAppendRecords({ revisions: [['message-1', '0']], position: '900' })
+    const store = new KurrentDbEventStore(
+      client({
+        appendRecords: real.appendRecords,
+        readStream: () => iterate([resolved({ id: 'x', stream: 'message-1', type: 't', revision: 0n, pos: 900n })]),
+      }),
+    )
+    const e = newEvent({ text: 'hi' })
+    expect(
+      await store.append('message-1', [e], {
+        expectedRevision: 'no_stream',
+        alsoExpect: [{ stream: 'room-1', expectedRevision: 3n }],
+      }),
+    ).toEqual({ nextExpectedRevision: 0n, position: { commit: 900n, prepare: 900n } })
+    const [request] = real.requests as [
+      {
+        recordsList: {
+          stream: string
+          recordId: string
+          schema: { name: string }
+          data: string
+          propertiesMap: [string, { stringValue: string }][]
+        }[]
+        checksList: { streamState: { stream: string; expectedState: string } }[]
+      },
+    ]
+    const [record] = request.recordsList
+    expect(record).toMatchObject({ stream: 'message-1', recordId: e.id, schema: { name: 'thing.happened' } })
+    expect(JSON.parse(Buffer.from(record!.data, 'base64').toString('utf8'))).toEqual({ text: 'hi' })
+    // The server hands these properties back as the event's JSON metadata; that decodes to the envelope.
+    const properties = Object.fromEntries(record!.propertiesMap.map(([k, v]) => [k, v.stringValue]))
+    expect(properties).toEqual(encodeRecordMetadata(e.metadata))
+    expect(decodeMetadata(JSON.parse(JSON.stringify(properties)))).toEqual(e.metadata)
+    expect(
+      toRecordedEvent(resolved({ id: e.id, stream: 'message-1', type: e.type, revision: 0n, pos: 900n, metadata: properties }))
+        ?.metadata,
+    ).toEqual(e.metadata)
+    expect(request.checksList.map((c) => c.streamState)).toEqual([
+      { stream: 'message-1', expectedState: '-1' },
+      { stream: 'room-1', expectedState: '3' },
+    ])
+  })
+
+  it('says that conditional appends need a newer server when the server has no appendRecords', async () => {
+    const old = new KurrentDbEventStore(client({ appendRecords: realAppendRecords(null).appendRecords }))
+    const alsoExpect = [{ stream: 'room-1', expectedRevision: 0n }]
+    await expect(old.append('s', [newEvent()], { expectedRevision: 'no_stream', alsoExpect })).rejects.toThrow(
+      /conditional appends \(alsoExpect\) need KurrentDB 26\.1 or later/,
+    )
+    const unimplemented = Object.assign(new UnknownError(), { code: 12 })
+    const refusing = new KurrentDbEventStore(
+      client({
+        appendRecords: async () => {
+          throw unimplemented
+        },
+      }),
+    )
+    const e = await refusing.append('s', [newEvent()], { expectedRevision: 'no_stream', alsoExpect }).catch((x) => x)
+    expect(e.message).toMatch(/need KurrentDB 26\.1/)
+    expect(e.cause).toBe(unimplemented)
+  })
+
+  it('names the stream that moved, with its expected and actual revision', async () => {
+    let refusal = violation({ stream: 'room-1', expected: '7', actual: '8' })
+    const reads: unknown[] = []
+    const store = new KurrentDbEventStore(
+      client({
+        appendRecords: async () => {
+          throw refusal
+        },
+        readStream: (_s: string, options: unknown) => {
+          reads.push(options)
+          return iterate([])
+        },
+      }),
+    )
+    const alsoExpect = [{ stream: 'room-1', expectedRevision: 7n }]
+    const moved = await store.append('message-1', [newEvent()], { expectedRevision: 2n, alsoExpect }).catch((e) => e)
+    expect(moved).toBeInstanceOf(WrongExpectedRevisionError)
+    expect(moved).toMatchObject({ stream: 'room-1', expected: 7n, actual: 8n })
+    // The stream itself did not move: nothing of this append can be there, nothing to read.
+    expect(reads).toEqual([])
+
+    refusal = violation({ stream: 'room-1', expected: '-4', actual: '-1' })
+    const alsoExists = [{ stream: 'room-1', expectedRevision: 'stream_exists' as const }]
+    expect(
+      await store.append('message-1', [newEvent()], { expectedRevision: 2n, alsoExpect: alsoExists }).catch((e) => e),
+    ).toMatchObject({
+      stream: 'room-1',
+      expected: 'stream_exists',
+      actual: 'no_stream',
+    })
+
+    // Both moved: the condition is named first, as Postgres does; the stream's own events are not ours.
+    refusal = violation({ stream: 'message-1', expected: '2', actual: '3' }, { stream: 'room-1', expected: '7', actual: '9' })
+    expect(await store.append('message-1', [newEvent()], { expectedRevision: 2n, alsoExpect }).catch((e) => e)).toMatchObject({
+      stream: 'room-1',
+      expected: 7n,
+      actual: 9n,
+    })
+    expect(reads).toEqual([expect.objectContaining({ fromRevision: 3n, maxCount: 1 })])
+
+    refusal = violation({ stream: 'message-1', expected: '-1', actual: '0' })
+    const own = await store.append('message-1', [newEvent()], { expectedRevision: 'no_stream', alsoExpect }).catch((e) => e)
+    expect(own).toBeInstanceOf(WrongExpectedRevisionError)
+    expect(own).toMatchObject({ stream: 'message-1', expected: 'no_stream', actual: 0n })
+  })
+
+  it('answers a retry of an append that landed as the first time, and refuses a partly written one', async () => {
+    const events = [newEvent(), newEvent()]
+    let following: Stored[] = []
+    const reads: unknown[] = []
+    const store = new KurrentDbEventStore(
+      client({
+        appendRecords: async () => {
+          // The room moved since, and the stream moved by this very append.
+          throw violation({ stream: 'message-1', expected: '4', actual: '6' }, { stream: 'room-1', expected: '7', actual: '8' })
+        },
+        readStream: (_s: string, options: unknown) => {
+          reads.push(options)
+          return iterate(following.map(resolved))
+        },
+      }),
+    )
+    const options = { expectedRevision: 4n, alsoExpect: [{ stream: 'room-1', expectedRevision: 7n }] }
+    following = events.map((e, i) => ({
+      id: e.id,
+      stream: 'message-1',
+      type: 't',
+      revision: 5n + BigInt(i),
+      pos: 50n + BigInt(i),
+    }))
+    expect(await store.append('message-1', events, options)).toEqual({
+      nextExpectedRevision: 6n,
+      position: { commit: 51n, prepare: 51n },
+    })
+    expect(reads).toEqual([expect.objectContaining({ fromRevision: 5n, maxCount: 2 })])
+    following = [following[0]!, { id: uuid(), stream: 'message-1', type: 't', revision: 6n, pos: 51n }]
+    await expect(store.append('message-1', events, options)).rejects.toBeInstanceOf(PartialIdempotencyError)
+  })
+})
+
+describe('KurrentDbEventStore.readTenant', () => {
+  const tenant = uuid()
+  const other = uuid()
+  const at = (pos: bigint) => ({ commit: pos, prepare: pos })
+  // 1,200 events of four kinds, round-robin, one every 10 positions: more than two server pages of the types read.
+  const kinds = [
+    { type: 'message.posted', tenantId: tenant, roomId: 'r1' },
+    { type: 'message.posted', tenantId: other, roomId: 'r1' },
+    { type: 'message.posted', tenantId: tenant, roomId: 'r2' },
+    { type: 'room.renamed', tenantId: tenant, roomId: 'r1' },
+  ]
+  const tenantLog: Stored[] = [
+    { id: 'sys', stream: '$stats-node', type: 'statsCollected', revision: 0n, pos: 5n },
+    ...Array.from({ length: 1_200 }, (_, i) => {
+      const kind = kinds[i % kinds.length]!
+      return {
+        id: `e${i}`,
+        stream: `message-${i}`,
+        type: kind.type,
+        revision: 0n,
+        pos: 10n * BigInt(i + 1),
+        data: { roomId: kind.roomId, n: i },
+        metadata: encodeMetadata(metadata({ tenantId: kind.tenantId })),
+      }
+    }),
+  ]
+  const ids = (events: readonly RecordedEvent[]) => events.map((e) => e.id)
+  const expected = (pick: (i: number) => boolean) =>
+    Array.from({ length: 1_200 }, (_, i) => i)
+      .filter(pick)
+      .map((i) => `e${i}`)
+
+  it('reads the tenant’s events of those types, in order, filtered by type on the server, across pages', async () => {
+    const calls: ReadAllCall[] = []
+    const store = new KurrentDbEventStore(client(fakeLog(tenantLog, calls)))
+    const all = await store.readTenant(tenant, { types: ['message.posted'] })
+    expect(ids(all)).toEqual(expected((i) => i % 4 === 0 || i % 4 === 2))
+    expect(calls[0]).toMatchObject({
+      direction: 'forwards',
+      fromPosition: 'start',
+      filter: { filterOn: 'eventType', regex: '^(?:message\\.posted)$' },
+    })
+    // 900 events of that type on the server: pages of 500, the second starting at the last one seen (e665).
+    expect(calls.map((c) => c.fromPosition)).toEqual(['start', at(6_660n)])
+    const both = await store.readTenant(tenant, { types: ['message.posted', 'room.renamed'] })
+    expect(ids(both)).toEqual(expected((i) => i % 4 !== 1))
+    expect(await store.readTenant(uuid(), { types: ['message.posted'] })).toEqual([])
+  })
+
+  it('keeps only the events whose data holds the matched values', async () => {
+    const store = new KurrentDbEventStore(client(fakeLog(tenantLog)))
+    const r2 = await store.readTenant(tenant, { types: ['message.posted'], match: { roomId: 'r2' } })
+    expect(ids(r2)).toEqual(expected((i) => i % 4 === 2))
+    expect(await store.readTenant(tenant, { types: ['message.posted'], match: { roomId: 'r3' } })).toEqual([])
+  })
+
+  it('bounds the read inclusively on both ends and stops at the upper bound', async () => {
+    const calls: ReadAllCall[] = []
+    const store = new KurrentDbEventStore(client(fakeLog(tenantLog, calls)))
+    const within = await store.readTenant(tenant, { types: ['message.posted'], from: at(50n), to: at(90n) })
+    expect(ids(within)).toEqual(['e4', 'e6', 'e8'])
+    expect(calls.length).toBe(1)
+    expect(calls[0]!.fromPosition).toEqual(at(50n))
+    // A bound inside the second page: the read goes no further.
+    calls.length = 0
+    const late = await store.readTenant(tenant, { types: ['message.posted'], from: at(9_000n), to: at(9_030n) })
+    expect(ids(late)).toEqual(['e900', 'e902'])
+    expect(calls.length).toBe(1)
+  })
+
+  it('stops at maxCount, and reads nothing for no types or no room', async () => {
+    const calls: ReadAllCall[] = []
+    const store = new KurrentDbEventStore(client(fakeLog(tenantLog, calls)))
+    expect(ids(await store.readTenant(tenant, { types: ['message.posted'], maxCount: 3 }))).toEqual(['e0', 'e2', 'e4'])
+    expect(calls.length).toBe(1)
+    // Tenant and match are filtered here: reaching 250 takes a second page.
+    calls.length = 0
+    const deep = await store.readTenant(tenant, { types: ['message.posted'], match: { roomId: 'r2' }, maxCount: 250 })
+    expect(ids(deep)).toEqual(expected((i) => i % 4 === 2).slice(0, 250))
+    expect(calls.length).toBe(2)
+    calls.length = 0
+    expect(await store.readTenant(tenant, { types: [] })).toEqual([])
+    expect(await store.readTenant(tenant, { types: ['message.posted'], maxCount: 0 })).toEqual([])
+    expect(calls).toEqual([])
   })
 })
 
