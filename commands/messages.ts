@@ -1,22 +1,18 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type EventStore, streamName } from '../adapters/event-store.ts'
+import { comparePositions, type EventStore, streamName } from '../adapters/event-store.ts'
 import { type AppDeps, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
 import { actorOf, type Principal, principalOf } from '../adapters/http/principal.ts'
 import { badRequest, notFound } from '../adapters/http/problem.ts'
-import { json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
+import { ClientChosenId, json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity, positionOf } from '../adapters/http/tenant-route.ts'
-import { draft, MESSAGE_TEXT_MAX, type MessageState, message, readMark } from '../domain/messages.ts'
-import { room } from '../domain/rooms.ts'
-import { inTenant } from '../read-api/scope.ts'
+import { draft, MESSAGE_TEXT_MAX, type MessageCommand, type MessageState, message, readMark } from '../domain/messages.ts'
+import { type RoomState, room } from '../domain/rooms.ts'
 import { resolveMentions } from './directory.ts'
-import { handleCommand, loadState } from './pipeline.ts'
-import { loadRoom, roomActor, roomStream } from './rooms.ts'
+import { type DecisionReader, handleCommand, readTenantStream } from './pipeline.ts'
+import { roomActor, roomStream } from './rooms.ts'
 
 export const messageStream = (id: string) => streamName('message', id)
 const perUser = (category: string, roomId: string, userId: string) => streamName(category, `${roomId}_${userId}`)
-
-export const loadMessage = (store: EventStore, messageId: string, tenantId: string | null): Promise<MessageState> =>
-  loadState(store, message, messageStream(messageId), tenantId)
 
 const hiddenMessage = () => notFound('no such message')
 
@@ -29,11 +25,12 @@ const routes = {
     security: bearerSecurity,
     request: {
       params: z.object({ id: Uuid }),
-      ...jsonBody(z.object({ text: z.string().min(1).max(MESSAGE_TEXT_MAX), threadRootId: Uuid.optional() })),
+      ...jsonBody(z.object({ id: ClientChosenId, text: z.string().min(1).max(MESSAGE_TEXT_MAX), threadRootId: Uuid.optional() })),
     },
     responses: {
       201: json('posted', z.object({ messageId: Uuid, position: Position })),
       404: problemResponse('no such room'),
+      409: problemResponse('the id is taken by another message'),
       422: problemResponse('archived room or invalid thread'),
     },
   }),
@@ -106,6 +103,42 @@ const routes = {
   }),
 }
 
+type RangeMessages = { readonly messageIds: string[]; readonly authors: string[] }
+
+/**
+ * The live messages of a room from one message on (to another, inclusive), in the global order, read from the
+ * event store: only this tenant's events, so no other tenant's write volume slows it down. Null when a bound
+ * is not a message of this room.
+ */
+async function rangeOf(
+  store: EventStore,
+  tenantId: string,
+  roomId: string,
+  fromMessageId: string,
+  toMessageId: string | undefined,
+): Promise<RangeMessages | null> {
+  const creation = async (id: string) => {
+    const [created] = await readTenantStream(store, messageStream(id), tenantId)
+    return created?.type === 'message.created' && (created.data as { roomId: string }).roomId === roomId ? created : null
+  }
+  const [from, to] = await Promise.all([creation(fromMessageId), toMessageId ? creation(toMessageId) : null])
+  if (!from || (toMessageId && !to)) return null
+  if (to && comparePositions(to.position, from.position) < 0) throw badRequest('toMessageId comes before fromMessageId')
+  const events = await store.readTenant(tenantId, {
+    types: ['message.created', 'message.deleted'],
+    from: from.position,
+    ...(to ? { to: to.position } : {}),
+    match: { roomId },
+  })
+  const live = new Map<string, string>()
+  for (const e of events) {
+    const data = e.data as { messageId: string; authorId?: string }
+    if (e.type === 'message.created') live.set(data.messageId, data.authorId!)
+    else live.delete(data.messageId)
+  }
+  return { messageIds: [...live.keys()], authors: [...live.values()] }
+}
+
 export function messagesCommands(deps: AppDeps) {
   const app = router()
   const pd = pipelineDeps(deps)
@@ -115,60 +148,71 @@ export function messagesCommands(deps: AppDeps) {
     const { id: roomId } = c.req.valid('param')
     const body = c.req.valid('json')
     const ctx = commandContext(c, actorOf(me), me.tenantId)
-    const [roomState, mentions, threadRoot] = await Promise.all([
-      loadRoom(deps.store, roomId, me.tenantId),
-      resolveMentions(deps.db, me, body.text),
-      body.threadRootId
-        ? loadMessage(deps.store, body.threadRootId, me.tenantId).then((state) => ({ messageId: body.threadRootId!, state }))
-        : null,
-    ])
-    const messageId = ctx.newId()
+    const mentions = await resolveMentions(deps.db, me, body.text)
+    const messageId = body.id ?? ctx.newId()
     const r = await handleCommand(
       pd,
       message,
       messageStream(messageId),
-      {
-        type: 'post',
-        messageId,
-        roomId,
-        text: body.text,
-        threadRoot,
-        mentions,
-        room: roomState,
-        actor: { ...roomActor(me), type: me.type === 'agent' ? 'agent' : 'user' },
-        at: ctx.now().toISOString(),
+      async (_, read) => {
+        const [roomState, threadRoot] = await Promise.all([
+          read(room, roomStream(roomId)),
+          body.threadRootId
+            ? read(message, messageStream(body.threadRootId)).then((state) => ({ messageId: body.threadRootId!, state }))
+            : null,
+        ])
+        return {
+          type: 'post' as const,
+          messageId,
+          roomId,
+          text: body.text,
+          threadRoot,
+          mentions,
+          room: roomState,
+          actor: { ...roomActor(me), type: me.type === 'agent' ? ('agent' as const) : ('user' as const) },
+          at: ctx.now().toISOString(),
+        }
       },
       ctx,
+      { create: true },
     )
     return c.json({ messageId, position: positionOf(r.position) }, 201)
   })
 
+  /** A command on a message, decided on the room it lives in (read, and conditioned on, in the same attempt). */
+  const inItsRoom =
+    (build: (roomState: RoomState) => MessageCommand) =>
+    async (state: MessageState, read: DecisionReader): Promise<MessageCommand> => {
+      if (!state.exists) throw hiddenMessage()
+      return build(await read(room, roomStream(state.roomId)))
+    }
+
   /** Read marks and drafts are a member's own: a room the caller is not in does not exist for them. */
-  const memberRoom = async (roomId: string, me: Principal) => {
-    const state = await loadRoom(deps.store, roomId, me.tenantId)
+  const memberRoom = async (read: DecisionReader, roomId: string, me: Principal) => {
+    const state = await read(room, roomStream(roomId))
     if (!state.exists || !state.members.has(me.userId)) throw notFound('no such room')
     return state
-  }
-
-  /** Loads what a message command needs: the message, and the room it lives in. */
-  const withRoom = async (messageId: string, tenantId: string) => {
-    const state = await loadMessage(deps.store, messageId, tenantId)
-    if (!state.exists) throw hiddenMessage()
-    return { roomState: await loadRoom(deps.store, state.roomId, tenantId) }
   }
 
   app.openapi(routes.edit, async (c) => {
     const me = principalOf(c)
     const { id } = c.req.valid('param')
     const { text } = c.req.valid('json')
-    const { roomState } = await withRoom(id, me.tenantId)
     const ctx = commandContext(c, actorOf(me), me.tenantId)
     const mentions = await resolveMentions(deps.db, me, text)
     const r = await handleCommand(
       pd,
       message,
       messageStream(id),
-      { type: 'edit', messageId: id, text, mentions, room: roomState, actor: roomActor(me), at: ctx.now().toISOString() },
+      inItsRoom((roomState) => ({
+        type: 'edit',
+        messageId: id,
+        text,
+        mentions,
+        room: roomState,
+        actor: roomActor(me),
+        at: ctx.now().toISOString(),
+      })),
       ctx,
     )
     return c.json({ messageId: id, position: positionOf(r.position) }, 200)
@@ -177,13 +221,18 @@ export function messagesCommands(deps: AppDeps) {
   app.openapi(routes.remove, async (c) => {
     const me = principalOf(c)
     const { id } = c.req.valid('param')
-    const { roomState } = await withRoom(id, me.tenantId)
     const ctx = commandContext(c, actorOf(me), me.tenantId)
     const r = await handleCommand(
       pd,
       message,
       messageStream(id),
-      { type: 'delete', messageId: id, room: roomState, actor: roomActor(me), at: ctx.now().toISOString() },
+      inItsRoom((roomState) => ({
+        type: 'delete',
+        messageId: id,
+        room: roomState,
+        actor: roomActor(me),
+        at: ctx.now().toISOString(),
+      })),
       ctx,
     )
     return c.json({ messageId: id, position: positionOf(r.position) }, 200)
@@ -193,13 +242,12 @@ export function messagesCommands(deps: AppDeps) {
     app.openapi(routes.react(method), async (c) => {
       const me = principalOf(c)
       const { id, emoji } = c.req.valid('param')
-      const { roomState } = await withRoom(id, me.tenantId)
       const ctx = commandContext(c, actorOf(me), me.tenantId)
       const r = await handleCommand(
         pd,
         message,
         messageStream(id),
-        {
+        inItsRoom((roomState) => ({
           type: 'react',
           messageId: id,
           emoji,
@@ -207,7 +255,7 @@ export function messagesCommands(deps: AppDeps) {
           room: roomState,
           actor: roomActor(me),
           at: ctx.now().toISOString(),
-        },
+        })),
         ctx,
       )
       return c.json({ messageId: id, position: positionOf(r.position) }, 200)
@@ -218,47 +266,25 @@ export function messagesCommands(deps: AppDeps) {
     const me = principalOf(c)
     const { id: roomId } = c.req.valid('param')
     const { fromMessageId, toMessageId } = c.req.valid('json')
-    // The range is what the timeline shows between the two messages: resolved from the read model,
-    // as of the latest position, then decided on the room's stream.
-    await deps.waiter.waitFor(['messages'], BigInt(Number((await deps.store.headPosition()).prepare)))
-    const range = await inTenant(deps.db, me, async (trx) => {
-      const bounds = await trx
-        .selectFrom('tenant.messages')
-        .select(['id', 'seq'])
-        .where('tenant_id', '=', me.tenantId)
-        .where('room_id', '=', roomId)
-        .where('id', 'in', [fromMessageId, toMessageId ?? fromMessageId])
-        .execute()
-      const from = bounds.find((b) => b.id === fromMessageId)
-      const to = toMessageId ? bounds.find((b) => b.id === toMessageId) : undefined
-      if (!from || (toMessageId && !to)) return null
-      let q = trx
-        .selectFrom('tenant.messages')
-        .select(['id', 'author_id'])
-        .where('tenant_id', '=', me.tenantId)
-        .where('room_id', '=', roomId)
-        .where('seq', '>=', from.seq)
-        .where('deleted_at', 'is', null)
-        .orderBy('seq')
-      if (to) q = q.where('seq', '<=', to.seq)
-      return q.execute()
-    })
-    if (!range) throw hiddenMessage()
-    if (toMessageId && range.length === 0) throw badRequest('toMessageId comes before fromMessageId')
     const ctx = commandContext(c, actorOf(me), me.tenantId)
+    // The range is decided on the room's stream, which a post into the room is conditioned on: a message posted
+    // after the range was read sorts after the range delete (and is not part of it).
     const r = await handleCommand(
       pd,
       room,
       roomStream(roomId),
-      {
-        type: 'delete_range',
-        roomId,
-        fromMessageId,
-        toMessageId: toMessageId ?? range[range.length - 1]?.id ?? fromMessageId,
-        messageIds: range.map((m) => m.id as string),
-        authors: range.map((m) => m.author_id as string),
-        actor: roomActor(me),
-        at: ctx.now().toISOString(),
+      async () => {
+        const range = await rangeOf(deps.store, me.tenantId, roomId, fromMessageId, toMessageId)
+        if (!range) throw hiddenMessage()
+        return {
+          type: 'delete_range' as const,
+          roomId,
+          fromMessageId,
+          toMessageId: toMessageId ?? range.messageIds.at(-1) ?? fromMessageId,
+          ...range,
+          actor: roomActor(me),
+          at: ctx.now().toISOString(),
+        }
       },
       ctx,
     )
@@ -270,14 +296,16 @@ export function messagesCommands(deps: AppDeps) {
     const me = principalOf(c)
     const { id: roomId } = c.req.valid('param')
     const { messageId } = c.req.valid('json')
-    const [, msg] = await Promise.all([memberRoom(roomId, me), loadMessage(deps.store, messageId, me.tenantId)])
-    if (!msg.exists || msg.roomId !== roomId) throw hiddenMessage()
     const ctx = commandContext(c, actorOf(me), me.tenantId)
     const r = await handleCommand(
       pd,
       readMark,
       perUser('room_read', roomId, me.userId),
-      { roomId, userId: me.userId, messageId, at: ctx.now().toISOString() },
+      async (_, read) => {
+        const [, msg] = await Promise.all([memberRoom(read, roomId, me), read(message, messageStream(messageId))])
+        if (!msg.exists || msg.roomId !== roomId) throw hiddenMessage()
+        return { roomId, userId: me.userId, messageId, at: ctx.now().toISOString() }
+      },
       ctx,
     )
     return c.json({ roomId, position: positionOf(r.position) }, 200)
@@ -287,13 +315,15 @@ export function messagesCommands(deps: AppDeps) {
     const me = principalOf(c)
     const { id: roomId } = c.req.valid('param')
     const { text } = c.req.valid('json')
-    await memberRoom(roomId, me)
     const ctx = commandContext(c, actorOf(me), me.tenantId)
     const r = await handleCommand(
       pd,
       draft,
       perUser('draft', roomId, me.userId),
-      { roomId, userId: me.userId, text, at: ctx.now().toISOString() },
+      async (_, read) => {
+        await memberRoom(read, roomId, me)
+        return { roomId, userId: me.userId, text, at: ctx.now().toISOString() }
+      },
       ctx,
     )
     return c.json({ roomId, position: positionOf(r.position) }, 200)

@@ -1,7 +1,9 @@
+import { isDeepStrictEqual } from 'node:util'
 import {
   type Actor,
   type AppendResult,
   type EventStore,
+  type ExpectedRevision,
   type NewEvent,
   type Position,
   type RecordedEvent,
@@ -79,19 +81,47 @@ export async function readTenantStream(store: EventStore, stream: string, tenant
 }
 
 /**
- * Loads the stream, folds it, decides, and appends at the revision it read. A concurrent writer makes the
- * append fail; the whole decision is then taken again on fresh state, a bounded number of times.
+ * Reads another stream a decision depends on (the room a message is posted into), as the tenant may see it.
+ * The append is then conditioned on that stream's revision: should it move before the append, the whole
+ * decision is taken again on fresh state.
+ */
+export type DecisionReader = <C2, E2, S2>(decider: Decider<C2, E2, S2>, stream: string) => Promise<S2>
+
+/** A command, or how to build it from the stream's state and the other streams it reads. */
+export type CommandInput<C, S> = C | ((state: S, read: DecisionReader) => C | Promise<C>)
+
+const withoutTime = (data: unknown): unknown => {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return data
+  const { at: _at, ...rest } = data as Record<string, unknown>
+  return rest
+}
+
+/** Whether `events` are what the stream already starts with, the time of the decision aside. */
+const alreadyRecorded = (events: readonly DomainEvent[], recorded: readonly RecordedEvent[]): boolean =>
+  events.length > 0 &&
+  events.length <= recorded.length &&
+  events.every((e, i) => e.type === recorded[i]!.type && isDeepStrictEqual(withoutTime(e.data), withoutTime(recorded[i]!.data)))
+
+/**
+ * Loads the stream, folds it, decides, and appends at the revision it read, conditioned on the revisions of
+ * every other stream the decision read. A concurrent writer to any of them makes the append fail; the whole
+ * decision is then taken again on fresh state, a bounded number of times.
  */
 export async function handleCommand<C, E extends DomainEvent, S>(
   deps: PipelineDeps,
   decider: Decider<C, E, S>,
   stream: string,
-  command: C | ((state: S) => C),
+  command: CommandInput<C, S>,
   ctx: CommandContext,
   options: {
     maxAttempts?: number
     /** Reservation streams (names, identities) are shared by every tenant: decide on them whoever wrote them. */
     crossTenant?: boolean
+    /**
+     * The command creates the stream under an id the client chose: a retry (after a crash, without an
+     * Idempotency-Key) that would record what the stream already starts with answers as the first time.
+     */
+    create?: boolean
   } = {},
 ): Promise<CommandResult<E, S>> {
   const maxAttempts = options.maxAttempts ?? 5
@@ -101,19 +131,52 @@ export async function handleCommand<C, E extends DomainEvent, S>(
       throw new DomainError('NOT_FOUND', 'no such resource', 'not_found')
     }
     const state = foldRecorded(decider, recorded)
-    const events = decider.decide(typeof command === 'function' ? (command as (s: S) => C)(state) : command, state)
+    const conditions = new Map<string, ExpectedRevision>()
+    const read: DecisionReader = async (other, name) => {
+      const events = await deps.store.readStream(name)
+      conditions.set(name, events.at(-1)?.revision ?? 'no_stream')
+      const visible = ctx.tenantId === null || events.length === 0 || events[0]!.metadata.tenantId === ctx.tenantId
+      return foldRecorded(other, visible ? events : [])
+    }
+    const decided =
+      typeof command === 'function' ? await (command as (s: S, r: DecisionReader) => C | Promise<C>)(state, read) : command
+    if (options.create && recorded.length > 0) {
+      const retried = alreadyRecordedAs(decider, decided, recorded)
+      if (retried) return { events: [], state, position: retried }
+    }
+    const events = decider.decide(decided, state)
     const last = recorded[recorded.length - 1]
     if (events.length === 0) return { events, state, position: last?.position ?? null }
+    conditions.delete(stream)
     let result: AppendResult
     try {
       result = await deps.store.append(stream, envelope(deps, ctx, events), {
         expectedRevision: last ? last.revision : 'no_stream',
+        alsoExpect: [...conditions].map(([name, expectedRevision]) => ({ stream: name, expectedRevision })),
       })
     } catch (e) {
       if (e instanceof WrongExpectedRevisionError && attempt < maxAttempts) continue
-      if (e instanceof WrongExpectedRevisionError) throw new ConcurrencyError(`${stream} kept changing: try again`)
+      if (e instanceof WrongExpectedRevisionError) throw new ConcurrencyError(`${e.stream} kept changing: try again`)
       throw e
     }
     return { events, state: fold(decider, events, state), position: result.position }
   }
+}
+
+/**
+ * Where the stream's creation stands when deciding `command` on a new stream would record exactly what the
+ * stream starts with; null otherwise (a different create under a taken id, or one refused now).
+ */
+function alreadyRecordedAs<C, E extends DomainEvent, S>(
+  decider: Decider<C, E, S>,
+  command: C,
+  recorded: readonly RecordedEvent[],
+): Position | null {
+  let fresh: readonly E[]
+  try {
+    fresh = decider.decide(command, decider.initialState)
+  } catch {
+    return null
+  }
+  return alreadyRecorded(fresh, recorded) ? recorded[fresh.length - 1]!.position : null
 }

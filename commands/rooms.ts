@@ -4,12 +4,13 @@ import { type EventStore, streamName } from '../adapters/event-store.ts'
 import { type AppDeps, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
 import { actorOf, type Principal, principalOf } from '../adapters/http/principal.ts'
 import { badRequest, notFound } from '../adapters/http/problem.ts'
-import { json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
+import { ClientChosenId, json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity, positionOf } from '../adapters/http/tenant-route.ts'
 import { type RoomActor, type RoomState, room } from '../domain/rooms.ts'
-import { inTenant } from '../read-api/scope.ts'
+import { space } from '../domain/spaces.ts'
 import { findUser } from './directory.ts'
 import { handleCommand, loadState } from './pipeline.ts'
+import { spaceStream } from './spaces.ts'
 
 export const roomStream = (id: string) => streamName('room', id)
 
@@ -38,13 +39,18 @@ const routes = {
     security: bearerSecurity,
     request: jsonBody(
       z.object({
+        id: ClientChosenId,
         name: z.string().min(1).max(200),
         description: z.string().max(4_000).optional(),
         spaceId: Uuid.optional(),
         visibility: z.enum(['public', 'private']).default('public'),
       }),
     ),
-    responses: { 201: json('created', Answer), 403: problemResponse('guests do not create rooms') },
+    responses: {
+      201: json('created', Answer),
+      403: problemResponse('guests do not create rooms'),
+      409: problemResponse('the id is taken by another room'),
+    },
   }),
   update: createRoute({
     method: 'patch',
@@ -112,33 +118,28 @@ export function roomsCommands(deps: AppDeps) {
     const me = principalOf(c)
     const body = c.req.valid('json')
     const ctx = commandContext(c, actorOf(me), me.tenantId)
-    if (body.spaceId) {
-      const exists = await inTenant(deps.db, me, (trx) =>
-        trx
-          .selectFrom('tenant.spaces')
-          .select('id')
-          .where('tenant_id', '=', me.tenantId)
-          .where('id', '=', body.spaceId!)
-          .executeTakeFirst(),
-      )
-      if (!exists) throw badRequest('no such space', [{ path: 'spaceId', message: 'no such space' }])
-    }
-    const roomId = ctx.newId()
+    const roomId = body.id ?? ctx.newId()
     const r = await handleCommand(
       pd,
       room,
       roomStream(roomId),
-      {
-        type: 'create',
-        roomId,
-        name: body.name,
-        description: body.description ?? '',
-        spaceId: body.spaceId ?? null,
-        visibility: body.visibility,
-        actor: roomActor(me),
-        at: ctx.now().toISOString(),
+      async (_, read) => {
+        if (body.spaceId && !(await read(space, spaceStream(body.spaceId))).exists) {
+          throw badRequest('no such space', [{ path: 'spaceId', message: 'no such space' }])
+        }
+        return {
+          type: 'create' as const,
+          roomId,
+          name: body.name,
+          description: body.description ?? '',
+          spaceId: body.spaceId ?? null,
+          visibility: body.visibility,
+          actor: roomActor(me),
+          at: ctx.now().toISOString(),
+        }
       },
       ctx,
+      { create: true },
     )
     return c.json({ roomId, position: positionOf(r.position) }, 201)
   })

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { streamName } from '../adapters/event-store.ts'
 import { type AppDeps, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
 import { actorOf, atLeast, principalOf } from '../adapters/http/principal.ts'
-import { json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
+import { ClientChosenId, json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity, positionOf } from '../adapters/http/tenant-route.ts'
 import { space } from '../domain/spaces.ts'
 import { handleCommand } from './pipeline.ts'
@@ -15,8 +15,14 @@ const create = createRoute({
   tags: ['spaces'],
   summary: 'Create a space',
   security: bearerSecurity,
-  request: jsonBody(z.object({ name: z.string().min(1).max(200), kind: z.enum(['personal', 'public']).default('public') })),
-  responses: { 201: json('created', z.object({ spaceId: Uuid, position: Position })), 422: problemResponse('refused') },
+  request: jsonBody(
+    z.object({ id: ClientChosenId, name: z.string().min(1).max(200), kind: z.enum(['personal', 'public']).default('public') }),
+  ),
+  responses: {
+    201: json('created', z.object({ spaceId: Uuid, position: Position })),
+    409: problemResponse('the id is taken by another space'),
+    422: problemResponse('refused'),
+  },
 })
 
 const update = createRoute({
@@ -34,8 +40,8 @@ export function spacesCommands(deps: AppDeps) {
   app.openapi(create, async (c) => {
     const me = principalOf(c)
     const ctx = commandContext(c, actorOf(me), me.tenantId)
-    const spaceId = ctx.newId()
     const body = c.req.valid('json')
+    const spaceId = body.id ?? ctx.newId()
     const r = await handleCommand(
       pipelineDeps(deps),
       space,
@@ -50,6 +56,7 @@ export function spacesCommands(deps: AppDeps) {
         at: ctx.now().toISOString(),
       },
       ctx,
+      { create: true },
     )
     return c.json({ spaceId, position: positionOf(r.position) }, 201)
   })

@@ -2,6 +2,11 @@ import { z } from '@hono/zod-openapi'
 
 export const Uuid = z.uuid().openapi({ example: '01935c7e-5a4b-7c2d-8e9f-0a1b2c3d4e5f' })
 
+/** The id of what a create makes, when the client chooses it: a retry after a crash answers the first result. */
+export const ClientChosenId = z.uuid().optional().openapi({
+  description: 'an id of your choosing (UUIDv7); the same create retried under it answers as the first time, a different one 409',
+})
+
 export const Problem = z
   .object({
     type: z.string(),
