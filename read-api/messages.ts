@@ -5,6 +5,7 @@ import { principalOf } from '../adapters/http/principal.ts'
 import { badRequest, notFound } from '../adapters/http/problem.ts'
 import { consistentAfterQuery, json, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity } from '../adapters/http/tenant-route.ts'
+import { decodeCursor, encodeCursor, pageQuery } from './pagination.ts'
 import { readableRoom } from './rooms.ts'
 import { inTenant, type TenantTransaction } from './scope.ts'
 
@@ -64,7 +65,7 @@ const timeline = createRoute({
   tags: ['messages'],
   summary: 'A room’s timeline, oldest first: the latest page, or before/after/around one message',
   description:
-    'Give at most one of before, after and around (message ids). `threadRootId` narrows to one thread. Paginate with hasBefore/hasAfter using the first or last id.',
+    'Give at most one of before, after, around (message ids) and cursor. `threadRootId` narrows to one thread. Each page is oldest first; `nextCursor` continues in its direction — older for the latest page and `before`, newer for `after` and `around` — and is null on the last page that way. hasBefore/hasAfter say whether messages lie on either side.',
   security: bearerSecurity,
   request: {
     params: z.object({ id: Uuid }),
@@ -73,7 +74,7 @@ const timeline = createRoute({
       after: Uuid.optional(),
       around: Uuid.optional(),
       threadRootId: Uuid.optional(),
-      limit: z.coerce.number().int().min(1).max(200).default(50),
+      ...pageQuery,
       ...consistentAfterQuery,
     }),
   },
@@ -105,12 +106,15 @@ const search = createRoute({
   path: '/api/search/messages',
   tags: ['messages'],
   summary: 'Full-text search over the messages the caller may read, newest first',
+  description:
+    'Newest first by when each message was stored; pass `nextCursor` back as `cursor` for the next page (null on the last).',
   security: bearerSecurity,
   request: {
     query: z.object({
       q: z.string().min(1).max(500),
       roomId: Uuid.optional(),
       limit: z.coerce.number().int().min(1).max(100).default(20),
+      cursor: pageQuery.cursor,
       ...consistentAfterQuery,
     }),
   },
@@ -133,6 +137,36 @@ const messageColumns = [
   'm.position',
 ] as const
 
+const invalidCursor = (detail: string) => badRequest(detail, [{ path: 'cursor', message: 'invalid cursor' }])
+
+/**
+ * A timeline cursor: the direction and the seq it continues from. Seqs count within one room and thread view,
+ * so the cursor names that view and is refused elsewhere rather than applied to the wrong messages.
+ */
+function decodeTimelineCursor(
+  cursor: string,
+  roomId: string,
+  threadRootId: string | undefined,
+): { direction: 'before' | 'after'; seq: number } {
+  const [direction, seq, room, thread] = decodeCursor(cursor, 4)!
+  if ((direction !== 'before' && direction !== 'after') || !Number.isSafeInteger(seq)) {
+    throw invalidCursor('cursor is not one this server gave out')
+  }
+  if (room !== roomId || thread !== (threadRootId ?? '')) {
+    throw invalidCursor('this cursor continues another timeline (room or threadRootId differ)')
+  }
+  return { direction, seq: seq as number }
+}
+
+/** A search cursor: the position of the last message shown (positions are global, so any query may continue below one). */
+function decodeSearchCursor(cursor: string | undefined): number | null {
+  const key = decodeCursor(cursor, 1)
+  if (key === null) return null
+  const [position] = key
+  if (!Number.isSafeInteger(position) || (position as number) < 0) throw invalidCursor('cursor is not one this server gave out')
+  return position as number
+}
+
 export function messagesQueries(deps: AppDeps) {
   const app = router()
 
@@ -140,7 +174,10 @@ export function messagesQueries(deps: AppDeps) {
     const me = principalOf(c)
     const { id: roomId } = c.req.valid('param')
     const q = c.req.valid('query')
-    if ([q.before, q.after, q.around].filter(Boolean).length > 1) throw badRequest('give at most one of before, after and around')
+    if ([q.before, q.after, q.around, q.cursor].filter(Boolean).length > 1) {
+      throw badRequest('give at most one of before, after, around and cursor')
+    }
+    const resumed = q.cursor === undefined ? null : decodeTimelineCursor(q.cursor, roomId, q.threadRootId)
     await consistent(c, deps, ['rooms', 'messages'])
     const result = await inTenant(deps.db, me, async (trx) => {
       const room = await trx
@@ -152,7 +189,7 @@ export function messagesQueries(deps: AppDeps) {
         .executeTakeFirst()
       if (!room) return null
       const anchorId = q.before ?? q.after ?? q.around
-      let anchor: number | null = null
+      let anchor: number | null = resumed?.seq ?? null
       if (anchorId) {
         const a = await trx
           .selectFrom('tenant.messages')
@@ -187,28 +224,37 @@ export function messagesQueries(deps: AppDeps) {
           .orderBy('m.seq', 'asc')
           .limit(n + 1)
           .execute() as Promise<MessageRow[]>
-      if (q.after !== undefined) {
-        const rows = await newer(anchor!, q.limit)
-        return { items: rows.slice(0, q.limit), hasBefore: true, hasAfter: rows.length > q.limit }
+      if (q.after !== undefined || resumed?.direction === 'after') {
+        const [rows, behind] = await Promise.all([newer(anchor!, q.limit), older(anchor!, 0, true)])
+        const items = rows.slice(0, q.limit)
+        const hasAfter = rows.length > q.limit
+        return { items, hasBefore: behind.length > 0, hasAfter, next: hasAfter ? ('after' as const) : null }
       }
       if (q.around !== undefined) {
         const half = Math.floor(q.limit / 2)
         const [before, after] = await Promise.all([older(anchor!, q.limit - half, true), newer(anchor!, half)])
+        const hasAfter = after.length > half
         return {
           items: [...before.slice(0, q.limit - half).reverse(), ...after.slice(0, half)],
           hasBefore: before.length > q.limit - half,
-          hasAfter: after.length > half,
+          hasAfter,
+          next: hasAfter ? ('after' as const) : null,
         }
       }
-      const rows = await older(anchor, q.limit)
-      return { items: rows.slice(0, q.limit).reverse(), hasBefore: rows.length > q.limit, hasAfter: anchor !== null }
+      const [rows, ahead] = await Promise.all([older(anchor, q.limit), anchor === null ? [] : newer(anchor - 1, 0)])
+      const hasBefore = rows.length > q.limit
+      return {
+        items: rows.slice(0, q.limit).reverse(),
+        hasBefore,
+        hasAfter: ahead.length > 0,
+        next: hasBefore ? ('before' as const) : null,
+      }
     })
     if (result === null) throw notFound('no such room')
     if (result === 'no-anchor') throw notFound('no such message in this room')
-    return c.json(
-      { items: result.items.map(toMessage), hasBefore: result.hasBefore, hasAfter: result.hasAfter, nextCursor: null },
-      200,
-    )
+    const edge = result.next === 'before' ? result.items[0] : result.items.at(-1)
+    const nextCursor = result.next && edge ? encodeCursor([result.next, Number(edge.seq), roomId, q.threadRootId ?? '']) : null
+    return c.json({ items: result.items.map(toMessage), hasBefore: result.hasBefore, hasAfter: result.hasAfter, nextCursor }, 200)
   })
 
   app.openapi(getMessage, async (c) => {
@@ -251,7 +297,8 @@ export function messagesQueries(deps: AppDeps) {
 
   app.openapi(search, async (c) => {
     const me = principalOf(c)
-    const { q, roomId, limit } = c.req.valid('query')
+    const { q, roomId, limit, cursor } = c.req.valid('query')
+    const below = decodeSearchCursor(cursor)
     await consistent(c, deps, ['rooms', 'messages'])
     const rows: MessageRow[] = await inTenant(deps.db, me, (trx) => {
       let query = trx
@@ -262,12 +309,18 @@ export function messagesQueries(deps: AppDeps) {
         .where('m.deleted_at', 'is', null)
         .where(sql<boolean>`m.search @@ websearch_to_tsquery('simple', ${q})`)
         .where(readableRoom(me))
-        .orderBy('m.created_at', 'desc')
-        .limit(limit)
+        .orderBy('m.position', 'desc')
+        .limit(limit + 1)
       if (roomId) query = query.where('m.room_id', '=', roomId)
+      if (below !== null) query = query.where('m.position', '<', String(below))
       return query.execute()
     })
-    return c.json({ items: rows.map(toMessage), nextCursor: null }, 200)
+    const page = rows.slice(0, limit)
+    const last = page.at(-1)
+    return c.json(
+      { items: page.map(toMessage), nextCursor: rows.length > limit && last ? encodeCursor([Number(last.position)]) : null },
+      200,
+    )
   })
 
   return app

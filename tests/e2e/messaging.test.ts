@@ -256,6 +256,90 @@ describe('rooms, DMs, threads, drafts, unread counts and search', () => {
     expect(around.body.items.map((m: any) => m.text)).toEqual(['m4', 'm5', 'm6', 'm7'])
   })
 
+  it('nextCursor pages a timeline both ways and search results, visiting each message once, in order', async () => {
+    const room = await server.request('POST', '/api/rooms', { ...as(alice), body: { name: 'Cursors', visibility: 'private' } })
+    const roomId = room.body.roomId
+    const ids: string[] = []
+    for (let i = 0; i < 23; i++) {
+      const r = await server.request('POST', `/api/rooms/${roomId}/messages`, {
+        ...as(alice),
+        body: { text: `walk ${i} quokka` },
+      })
+      expect(r.status).toBe(201)
+      ids.push(r.body.messageId)
+    }
+    // A reply (not on the top-level timeline) and a deleted message (on no page).
+    const reply = await server.request('POST', `/api/rooms/${roomId}/messages`, {
+      ...as(alice),
+      body: { text: 'reply quokka', threadRootId: ids[3] },
+    })
+    const deleted = await server.request('DELETE', `/api/messages/${ids[10]}`, as(alice))
+    const visible = ids.filter((_, i) => i !== 10)
+    const base = `/api/rooms/${roomId}/messages`
+
+    type Page = { items: { id: string }[]; nextCursor: string | null; hasBefore: boolean; hasAfter: boolean }
+    const walk = async (first: string, next: (cursor: string) => string) => {
+      const pages: Page[] = []
+      let r = await server.request('GET', first, as(alice))
+      while (true) {
+        expect(r.status, JSON.stringify(r.body)).toBe(200)
+        pages.push(r.body)
+        if (r.body.nextCursor === null) return pages
+        expect(pages.length).toBeLessThan(20)
+        r = await server.request('GET', next(r.body.nextCursor), as(alice))
+      }
+    }
+
+    // Back from the latest page: pages of 5, each oldest first, the last one with no cursor.
+    const back = await walk(`${base}?limit=5&consistentAfter=${deleted.body.position}`, (c) => `${base}?limit=5&cursor=${c}`)
+    expect(back.map((p) => p.items.length)).toEqual([5, 5, 5, 5, 2])
+    expect(back.flatMap((p) => p.items.map((m) => m.id)).length).toBe(visible.length)
+    expect(back.toReversed().flatMap((p) => p.items.map((m) => m.id))).toEqual(visible)
+    expect(back.map((p) => [p.hasBefore, p.hasAfter])).toEqual([
+      [true, false],
+      [true, true],
+      [true, true],
+      [true, true],
+      [false, true],
+    ])
+
+    // Forward from the first message.
+    const forward = await walk(`${base}?limit=4&after=${ids[0]}`, (c) => `${base}?limit=4&cursor=${c}`)
+    expect(forward.flatMap((p) => p.items.map((m) => m.id))).toEqual(visible.slice(1))
+    expect(forward.at(-1)!.hasAfter).toBe(false)
+    // Around one message, nextCursor reads on.
+    const around = await walk(`${base}?limit=4&around=${ids[18]}`, (c) => `${base}?limit=4&cursor=${c}`)
+    expect(around.flatMap((p) => p.items.map((m) => m.id))).toEqual(visible.slice(visible.indexOf(ids[17]!)))
+
+    // Search: newest first, 4 at a time, then nothing more.
+    const found = await walk(
+      `/api/search/messages?q=quokka&roomId=${roomId}&limit=4`,
+      (c) => `/api/search/messages?q=quokka&roomId=${roomId}&limit=4&cursor=${c}`,
+    )
+    expect(found.map((p) => p.items.length)).toEqual([4, 4, 4, 4, 4, 3])
+    expect(found.flatMap((p) => p.items.map((m) => m.id))).toEqual([reply.body.messageId, ...visible.toReversed()])
+
+    // Cursors are opaque and bound to their timeline: anything else is the client's 400.
+    const threadCursor = back[0]!.nextCursor
+    const other = await server.request('POST', '/api/rooms', { ...as(alice), body: { name: 'Other', visibility: 'private' } })
+    for (const path of [
+      `${base}?cursor=not-a-cursor`,
+      `${base}?cursor=${Buffer.from('["sideways",3,"x",""]').toString('base64url')}`,
+      `${base}?cursor=${threadCursor}&before=${ids[5]}`,
+      `${base}?cursor=${threadCursor}&threadRootId=${ids[3]}`,
+      `/api/rooms/${other.body.roomId}/messages?cursor=${threadCursor}`,
+      `/api/search/messages?q=quokka&cursor=${Buffer.from('["12"]').toString('base64url')}`,
+      `/api/search/messages?q=quokka&cursor=${threadCursor}`,
+    ]) {
+      const r = await server.request('GET', path, as(alice))
+      expect({ path, status: r.status, type: r.headers.get('content-type') }).toEqual({
+        path,
+        status: 400,
+        type: 'application/problem+json',
+      })
+    }
+  })
+
   it('archived rooms refuse posts with 422; non-members cannot post in private rooms', async () => {
     const room = await server.request('POST', '/api/rooms', { ...as(alice), body: { name: 'Old', visibility: 'private' } })
     expect(
