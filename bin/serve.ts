@@ -1,5 +1,6 @@
 import { serve } from '@hono/node-server'
 import { ConfigError, loadConfig } from '../adapters/config.ts'
+import { EmbeddedPostgresAccessError } from '../adapters/embedded-postgres.ts'
 import { createLogger } from '../adapters/logger.ts'
 import { createApp } from './app.ts'
 import { startServices } from './services.ts'
@@ -45,6 +46,7 @@ async function main() {
 }
 
 main().catch((e) => {
-  console.error(e)
+  // A start refused for a reason the operator can fix gets its one line, not a stack trace.
+  console.error(e instanceof EmbeddedPostgresAccessError ? e.message : e)
   process.exit(1)
 })

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { type Config, ConfigError, loadConfig } from '../adapters/config.ts'
-import { ensureDatabase, startEmbeddedPostgres } from '../adapters/embedded-postgres.ts'
+import { EmbeddedPostgresAccessError, ensureDatabase, startEmbeddedPostgres } from '../adapters/embedded-postgres.ts'
 import type { EventStore } from '../adapters/event-store.ts'
 import { createEventStore } from '../adapters/event-store-factory.ts'
 import { type AnyDb, createKysely, createPool, type PgPool } from '../adapters/postgres.ts'
@@ -70,7 +70,8 @@ export function runTool(main: () => Promise<number | undefined>): void {
         process.stderr.write(`${e.message}\n`)
         process.exit(EXIT.usage)
       }
-      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`)
+      const known = e instanceof EmbeddedPostgresAccessError
+      process.stderr.write(`${e instanceof Error ? (known ? e.message : (e.stack ?? e.message)) : String(e)}\n`)
       process.exit(EXIT.failure)
     },
   )
