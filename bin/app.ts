@@ -18,9 +18,11 @@ import { authenticateTenant } from '../commands/authenticate.ts'
 import { controlCommands } from '../commands/control.ts'
 import { messagesCommands } from '../commands/messages.ts'
 import { onboardingCommands } from '../commands/onboarding.ts'
+import { projectionCommands } from '../commands/projections.ts'
 import { roomsCommands } from '../commands/rooms.ts'
 import { spacesCommands } from '../commands/spaces.ts'
 import { usersCommands } from '../commands/users.ts'
+import { projectorParking } from '../projections/parking.ts'
 import { authQueries } from '../read-api/auth.ts'
 import { controlQueries } from '../read-api/control.ts'
 import { internalQueries } from '../read-api/internal.ts'
@@ -167,6 +169,7 @@ function apiRoutes(app: OpenAPIHono<AppEnv>, services: Services): void {
   ]
   for (const module of tenantModules) app.route('/', module(services))
   app.route('/', projectionQueries(services, services.projectors))
+  app.route('/', projectionCommands(services, projectorParking(services, services.projectors)))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'operator', { type: 'http', scheme: 'bearer' })
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {

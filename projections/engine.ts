@@ -1,15 +1,19 @@
 import { EventEmitter } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { sql, type Transaction } from 'kysely'
 import {
   comparePositions,
   type EventStore,
+  formatPosition,
   type Position,
   type RecordedEvent,
   START,
   type Subscription,
 } from '../adapters/event-store.ts'
 import type { Logger } from '../adapters/logger.ts'
+import { park } from '../adapters/parked-events.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
+import { isTransient } from '../adapters/transient.ts'
 import { ROLES } from '../migrations/shared.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: projectors describe their own tables
@@ -112,16 +116,43 @@ export async function applyBatchIn(
   batch: readonly RecordedEvent[],
   target: { schema: string; checkpointTable?: string } = { schema: p.schema },
 ): Promise<Position> {
-  const to = batch[batch.length - 1]!.position
-  const relevant = batch.filter((e) => p.eventTypes.has(e.type))
-  await sql`select set_config('role', ${ROLES.projector}, true), set_config('search_path', ${target.schema}, true),
-                   pg_advisory_xact_lock(hashtext(${batchLockKey(target.schema, p.name)}))`.execute(trx)
-  for (const [tenantId, events] of byTenant(relevant)) {
+  await applyEventsIn(trx, p, batch, target.schema)
+  return moveCheckpoint(trx, p, from, batch[batch.length - 1]!.position, target.checkpointTable)
+}
+
+/** The projector role, the target schema and the batch lock: where every write of a projector starts. */
+export async function enterProjection(trx: ProjectionTransaction, p: Projector, schema: string): Promise<void> {
+  await sql`select set_config('role', ${ROLES.projector}, true), set_config('search_path', ${schema}, true),
+                   pg_advisory_xact_lock(hashtext(${batchLockKey(schema, p.name)}))`.execute(trx)
+}
+
+/**
+ * Applies the events of the types a projector reads, each tenant's with app.tenant_id set to it, without moving
+ * its checkpoint (an operator's retry of a parked event applies it this way, long after the checkpoint passed it).
+ */
+export async function applyEventsIn(
+  trx: ProjectionTransaction,
+  p: Projector,
+  events: readonly RecordedEvent[],
+  schema: string = p.schema,
+): Promise<void> {
+  await enterProjection(trx, p, schema)
+  for (const [tenantId, group] of byTenant(events.filter((e) => p.eventTypes.has(e.type)))) {
     await sql`select set_config('app.tenant_id', ${tenantId ?? ''}, true)`.execute(trx)
-    await p.apply(trx, events)
+    await p.apply(trx, group)
   }
+}
+
+/** Moves the checkpoint from where this runner left it, or fails if another writer moved it. */
+async function moveCheckpoint(
+  trx: ProjectionTransaction,
+  p: Projector,
+  from: Position,
+  to: Position,
+  table: string = checkpointTable(p),
+): Promise<Position> {
   const moved = await sql`
-    update ${sql.table(target.checkpointTable ?? checkpointTable(p))}
+    update ${sql.table(table)}
        set commit_position = ${to.commit.toString()}::xid8, prepare_position = ${to.prepare.toString()}, updated_at = now()
      where name = ${p.name} and version = ${p.version}
        and commit_position = ${from.commit.toString()}::xid8 and prepare_position = ${from.prepare.toString()}`.execute(trx)
@@ -129,7 +160,64 @@ export async function applyBatchIn(
   return to
 }
 
-export type EngineOptions = { readonly batchSize?: number; readonly retryMs?: number }
+export type EventFailure = { readonly event: RecordedEvent; readonly error: unknown }
+
+/**
+ * Applies a batch one event at a time, each in a savepoint, up to the first event the projector fails on: the
+ * events before it stay applied (with the checkpoint just before it), the failing one is rolled back and
+ * returned. A moved checkpoint or a backing service's failure is nobody's event: it is thrown.
+ */
+export async function applyUntilFailure(
+  trx: ProjectionTransaction,
+  p: Projector,
+  from: Position,
+  batch: readonly RecordedEvent[],
+  target: { schema: string; checkpointTable?: string } = { schema: p.schema },
+): Promise<{ checkpoint: Position; failure: EventFailure | null }> {
+  // Before the first savepoint: a lock or setting taken inside one would go with its rollback.
+  await enterProjection(trx, p, target.schema)
+  let checkpoint = from
+  for (const event of batch) {
+    await sql`savepoint apply_one`.execute(trx)
+    try {
+      checkpoint = await applyBatchIn(trx, p, checkpoint, [event], target)
+      await sql`release savepoint apply_one`.execute(trx)
+    } catch (error) {
+      if (error instanceof CheckpointMovedError || isTransient(error)) throw error
+      await sql`rollback to savepoint apply_one`.execute(trx)
+      return { checkpoint, failure: { event, error } }
+    }
+  }
+  return { checkpoint, failure: null }
+}
+
+/** A batch failed in the projector's code (not in a backing service): counts towards parking. */
+class BatchFailedError extends Error {
+  override readonly name = 'BatchFailedError'
+  readonly from: Position
+  constructor(from: Position, cause: unknown) {
+    super('the projector failed on a batch', { cause })
+    this.from = from
+  }
+}
+
+/** Exponential backoff with jitter: the n-th failure in a row waits between half and all of base·2^(n−1), capped. */
+export const retryDelayMs = (failures: number, baseMs: number, capMs: number, random: () => number = Math.random): number => {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, failures - 1))
+  return ceiling / 2 + (random() * ceiling) / 2
+}
+
+export type EngineOptions = {
+  readonly batchSize?: number
+  /** The wait after a first failure; each failure in a row doubles it (with jitter), up to maxRetryMs. */
+  readonly retryMs?: number
+  readonly maxRetryMs?: number
+  /**
+   * Failures of the same batch in the projector's code before the engine applies it event by event and parks
+   * the event it fails on. Failures of backing services (connections, deadlocks, timeouts) never count.
+   */
+  readonly maxAttempts?: number
+}
 
 /** Runs every projector as its own catch-up-then-live subscription with its own checkpoint. */
 export class ProjectionEngine {
@@ -137,6 +225,8 @@ export class ProjectionEngine {
   private readonly state = new Map<string, { status: ProjectorStatus; subscription: Subscription | null }>()
   private readonly loops: Promise<void>[] = []
   private stopped = false
+  /** Aborts the waits between retries when the engine stops. */
+  private readonly stopping = new AbortController()
   private readonly store: EventStore
   private readonly db: AnyDb
   private readonly logger: Logger
@@ -152,7 +242,12 @@ export class ProjectionEngine {
     this.db = deps.db
     this.logger = deps.logger
     this.projectors = projectors
-    this.options = { batchSize: options.batchSize ?? 500, retryMs: options.retryMs ?? 1_000 }
+    this.options = {
+      batchSize: options.batchSize ?? 500,
+      retryMs: options.retryMs ?? 500,
+      maxRetryMs: options.maxRetryMs ?? 10_000,
+      maxAttempts: options.maxAttempts ?? 5,
+    }
     this.events.setMaxListeners(0)
   }
 
@@ -162,6 +257,10 @@ export class ProjectionEngine {
 
   private async run(p: Projector): Promise<void> {
     const log = this.logger.child({ projector: p.name, version: p.version })
+    // Failures in a row, whatever failed: they set the wait.
+    let failures = 0
+    // The projector's own failures on the batch at one checkpoint: they lead to parking.
+    let failing: { at: Position; attempts: number } | null = null
     while (!this.stopped) {
       try {
         const other = await otherVersion(this.db, p)
@@ -175,7 +274,7 @@ export class ProjectionEngine {
             { live: other },
             `live tables hold v${other}: run \`npm run rebuild -- ${p.name}\` to build and swap in v${p.version}`,
           )
-          await new Promise((r) => setTimeout(r, Math.max(this.options.retryMs, 1_000)))
+          await this.pause(Math.max(this.options.retryMs, 1_000))
           continue
         }
         let checkpoint = await loadCheckpoint(this.db, p)
@@ -184,7 +283,13 @@ export class ProjectionEngine {
         entry.subscription = this.store.subscribeAll({ from: checkpoint, maxBatch: this.options.batchSize })
         if (this.stopped) await entry.subscription.close()
         for await (const batch of entry.subscription) {
-          checkpoint = await applyBatch(this.db, p, checkpoint, batch)
+          let rest = batch
+          if (failing && failing.attempts >= this.options.maxAttempts && comparePositions(failing.at, checkpoint) === 0) {
+            ;({ checkpoint, rest } = await this.isolate(p, checkpoint, batch, failing.attempts, log))
+          }
+          if (rest.length) checkpoint = await this.applyBlaming(p, checkpoint, rest)
+          failures = 0
+          failing = null
           entry.status = {
             ...entry.status,
             checkpoint,
@@ -204,10 +309,75 @@ export class ProjectionEngine {
           log.info('checkpoint moved by a rebuild: reloading it')
           continue
         }
-        log.error({ err: e }, 'projector failed; restarting from its checkpoint')
-        await new Promise((r) => setTimeout(r, this.options.retryMs))
+        failures++
+        if (e instanceof BatchFailedError) {
+          const attempts: number = failing && comparePositions(failing.at, e.from) === 0 ? failing.attempts + 1 : 1
+          failing = { at: e.from, attempts }
+        }
+        const waitMs = retryDelayMs(failures, this.options.retryMs, this.options.maxRetryMs)
+        log.error(
+          {
+            err: e instanceof BatchFailedError ? e.cause : e,
+            failures,
+            attempts: failing?.attempts,
+            retryInMs: Math.round(waitMs),
+          },
+          'projector failed; retrying from its checkpoint',
+        )
+        await this.pause(waitMs)
       }
     }
+  }
+
+  /** applyBatch, with a failure of the projector's code told apart from a backing service's. */
+  private async applyBlaming(p: Projector, from: Position, batch: readonly RecordedEvent[]): Promise<Position> {
+    try {
+      return await applyBatch(this.db, p, from, batch)
+    } catch (e) {
+      throw e instanceof CheckpointMovedError || isTransient(e) ? e : new BatchFailedError(from, e)
+    }
+  }
+
+  /**
+   * A batch failed every attempt: applies it event by event, parks the first event the projector fails on, in
+   * the transaction that applies the events before it and moves the checkpoint past it, and hands back the
+   * events after it, to be applied as usual.
+   */
+  private async isolate(
+    p: Projector,
+    from: Position,
+    batch: readonly RecordedEvent[],
+    attempts: number,
+    log: Logger,
+  ): Promise<{ checkpoint: Position; rest: readonly RecordedEvent[] }> {
+    const done = await this.db.transaction().execute(async (trx) => {
+      const { checkpoint, failure } = await applyUntilFailure(trx, p, from, batch)
+      if (!failure) return { checkpoint, failure }
+      await park(trx, { kind: 'projector', name: p.name, version: p.version }, failure.event, failure.error, attempts + 1)
+      return { checkpoint: await moveCheckpoint(trx, p, checkpoint, failure.event.position), failure }
+    })
+    if (!done.failure) {
+      log.warn('a failing batch went through event by event: nothing parked')
+      return { checkpoint: done.checkpoint, rest: [] }
+    }
+    const { event, error } = done.failure
+    log.error(
+      {
+        err: error,
+        eventId: event.id,
+        position: formatPosition(event.position),
+        stream: event.streamName,
+        type: event.type,
+        attempts: attempts + 1,
+      },
+      'event parked: the projector failed on it every attempt; it goes on with the events after it',
+    )
+    return { checkpoint: done.checkpoint, rest: batch.slice(batch.indexOf(event) + 1) }
+  }
+
+  /** Waits between retries; returns at once when the engine stops. */
+  private async pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => {})
   }
 
   private status(p: Projector, checkpoint: Position): ProjectorStatus {
@@ -241,6 +411,7 @@ export class ProjectionEngine {
 
   async stop(): Promise<void> {
     this.stopped = true
+    this.stopping.abort()
     for (const s of this.state.values()) await s.subscription?.close()
     await Promise.allSettled(this.loops)
   }

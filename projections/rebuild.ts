@@ -1,10 +1,28 @@
 import { availableParallelism } from 'node:os'
 import { sql } from 'kysely'
-import { comparePositions, type EventStore, type Position, type RecordedEvent, START } from '../adapters/event-store.ts'
+import {
+  comparePositions,
+  type EventStore,
+  formatPosition,
+  type Position,
+  type RecordedEvent,
+  START,
+} from '../adapters/event-store.ts'
+import { errorText, forgetParked } from '../adapters/parked-events.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
+import { isTransient } from '../adapters/transient.ts'
 import type { UserStreams } from '../adapters/user-streams.ts'
 import { ROLES } from '../migrations/shared.ts'
-import { applyBatch, applyBatchIn, batchLockKey, otherVersion, type ProjectionTransaction, type Projector } from './engine.ts'
+import {
+  applyBatch,
+  applyBatchIn,
+  applyUntilFailure,
+  batchLockKey,
+  CheckpointMovedError,
+  otherVersion,
+  type ProjectionTransaction,
+  type Projector,
+} from './engine.ts'
 import { projectors as readModels } from './index.ts'
 import { realtimeProjector } from './realtime.ts'
 
@@ -17,6 +35,11 @@ import { realtimeProjector } from './realtime.ts'
  * read the new tables; none sees a missing or half-built table.
  *
  * `verify` builds the same shadow and diffs it, row by row, with the live tables at the live checkpoint.
+ *
+ * A rebuild applies every event. Where the live projector parks an event it keeps failing on, a rebuild stops
+ * on it, naming it (PoisonEventError): tables rebuilt without it would pass for complete, and a swap would hand
+ * the live projector a read model nobody knows an event is missing from. A completed swap forgets the
+ * projector's parked events: the new tables hold them all.
  */
 
 export type RebuildProgress = {
@@ -218,6 +241,51 @@ type BuildState = {
 
 const shadowTarget = (s: { schema: string }) => ({ schema: s.schema, checkpointTable: `${s.schema}.${CHECKPOINTS}` })
 
+/** The projector fails on an event: the rebuild stops there, and a rerun resumes from the shadow's checkpoint. */
+export class PoisonEventError extends Error {
+  override readonly name = 'PoisonEventError'
+  readonly event: RecordedEvent
+  constructor(p: Projector, event: RecordedEvent, cause: unknown) {
+    super(
+      `${p.name} v${p.version} fails on event ${event.id} (${event.type} at ${formatPosition(event.position)}, ` +
+        `${event.streamName} revision ${event.revision}): ${errorText(cause)}. ` +
+        'A rebuild applies every event: fix the projector, then run the rebuild again.',
+      { cause },
+    )
+    this.event = event
+  }
+}
+
+/**
+ * Applies a batch to the shadow as `writer` (the projector, or one of its parallel writers). When the batch fails
+ * in the projector's code, it is applied again event by event to name the event at fault.
+ */
+async function applyToShadow(
+  deps: RebuildDeps,
+  s: BuildState,
+  writer: Projector,
+  from: Position,
+  batch: readonly RecordedEvent[],
+  trx?: ProjectionTransaction,
+): Promise<Position> {
+  const target = shadowTarget(s)
+  try {
+    if (!trx) return await applyBatch(deps.db, writer, from, batch, target)
+    // Inside the swap's transaction: a savepoint keeps the events before a failing batch for the search below.
+    await sql`savepoint shadow_batch`.execute(trx)
+    const to = await applyBatchIn(trx, writer, from, batch, target)
+    await sql`release savepoint shadow_batch`.execute(trx)
+    return to
+  } catch (e) {
+    if (e instanceof CheckpointMovedError || isTransient(e)) throw e
+    if (trx) await sql`rollback to savepoint shadow_batch`.execute(trx)
+  }
+  const search = (t: ProjectionTransaction) => applyUntilFailure(t, writer, from, batch, target)
+  const { checkpoint, failure } = trx ? await search(trx) : await deps.db.transaction().execute(search)
+  if (failure) throw new PoisonEventError(s.p, failure.event, failure.error)
+  return checkpoint
+}
+
 /** Remembers the tenants a shadow holds rows of: a diff under forced row-level security looks at each. */
 async function noteTenants(db: AnyDb | ProjectionTransaction, s: BuildState, batch: readonly RecordedEvent[]): Promise<void> {
   const fresh = new Set<string>()
@@ -253,9 +321,7 @@ async function advance(
     if (until) batch = batch.filter((e) => comparePositions(e.position, until) <= 0)
     if (batch.length === 0) break
     await noteTenants(options.trx ?? deps.db, s, batch)
-    s.position = options.trx
-      ? await applyBatchIn(options.trx, s.p, s.position, batch, shadowTarget(s))
-      : await applyBatch(deps.db, s.p, s.position, batch, shadowTarget(s))
+    s.position = await applyToShadow(deps, s, s.p, s.position, batch, options.trx)
     s.events += batch.length
     report(s, options, head, false)
   }
@@ -319,7 +385,6 @@ async function advanceParallel(
     }
   }
   const writers = parts.map((_, k) => ({ ...s.p, name: partName(s.p, k, parts.length) }))
-  const target = shadowTarget(s)
   const batchSize = options.batchSize ?? 2_000
   const read = reader(deps.store, batchSize)
   let position = parts.reduce((a, b) => (comparePositions(a, b) <= 0 ? a : b))
@@ -335,7 +400,7 @@ async function advanceParallel(
     }
     await Promise.all(
       writers.map(async (w, k) => {
-        if (shares[k]!.length) parts[k] = await applyBatch(deps.db, w, parts[k]!, shares[k]!, target)
+        if (shares[k]!.length) parts[k] = await applyToShadow(deps, s, w, parts[k]!, shares[k]!)
       }),
     )
     position = batch[batch.length - 1]!.position
@@ -520,6 +585,7 @@ export async function rebuild(deps: RebuildDeps, p: Projector, options: RebuildO
                 values (${p.name}, ${p.version}, ${s.position.commit.toString()}::xid8, ${s.position.prepare.toString()}, 'live', now())`.execute(
         trx,
       )
+      await forgetParked(trx, 'projector', p.name)
     }),
   )
   await sql`drop schema if exists ${id(retired)} cascade`.execute(deps.db)

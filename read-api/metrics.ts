@@ -5,7 +5,7 @@ import { type AppDeps, router } from '../adapters/http/context.ts'
 import { requireOperator } from '../adapters/http/operator.ts'
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '../adapters/metrics.ts'
 import type { Projector } from '../projections/engine.ts'
-import { projectionLag } from './projections.ts'
+import { parkedCounts, projectionLag } from './projections.ts'
 
 /** What /metrics reads besides the request counters: each source is cheap and read at scrape time. */
 export type MetricsSources = {
@@ -33,7 +33,7 @@ function routeOf(c: Parameters<MiddlewareHandler>[0]): string {
 
 /**
  * Prometheus metrics of this process: command and query latency and outcomes by route and status class,
- * projection lag per projector (from the checkpoints in the database, so right whichever process projects),
+ * projection lag and parked events per projector (from the database, so right whichever process projects),
  * long polls held, database pool queue, event loop delay and memory.
  */
 export function createMetrics(deps: AppDeps, sources: MetricsSources) {
@@ -65,6 +65,15 @@ export function createMetrics(deps: AppDeps, sources: MetricsSources) {
   )
   registry.gauge('workspace_projection_checkpoint_position', 'The public position each projector has applied up to.', async () =>
     (await lag()).map((p) => ({ labels: { projector: p.name, version: String(p.version) }, value: p.checkpoint })),
+  )
+  registry.gauge(
+    'workspace_projection_parked_events',
+    'Events each projector parked after failing on them, not yet retried or skipped.',
+    async () =>
+      (await parkedCounts(deps, sources.projectors)).map((p) => ({
+        labels: { projector: p.name, version: String(p.version) },
+        value: p.parked,
+      })),
   )
   registry.gauge('workspace_event_store_head_position', 'The public position of the newest event readers can see.', async () => [
     { labels: {}, value: Number((await deps.store.headPosition()).prepare) },

@@ -2,7 +2,8 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { sql } from 'kysely'
 import { type AppDeps, router } from '../adapters/http/context.ts'
 import { requireOperator } from '../adapters/http/operator.ts'
-import { json } from '../adapters/http/schemas.ts'
+import { json, Uuid } from '../adapters/http/schemas.ts'
+import { countParked, listParked, type ParkedEvent } from '../adapters/parked-events.ts'
 import type { Projector } from '../projections/engine.ts'
 
 export type ProjectionLag = {
@@ -39,11 +40,77 @@ export async function projectionLag(deps: AppDeps, projectors: readonly Projecto
   return out
 }
 
+/** How many events each projector has parked now, every projector named (0 included) so alerts see a series. */
+export async function parkedCounts(
+  deps: AppDeps,
+  projectors: readonly Projector[],
+): Promise<{ name: string; version: number; parked: number }[]> {
+  const counts = new Map(projectors.map((p) => [`${p.name}@${p.version}`, { name: p.name, version: p.version, parked: 0 }]))
+  for (const c of await countParked(deps.db, 'projector')) counts.set(`${c.name}@${c.version}`, c)
+  return [...counts.values()]
+}
+
+const PARKED_SHOWN = 100
+
+const ParkedEventView = z.object({
+  eventId: Uuid,
+  version: z.number().int(),
+  position: z.number().int(),
+  stream: z.string(),
+  type: z.string(),
+  error: z.string().openapi({ description: 'the last failure' }),
+  attempts: z.number().int().openapi({ description: 'failed applications, the retries before parking included' }),
+  parkedAt: z.string(),
+  lastFailedAt: z.string(),
+})
+
+const SkippedEventView = ParkedEventView.extend({
+  skippedBy: z.string(),
+  skippedAt: z.string(),
+  reason: z.string().nullable(),
+})
+
+const view = (e: ParkedEvent) => ({
+  eventId: e.eventId,
+  version: e.consumer.version,
+  position: Number(e.position.prepare),
+  stream: e.stream,
+  type: e.type,
+  error: e.error,
+  attempts: e.attempts,
+  parkedAt: e.parkedAt.toISOString(),
+  lastFailedAt: e.lastFailedAt.toISOString(),
+})
+
+/** Each projector's lag, with the events it parked (oldest first, at most PARKED_SHOWN of each status). */
+async function projectionsWithParked(deps: AppDeps, projectors: readonly Projector[]) {
+  const [lag, parked, counts] = await Promise.all([
+    projectionLag(deps, projectors),
+    listParked(deps.db, 'projector', PARKED_SHOWN),
+    parkedCounts(deps, projectors),
+  ])
+  return lag.map((p) => {
+    const mine = parked.filter((e) => e.consumer.name === p.name)
+    return {
+      ...p,
+      parkedCount: counts.filter((c) => c.name === p.name).reduce((n, c) => n + c.parked, 0),
+      parked: mine.filter((e) => e.status === 'parked').map(view),
+      skipped: mine
+        .filter((e) => e.status === 'skipped')
+        .map((e) => ({ ...view(e), skippedBy: e.resolvedBy!, skippedAt: e.resolvedAt!.toISOString(), reason: e.note })),
+    }
+  })
+}
+
 const route = createRoute({
   method: 'get',
   path: '/control/projections',
   tags: ['control'],
-  summary: 'Projectors, their checkpoints and lag (operators)',
+  summary: 'Projectors, their checkpoints, lag and parked events (operators)',
+  description:
+    'A projector that keeps failing on an event parks it and goes on: `parked` lists those events (the oldest ' +
+    `${PARKED_SHOWN}; \`parkedCount\` counts them all), to retry or skip with POST ` +
+    '`/control/projections/{name}/parked/{eventId}/retry` or `/skip`; `skipped` lists the skipped ones.',
   security: [{ operator: [] }],
   responses: {
     200: json(
@@ -57,6 +124,9 @@ const route = createRoute({
             head: z.number(),
             lag: z.number(),
             updatedAt: z.string().nullable(),
+            parkedCount: z.number().int(),
+            parked: z.array(ParkedEventView),
+            skipped: z.array(SkippedEventView),
           }),
         ),
       }),
@@ -67,6 +137,6 @@ const route = createRoute({
 export function projectionQueries(deps: AppDeps, projectors: readonly Projector[]) {
   const app = router()
   app.use('/control/projections', requireOperator(deps.config.OPERATOR_TOKEN))
-  app.openapi(route, async (c) => c.json({ items: await projectionLag(deps, projectors) }, 200))
+  app.openapi(route, async (c) => c.json({ items: await projectionsWithParked(deps, projectors) }, 200))
   return app
 }

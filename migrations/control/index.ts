@@ -2,6 +2,13 @@ import * as m001 from './001_init.ts'
 import * as m002 from './002_identity.ts'
 import * as m003 from './003_replay_cache.ts'
 import * as m005 from './005_idempotency.ts'
+import * as m006 from './006_parked_events.ts'
 
 export const schema = 'control'
-export const migrations = { '001_init': m001, '002_identity': m002, '003_replay_cache': m003, '005_idempotency': m005 }
+export const migrations = {
+  '001_init': m001,
+  '002_identity': m002,
+  '003_replay_cache': m003,
+  '005_idempotency': m005,
+  '006_parked_events': m006,
+}

@@ -1,0 +1,80 @@
+import { sql } from 'kysely'
+import type { EventStore } from '../adapters/event-store.ts'
+import {
+  type Consumer,
+  errorText,
+  findParked,
+  markSkipped,
+  type ParkedEvent,
+  recordFailure,
+  unpark,
+} from '../adapters/parked-events.ts'
+import type { AnyDb } from '../adapters/postgres.ts'
+import { isTransient } from '../adapters/transient.ts'
+import { applyEventsIn, enterProjection, type Projector } from './engine.ts'
+
+/*
+ * What an operator does with an event a projector parked: retry it through the projector (once its code or the
+ * data it tripped on is fixed), or skip it for good. A retry applies the event long after the checkpoint passed
+ * it, so after events that followed it: the projector must cope with that order, as it does for a replay.
+ */
+
+export type RetryOutcome =
+  | { readonly outcome: 'applied'; readonly parked: ParkedEvent }
+  | { readonly outcome: 'failed'; readonly parked: ParkedEvent; readonly error: string }
+  | { readonly outcome: 'not_found' }
+
+export type SkipOutcome =
+  | { readonly outcome: 'skipped' | 'already_skipped'; readonly parked: ParkedEvent }
+  | { readonly outcome: 'not_found' }
+
+export type ParkedEventCommands = {
+  /** Applies the event again; on success it is no longer parked, on failure it stays parked with this error. */
+  retry(projector: string, eventId: string): Promise<RetryOutcome>
+  /** Leaves the event unapplied for good, recording who decided and why. */
+  skip(projector: string, eventId: string, by: string, reason: string | null): Promise<SkipOutcome>
+}
+
+const consumerOf = (p: Projector): Consumer => ({ kind: 'projector', name: p.name, version: p.version })
+
+export function projectorParking(deps: { store: EventStore; db: AnyDb }, projectors: readonly Projector[]): ParkedEventCommands {
+  const byName = new Map(projectors.map((p) => [p.name, p]))
+  return {
+    async retry(name, eventId) {
+      const p = byName.get(name)
+      const seen = p && (await findParked(deps.db, consumerOf(p), eventId))
+      if (!p || !seen) return { outcome: 'not_found' }
+      // Read before the transaction opens: the store may be another database.
+      const [event] = await deps.store.readStream(seen.stream, { fromRevision: seen.revision, maxCount: 1 })
+      return deps.db.transaction().execute(async (trx): Promise<RetryOutcome> => {
+        // The batch lock before the row, in the order batches and a rebuild's swap take them: no deadlock.
+        await enterProjection(trx, p, p.schema)
+        const parked = await findParked(trx, consumerOf(p), eventId, { forUpdate: true })
+        if (!parked) return { outcome: 'not_found' }
+        await sql`savepoint retry_parked`.execute(trx)
+        try {
+          if (event?.id !== eventId) throw new Error(`the event is no longer at ${parked.stream} revision ${parked.revision}`)
+          await applyEventsIn(trx, p, [event])
+          await unpark(trx, consumerOf(p), eventId)
+          await sql`release savepoint retry_parked`.execute(trx)
+          return { outcome: 'applied', parked }
+        } catch (e) {
+          // A backing service's failure is not the event's: it answers as such, and the attempt is not counted.
+          if (isTransient(e)) throw e
+          await sql`rollback to savepoint retry_parked`.execute(trx)
+          await recordFailure(trx, consumerOf(p), eventId, e)
+          return { outcome: 'failed', parked, error: errorText(e) }
+        }
+      })
+    },
+
+    async skip(name, eventId, by, reason) {
+      const p = byName.get(name)
+      if (!p) return { outcome: 'not_found' }
+      const skipped = await markSkipped(deps.db, consumerOf(p), eventId, by, reason)
+      if (skipped) return { outcome: 'skipped', parked: skipped }
+      const existing = await findParked(deps.db, consumerOf(p), eventId)
+      return existing ? { outcome: 'already_skipped', parked: existing } : { outcome: 'not_found' }
+    },
+  }
+}
