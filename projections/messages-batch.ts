@@ -7,7 +7,7 @@ import type { ProjectionTransaction } from './engine.ts'
 /*
  * The messages projector, batched: a handful of statements per batch instead of several per event, which is
  * what makes a rebuild of millions of events fast. It loads the rows the batch touches, applies the events to
- * them in memory in order, with exactly the semantics of the per-event statements (`applyEach` in
+ * them in memory in order, with exactly the semantics of the per-event statements (`messagesPerEvent` in
  * messages.ts, the reference: tests/integration/messages-batch.test.ts checks both give the same tables on
  * random histories), and writes the result back: new messages in one insert, changed ones in one update, then
  * edits, read marks and drafts.
@@ -119,6 +119,8 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
   const touch = (r: Row) => {
     if (!r.fresh) r.dirty = true
   }
+  /** Tombstoned by this batch (what a tombstone is: `tombstone` in messages.ts): their edits, stored or new, go. */
+  const purged = new Set<string>()
   const tombstone = (id: string, at: string) => {
     const r = rows.get(id)
     if (!r || r.deleted_at !== null) return
@@ -126,7 +128,9 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
     r.text = ''
     r.mentions = []
     r.reactions = {}
+    r.edited_at = null
     touch(r)
+    purged.add(id)
     const root = r.thread_root_id ? rows.get(r.thread_root_id) : undefined
     if (root) {
       root.reply_count = Math.max(root.reply_count - 1, 0)
@@ -170,16 +174,15 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
       }
       case 'message.updated': {
         const d = e.data
+        const r = rows.get(d.messageId)
+        if (!r || r.deleted_at !== null) break
         const version = (editVersion.get(d.messageId) ?? 0) + 1
         editVersion.set(d.messageId, version)
         edits.push({ message_id: d.messageId, version, text: d.previousText, replaced_at: d.at })
-        const r = rows.get(d.messageId)
-        if (r) {
-          r.text = d.text
-          r.mentions = d.mentions
-          r.edited_at = d.at
-          touch(r)
-        }
+        r.text = d.text
+        r.mentions = d.mentions
+        r.edited_at = d.at
+        touch(r)
         break
       }
       case 'message.deleted':
@@ -191,7 +194,7 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
       case 'message.reaction_changed': {
         const d = e.data
         const r = rows.get(d.messageId)
-        if (!r) break
+        if (!r || r.deleted_at !== null) break
         const reactions: Reactions = { ...r.reactions }
         const users = new Set(reactions[d.emoji] ?? [])
         if (d.reacted) users.add(d.userId)
@@ -259,11 +262,16 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
           id uuid, text text, reply_count int, mentions jsonb, reactions jsonb, edited_at timestamptz, deleted_at timestamptz)
        where m.tenant_id = ${tenantId} and m.id = x.id`.execute(trx)
   }
-  if (edits.length) {
+  if (purged.size) {
+    await sql`
+      delete from message_edits where tenant_id = ${tenantId} and message_id = any(${[...purged]}::uuid[])`.execute(trx)
+  }
+  const kept = edits.filter((e) => !purged.has(e.message_id))
+  if (kept.length) {
     await sql`
       insert into message_edits (tenant_id, message_id, version, text, replaced_at)
       select ${tenantId}, x.message_id, x.version, x.text, x.replaced_at
-        from jsonb_to_recordset(${JSON.stringify(edits)}::jsonb) as x(message_id uuid, version int, text text, replaced_at timestamptz)`.execute(
+        from jsonb_to_recordset(${JSON.stringify(kept)}::jsonb) as x(message_id uuid, version int, text text, replaced_at timestamptz)`.execute(
       trx,
     )
   }

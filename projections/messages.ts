@@ -7,17 +7,24 @@ import { applyBatched } from './messages-batch.ts'
 
 type Reactions = Record<string, string[]>
 
-/** Clears a message's content: deleted text must not stay readable or searchable in a read model. */
+/**
+ * A tombstone keeps the message's place (sequence, thread counts) and loses everything it said: deleted text
+ * must not stay readable or searchable, nor survive in its edit history. Edits and reactions that come after the
+ * delete (they raced a delete-range) leave it alone, so it is the same whichever events follow and however they
+ * are batched; migrations/tenant/005_tombstones.ts has the database refuse a tombstone with content.
+ */
 async function tombstone(trx: ProjectionTransaction, tenantId: string, messageId: string, at: string) {
   const row = await trx
     .updateTable('messages')
-    .set({ deleted_at: at, text: '', mentions: sql`'[]'::jsonb`, reactions: sql`'{}'::jsonb` })
+    .set({ deleted_at: at, text: '', mentions: sql`'[]'::jsonb`, reactions: sql`'{}'::jsonb`, edited_at: null })
     .where('tenant_id', '=', tenantId)
     .where('id', '=', messageId)
     .where('deleted_at', 'is', null)
     .returning(['thread_root_id'])
     .executeTakeFirst()
-  if (row?.thread_root_id) {
+  if (!row) return
+  await trx.deleteFrom('message_edits').where('tenant_id', '=', tenantId).where('message_id', '=', messageId).execute()
+  if (row.thread_root_id) {
     await trx
       .updateTable('messages')
       .set({ reply_count: sql`greatest(reply_count - 1, 0)` })
@@ -76,17 +83,20 @@ export const messagesPerEvent: Pick<Projector, 'apply'> = {
         }
         case 'message.updated': {
           const d = e.data
+          // The message's row first: an edit of a tombstone (or of a message never projected) leaves no history.
+          const edited = await trx
+            .updateTable('messages')
+            .set({ text: d.text, mentions: JSON.stringify(d.mentions), edited_at: d.at })
+            .where('tenant_id', '=', tenantId)
+            .where('id', '=', d.messageId)
+            .where('deleted_at', 'is', null)
+            .executeTakeFirst()
+          if (edited.numUpdatedRows === 0n) break
           await sql`
             insert into message_edits (tenant_id, message_id, version, text, replaced_at)
             select ${tenantId}, ${d.messageId},
                    coalesce((select max(version) from message_edits where tenant_id = ${tenantId} and message_id = ${d.messageId}), 0) + 1,
                    ${d.previousText}, ${d.at}`.execute(trx)
-          await trx
-            .updateTable('messages')
-            .set({ text: d.text, mentions: JSON.stringify(d.mentions), edited_at: d.at })
-            .where('tenant_id', '=', tenantId)
-            .where('id', '=', d.messageId)
-            .execute()
           break
         }
         case 'message.deleted':
@@ -102,6 +112,7 @@ export const messagesPerEvent: Pick<Projector, 'apply'> = {
             .select('reactions')
             .where('tenant_id', '=', tenantId)
             .where('id', '=', d.messageId)
+            .where('deleted_at', 'is', null)
             .executeTakeFirst()
           if (!row) break
           const reactions: Reactions = { ...(row.reactions as Reactions) }
