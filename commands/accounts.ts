@@ -13,7 +13,7 @@ import {
   usable,
 } from '../domain/accounts.ts'
 import { DomainError, fold } from '../domain/decider.ts'
-import { type CommandContext, handleCommand, type PipelineDeps } from './pipeline.ts'
+import { type CommandContext, handleCommand, loadState, type PipelineDeps } from './pipeline.ts'
 
 export const accountStream = (id: string) => streamName('account', id)
 export const identityStream = (issuer: string, subject: string) =>
@@ -170,24 +170,32 @@ export async function issueHandoff(
   return { ticket, expiresAt }
 }
 
-/** Uses the ticket (one use wins: the append is at the revision read) and returns what it was issued for. */
-export async function redeemHandoff(
-  deps: PipelineDeps,
-  ctx: CommandContext,
-  ticket: string,
-  /** Throws to refuse the ticket before it is used (e.g. the wrong host). */
-  check: (ticket: { orgId: string }) => void | Promise<void> = () => {},
-) {
-  const m = HANDOFF_TOKEN.exec(ticket)
-  const ticketId = m?.[2]
-  const events = ticketId ? await deps.store.readStream(handoffStream(ticketId)) : []
-  const state = fold(
-    handoff,
-    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof handoff.evolve>[1]),
-  )
-  if (!ticketId || state.status === 'none' || !tokenMatchesHash(ticket, state.tokenHash)) {
+async function loadHandoff(deps: PipelineDeps, ticket: string) {
+  const ticketId = HANDOFF_TOKEN.exec(ticket)?.[2]
+  const state = ticketId ? await loadState(deps.store, handoff, handoffStream(ticketId)) : null
+  if (!ticketId || !state || state.status === 'none' || !tokenMatchesHash(ticket, state.tokenHash)) {
     throw new DomainError('HANDOFF_NOT_FOUND', 'no such ticket', 'not_found')
   }
+  return { ticketId, state }
+}
+
+/** Throws to refuse a ticket before it is used (e.g. on the wrong host). */
+type HandoffCheck = (ticket: { orgId: string }) => void | Promise<void>
+
+/**
+ * What a ticket would open, refused as redeeming it would be (unknown, used, expired, `check`), without
+ * using it: the confirmation page shows it, and only a confirmed POST redeems.
+ */
+export async function previewHandoff(deps: PipelineDeps, ctx: CommandContext, ticket: string, check: HandoffCheck) {
+  const { ticketId, state } = await loadHandoff(deps, ticket)
+  await check(state)
+  handoff.decide({ type: 'redeem', ticketId, at: ctx.now().toISOString() }, state)
+  return state
+}
+
+/** Uses the ticket (one use wins: the append is at the revision read) and returns what it was issued for. */
+export async function redeemHandoff(deps: PipelineDeps, ctx: CommandContext, ticket: string, check: HandoffCheck) {
+  const { ticketId, state } = await loadHandoff(deps, ticket)
   await check(state)
   await handleCommand(
     deps,

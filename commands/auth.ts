@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
+import { html } from 'hono/html'
 import type { Actor } from '../adapters/event-store.ts'
 import { type AppEnv, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
 import { forbidden, HttpProblem, notFound } from '../adapters/http/problem.ts'
@@ -12,6 +13,8 @@ import { membershipOf } from '../domain/orgs.ts'
 import {
   issueCredential,
   issueHandoff,
+  loadAccount,
+  previewHandoff,
   redeemHandoff,
   revokeCredential,
   SESSION_TTL_MS,
@@ -19,7 +22,16 @@ import {
   TENANT_SESSION_TTL_MS,
 } from './accounts.ts'
 import { verifyAgentLogin } from './agents.ts'
-import { type AuthDeps, type Caller, hostSlug, orgOfRequest, requireAccount, resolveOrg, SESSION_COOKIE } from './authenticate.ts'
+import {
+  type AuthDeps,
+  type Caller,
+  checkSameHost,
+  hostSlug,
+  orgOfRequest,
+  requireAccount,
+  resolveOrg,
+  SESSION_COOKIE,
+} from './authenticate.ts'
 import { loadOrg } from './orgs.ts'
 
 export { resolveOrg }
@@ -127,7 +139,7 @@ const routes = {
     tags: ['auth'],
     summary: 'A single-use ticket (one minute) that signs the browser in on the org’s host',
     description:
-      'Open `url` in the browser: GET /auth/handoff on `<slug>.<BASE_DOMAIN>` redeems the ticket and sets that host’s session cookie.',
+      'Open `url` in the browser: GET /auth/handoff on `<slug>.<BASE_DOMAIN>` asks the person to continue, and its form (POST /auth/handoff/redeem) redeems the ticket and sets that host’s session cookie.',
     security: bearerSecurity,
     request: jsonBody(z.object({ org: z.string().min(1).max(200), returnTo: z.string().max(2000).optional() })),
     responses: {
@@ -135,14 +147,37 @@ const routes = {
       404: problemResponse('not a member of that org'),
     },
   }),
-  redeemHandoff: createRoute({
+  confirmHandoff: createRoute({
     method: 'get',
     path: '/auth/handoff',
     tags: ['auth'],
-    summary: 'On the org host: redeems a handoff ticket, sets the session cookie, redirects',
+    summary: 'On the org host: a page that asks “Continue as <email> into <org>?” before redeeming a handoff ticket',
+    description:
+      'Opening the link signs nobody in (a link could be someone else’s ticket: login CSRF). The page, never cached and never framed, posts the ticket to POST /auth/handoff/redeem from this host.',
     request: { query: z.object({ ticket: z.string().min(1).max(200) }) },
     responses: {
+      200: { description: 'the confirmation page', content: { 'text/html': { schema: z.string() } } },
+      404: problemResponse('no such ticket, or another org’s host'),
+      409: problemResponse('the ticket was used'),
+      422: problemResponse('the ticket expired'),
+    },
+  }),
+  redeemHandoff: createRoute({
+    method: 'post',
+    path: '/auth/handoff/redeem',
+    tags: ['auth'],
+    summary: 'On the org host: redeems a handoff ticket (the confirmation page’s form), sets the session cookie, redirects',
+    description:
+      'Form-encoded `ticket`. The Origin (or Referer) must be this very host, else 403 CSRF_REJECTED and the ticket stays unused.',
+    request: {
+      body: {
+        content: { 'application/x-www-form-urlencoded': { schema: z.object({ ticket: z.string().min(1).max(200) }) } },
+        required: true,
+      },
+    },
+    responses: {
       303: Redirect,
+      403: problemResponse('not sent from a page of this host (CSRF_REJECTED)'),
       404: problemResponse('no such ticket, or another org’s host'),
       409: problemResponse('the ticket was used'),
       422: problemResponse('the ticket expired'),
@@ -328,13 +363,53 @@ export function authCommands(deps: AuthDeps) {
     return c.json({ url: `${site.protocol}//${host}/auth/handoff?ticket=${encodeURIComponent(ticket)}`, expiresAt }, 200)
   })
 
-  app.openapi(routes.redeemHandoff, async (c) => {
-    const ctx = commandContext(c, AUTH_ACTOR, null)
-    const ticket = await redeemHandoff(pd, ctx, c.req.valid('query').ticket, async ({ orgId }) => {
-      // On an org host the ticket must be that org's; on any other host only outside production.
+  /** On an org host a ticket must be that org's; on any other host it is taken only outside production. */
+  const onItsHost =
+    (c: Context) =>
+    async ({ orgId }: { orgId: string }) => {
       const hostOrg = hostSlug(c.req.header('host'), deps.config.BASE_DOMAIN) ? await orgOfRequest(c, deps) : null
       if (hostOrg ? hostOrg !== orgId : deps.config.NODE_ENV === 'production') throw notFound('this ticket is for another host')
-    })
+    }
+
+  app.openapi(routes.confirmHandoff, async (c) => {
+    const { ticket } = c.req.valid('query')
+    const pending = await previewHandoff(pd, commandContext(c, AUTH_ACTOR, null), ticket, onItsHost(c))
+    const [acct, org] = await Promise.all([loadAccount(pd, pending.accountId), loadOrg(pd, pending.orgId)])
+    const email = acct.exists ? acct.email : 'your account'
+    const orgName = org.status === 'none' ? 'this org' : org.name
+    c.header('cache-control', 'no-store')
+    c.header('content-security-policy', "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    c.header('x-frame-options', 'DENY')
+    c.header('x-content-type-options', 'nosniff')
+    // The page's URL holds the ticket: it goes to no other site. Not no-referrer, which would blank the form's Origin.
+    c.header('referrer-policy', 'same-origin')
+    return c.html(html`<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Continue into ${orgName}?</title></head>
+<body>
+<main>
+<h1>Continue into ${orgName}?</h1>
+<p>You are about to be signed in to <strong>${orgName}</strong> as <strong>${email}</strong>.</p>
+<p>If you did not ask for this, close this page.</p>
+<form method="post" action="${routes.redeemHandoff.path}">
+<input type="hidden" name="ticket" value="${ticket}">
+<button type="submit">Continue as ${email} into ${orgName}</button>
+</form>
+</main>
+</body>
+</html>
+`)
+  })
+
+  // Before the body is read: a request from another site is refused whatever it carries.
+  app.use(routes.redeemHandoff.path, async (c, next) => {
+    if (c.req.method === 'POST') checkSameHost(c, identity.publicUrl)
+    await next()
+  })
+
+  app.openapi(routes.redeemHandoff, async (c) => {
+    const ctx = commandContext(c, AUTH_ACTOR, null)
+    const ticket = await redeemHandoff(pd, ctx, c.req.valid('form').ticket, onItsHost(c))
     const session = await issueCredential(pd, ctx, {
       kind: 'session',
       accountId: ticket.accountId,

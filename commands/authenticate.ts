@@ -53,6 +53,20 @@ export const cookieValue = (c: Context, name: string): string | null => {
 
 const isAgentToken = (token: string) => JWT.test(token)
 
+/** Where the browser says the request comes from: its Origin or, lacking it, its Referer (null if neither is usable). */
+function claimedOrigin(c: Context): URL | null {
+  const claimed = c.req.header('origin') ?? c.req.header('referer')
+  return claimed && claimed !== 'null' && URL.canParse(claimed) ? new URL(claimed) : null
+}
+
+/** Whether `from` is the request's own host (over https whenever the site is). */
+function isThisHost(c: Context, from: URL, site: URL): boolean {
+  const host = c.req.header('host')?.toLowerCase()
+  return host !== undefined && from.host.toLowerCase() === host && (site.protocol !== 'https:' || from.protocol === 'https:')
+}
+
+const csrfRejected = (detail: string) => forbidden(detail, 'CSRF_REJECTED')
+
 /**
  * Cookie-authenticated unsafe requests must say where they come from: the Origin (or, lacking it, the
  * Referer) must be this host or PUBLIC_URL. SameSite=Lax already keeps the cookie off cross-site POSTs;
@@ -60,15 +74,21 @@ const isAgentToken = (token: string) => JWT.test(token)
  */
 export function checkOrigin(c: Context, publicUrl: string): void {
   if (SAFE.has(c.req.method)) return
-  const claimed = c.req.header('origin') ?? c.req.header('referer')
   const site = new URL(publicUrl)
-  const host = c.req.header('host')?.toLowerCase()
-  const from = claimed && claimed !== 'null' && URL.canParse(claimed) ? new URL(claimed) : null
-  const sameSite =
-    from !== null &&
-    (from.origin === site.origin ||
-      (host !== undefined && from.host.toLowerCase() === host && (site.protocol !== 'https:' || from.protocol === 'https:')))
-  if (!sameSite) throw forbidden('a cookie-authenticated change must come from this site (Origin)', 'CSRF_REJECTED')
+  const from = claimedOrigin(c)
+  if (!from || (from.origin !== site.origin && !isThisHost(c, from, site))) {
+    throw csrfRejected('a cookie-authenticated change must come from this site (Origin)')
+  }
+}
+
+/**
+ * Stricter than checkOrigin, for a request that signs the browser in rather than one that rides a cookie
+ * (the handoff): it must come from a page of this very host, so no other site (the login host included)
+ * can make a browser take someone else's sign-in.
+ */
+export function checkSameHost(c: Context, publicUrl: string): void {
+  const from = claimedOrigin(c)
+  if (!from || !isThisHost(c, from, new URL(publicUrl))) throw csrfRejected('this must be sent from a page of this host (Origin)')
 }
 
 /** The account credential behind the request (bearer session or personal token, or the cookie), if any. */

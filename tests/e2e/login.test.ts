@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CookieJar, fetchWithHost, location } from '../support/cookie-jar.ts'
-import { activate, login, loginUntilCallback, tenantSession } from '../support/identity.ts'
+import { activate, followHandoff, login, loginUntilCallback, tenantSession } from '../support/identity.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
 
 let server: TestServer
@@ -128,7 +128,7 @@ describe('tenancy for browsers: handoff to the org host, host-resolved tenant, C
   it('a handoff ticket sets the session cookie on the org host, once', async () => {
     const url = await ticketFor(owner.slug, '/rooms')
     const orgJar = new CookieJar({ host: orgHost })
-    const redeemed = await orgJar.fetch(url)
+    const redeemed = await followHandoff(orgJar, url)
     expect(redeemed.status).toBe(303)
     expect(redeemed.headers.get('location')).toBe('/rooms')
     expect(orgJar.names()).toContain('ws_session')
@@ -138,7 +138,7 @@ describe('tenancy for browsers: handoff to the org host, host-resolved tenant, C
     expect(await json(me)).toMatchObject({ orgId: owner.orgId, username: 'hopper', role: 'owner' })
 
     // The ticket is spent.
-    const again = await new CookieJar({ host: orgHost }).fetch(url)
+    const again = await followHandoff(new CookieJar({ host: orgHost }), url)
     expect(again.status).toBe(409)
   })
 
@@ -146,15 +146,15 @@ describe('tenancy for browsers: handoff to the org host, host-resolved tenant, C
     const other = await server.request('POST', '/orgs/onboard', { token: owner.accountToken, body: { name: 'Hopper Two' } })
     expect(other.status).toBe(201)
     const url = await ticketFor(owner.slug)
-    const wrong = await new CookieJar({ host: `${other.body.slug}.localhost:${port}` }).fetch(url)
+    const wrong = await followHandoff(new CookieJar({ host: `${other.body.slug}.localhost:${port}` }), url)
     expect(wrong.status).toBe(404)
-    const right = await new CookieJar({ host: orgHost }).fetch(url)
+    const right = await followHandoff(new CookieJar({ host: orgHost }), url)
     expect(right.status).toBe(303)
   })
 
   it('an org host’s cookie is refused on another org’s host', async () => {
     const orgJar = new CookieJar({ host: orgHost })
-    expect((await orgJar.fetch(await ticketFor(owner.slug))).status).toBe(303)
+    expect((await followHandoff(orgJar, await ticketFor(owner.slug))).status).toBe(303)
     const other = await server.request('POST', '/orgs/onboard', { token: owner.accountToken, body: { name: 'Hopper Three' } })
     const r = await fetchWithHost(`${server.url}/api/me`, `${other.body.slug}.localhost:${port}`, {
       headers: { cookie: orgJar.header(`${server.url}/`) },
@@ -164,7 +164,7 @@ describe('tenancy for browsers: handoff to the org host, host-resolved tenant, C
 
   it('cookie-authenticated changes need an Origin of this site; bearer requests do not', async () => {
     const orgJar = new CookieJar({ host: orgHost })
-    expect((await orgJar.fetch(await ticketFor(owner.slug))).status).toBe(303)
+    expect((await followHandoff(orgJar, await ticketFor(owner.slug))).status).toBe(303)
     const room = { name: 'CSRF check', visibility: 'public' }
 
     const bare = await orgJar.fetch(`${server.url}/api/rooms`, post(room))

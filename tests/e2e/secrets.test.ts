@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hashToken } from '../../adapters/opaque-tokens.ts'
 import { CookieJar } from '../support/cookie-jar.ts'
-import { agentLogin, createAgent, join, signUp } from '../support/identity.ts'
+import { agentLogin, createAgent, followHandoff, join, signUp } from '../support/identity.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
 
 /*
@@ -60,7 +60,8 @@ describe('tokens and secrets are never stored or logged in clear', () => {
     const handoff = await server.request('POST', '/auth/handoff', { token: owner.accountToken, body: { org: owner.slug } })
     const ticket = new URL(handoff.body.url).searchParams.get('ticket')!
     const port = new URL(server.url).port
-    const redeemed = await new CookieJar({ host: `${owner.slug}.localhost:${port}` }).fetch(
+    const redeemed = await followHandoff(
+      new CookieJar({ host: `${owner.slug}.localhost:${port}` }),
       `${server.url}/auth/handoff?ticket=${encodeURIComponent(ticket)}`,
     )
     expect(redeemed.status).toBe(303)

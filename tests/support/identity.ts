@@ -62,6 +62,27 @@ export async function login(server: TestServer, email: string, returnTo = '/'): 
   return { jar, accountToken: accountToken!, accountId: me.body.accountId, landed }
 }
 
+/**
+ * What a browser does with a handoff URL on the org host (`jar.host`): the GET shows a confirmation page,
+ * the person presses Continue, and its form posts the ticket from that host. Answers the last response
+ * (the page itself when it is a refusal).
+ */
+export async function followHandoff(jar: CookieJar, url: string): Promise<Response> {
+  const page = await jar.fetch(url)
+  if (page.status !== 200) return page
+  const form = await page.text()
+  const action = /<form method="post" action="([^"]+)"/.exec(form)?.[1]
+  const ticket = /name="ticket" value="([^"]+)"/.exec(form)?.[1]
+  expect(action && ticket, 'the handoff confirmation form').toBeTruthy()
+  const origin = new URL(url)
+  if (jar.host) origin.host = jar.host
+  return jar.fetch(new URL(action!, url).href, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: origin.origin },
+    body: new URLSearchParams({ ticket: ticket! }).toString(),
+  })
+}
+
 /** A tenant session (bearer) for one of the account's orgs. */
 export async function tenantSession(server: TestServer, accountToken: string, org: string) {
   const r = await server.request('POST', '/auth/tenant-session', { token: accountToken, body: { org } })
