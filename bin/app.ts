@@ -14,7 +14,7 @@ import { rateLimit } from '../adapters/http/rate-limit.ts'
 import { redactTokensIn } from '../adapters/opaque-tokens.ts'
 import { agentsCommands } from '../commands/agents.ts'
 import { authCommands } from '../commands/auth.ts'
-import { authenticateTenant } from '../commands/authenticate.ts'
+import { authenticateTenant, claimTenant } from '../commands/authenticate.ts'
 import { controlCommands } from '../commands/control.ts'
 import { messagesCommands } from '../commands/messages.ts'
 import { onboardingCommands } from '../commands/onboarding.ts'
@@ -123,18 +123,22 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
   return app
 }
 
-/** The Tenant API and realtime: authenticated to a principal, then limited per user. */
+/**
+ * The Tenant API and realtime: the credential checked, limited per user it names, then authenticated to a
+ * principal. The limit comes before the principal because resolving it may wait (consistentAfter).
+ */
 function authenticatedPerUser(app: OpenAPIHono<AppEnv>, services: Services, path: string): void {
-  app.use(path, authenticateTenant(services))
+  app.use(path, claimTenant(services))
   app.use(
     path,
     rateLimit(services.rateLimiter, {
       name: 'user',
       limit: services.config.RATE_LIMIT_USER_PER_MINUTE,
       windowMs: 60_000,
-      keyOf: (c) => (c.get('principal') ? `${c.get('principal')!.tenantId}:${c.get('principal')!.userId}` : null),
+      keyOf: (c) => (c.get('claimed') ? `${c.get('claimed')!.tenantId}:${c.get('claimed')!.userId}` : null),
     }),
   )
+  app.use(path, authenticateTenant(services))
 }
 
 /** The `api` role: the Control, Orgs, Auth and Tenant APIs, and the OpenAPI document describing them. */

@@ -7,10 +7,27 @@ export class ConsistencyTimeoutError extends Error {
   override readonly name = 'ConsistencyTimeoutError'
 }
 
+/** No event stands at the position: it is beyond the head (or never was one), and waiting would not change that. */
+export class UnknownPositionError extends Error {
+  override readonly name = 'UnknownPositionError'
+}
+
+/** The caller already holds as many waits as one caller may. */
+export class TooManyWaitsError extends Error {
+  override readonly name = 'TooManyWaitsError'
+}
+
+/**
+ * Waits one caller may hold at once in this process: each holds a request open and polls the checkpoints, so
+ * one caller must not be able to pile them up. A browser's parallel reads after a write stay well below it.
+ */
+export const MAX_WAITS_PER_CALLER = 8
+
 /**
  * Read-your-writes: waits, bounded, until the named projectors have passed a public position. Reads the
  * checkpoints from Postgres so it holds when projectors run in another process; an in-process engine
- * only makes it answer sooner.
+ * only makes it answer sooner. A position no event holds is refused at once: every position a client gets
+ * (a command's answer, a realtime registration) is of a committed event, so only a made-up one is unknown.
  */
 export class ConsistencyWaiter {
   private readonly deps: {
@@ -20,28 +37,51 @@ export class ConsistencyWaiter {
     engine?: ProjectionEngine | undefined
     timeoutMs: number
   }
+  /** Waits in progress per caller. */
+  private readonly waiting = new Map<string, number>()
   constructor(deps: ConsistencyWaiter['deps']) {
     this.deps = deps
   }
 
-  async waitFor(names: readonly string[], publicPosition: bigint): Promise<void> {
+  /** `caller` names who waits, for MAX_WAITS_PER_CALLER; the server's own waits name nobody. */
+  async waitFor(names: readonly string[], publicPosition: bigint, caller?: string): Promise<void> {
     // Position 0 stands before every event: everything has passed it.
     if (publicPosition === 0n) return
     const deadline = Date.now() + this.deps.timeoutMs
-    let target: Position | null = null
-    let pause = 2
-    while (true) {
-      target ??= await this.deps.store.resolvePosition(publicPosition)
-      if (target && (this.deps.engine?.reached(names, target) || (await this.reachedInDb(names, target)))) return
-      const left = deadline - Date.now()
-      if (left <= 0) {
-        throw new ConsistencyTimeoutError(
-          target ? `read models have not reached position ${publicPosition} yet` : `no event at position ${publicPosition}`,
-        )
+    const target = await this.deps.store.resolvePosition(publicPosition)
+    if (!target) throw new UnknownPositionError(`no event at position ${publicPosition}: pass a position a command answered`)
+    if (await this.reached(names, target)) return
+    const release = this.enter(caller)
+    try {
+      let pause = 2
+      while (true) {
+        const left = deadline - Date.now()
+        if (left <= 0) throw new ConsistencyTimeoutError(`read models have not reached position ${publicPosition} yet`)
+        await this.nextChange(Math.min(pause, left))
+        pause = Math.min(pause * 2, 50)
+        if (await this.reached(names, target)) return
       }
-      await this.nextChange(Math.min(pause, left))
-      pause = Math.min(pause * 2, 50)
+    } finally {
+      release()
     }
+  }
+
+  private enter(caller: string | undefined): () => void {
+    if (caller === undefined) return () => {}
+    const held = this.waiting.get(caller) ?? 0
+    if (held >= MAX_WAITS_PER_CALLER) {
+      throw new TooManyWaitsError(`at most ${MAX_WAITS_PER_CALLER} reads of one caller wait for consistentAfter at once`)
+    }
+    this.waiting.set(caller, held + 1)
+    return () => {
+      const left = this.waiting.get(caller)! - 1
+      if (left === 0) this.waiting.delete(caller)
+      else this.waiting.set(caller, left)
+    }
+  }
+
+  private async reached(names: readonly string[], target: Position): Promise<boolean> {
+    return this.deps.engine?.reached(names, target) || (await this.reachedInDb(names, target))
   }
 
   private nextChange(ms: number): Promise<void> {

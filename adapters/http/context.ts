@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { getConnInfo } from '@hono/node-server/conninfo'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { v7 as uuid } from 'uuid'
@@ -31,6 +32,8 @@ export type AppEnv = {
     principal?: import('./principal.ts').Principal
     /** The verified credential of the request (null: none), set once by the first middleware that looks. */
     caller?: import('../../commands/authenticate.ts').Caller | null
+    /** Who a Tenant API request's credential names, before the org's users confirm it: what per-user limits count. */
+    claimed?: import('../../commands/authenticate.ts').Claimed
     /** Set by the idempotency middleware: the ids a command generates follow from it. */
     idempotencySeed?: { seed: string; msecs: number }
   }
@@ -84,7 +87,19 @@ export const commandContext = (c: Context<AppEnv>, actor: Actor, tenantId: strin
 
 const POSITION = /^\d{1,18}$/
 
-/** Honours `consistentAfter=<position>` (or the Consistent-After header) for the read models a route reads. */
+/** Who a wait counts against: the user the credential names, else the signed-in account, else the client address. */
+const waiterOf = (c: Context<AppEnv>): string => {
+  const user = c.get('principal') ?? c.get('claimed')
+  if (user) return `user:${user.tenantId}:${user.userId}`
+  const caller = c.get('caller')
+  if (caller) return `account:${caller.credential.accountId}`
+  return `address:${getConnInfo(c).remote.address ?? 'unknown'}`
+}
+
+/**
+ * Honours `consistentAfter=<position>` (or the Consistent-After header) for the read models a route reads:
+ * 400 for a position no event holds, 429 past the caller's concurrent waits (ConsistencyWaiter).
+ */
 export async function consistent(c: Context<AppEnv>, deps: AppDeps, projectors: readonly string[]): Promise<void> {
   const raw = c.req.query('consistentAfter') ?? c.req.header('consistent-after')
   if (raw === undefined || raw === '') return
@@ -93,5 +108,5 @@ export async function consistent(c: Context<AppEnv>, deps: AppDeps, projectors: 
       { path: 'consistentAfter', message: 'expected a non-negative integer' },
     ])
   }
-  await deps.waiter.waitFor(projectors, BigInt(raw))
+  await deps.waiter.waitFor(projectors, BigInt(raw), waiterOf(c))
 }

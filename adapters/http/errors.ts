@@ -3,7 +3,7 @@ import { HTTPException } from 'hono/http-exception'
 import { ZodError } from 'zod'
 import { ConcurrencyError } from '../../commands/pipeline.ts'
 import { DomainError } from '../../domain/decider.ts'
-import { ConsistencyTimeoutError } from '../../projections/consistency.ts'
+import { ConsistencyTimeoutError, TooManyWaitsError, UnknownPositionError } from '../../projections/consistency.ts'
 import { PartialIdempotencyError, WrongExpectedRevisionError } from '../event-store.ts'
 import type { Logger } from '../logger.ts'
 import { type FieldError, HttpProblem, type Problem, renderProblem } from './problem.ts'
@@ -50,6 +50,24 @@ export function toProblem(e: unknown): Problem | null {
       status: 503,
       code: 'NOT_CONSISTENT_YET',
       title: 'Not consistent yet',
+      detail: e.message,
+      headers: { 'retry-after': '1' },
+    }
+  }
+  if (e instanceof UnknownPositionError) {
+    return {
+      status: 400,
+      code: 'POSITION_UNKNOWN',
+      title: 'Unknown position',
+      detail: e.message,
+      errors: [{ path: 'consistentAfter', message: 'no event stands at this position' }],
+    }
+  }
+  if (e instanceof TooManyWaitsError) {
+    return {
+      status: 429,
+      code: 'TOO_MANY_WAITS',
+      title: 'Too many waiting reads',
       detail: e.message,
       headers: { 'retry-after': '1' },
     }
