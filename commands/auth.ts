@@ -4,7 +4,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { html } from 'hono/html'
 import type { Actor } from '../adapters/event-store.ts'
 import { type AppEnv, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
-import { forbidden, HttpProblem, notFound } from '../adapters/http/problem.ts'
+import { HttpProblem, notFound } from '../adapters/http/problem.ts'
 import { json, jsonBody, problemResponse, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity } from '../adapters/http/tenant-route.ts'
 import type { Identity } from '../adapters/identity.ts'
@@ -29,6 +29,7 @@ import {
   hostSlug,
   orgOfRequest,
   requireAccount,
+  requireAccountSession,
   resolveOrg,
   SESSION_COOKIE,
 } from './authenticate.ts'
@@ -57,19 +58,6 @@ function setSessionCookie(c: Context, identity: Identity, token: string, expires
   })
 }
 
-/**
- * Account-level operations (more sessions, tokens, handoffs, orgs) need a session: a personal API token is
- * a credential for one org's API and stays there.
- */
-export function requireSession(caller: Caller) {
-  if (caller.credential.kind !== 'session') {
-    throw forbidden('a personal API token cannot do this: sign in with a session', 'SESSION_REQUIRED')
-  }
-}
-
-/** The account session a derived session hangs from: logging it out ends them all. */
-const rootSessionOf = (caller: Caller) => caller.credential.parentId ?? caller.credential.credentialId
-
 /** The person's email: from the ID token, or (some issuers keep it there) from userinfo. */
 async function emailOf(
   identity: Identity,
@@ -87,6 +75,9 @@ async function emailOf(
 }
 
 const Redirect = { description: 'a redirect', headers: z.object({ location: z.string() }) }
+
+export const ACCOUNT_ONLY =
+  'Only the account session (the login host’s cookie, or its value as a bearer) may: a tenant session, a personal API token or an agent token is 403 ACCOUNT_SESSION_REQUIRED.'
 
 const routes = {
   login: createRoute({
@@ -126,10 +117,12 @@ const routes = {
     path: '/auth/tenant-session',
     tags: ['auth'],
     summary: 'A tenant session for an org the account belongs to (a bearer token for API clients)',
+    description: ACCOUNT_ONLY,
     security: bearerSecurity,
     request: jsonBody(z.object({ org: z.string().min(1).max(200).openapi({ description: 'org id or slug' }) })),
     responses: {
       200: json('the session', z.object({ token: z.string(), expiresAt: z.string(), orgId: Uuid, userId: Uuid })),
+      403: problemResponse('a credential bound to one org (ACCOUNT_SESSION_REQUIRED)'),
       404: problemResponse('not a member of that org'),
     },
   }),
@@ -138,12 +131,12 @@ const routes = {
     path: '/auth/handoff',
     tags: ['auth'],
     summary: 'A single-use ticket (one minute) that signs the browser in on the org’s host',
-    description:
-      'Open `url` in the browser: GET /auth/handoff on `<slug>.<BASE_DOMAIN>` asks the person to continue, and its form (POST /auth/handoff/redeem) redeems the ticket and sets that host’s session cookie.',
+    description: `Open \`url\` in the browser: GET /auth/handoff on \`<slug>.<BASE_DOMAIN>\` asks the person to continue, and its form (POST /auth/handoff/redeem) redeems the ticket and sets that host’s session cookie. ${ACCOUNT_ONLY}`,
     security: bearerSecurity,
     request: jsonBody(z.object({ org: z.string().min(1).max(200), returnTo: z.string().max(2000).optional() })),
     responses: {
       200: json('the ticket', z.object({ url: z.string(), expiresAt: z.string() })),
+      403: problemResponse('a credential bound to one org (ACCOUNT_SESSION_REQUIRED)'),
       404: problemResponse('not a member of that org'),
     },
   }),
@@ -187,21 +180,35 @@ const routes = {
     method: 'post',
     path: '/auth/tokens',
     tags: ['auth'],
-    summary: 'A personal API token acting as the caller in the caller’s org (shown once, stored hashed)',
+    summary: 'A personal API token acting as the account’s user in one org (shown once, stored hashed)',
+    description: `Differs from the first contract: the body names the org (\`org\`, id or slug), since the caller is the account session and no org's credential. ${ACCOUNT_ONLY}`,
     security: bearerSecurity,
     request: jsonBody(
-      z.object({ name: z.string().min(1).max(100), expiresInDays: z.number().int().min(1).max(365).default(90) }),
+      z.object({
+        org: z.string().min(1).max(200).openapi({ description: 'org id or slug' }),
+        name: z.string().min(1).max(100),
+        expiresInDays: z.number().int().min(1).max(365).default(90),
+      }),
     ),
-    responses: { 201: json('the token', z.object({ id: Uuid, token: z.string(), expiresAt: z.string() })) },
+    responses: {
+      201: json('the token', z.object({ id: Uuid, token: z.string(), expiresAt: z.string() })),
+      403: problemResponse('a credential bound to one org (ACCOUNT_SESSION_REQUIRED)'),
+      404: problemResponse('not a member of that org'),
+    },
   }),
   deleteToken: createRoute({
     method: 'delete',
     path: '/auth/tokens/{id}',
     tags: ['auth'],
     summary: 'Revoke a personal API token',
+    description: ACCOUNT_ONLY,
     security: bearerSecurity,
     request: { params: z.object({ id: Uuid }) },
-    responses: { 200: json('revoked', z.object({ id: Uuid })), 404: problemResponse('no such token') },
+    responses: {
+      200: json('revoked', z.object({ id: Uuid })),
+      403: problemResponse('a credential bound to one org (ACCOUNT_SESSION_REQUIRED)'),
+      404: problemResponse('no such token'),
+    },
   }),
   agentLogin: createRoute({
     method: 'post',
@@ -330,8 +337,7 @@ export function authCommands(deps: AuthDeps) {
   }
 
   app.openapi(routes.tenantSession, async (c) => {
-    const caller = await requireAccount(c, deps)
-    requireSession(caller)
+    const caller = await requireAccountSession(c, deps)
     const { orgId, userId } = await membership(caller, c.req.valid('json').org)
     const r = await issueCredential(pd, ctxOf(c, caller), {
       kind: 'session',
@@ -339,15 +345,14 @@ export function authCommands(deps: AuthDeps) {
       tenantId: orgId,
       userId,
       ttlMs: TENANT_SESSION_TTL_MS,
-      parentId: rootSessionOf(caller),
+      parentId: caller.credential.credentialId,
     })
     c.header('cache-control', 'no-store')
     return c.json({ token: r.token, expiresAt: r.expiresAt, orgId, userId }, 200)
   })
 
   app.openapi(routes.handoff, async (c) => {
-    const caller = await requireAccount(c, deps)
-    requireSession(caller)
+    const caller = await requireAccountSession(c, deps)
     const body = c.req.valid('json')
     const { orgId, slug, userId } = await membership(caller, body.org)
     const { ticket, expiresAt } = await issueHandoff(pd, ctxOf(c, caller), {
@@ -355,7 +360,7 @@ export function authCommands(deps: AuthDeps) {
       orgId,
       userId,
       returnTo: safeReturnTo(body.returnTo),
-      parentId: rootSessionOf(caller),
+      parentId: caller.credential.credentialId,
     })
     const site = new URL(identity.publicUrl)
     const host = `${slug}.${deps.config.BASE_DOMAIN}${site.port ? `:${site.port}` : ''}`
@@ -424,18 +429,14 @@ export function authCommands(deps: AuthDeps) {
   })
 
   app.openapi(routes.createToken, async (c) => {
-    const caller = await requireAccount(c, deps)
-    requireSession(caller)
-    const { credential } = caller
-    if (!credential.tenantId || !credential.userId) {
-      throw forbidden('personal tokens are made from a tenant session (POST /auth/tenant-session)', 'TENANT_SESSION_REQUIRED')
-    }
-    const { name, expiresInDays } = c.req.valid('json')
+    const caller = await requireAccountSession(c, deps)
+    const { org, name, expiresInDays } = c.req.valid('json')
+    const { orgId, userId } = await membership(caller, org)
     const r = await issueCredential(pd, ctxOf(c, caller), {
       kind: 'personal_token',
-      accountId: credential.accountId,
-      tenantId: credential.tenantId,
-      userId: credential.userId,
+      accountId: caller.credential.accountId,
+      tenantId: orgId,
+      userId,
       name,
       ttlMs: expiresInDays * 24 * 3600_000,
     })
@@ -444,7 +445,7 @@ export function authCommands(deps: AuthDeps) {
   })
 
   app.openapi(routes.deleteToken, async (c) => {
-    const caller = await requireAccount(c, deps)
+    const caller = await requireAccountSession(c, deps)
     const { id } = c.req.valid('param')
     await revokeCredential(pd, ctxOf(c, caller), { credentialId: id, accountId: caller.credential.accountId })
     return c.json({ id }, 200)

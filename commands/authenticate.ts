@@ -121,6 +121,30 @@ export async function requireAccount(c: Context<AppEnv>, deps: AuthDeps): Promis
   return caller
 }
 
+/**
+ * The account session itself, for what only the account may do: sessions and handoffs for its orgs, new
+ * orgs, invites, personal tokens. A credential bound to one org (a tenant session, bearer or the org
+ * host's cookie; a personal API token; an agent token) acts in that org only, so whoever holds one
+ * cannot reach the account's other orgs or mint credentials that outlive it.
+ */
+export async function requireAccountSession(c: Context<AppEnv>, deps: AuthDeps): Promise<Caller> {
+  const refused = () =>
+    forbidden(
+      'this credential is bound to one org: use the account session (the login host’s cookie, or its value as a bearer)',
+      'ACCOUNT_SESSION_REQUIRED',
+    )
+  const token = bearerToken(c)
+  if (token && isAgentToken(token)) {
+    await deps.identity.agentTokens.verify(token).catch(() => {
+      throw unauthorized('the agent token is invalid or expired')
+    })
+    throw refused()
+  }
+  const caller = await requireAccount(c, deps)
+  if (caller.credential.kind !== 'session' || caller.credential.tenantId !== null) throw refused()
+  return caller
+}
+
 /** Per event store (a test process may run several servers): slug → org id. */
 const slugCaches = new WeakMap<object, Map<string, string>>()
 

@@ -4,8 +4,8 @@ import { json, jsonBody, Position, problemResponse, Uuid } from '../adapters/htt
 import { bearerSecurity, positionOf } from '../adapters/http/tenant-route.ts'
 import { room } from '../domain/rooms.ts'
 import { loadAccount } from './accounts.ts'
-import { accountActor, requireSession } from './auth.ts'
-import { type AuthDeps, requireAccount } from './authenticate.ts'
+import { ACCOUNT_ONLY, accountActor } from './auth.ts'
+import { type AuthDeps, requireAccountSession } from './authenticate.ts'
 import { acceptInvite } from './invites.ts'
 import { createOrg, joinOrg } from './orgs.ts'
 import { handleCommand } from './pipeline.ts'
@@ -17,10 +17,12 @@ const routes = {
     path: '/orgs/onboard',
     tags: ['orgs'],
     summary: 'Create an org: the signed-in account becomes its owner and lands in its home room',
+    description: ACCOUNT_ONLY,
     security: bearerSecurity,
     request: jsonBody(z.object({ name: z.string().min(1).max(200) })),
     responses: {
       201: json('created', z.object({ orgId: Uuid, slug: z.string(), userId: Uuid, homeRoomId: Uuid, position: Position })),
+      403: problemResponse('a credential bound to one org (ACCOUNT_SESSION_REQUIRED)'),
       409: problemResponse('name taken'),
       422: problemResponse('name refused'),
     },
@@ -30,11 +32,12 @@ const routes = {
     path: '/orgs/invites/{token}/accept',
     tags: ['orgs'],
     summary: 'Join an org with an invite sent to the signed-in account’s email',
+    description: ACCOUNT_ONLY,
     security: bearerSecurity,
     request: { params: z.object({ token: z.string().min(1).max(200) }) },
     responses: {
       200: json('joined', z.object({ orgId: Uuid, userId: Uuid, position: Position })),
-      403: problemResponse('the invite is for another email'),
+      403: problemResponse('the invite is for another email, or a credential bound to one org (ACCOUNT_SESSION_REQUIRED)'),
       404: problemResponse('no such invite'),
       422: problemResponse('expired or revoked'),
     },
@@ -46,8 +49,7 @@ export function onboardingCommands(deps: AuthDeps) {
   const pd = pipelineDeps(deps)
 
   app.openapi(routes.onboard, async (c) => {
-    const caller = await requireAccount(c, deps)
-    requireSession(caller)
+    const caller = await requireAccountSession(c, deps)
     const acct = await loadAccount(pd, caller.credential.accountId)
     const ctx = commandContext(c, accountActor(caller), null)
     const orgId = ctx.newId()
@@ -85,8 +87,7 @@ export function onboardingCommands(deps: AuthDeps) {
   })
 
   app.openapi(routes.accept, async (c) => {
-    const caller = await requireAccount(c, deps)
-    requireSession(caller)
+    const caller = await requireAccountSession(c, deps)
     const ctx = commandContext(c, accountActor(caller), null)
     const r = await acceptInvite(pd, ctx, { token: c.req.valid('param').token, accountId: caller.credential.accountId })
     return c.json({ orgId: r.orgId, userId: r.userId, position: positionOf(r.position) }, 200)

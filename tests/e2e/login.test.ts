@@ -216,7 +216,10 @@ describe('tokens for API clients', () => {
 
   it('personal API tokens: shown once, act in one org, cannot mint sessions, revocable', async () => {
     const me = await founder('tokens@example.test', 'Token Co', 'tokens')
-    const created = await server.request('POST', '/auth/tokens', { token: me.token, body: { name: 'ci', expiresInDays: 30 } })
+    const created = await server.request('POST', '/auth/tokens', {
+      token: me.accountToken,
+      body: { org: me.slug, name: 'ci', expiresInDays: 30 },
+    })
     expect(created.status).toBe(201)
     const { id, token } = created.body
     expect(token).toMatch(/^wsp_/)
@@ -231,12 +234,12 @@ describe('tokens for API clients', () => {
     for (const [path, body] of [
       ['/auth/tenant-session', { org: me.slug }],
       ['/auth/handoff', { org: me.slug }],
-      ['/auth/tokens', { name: 'more' }],
+      ['/auth/tokens', { org: me.slug, name: 'more' }],
       ['/orgs/onboard', { name: 'Token Spawn' }],
     ] as const) {
       const r = await server.request('POST', path, { token, body })
       expect(r.status, path).toBe(403)
-      expect(r.body.code).toBe('SESSION_REQUIRED')
+      expect(r.body.code).toBe('ACCOUNT_SESSION_REQUIRED')
     }
     // Only its account revokes it.
     const other = await login(server, 'not-tokens@example.test')

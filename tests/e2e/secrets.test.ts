@@ -37,7 +37,10 @@ describe('tokens and secrets are never stored or logged in clear', () => {
     const owner = await signUp(server, { email: 'keeper@vault.test', orgName: 'Vault', username: 'keeper' })
     const member = await join(server, owner.token, { email: 'member@vault.test', role: 'member', username: 'member' })
 
-    const personal = await server.request('POST', '/auth/tokens', { token: owner.token, body: { name: 'ci' } })
+    const personal = await server.request('POST', '/auth/tokens', {
+      token: owner.accountToken,
+      body: { org: owner.slug, name: 'ci' },
+    })
     expect(personal.status).toBe(201)
     expect((await server.request('GET', '/api/me', { token: personal.body.token })).status).toBe(200)
     expect((await server.request('GET', '/api/me', { token: `${personal.body.token}x` })).status).toBe(401)
