@@ -109,8 +109,8 @@ export function checkAgentCredential(
 }
 
 /**
- * Full check: `checkAgentCredential`, then the signature is claimed in the replay cache for the
- * rest of its window, so the same credential is accepted once.
+ * Full check: `checkAgentCredential`, then the signature's bytes are claimed in the replay cache for
+ * the rest of its window, so the same credential is accepted once, however it is spelled.
  * `secrets` are the agent's valid secrets, current first; an empty list (unknown agent) always fails
  * with AgentCredentialSignatureError, the same answer as a wrong secret.
  */
@@ -123,7 +123,10 @@ export async function verifyAgentCredential(
   const windowMs = options.windowMs ?? DEFAULT_REPLAY_WINDOW_MS
   const { secretIndex } = checkAgentCredential(credential, secrets, { nowMs, windowMs })
   const expiresAtMs = credential.timestamp * 1000 + windowMs + 1000
-  const fresh = await options.replayCache.claim(`agent-credential:${credential.agentId}:${credential.signature}`, expiresAtMs)
+  // Claimed by its bytes, not its spelling: the last of the 43 characters has two bits that decoding
+  // drops, so four strings carry one signature, and each must count as that signature's single use.
+  const signature = Buffer.from(credential.signature, 'base64url').toString('base64url')
+  const fresh = await options.replayCache.claim(`agent-credential:${credential.agentId}:${signature}`, expiresAtMs)
   if (!fresh) throw new AgentCredentialReplayedError()
   return { agentId: credential.agentId, secretIndex }
 }

@@ -15,6 +15,10 @@ afterAll(async () => {
   await server?.close()
 })
 
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+/** The same 32 bytes in other base64url: the last of 43 characters has two bits no decoder reads. */
+const otherSpelling = (signature: string) => signature.slice(0, -1) + BASE64URL[BASE64URL.indexOf(signature.at(-1)!) ^ 3]
+
 const as = (who: { token: string }, body?: unknown) => ({ token: who.token, ...(body === undefined ? {} : { body }) })
 
 describe('onboarding', () => {
@@ -216,6 +220,11 @@ describe('agents', () => {
     expect((await server.request('POST', '/auth/agent-login', { body: credential })).status).toBe(200)
     const replayed = await server.request('POST', '/auth/agent-login', { body: credential })
     expect(replayed.status).toBe(401)
+    // The same signature spelled otherwise (the last character's two spare bits) is the same credential.
+    const sibling = await server.request('POST', '/auth/agent-login', {
+      body: { ...credential, signature: otherSpelling(credential.signature) },
+    })
+    expect(sibling.status).toBe(401)
     const stale = signAgentCredential(agent.agentId, agent.secret, Date.now() - 10 * 60_000)
     expect((await server.request('POST', '/auth/agent-login', { body: stale })).status).toBe(401)
     const forged = signAgentCredential(agent.agentId, 'wsa_not-the-secret')

@@ -16,6 +16,16 @@ import { generateToken } from '../../adapters/opaque-tokens.ts'
 import { MemoryReplayCache } from '../../adapters/replay-cache.ts'
 
 const agentId = '01900000-0000-7000-8000-000000000001'
+
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+/**
+ * The four spellings of a 32-byte value in 43 base64url characters: the last character carries two bits
+ * beyond the data, which decoders ignore. The canonical spelling (those bits zero) comes first.
+ */
+const base64urlSpellings = (value: string) => {
+  const last = BASE64URL.indexOf(value.at(-1)!)
+  return [0, 1, 2, 3].map((bits) => value.slice(0, -1) + BASE64URL[(last & ~3) | bits])
+}
 const secret = generateToken('agentSecret')
 const now = Date.UTC(2025, 0, 1, 12, 0, 0)
 
@@ -83,6 +93,29 @@ describe('agent HMAC credentials', () => {
     // A new timestamp makes a new credential.
     const next = signAgentCredential(agentId, secret, now + 1_000)
     await expect(verifyAgentCredential(next, [secret], { replayCache, nowMs: now + 2_000 })).resolves.toMatchObject({ agentId })
+  })
+
+  it('one signature spelled four ways is one credential: accepted once', async () => {
+    const replayCache = new MemoryReplayCache({ now: () => now })
+    const credential = signAgentCredential(agentId, secret, now)
+    const spellings = base64urlSpellings(credential.signature)
+    expect(new Set(spellings).size).toBe(4)
+    for (const spelling of spellings)
+      expect(Buffer.from(spelling, 'base64url')).toEqual(Buffer.from(credential.signature, 'base64url'))
+    // A non-canonical spelling first: the canonical one is then a replay too.
+    const [first, ...rest] = [...spellings].reverse()
+    await expect(
+      verifyAgentCredential({ ...credential, signature: first! }, [secret], { replayCache, nowMs: now }),
+    ).resolves.toEqual({
+      agentId,
+      secretIndex: 0,
+    })
+    for (const signature of rest) {
+      await expect(
+        verifyAgentCredential({ ...credential, signature }, [secret], { replayCache, nowMs: now + 1_000 }),
+        signature,
+      ).rejects.toBeInstanceOf(AgentCredentialReplayedError)
+    }
   })
 
   it('a refused credential does not consume the replay slot', async () => {
