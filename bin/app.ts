@@ -11,6 +11,7 @@ import { idempotency } from '../adapters/http/idempotency.ts'
 import { isOperator } from '../adapters/http/operator.ts'
 import { HttpProblem, renderProblem } from '../adapters/http/problem.ts'
 import { rateLimit } from '../adapters/http/rate-limit.ts'
+import { refuseNul } from '../adapters/http/text-input.ts'
 import { redactTokensIn } from '../adapters/opaque-tokens.ts'
 import { agentsCommands } from '../commands/agents.ts'
 import { authCommands } from '../commands/auth.ts'
@@ -96,6 +97,7 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
       keyOf: (c) => (/^\/(healthz|readyz|metrics)$/.test(c.req.path) ? null : (getConnInfo(c).remote.address ?? 'unknown')),
     }),
   )
+  app.use(refuseNul())
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }))
   app.get('/readyz', async (c) => {

@@ -90,6 +90,14 @@ export function toProblem(e: unknown): Problem | null {
       }
     }
   }
+  if (isUnstorableText(e)) {
+    return {
+      status: 400,
+      code: 'INVALID_INPUT',
+      title: 'Invalid input',
+      detail: 'text must not contain the NUL character (U+0000)',
+    }
+  }
   if (isUnavailable(e)) {
     return {
       status: 503,
@@ -114,6 +122,18 @@ const UNAVAILABLE_CODES = new Set([
 ])
 const UNAVAILABLE_MESSAGE =
   /Connection terminated|not queryable|connection error|terminating connection|timeout exceeded when trying to connect|Connection is closed|max retries|Stream isn't writeable/i
+
+/**
+ * Postgres refusing text it cannot store (NUL in text: 22021, in jsonb: 22P05). refuseNul keeps it out of what
+ * clients send directly; this covers what they send through others, such as the claims of an ID token.
+ */
+const isUnstorableText = (e: unknown): boolean => {
+  for (let cur = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const code = (cur as { code?: unknown }).code
+    if (code === '22021' || code === '22P05') return true
+  }
+  return false
+}
 
 /** Database or cache unreachable or cut off: a 503 the client may retry, not a bug. */
 export const isUnavailable = (e: unknown): boolean => {
