@@ -51,6 +51,8 @@ const requireId = (id: string) => {
  * The realtime port on Postgres. Wakeups: one NOTIFY per user whose stream grew, sent by the append
  * transaction at commit; each instance LISTENs on one connection taken from the pool for good, and
  * after losing it listens again and wakes everyone (notifications may have been missed).
+ *
+ * Entries' previous ids are not kept: these streams lose nothing but what they trim, and they record that.
  */
 export class PostgresUserStreams implements UserStreams {
   private readonly pool: pg.Pool
@@ -200,17 +202,17 @@ export class PostgresUserStreams implements UserStreams {
     this.retry.unref()
   }
 
-  async registerQueue(userId: string, eventTypes?: readonly string[] | null): Promise<QueueState> {
+  async registerQueue(userId: string, eventTypes: readonly string[] | null, startId: string): Promise<QueueState> {
+    requireId(startId)
     const { rows } = await this.pool.query<QueueRow>({
       name: 'realtime_register_queue',
       text: `with swept as (
                delete from realtime.event_queues where last_seen_at < now() - $4 * interval '1 millisecond'
              )
              insert into realtime.event_queues (queue_id, user_id, event_types, last_acked_id, last_seen_at)
-             values ($1, $2, $3, coalesce(
-               (select last_commit || '-' || last_prepare from realtime.user_heads where user_id = $2), '0-0'), now())
+             values ($1, $2, $3, $5, now())
              returning ${QUEUE_COLUMNS}`,
-      values: [uuid(), userId, eventTypes ? [...eventTypes] : null, this.queueTtlMs],
+      values: [uuid(), userId, eventTypes ? [...eventTypes] : null, this.queueTtlMs, startId],
     })
     return toQueue(rows[0]!)
   }

@@ -20,7 +20,8 @@ import {
 } from './user-streams.ts'
 
 /*
- * Keys (prefix defaults to `rt:`): `rt:<userId>` the user's stream, `rt:queue:<queueId>` a queue's hash
+ * Keys (prefix defaults to `rt:`): `rt:<userId>` the user's stream (fields v previous id, t type, p position,
+ * o occurredAt, d data as JSON), `rt:queue:<queueId>` a queue's hash
  * (u user, e event types as JSON, a last acknowledged id, s last seen ms) expiring after the idle TTL.
  * Wakeups: `PUBLISH rt:wake:<userId>`; each process holds ONE subscriber connection, subscribed to the
  * channels of the users it has waiting polls for.
@@ -32,13 +33,14 @@ const script = (lua: string): Script => ({ lua, sha: createHash('sha1').update(l
 /**
  * One user's entries: XADD each (an id at or below the stream's top is refused: already delivered) with
  * approximate trimming, then one PUBLISH if anything was added. Atomic, and one key, so cluster-friendly.
- * KEYS[1] stream; ARGV[1] channel, ARGV[2] maxlen, then id, type, position, occurredAt, data per entry.
+ * KEYS[1] stream; ARGV[1] channel, ARGV[2] maxlen, then id, previous id, type, position, occurredAt, data
+ * per entry.
  */
 const APPEND = script(`
 local added = 0
-for i = 3, #ARGV, 5 do
+for i = 3, #ARGV, 6 do
   local r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[i],
-    't', ARGV[i + 1], 'p', ARGV[i + 2], 'o', ARGV[i + 3], 'd', ARGV[i + 4])
+    'v', ARGV[i + 1], 't', ARGV[i + 2], 'p', ARGV[i + 3], 'o', ARGV[i + 4], 'd', ARGV[i + 5])
   if type(r) == 'table' and r.err then
     if not string.find(r.err, 'equal or smaller', 1, true) then return redis.error_reply(r.err) end
   else
@@ -74,10 +76,18 @@ export type RedisUserStreamsOptions = UserStreamsOptions & {
 
 type RawEntry = [id: string, fields: string[]]
 
-const toEvent = ([id, fields]: RawEntry): UserEvent => {
+const toEvent = ([id, fields]: RawEntry): UserEvent & { previousId: string } => {
   const f: Record<string, string> = {}
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
-  return { id, type: f.t ?? '', position: Number(f.p ?? 0), occurredAt: f.o ?? '', data: JSON.parse(f.d ?? 'null') }
+  return {
+    id,
+    // Entries written before they named their predecessor claim none.
+    previousId: f.v ?? STREAM_START_ID,
+    type: f.t ?? '',
+    position: Number(f.p ?? 0),
+    occurredAt: f.o ?? '',
+    data: JSON.parse(f.d ?? 'null'),
+  }
 }
 
 const toQueue = (queueId: string, flat: string[] | Record<string, string>): QueueState | null => {
@@ -178,7 +188,9 @@ export class RedisUserStreams implements UserStreams {
         args: [
           this.channel(userId),
           this.maxLen,
-          ...byUser.get(userId)!.flatMap((e) => [e.id, e.type, String(e.position), e.occurredAt, JSON.stringify(e.data ?? null)]),
+          ...byUser
+            .get(userId)!
+            .flatMap((e) => [e.id, e.previousId, e.type, String(e.position), e.occurredAt, JSON.stringify(e.data ?? null)]),
         ],
       })),
     )
@@ -195,27 +207,17 @@ export class RedisUserStreams implements UserStreams {
 
   async read(userId: string, afterId: string, limit: number): Promise<UserStreamRead> {
     if (!isEntryId(afterId)) throw new Error(`invalid user stream id: ${afterId}`)
-    const key = this.streamKey(userId)
-    const results = await this.redis
-      .pipeline()
-      .xrange(key, `(${afterId}`, '+', 'COUNT', Math.max(1, limit))
-      .xrange(key, '-', '+', 'COUNT', 1)
-      .exec()
-    const [[e1, raw], [e2, first]] = results as [[Error | null, RawEntry[]], [Error | null, RawEntry[]]]
-    if (e1) throw e1
-    if (e2) throw e2
-    const events = raw.map(toEvent)
-    // Trimming only removes the oldest entries, so a gap is possible only when the reader stands before
-    // the oldest retained one and the stream was trimmed at all (Redis >= 7 counts entries ever added).
-    // Redis does not tell which ids went, so a reader standing exactly between them (then at least
-    // maxLen entries behind) is also told to start over.
+    const raw = (await this.redis.xrange(this.streamKey(userId), `(${afterId}`, '+', 'COUNT', Math.max(1, limit))) as RawEntry[]
+    // Each entry names the one before it: one standing after what the reader (or the entry before) has seen
+    // is missing, whether trimmed or lost with a restart, an eviction or a deleted key.
     let truncated = false
-    const firstId = first[0]?.[0]
-    if (events.length > 0 && firstId && compareEntryIds(afterId, firstId) < 0) {
-      const info = (await this.redis.xinfo('STREAM', key)) as unknown[]
-      const field = (name: string) => Number(info[info.indexOf(name) + 1] ?? 0)
-      truncated = field('entries-added') > field('length')
-    }
+    let before = afterId
+    const events = raw.map((entry) => {
+      const { previousId, ...event } = toEvent(entry)
+      truncated ||= compareEntryIds(previousId, before) > 0
+      before = event.id
+      return event
+    })
     return { events, truncated }
   }
 
@@ -283,9 +285,10 @@ export class RedisUserStreams implements UserStreams {
     )
   }
 
-  async registerQueue(userId: string, eventTypes?: readonly string[] | null): Promise<QueueState> {
+  async registerQueue(userId: string, eventTypes: readonly string[] | null, startId: string): Promise<QueueState> {
+    if (!isEntryId(startId)) throw new Error(`invalid user stream id: ${startId}`)
     const queueId = uuid()
-    const lastAckedId = await this.lastId(userId)
+    const lastAckedId = startId
     const lastSeenAt = Date.now()
     const types = eventTypes ? [...eventTypes] : null
     const key = this.queueKey(queueId)

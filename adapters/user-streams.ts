@@ -7,6 +7,9 @@
  * increasing Redis stream ids. Per user, an id at or below the last appended id is refused as already
  * delivered, so a replayed batch adds nothing; the fan-out must therefore append each user's entries in
  * global order (within one batch the adapters sort them).
+ *
+ * Each entry names the user's entry before it, so a stream that lost entries it did not trim itself (Redis
+ * restarted without persistence, a key evicted or deleted) tells its readers: reading past a gap is `truncated`.
  */
 import { comparePositions, type Position, parsePosition } from './event-store.ts'
 
@@ -25,7 +28,11 @@ export type UserEvent = {
   readonly data: unknown
 }
 
-export type UserStreamEntry = UserEvent & { readonly userId: string }
+export type UserStreamEntry = UserEvent & {
+  readonly userId: string
+  /** The id of the user's entry before this one in the fan-out's order; STREAM_START_ID for their first. */
+  readonly previousId: string
+}
 
 export type AppendSummary = {
   /** How many entries were new. A replayed batch appends 0. */
@@ -38,9 +45,8 @@ export type UserStreamRead = {
   /** Oldest first, at most `limit`. */
   readonly events: UserEvent[]
   /**
-   * True when entries after `afterId` were already trimmed away: the reader missed events and must
-   * start over (re-register and reload its state). May also be true for a reader that stands before
-   * every retained entry of a trimmed stream, i.e. at least maxLen entries behind.
+   * True when entries after `afterId` are missing (trimmed away, or lost by the backend): the reader
+   * missed events and must start over (re-register and reload its state).
    */
   readonly truncated: boolean
 }
@@ -50,7 +56,7 @@ export type QueueState = {
   readonly userId: string
   /** Only these event types are delivered; null for all. */
   readonly eventTypes: readonly string[] | null
-  /** The id the client last acknowledged (at registration: the user's last stream id then). */
+  /** The id the client last acknowledged (at registration: where the gateway starts it). */
   readonly lastAckedId: string
   /** Epoch milliseconds of the last registration or touch. */
   readonly lastSeenAt: number
@@ -75,8 +81,8 @@ export interface UserStreams {
    * live: a wakeup published after that is delivered.
    */
   onWake(userId: string, callback: () => void): Promise<Unsubscribe>
-  /** A new queue whose lastAckedId is the user's last stream id now. */
-  registerQueue(userId: string, eventTypes?: readonly string[] | null): Promise<QueueState>
+  /** A new queue whose lastAckedId is `startId` (a client polls from there). */
+  registerQueue(userId: string, eventTypes: readonly string[] | null, startId: string): Promise<QueueState>
   /** The queue, or null when unknown or expired. Does not count as activity. */
   getQueue(queueId: string): Promise<QueueState | null>
   /** Marks the queue active now (and records the acknowledged id); null when unknown or expired. */
@@ -110,6 +116,8 @@ export function normaliseBatch(entries: readonly UserStreamEntry[]): Map<string,
     const pos = parseEntryId(e.id)
     if (!pos || (pos.commit === 0n && pos.prepare === 0n)) throw new Error(`invalid user stream entry id: ${e.id}`)
     if (!e.userId) throw new Error('a user stream entry needs a userId')
+    const previous = parseEntryId(e.previousId)
+    if (!previous || comparePositions(previous, pos) >= 0) throw new Error(`invalid previous id ${e.previousId} of ${e.id}`)
     const list = byUser.get(e.userId)
     if (list) list.push({ ...e, pos })
     else byUser.set(e.userId, [{ ...e, pos }])

@@ -21,6 +21,7 @@ import type { Projector } from '../projections/engine.ts'
 import { loadCheckpoint, ProjectionEngine } from '../projections/engine.ts'
 import { projectors as readModelProjectors } from '../projections/index.ts'
 import { realtimeProjector } from '../projections/realtime.ts'
+import { RealtimeOutbox } from '../projections/realtime-outbox.ts'
 import { RealtimeGateway } from '../realtime/gateway.ts'
 
 export type Services = AppDeps & {
@@ -75,11 +76,12 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     ? new RedisUserStreams(redis, streamOptions)
     : new PostgresUserStreams(pool, streamOptions)
   const rateLimiter: RateLimiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter()
-  const fanout = realtimeProjector(userStreams)
+  const outbox = new RealtimeOutbox({ db, streams: userStreams, logger })
+  const fanout = realtimeProjector(outbox)
   const projectors: readonly Projector[] = [...readModelProjectors, fanout]
   const gateway = new RealtimeGateway(userStreams, {
     heartbeatMs: config.REALTIME_HEARTBEAT_MS,
-    fannedOutUpTo: async () => Number((await loadCheckpoint(db, fanout)).prepare),
+    fannedOutUpTo: () => loadCheckpoint(db, fanout),
   })
 
   const engine = config.ROLES.includes('projector') ? new ProjectionEngine({ store, db, logger }, projectors) : null
@@ -88,6 +90,8 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     logger.info({ role: 'processors' }, 'ROLES includes processors, but no processor exists yet: this role does nothing')
   }
   engine?.start()
+  // Deliveries a previous process recorded and did not get to append; each fan-out batch then kicks it again.
+  if (engine) outbox.kick()
   const waiter = new ConsistencyWaiter({
     store,
     db,
@@ -131,6 +135,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     async close() {
       await gateway.close()
       await engine?.stop()
+      await outbox.close()
       await userStreams.close()
       await rateLimiter.close()
       redis?.disconnect()

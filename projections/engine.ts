@@ -34,6 +34,12 @@ export type Projector = {
   /** The tables it owns in its schema, unqualified: a rebuild copies, builds, diffs and swaps exactly these. */
   readonly tables: readonly string[]
   apply(trx: ProjectionTransaction, events: readonly RecordedEvent[]): Promise<void>
+  /**
+   * Called by the engine after each batch's transaction commits (never by a rebuild), for an effect outside
+   * the database that must not hold the transaction open: the realtime fan-out delivers what the batch put in
+   * its outbox. Returns at once; the next batch does not wait for it.
+   */
+  readonly afterCommit?: () => void
 }
 
 export type ProjectorStatus = {
@@ -288,6 +294,7 @@ export class ProjectionEngine {
             ;({ checkpoint, rest } = await this.isolate(p, checkpoint, batch, failing.attempts, log))
           }
           if (rest.length) checkpoint = await this.applyBlaming(p, checkpoint, rest)
+          p.afterCommit?.()
           failures = 0
           failing = null
           entry.status = {

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
-import { formatPosition, publicPosition, type RecordedEvent } from '../adapters/event-store.ts'
-import type { UserStreamEntry, UserStreams } from '../adapters/user-streams.ts'
+import type { RecordedEvent } from '../adapters/event-store.ts'
 import type { ProjectionTransaction, Projector } from './engine.ts'
+import type { Delivery, RealtimeOutbox } from './realtime-outbox.ts'
 
 /** Domain event type → the realtime event type clients subscribe to (API.md, Realtime API). */
 export const realtimeType = (type: string): string | null => {
@@ -95,11 +95,12 @@ async function audience(trx: ProjectionTransaction, tenantId: string, e: Recorde
 }
 
 /**
- * Appends each event to the stream of every user who may see it at that event's position. The stream
- * entry id is the event's global position, so a replayed batch (after a crash between the streams and the
- * checkpoint) is refused by the streams instead of delivered twice.
+ * Delivers each event to the stream of every user who may see it at that event's position. The batch records
+ * its deliveries in the outbox, in its transaction; the outbox appends them to the streams after the commit,
+ * each with the event's global position as its id, so a repeat is refused by the stream instead of delivered
+ * twice. Without an outbox (a rebuild) it keeps its audience tables and delivers nothing.
  */
-export function realtimeProjector(streams: UserStreams): Projector {
+export function realtimeProjector(outbox?: RealtimeOutbox): Projector {
   return {
     name: 'realtime',
     version: 1,
@@ -124,25 +125,28 @@ export function realtimeProjector(streams: UserStreams): Projector {
       'user.deactivated',
     ]),
     async apply(trx, events) {
-      const entries: UserStreamEntry[] = []
+      const deliveries: Delivery[] = []
       for (const e of events) {
         const tenantId = e.metadata.tenantId
         const type = realtimeType(e.type)
         if (!tenantId || !type) continue
+        if (!outbox) {
+          await evolveAudience(trx, tenantId, e)
+          continue
+        }
         // A member who leaves still hears that they left; one who joins hears that they joined.
         const before = e.type === 'room.member_removed' || e.type === 'user.deactivated' ? await audience(trx, tenantId, e) : []
         await evolveAudience(trx, tenantId, e)
-        const users = new Set([...before, ...(await audience(trx, tenantId, e))])
-        const base = {
-          id: formatPosition(e.position),
+        deliveries.push({
+          position: e.position,
           type,
-          position: publicPosition(e.position),
           occurredAt: e.metadata.occurredAt,
           data: type === e.type ? e.data : { change: e.type, ...(e.data as object) },
-        }
-        for (const userId of users) entries.push({ ...base, userId })
+          users: [...new Set([...before, ...(await audience(trx, tenantId, e))])],
+        })
       }
-      if (entries.length) await streams.append(entries)
+      await outbox?.record(trx, deliveries)
     },
+    ...(outbox ? { afterCommit: () => outbox.kick() } : {}),
   }
 }

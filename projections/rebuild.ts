@@ -11,7 +11,6 @@ import {
 import { errorText, forgetParked } from '../adapters/parked-events.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
 import { isTransient } from '../adapters/transient.ts'
-import type { UserStreams } from '../adapters/user-streams.ts'
 import { ROLES } from '../migrations/shared.ts'
 import {
   applyBatch,
@@ -761,21 +760,8 @@ export async function verify(
 // --- what a rebuild covers
 
 /**
- * The realtime fan-out's output during a rebuild: discarded. Its audience tables (fanout_*) are rebuilt and
- * verified like any read model; the user streams already hold what was delivered (entries replayed into them
- * would be refused anyway, their ids being positions at or below each stream's head).
+ * Every projector rebuilds and verify cover, in the order they run: the read models, then the fan-out's audience
+ * tables, rebuilt without an outbox: a rebuild delivers nothing (the user streams hold what was delivered, and the
+ * swap hands over at the live checkpoint, where the live fan-out goes on delivering).
  */
-const discardingStreams: UserStreams = {
-  append: async () => ({ appended: 0, wokenUsers: [] }),
-  read: () => Promise.reject(new Error('a rebuild only appends')),
-  lastId: () => Promise.reject(new Error('a rebuild only appends')),
-  onWake: () => Promise.reject(new Error('a rebuild only appends')),
-  registerQueue: () => Promise.reject(new Error('a rebuild only appends')),
-  getQueue: () => Promise.reject(new Error('a rebuild only appends')),
-  touchQueue: () => Promise.reject(new Error('a rebuild only appends')),
-  dropQueue: () => Promise.reject(new Error('a rebuild only appends')),
-  close: async () => {},
-}
-
-/** Every projector rebuilds and verify cover, in the order they run: the read models, then the fan-out's tables. */
-export const rebuildableProjectors = (): readonly Projector[] => [...readModels, realtimeProjector(discardingStreams)]
+export const rebuildableProjectors = (): readonly Projector[] => [...readModels, realtimeProjector()]

@@ -4,7 +4,7 @@
  * and one timer: it waits in a per-user list woken by the port's single wakeup subscription per user,
  * never on a Redis connection of its own.
  */
-import { publicPosition } from '../adapters/event-store.ts'
+import { comparePositions, formatPosition, type Position, publicPosition, START } from '../adapters/event-store.ts'
 import { isEntryId, parseEntryId, type Unsubscribe, type UserEvent, type UserStreams } from '../adapters/user-streams.ts'
 
 /** A failure the client caused; `status` and `code` are what HTTP answers with. */
@@ -51,11 +51,12 @@ export type GatewayOptions = {
   /** Most events in one answer. Default 1,000. */
   readonly maxEventsPerPoll?: number
   /**
-   * The public position every user's stream is complete up to (the fan-out projector's checkpoint). A
-   * registration's `position` is at least this: a stream that lost entries (a Redis restart) then still
-   * leaves no gap between the state a client loads and the events it polls.
+   * The place in the global order every event up to which is fanned out (the fan-out projector's checkpoint):
+   * each user's share of them is in their stream or on its way there, in order, ahead of anything later. A
+   * registration starts no earlier: a stream that lost entries (a Redis restart) or has some still to come
+   * then leaves no gap, and no duplicate, between the state a client loads and the events it polls.
    */
-  readonly fannedOutUpTo?: () => Promise<number>
+  readonly fannedOutUpTo?: () => Promise<Position>
 }
 
 export type RegisterResult = {
@@ -95,17 +96,12 @@ type Held = {
 
 type UserWaiters = { readonly polls: Set<Held>; readonly subscribed: Promise<Unsubscribe> }
 
-const positionOf = (id: string): number => {
-  const p = parseEntryId(id)
-  return p ? publicPosition(p) : 0
-}
-
 export class RealtimeGateway {
   private readonly streams: UserStreams
   private readonly heartbeatMs: number
   private readonly maxPollsPerUser: number
   private readonly maxEventsPerPoll: number
-  private readonly fannedOutUpTo: () => Promise<number>
+  private readonly fannedOutUpTo: () => Promise<Position>
   private readonly users = new Map<string, UserWaiters>()
   private readonly byQueue = new Map<string, Held>()
   private closed = false
@@ -115,7 +111,7 @@ export class RealtimeGateway {
     this.heartbeatMs = options.heartbeatMs ?? 50_000
     this.maxPollsPerUser = options.maxPollsPerUser ?? 20
     this.maxEventsPerPoll = options.maxEventsPerPoll ?? 1_000
-    this.fannedOutUpTo = options.fannedOutUpTo ?? (async () => 0)
+    this.fannedOutUpTo = options.fannedOutUpTo ?? (async () => START)
   }
 
   /** Polls waiting right now. */
@@ -124,10 +120,13 @@ export class RealtimeGateway {
   }
 
   async register(userId: string, eventTypes?: readonly string[] | null): Promise<RegisterResult> {
-    // The floor is read before the stream's last id: every event past the floor gets an id past that id.
-    const floor = await this.fannedOutUpTo()
-    const queue = await this.streams.registerQueue(userId, eventTypes?.length ? eventTypes : null)
-    return { queueId: queue.queueId, lastEventId: queue.lastAckedId, position: Math.max(floor, positionOf(queue.lastAckedId)) }
+    const [floor, last] = await Promise.all([this.fannedOutUpTo(), this.streams.lastId(userId)])
+    // The later of the two places in the global order, compared as (transaction, position): a later transaction
+    // may hold a lower position. The state is loaded at exactly that place, and events are polled after it.
+    const lastId = parseEntryId(last)!
+    const start = comparePositions(floor, lastId) > 0 ? floor : lastId
+    const queue = await this.streams.registerQueue(userId, eventTypes?.length ? eventTypes : null, formatPosition(start))
+    return { queueId: queue.queueId, lastEventId: queue.lastAckedId, position: publicPosition(start) }
   }
 
   async poll(request: PollRequest): Promise<PollResult> {

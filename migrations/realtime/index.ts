@@ -1,4 +1,5 @@
 import * as m001 from './001_user_events.ts'
+import * as m002 from './002_outbox.ts'
 
 export const schema = 'realtime'
-export const migrations = { '001_user_events': m001 }
+export const migrations = { '001_user_events': m001, '002_outbox': m002 }

@@ -14,9 +14,10 @@ describe('Redis user streams', () => {
   const prefix = `test:${uuid()}:rt:`
   let redis: Redis
   let streams: RedisUserStreams
-  const entry = (userId: string, n: number) => ({
+  const entry = (userId: string, n: number, previous = n - 1) => ({
     userId,
     id: `${n}-${n}`,
+    previousId: `${previous}-${previous}`,
     type: 'message.created',
     position: n,
     occurredAt: new Date().toISOString(),
@@ -64,14 +65,28 @@ describe('Redis user streams', () => {
     // Flushing is harmless to other clients: ioredis and this adapter reload scripts on NOSCRIPT.
     await redis.script('FLUSH')
     expect(await streams.append([entry(user, 101), entry(user, 100)])).toEqual({ appended: 1, wokenUsers: [user] })
-    const q = await streams.registerQueue(user)
+    const q = await streams.registerQueue(user, null, '101-101')
     await redis.script('FLUSH')
     expect(await streams.touchQueue(q.queueId)).toMatchObject({ userId: user, lastAckedId: '101-101' })
     expect(await streams.lastId(uuid())).toBe(STREAM_START_ID)
   })
 
+  it('a stream that lost entries (a deleted key, a restart without persistence) tells readers who missed them', async () => {
+    const user = uuid()
+    await streams.append([entry(user, 200), entry(user, 201), entry(user, 202)])
+    await redis.del(`${prefix}${user}`)
+    // The next entry names 202, which the stream no longer holds.
+    await streams.append([entry(user, 203), entry(user, 204)])
+    expect(await streams.read(user, '200-200', 10)).toMatchObject({ truncated: true })
+    expect(await streams.read(user, STREAM_START_ID, 10)).toMatchObject({ truncated: true })
+    // A reader that had seen 202 missed nothing.
+    const after = await streams.read(user, '202-202', 10)
+    expect(after.truncated).toBe(false)
+    expect(after.events.map((e) => e.id)).toEqual(['203-203', '204-204'])
+  })
+
   it('queues expire by TTL in Redis itself', async () => {
-    const q = await streams.registerQueue(uuid())
+    const q = await streams.registerQueue(uuid(), null, STREAM_START_ID)
     const ttl = await redis.pttl(`${prefix}queue:${q.queueId}`)
     expect(ttl).toBeGreaterThan(9 * 60_000)
     expect(ttl).toBeLessThanOrEqual(10 * 60_000)

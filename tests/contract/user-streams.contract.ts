@@ -5,17 +5,14 @@ import { STREAM_START_ID, type UserStreamEntry, type UserStreams } from '../../a
 import type { HarnessFactory, UserStreamsHarness } from '../support/user-streams.ts'
 
 let nextPrepare = 1_000
-/** Entries at increasing global positions (commit, prepare), like the fan-out produces. */
+const lastIds = new Map<string, string>()
+/** Entries at increasing global positions (commit, prepare), each naming the user's one before, like the fan-out. */
 const entry = (userId: string, type = 'message.created', data: unknown = { n: nextPrepare }): UserStreamEntry => {
   nextPrepare += 1
-  return {
-    userId,
-    id: `${nextPrepare * 10}-${nextPrepare}`,
-    type,
-    position: nextPrepare,
-    occurredAt: new Date().toISOString(),
-    data,
-  }
+  const id = `${nextPrepare * 10}-${nextPrepare}`
+  const previousId = lastIds.get(userId) ?? STREAM_START_ID
+  lastIds.set(userId, id)
+  return { userId, id, previousId, type, position: nextPrepare, occurredAt: new Date().toISOString(), data }
 }
 
 const entries = (userId: string, n: number) => Array.from({ length: n }, () => entry(userId))
@@ -50,7 +47,7 @@ export function userStreamsContract(name: string, setup: HarnessFactory) {
         expect(result).toEqual({ appended: 3, wokenUsers: [user] })
         const { events, truncated } = await streams.read(user, STREAM_START_ID, 100)
         expect(truncated).toBe(false)
-        expect(events).toEqual([a, b, c].map(({ userId: _, ...e }) => e))
+        expect(events).toEqual([a, b, c].map(({ userId: _, previousId: __, ...e }) => e))
       })
 
       it('reads strictly after an id, at most limit entries', async () => {
@@ -85,9 +82,12 @@ export function userStreamsContract(name: string, setup: HarnessFactory) {
         expect(await streams.append([])).toEqual({ appended: 0, wokenUsers: [] })
       })
 
-      it('refuses malformed ids', async () => {
+      it('refuses malformed ids, and previous ids not before their entry', async () => {
         await expect(streams.append([{ ...entry(uuid()), id: '12' }])).rejects.toThrow(/invalid/)
         await expect(streams.read(uuid(), 'nope', 10)).rejects.toThrow(/invalid/)
+        const e = entry(uuid())
+        await expect(streams.append([{ ...e, previousId: e.id }])).rejects.toThrow(/invalid previous/)
+        await expect(streams.append([{ ...e, previousId: 'x' }])).rejects.toThrow(/invalid previous/)
       })
     })
 
@@ -131,7 +131,15 @@ export function userStreamsContract(name: string, setup: HarnessFactory) {
         const user = uuid()
         const ids = ['9-500', '10-2', '10-11', '100-1']
         await streams.append(
-          ids.map((id, i) => ({ userId: user, id, type: 't', position: i, occurredAt: new Date(0).toISOString(), data: i })),
+          ids.map((id, i) => ({
+            userId: user,
+            id,
+            previousId: ids[i - 1] ?? STREAM_START_ID,
+            type: 't',
+            position: i,
+            occurredAt: new Date(0).toISOString(),
+            data: i,
+          })),
         )
         expect((await streams.read(user, STREAM_START_ID, 10)).events.map((e) => e.id)).toEqual(ids)
         expect((await streams.read(user, '10-2', 10)).events.map((e) => e.id)).toEqual(['10-11', '100-1'])
@@ -154,6 +162,9 @@ export function userStreamsContract(name: string, setup: HarnessFactory) {
         expect(events.length).toBeLessThanOrEqual(150)
         expect(events.map((e) => e.id)).toEqual(all.slice(-events.length).map((e) => e.id))
         expect(truncated).toBe(true)
+        // One standing on a trimmed entry missed the ones after it, unless it is the last trimmed one.
+        expect((await small.read(user, all[0]!.id, 1_000)).truncated).toBe(true)
+        expect((await small.read(user, all.at(-events.length - 1)!.id, 1_000)).truncated).toBe(false)
         // A reader that stands within the retained entries missed nothing.
         const recent = await small.read(user, events[0]!.id, 1_000)
         expect(recent.truncated).toBe(false)
@@ -247,16 +258,17 @@ export function userStreamsContract(name: string, setup: HarnessFactory) {
     })
 
     describe('queues', () => {
-      it('register at the user’s last id, then touch, get and drop', async () => {
+      it('register at the id given, then touch, get and drop', async () => {
         const user = uuid()
         const all = entries(user, 2)
         await streams.append(all)
-        const q = await streams.registerQueue(user, ['message.created'])
+        const q = await streams.registerQueue(user, ['message.created'], all[1]!.id)
         expect(q).toMatchObject({ userId: user, eventTypes: ['message.created'], lastAckedId: all[1]!.id })
         expect(Math.abs(q.lastSeenAt - Date.now())).toBeLessThan(5_000)
         expect(await streams.getQueue(q.queueId)).toEqual(q)
+        await expect(streams.registerQueue(user, null, 'nope')).rejects.toThrow(/invalid/)
 
-        const fresh = await streams.registerQueue(uuid())
+        const fresh = await streams.registerQueue(uuid(), null, STREAM_START_ID)
         expect(fresh).toMatchObject({ eventTypes: null, lastAckedId: STREAM_START_ID })
         expect(fresh.queueId).not.toBe(q.queueId)
 
@@ -282,8 +294,8 @@ export function userStreamsContract(name: string, setup: HarnessFactory) {
 
       it('expire when idle for the TTL; touching keeps them alive', async () => {
         const short = harness.create({ queueTtlMs: 400 })
-        const kept = await short.registerQueue(uuid())
-        const idle = await short.registerQueue(uuid())
+        const kept = await short.registerQueue(uuid(), null, STREAM_START_ID)
+        const idle = await short.registerQueue(uuid(), null, STREAM_START_ID)
         for (let i = 0; i < 4; i++) {
           await sleep(200)
           expect(await short.touchQueue(kept.queueId)).not.toBeNull()

@@ -16,8 +16,10 @@ import { type ActorRole, room } from '../../domain/rooms.ts'
 import { upcasters } from '../../domain/upcasting.ts'
 import { ProjectionEngine } from '../../projections/engine.ts'
 import { realtimeProjector } from '../../projections/realtime.ts'
+import { RealtimeOutbox } from '../../projections/realtime-outbox.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
 import { appendUsersJoined } from '../support/org-events.ts'
+import { outboxDrained } from '../support/realtime-client.ts'
 
 let database: TestDatabase
 let pool: PgPool
@@ -193,9 +195,9 @@ it('each user receives exactly the events they could read at that event’s posi
       }
 
       const streams = new PostgresUserStreams(pool)
-      const engine = new ProjectionEngine({ store, db, logger: createLogger('silent') }, [
-        { ...realtimeProjector(streams), name: `realtime-${tenantId}` },
-      ])
+      const logger = createLogger('silent')
+      const outbox = new RealtimeOutbox({ db, streams, logger })
+      const engine = new ProjectionEngine({ store, db, logger }, [{ ...realtimeProjector(outbox), name: `realtime-${tenantId}` }])
       // The target is this run's last event, whatever else is in flight on the cluster: readers see it only once
       // every older transaction ended, and the engine must have applied it.
       const { position: head } = await store.append(
@@ -221,6 +223,8 @@ it('each user receives exactly the events they could read at that event’s posi
       while (!engine.statuses()[0] || comparePositions(engine.statuses()[0]!.checkpoint, head) < 0)
         await new Promise((r) => setTimeout(r, 5))
       await engine.stop()
+      await outboxDrained(db)
+      await outbox.close()
 
       for (const u of users) {
         const { events } = await streams.read(u, STREAM_START_ID, 10_000)

@@ -3,6 +3,7 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { formatPosition, type Position } from '../../adapters/event-store.ts'
 import { STREAM_START_ID, type UserStreamEntry, type UserStreams } from '../../adapters/user-streams.ts'
 import {
   BadEventQueueIdError,
@@ -14,9 +15,13 @@ import {
 import { type HarnessFactory, postgresHarness, redisHarness, type UserStreamsHarness } from '../support/user-streams.ts'
 
 let nextPrepare = 5_000
+const lastIds = new Map<string, string>()
 const entry = (userId: string, type = 'message.created', data: unknown = {}): UserStreamEntry => {
   nextPrepare += 1
-  return { userId, id: `${nextPrepare}-${nextPrepare}`, type, position: nextPrepare, occurredAt: new Date().toISOString(), data }
+  const id = `${nextPrepare}-${nextPrepare}`
+  const previousId = lastIds.get(userId) ?? STREAM_START_ID
+  lastIds.set(userId, id)
+  return { userId, id, previousId, type, position: nextPrepare, occurredAt: new Date().toISOString(), data }
 }
 
 /** Whether a promise is still pending after `ms`. */
@@ -68,6 +73,35 @@ describe.each<[string, HarnessFactory]>([
     const later = await gateway.register(user)
     expect(later).toMatchObject({ lastEventId: e.id, position: e.position })
     expect(later.queueId).not.toBe(fresh.queueId)
+  })
+
+  it('starts a registration at the later of the fan-out’s checkpoint and the user’s last id, by (transaction, position)', async () => {
+    const user = uuid()
+    const e = entry(user)
+    await streams.append([e])
+    const n = BigInt(e.position)
+    // A later transaction with a lower position stands after e: the client loads state there and polls after it.
+    const after: Position = { commit: n + 2n, prepare: n - 2n }
+    const q = await newGateway(streams, { fannedOutUpTo: async () => after }).register(user)
+    expect(q).toMatchObject({ lastEventId: formatPosition(after), position: Number(n - 2n) })
+    const at = (c: bigint, p: bigint, previousId: string): UserStreamEntry => ({
+      ...entry(user),
+      id: formatPosition({ commit: c, prepare: p }),
+      previousId,
+      position: Number(p),
+    })
+    const inState = at(n + 1n, n + 5n, e.id)
+    const next = at(n + 3n, n - 3n, inState.id)
+    await streams.append([inState, next])
+    expect(ids(await gateway.poll({ queueId: q.queueId, userId: user, lastEventId: q.lastEventId, dontBlock: true }))).toEqual([
+      next.id,
+    ])
+    // An earlier transaction with a higher position stands before the stream's last entry: start there.
+    const before: Position = { commit: n, prepare: n + 9n }
+    expect(await newGateway(streams, { fannedOutUpTo: async () => before }).register(user)).toMatchObject({
+      lastEventId: next.id,
+      position: next.position,
+    })
   })
 
   it('a waiting poll returns when an event is appended for its user, and not for another', async () => {

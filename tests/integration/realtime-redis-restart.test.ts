@@ -13,10 +13,13 @@ import { room } from '../../domain/rooms.ts'
 import { upcasters } from '../../domain/upcasting.ts'
 import { loadCheckpoint, ProjectionEngine } from '../../projections/engine.ts'
 import { realtimeProjector } from '../../projections/realtime.ts'
+import { RealtimeOutbox } from '../../projections/realtime-outbox.ts'
 import { BadEventQueueIdError, RealtimeGateway } from '../../realtime/gateway.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
 import { appendUsersJoined } from '../support/org-events.ts'
+import { stateAt } from '../support/realtime-client.ts'
 import { type OwnRedis, startOwnRedis } from '../support/redis-server.ts'
+import { messageIdOf } from '../support/room-events.ts'
 
 let database: TestDatabase
 let pool: PgPool
@@ -99,22 +102,19 @@ it('Redis restarted mid-stream: no acknowledged command is lost, and clients rec
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 1 })
   redis.on('error', () => {})
   const streams = new RedisUserStreams(redis, { keyPrefix: `rt-${uuid()}:` })
-  const fanout = realtimeProjector(streams)
-  const gateway = new RealtimeGateway(streams, {
-    heartbeatMs: 2_000,
-    fannedOutUpTo: async () => Number((await loadCheckpoint(db, fanout)).prepare),
-  })
-  const engine = new ProjectionEngine({ store, db, logger: createLogger('silent') }, [fanout], { retryMs: 100 })
+  const logger = createLogger('silent')
+  const outbox = new RealtimeOutbox({ db, streams, logger })
+  const fanout = realtimeProjector(outbox)
+  const gateway = new RealtimeGateway(streams, { heartbeatMs: 2_000, fannedOutUpTo: () => loadCheckpoint(db, fanout) })
+  const engine = new ProjectionEngine({ store, db, logger }, [fanout], { retryMs: 100 })
   engine.start()
 
   const received: string[] = []
   // What the client knows: events it polled, plus the state it (re)loaded at a registration's position.
   const known = new Set<string>()
   const reload = async (position: number) => {
-    for (const e of await store.readAll({ maxCount: 10_000 })) {
-      if (e.type === 'message.created' && Number(e.position.prepare) <= position)
-        known.add((e.data as { messageId: string }).messageId)
-    }
+    for (const id of await stateAt(store, position, (e) => (e.type === 'message.created' ? messageIdOf(e.data) : null)))
+      known.add(id)
   }
   let queue = await gateway.register(bob)
   let cursor = queue.lastEventId
@@ -176,6 +176,7 @@ it('Redis restarted mid-stream: no acknowledged command is lost, and clients rec
   await gateway.close()
   await polling
   await engine.stop()
+  await outbox.close()
   await streams.close()
   redis.disconnect()
 

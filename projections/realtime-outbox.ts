@@ -1,0 +1,188 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { sql } from 'kysely'
+import { type Position, publicPosition } from '../adapters/event-store.ts'
+import type { Logger } from '../adapters/logger.ts'
+import type { AnyDb } from '../adapters/postgres.ts'
+import { STREAM_START_ID, type UserStreamEntry, type UserStreams } from '../adapters/user-streams.ts'
+import { type ProjectionTransaction, retryDelayMs } from './engine.ts'
+
+/** One event the fan-out delivers, and to whom (as of the event's position). */
+export type Delivery = {
+  readonly position: Position
+  readonly type: string
+  readonly occurredAt: string
+  readonly data: unknown
+  readonly users: readonly string[]
+}
+
+export type RealtimeOutboxOptions = {
+  /** Deliveries appended to the streams per round trip. Default 1,000. */
+  readonly chunk?: number
+  /** The wait after a first failure; each failure in a row doubles it (with jitter), up to maxRetryMs. Default 100 ms. */
+  readonly retryMs?: number
+  /** Default 5 s. */
+  readonly maxRetryMs?: number
+}
+
+type Due = {
+  user_id: string
+  c: string
+  p: string
+  type: string
+  occurred_at: string
+  data: unknown
+  hc: string | null
+  hp: string | null
+  delivered: boolean
+}
+
+/**
+ * The fan-out's deliveries (tables: migrations/realtime/002_outbox.ts). A fan-out batch records them in its
+ * own transaction; after it commits they are appended to the user streams, oldest first, and leave the outbox.
+ * The streams refuse an id they hold, so a delivery repeated (a crash after the append, two processes
+ * draining at once) adds nothing. While the streams' backend is away nothing waits for it: batches go on
+ * committing, and delivery retries with backoff, then drains in order.
+ */
+export class RealtimeOutbox {
+  private readonly db: AnyDb
+  private readonly streams: UserStreams
+  private readonly logger: Logger
+  private readonly chunk: number
+  private readonly retryMs: number
+  private readonly maxRetryMs: number
+  private readonly stopping = new AbortController()
+  /** A kick came since the current pass began. */
+  private wanted = false
+  private running: Promise<void> | null = null
+  private closed = false
+
+  constructor(deps: { db: AnyDb; streams: UserStreams; logger: Logger }, options: RealtimeOutboxOptions = {}) {
+    this.db = deps.db
+    this.streams = deps.streams
+    this.logger = deps.logger.child({ component: 'realtime-outbox' })
+    this.chunk = options.chunk ?? 1_000
+    this.retryMs = options.retryMs ?? 100
+    this.maxRetryMs = options.maxRetryMs ?? 5_000
+  }
+
+  /** Records deliveries in the fan-out batch's transaction: they commit, or roll back, with it. */
+  async record(trx: ProjectionTransaction, deliveries: readonly Delivery[]): Promise<void> {
+    const due = deliveries.filter((d) => d.users.length > 0)
+    if (due.length === 0) return
+    const events = due.map((d) => ({
+      c: d.position.commit.toString(),
+      p: d.position.prepare.toString(),
+      t: d.type,
+      o: d.occurredAt,
+      d: d.data ?? null,
+    }))
+    // Another runner of the same batch (it then fails on the checkpoint) may have written these rows first.
+    await sql`
+      insert into realtime.outbox_events (commit_position, prepare_position, type, occurred_at, data)
+      select x.c, x.p, x.t, x.o, x.d from jsonb_to_recordset(${JSON.stringify(events)}::jsonb)
+          as x(c bigint, p bigint, t text, o text, d jsonb)
+      on conflict do nothing`.execute(trx)
+    const commits = due.flatMap((d) => d.users.map(() => d.position.commit.toString()))
+    const prepares = due.flatMap((d) => d.users.map(() => d.position.prepare.toString()))
+    const users = due.flatMap((d) => d.users)
+    await sql`
+      insert into realtime.outbox (commit_position, prepare_position, user_id)
+      select * from unnest(${commits}::bigint[], ${prepares}::bigint[], ${users}::text[])
+      on conflict do nothing`.execute(trx)
+  }
+
+  /** Delivers what is pending, in the background; returns at once. Called after each fan-out commit and at start. */
+  kick(): void {
+    this.wanted = true
+    if (this.running || this.closed) return
+    this.running = this.drain().finally(() => {
+      this.running = null
+      if (this.wanted) this.kick()
+    })
+  }
+
+  private async drain(): Promise<void> {
+    let failures = 0
+    while (this.wanted && !this.closed) {
+      this.wanted = false
+      try {
+        while ((await this.deliverChunk()) === this.chunk && !this.closed) {}
+        failures = 0
+      } catch (e) {
+        failures++
+        this.wanted = true
+        const retryInMs = Math.round(retryDelayMs(failures, this.retryMs, this.maxRetryMs))
+        this.logger.warn({ err: e, failures, retryInMs }, 'realtime delivery failed; the outbox keeps it and retries')
+        await sleep(retryInMs, undefined, { signal: this.stopping.signal }).catch(() => {})
+      }
+    }
+  }
+
+  /**
+   * Appends the oldest pending deliveries (a prefix of every user's in the global order), then removes them.
+   * One at or before the user's last delivered id (a fan-out that ran over old events again) was delivered:
+   * it only leaves. Returns how many there were.
+   */
+  private async deliverChunk(): Promise<number> {
+    const { rows } = await sql<Due>`
+      with due as (
+        select commit_position, prepare_position, user_id from realtime.outbox
+         order by commit_position, prepare_position, user_id limit ${this.chunk}
+      )
+      select d.user_id, d.commit_position::text as c, d.prepare_position::text as p, e.type, e.occurred_at, e.data,
+             h.last_commit::text as hc, h.last_prepare::text as hp,
+             coalesce((d.commit_position, d.prepare_position) <= (h.last_commit, h.last_prepare), false) as delivered
+        from due d
+        join realtime.outbox_events e using (commit_position, prepare_position)
+        left join realtime.outbox_heads h on h.user_id = d.user_id
+       order by d.commit_position, d.prepare_position, d.user_id`.execute(this.db)
+    if (rows.length === 0) return 0
+    // Each user's newest delivery in this chunk: the one the next names as its previous.
+    const last = new Map<string, Due>()
+    const entries: UserStreamEntry[] = rows
+      .filter((r) => !r.delivered)
+      .map((r) => {
+        const before = last.get(r.user_id)
+        const previousId = before ? `${before.c}-${before.p}` : r.hc === null ? STREAM_START_ID : `${r.hc}-${r.hp}`
+        last.set(r.user_id, r)
+        return {
+          userId: r.user_id,
+          id: `${r.c}-${r.p}`,
+          previousId,
+          type: r.type,
+          position: publicPosition({ commit: BigInt(r.c), prepare: BigInt(r.p) }),
+          occurredAt: r.occurred_at,
+          data: r.data,
+        }
+      })
+    if (entries.length) await this.streams.append(entries)
+    const commits = rows.map((r) => r.c)
+    const prepares = rows.map((r) => r.p)
+    const users = rows.map((r) => r.user_id)
+    // In user order: two processes delivering at once lock the heads in the same order.
+    const heads = [...last.values()].sort((a, b) => (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : 0))
+    await this.db.transaction().execute(async (trx) => {
+      await sql`
+        delete from realtime.outbox o using unnest(${commits}::bigint[], ${prepares}::bigint[], ${users}::text[]) as x(c, p, u)
+         where o.commit_position = x.c and o.prepare_position = x.p and o.user_id = x.u`.execute(trx)
+      await sql`
+        delete from realtime.outbox_events e using unnest(${commits}::bigint[], ${prepares}::bigint[]) as x(c, p)
+         where e.commit_position = x.c and e.prepare_position = x.p
+           and not exists (select 1 from realtime.outbox o
+                            where o.commit_position = e.commit_position and o.prepare_position = e.prepare_position)`.execute(trx)
+      await sql`
+        insert into realtime.outbox_heads as h (user_id, last_commit, last_prepare)
+        select * from unnest(${heads.map((h) => h.user_id)}::text[], ${heads.map((h) => h.c)}::bigint[], ${heads.map((h) => h.p)}::bigint[])
+        on conflict (user_id) do update set last_commit = excluded.last_commit, last_prepare = excluded.last_prepare
+         where (excluded.last_commit, excluded.last_prepare) > (h.last_commit, h.last_prepare)`.execute(trx)
+    })
+    return rows.length
+  }
+
+  /** Stops delivering (what is pending stays for the next start) after the round trip in flight. */
+  async close(): Promise<void> {
+    this.closed = true
+    this.stopping.abort()
+    await this.running
+  }
+}
