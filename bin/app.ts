@@ -101,9 +101,13 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }))
   app.get('/readyz', async (c) => {
-    const checks = await services.ready()
-    const ok = Object.values(checks).every((v) => v === 'ok')
-    return c.json({ status: ok ? 'ready' : 'not ready', checks }, ok ? 200 : 503)
+    const found = await services.ready()
+    const down = Object.keys(found).filter((name) => found[name] !== 'ok')
+    const checks = Object.fromEntries(Object.keys(found).map((name) => [name, down.includes(name) ? 'unavailable' : 'ok']))
+    if (down.length === 0) return c.json({ status: 'ready', checks }, 200)
+    // Anyone may probe: backend errors (hosts, users, internals) go to the log, the answer names the dependency.
+    c.get('log').warn({ failures: Object.fromEntries(down.map((name) => [name, found[name]])) }, 'not ready')
+    return c.json({ status: 'not ready', checks, reason: `${down.join(', ')} not answering` }, 503)
   })
 
   if (serves('api')) apiRoutes(app, services)
