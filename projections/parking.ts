@@ -46,7 +46,7 @@ export function projectorParking(deps: { store: EventStore; db: AnyDb }, project
       if (!p || !seen) return { outcome: 'not_found' }
       // Read before the transaction opens: the store may be another database.
       const [event] = await deps.store.readStream(seen.stream, { fromRevision: seen.revision, maxCount: 1 })
-      return deps.db.transaction().execute(async (trx): Promise<RetryOutcome> => {
+      const result = await deps.db.transaction().execute(async (trx): Promise<RetryOutcome> => {
         // The batch lock before the row, in the order batches and a rebuild's swap take them: no deadlock.
         await enterProjection(trx, p, p.schema)
         const parked = await findParked(trx, consumerOf(p), eventId, { forUpdate: true })
@@ -66,6 +66,9 @@ export function projectorParking(deps: { store: EventStore; db: AnyDb }, project
           return { outcome: 'failed', parked, error: errorText(e) }
         }
       })
+      // As after a batch: what the retry left for outside the database (the fan-out's outbox) goes out now.
+      if (result.outcome === 'applied') p.afterCommit?.()
+      return result
     },
 
     async skip(name, eventId, by, reason) {
