@@ -126,8 +126,9 @@ export async function verifyToken(deps: PipelineDeps, token: string, now: Date):
   const { events, state } = await loadCredential(deps, credentialId)
   if (!usable(state, now) || !tokenMatchesHash(token, state.tokenHash)) return null
   if (state.parentId) {
+    // Ended means revoked (logout) or expired: a child outliving its sign-in would stretch it by its own lifetime.
     const parent = await loadCredential(deps, state.parentId)
-    if (!parent.state.exists || parent.state.revoked) return null
+    if (!usable(parent.state, now)) return null
   }
   return { ...state, credentialId, issuedAt: events[0]!.position }
 }
