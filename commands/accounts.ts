@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { type RecordedEvent, streamName } from '../adapters/event-store.ts'
+import { badRequest } from '../adapters/http/problem.ts'
 import { generateToken, hashToken, tokenKind, tokenMatchesHash } from '../adapters/opaque-tokens.ts'
 import {
   account,
@@ -32,6 +33,14 @@ export async function signInAccount(
   ctx: CommandContext,
   who: { issuer: string; subject: string; email: string; emailVerified: boolean },
 ): Promise<{ accountId: string; email: string }> {
+  // An issuer vouches for who signs in, not for the characters of its claims: no store or read model keeps a NUL.
+  const withNul = Object.entries({ sub: who.subject, email: who.email }).filter(([, v]) => v.includes('\u0000'))
+  if (withNul.length > 0) {
+    throw badRequest(
+      'the identity provider sent a claim holding the NUL character (U+0000)',
+      withNul.map(([path]) => ({ path, message: 'must not contain the NUL character (U+0000)' })),
+    )
+  }
   const claimed = await handleCommand(deps, identity, identityStream(who.issuer, who.subject), { accountId: ctx.newId() }, ctx)
   const accountId = claimed.state.accountId!
   const email = normalizeEmail(who.email)

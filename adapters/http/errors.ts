@@ -125,7 +125,7 @@ const UNAVAILABLE_MESSAGE =
 
 /**
  * Postgres refusing text it cannot store (NUL in text: 22021, in jsonb: 22P05). refuseNul keeps it out of what
- * clients send directly; this covers what they send through others, such as the claims of an ID token.
+ * clients send and sign-in out of ID token claims; a NUL reaching a query some other way is still their input.
  */
 const isUnstorableText = (e: unknown): boolean => {
   for (let cur = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {

@@ -65,9 +65,11 @@ describe('NUL in any text field answers 400, and nothing is written', () => {
 
   it('in what an identity provider vouches for (the dev IdP signs in any email): the callback answers 400', async () => {
     const { jar, callbackUrl } = await loginUntilCallback(server, 'nul\u0000@bad-input.test')
+    const before = await eventCount(server)
     const r = await jar.fetch(callbackUrl)
     expect(r.status, await r.clone().text()).toBe(400)
     expect(r.headers.get('content-type')).toContain('application/problem+json')
-    expect(await r.json()).toMatchObject({ code: 'INVALID_INPUT' })
+    expect(await r.json()).toMatchObject({ code: 'INVALID_INPUT', errors: [expect.objectContaining({ path: 'email' })] })
+    expect(await eventCount(server)).toBe(before)
   })
 })
