@@ -228,27 +228,27 @@ export class PostgresUserStreams implements UserStreams {
     return rows[0] ? toQueue(rows[0]) : null
   }
 
-  async touchQueue(queueId: string, ackedId?: string): Promise<QueueState | null> {
+  async touchQueue(queueId: string, userId: string, ackedId?: string): Promise<QueueState | null> {
     if (!QUEUE_ID.test(queueId)) return null
     if (ackedId !== undefined) requireId(ackedId)
     const { rows } = await this.pool.query<QueueRow>({
       name: 'realtime_touch_queue',
       text: `update realtime.event_queues
                 set last_seen_at = now(), last_acked_id = coalesce($3, last_acked_id)
-              where queue_id = $1 and last_seen_at >= now() - $2 * interval '1 millisecond'
+              where queue_id = $1 and user_id = $4 and last_seen_at >= now() - $2 * interval '1 millisecond'
               returning ${QUEUE_COLUMNS}`,
-      values: [queueId, this.queueTtlMs, ackedId ?? null],
+      values: [queueId, this.queueTtlMs, ackedId ?? null, userId],
     })
     return rows[0] ? toQueue(rows[0]) : null
   }
 
-  async dropQueue(queueId: string): Promise<boolean> {
+  async dropQueue(queueId: string, userId: string): Promise<boolean> {
     if (!QUEUE_ID.test(queueId)) return false
     const { rows } = await this.pool.query<{ live: boolean }>({
       name: 'realtime_drop_queue',
-      text: `delete from realtime.event_queues where queue_id = $1
+      text: `delete from realtime.event_queues where queue_id = $1 and user_id = $3
              returning last_seen_at >= now() - $2 * interval '1 millisecond' as live`,
-      values: [queueId, this.queueTtlMs],
+      values: [queueId, this.queueTtlMs, userId],
     })
     return rows[0]?.live ?? false
   }

@@ -51,9 +51,9 @@ if added > 0 then redis.call('PUBLISH', ARGV[1], '1') end
 return added
 `)
 
-/** KEYS[1] queue; ARGV[1] now ms, ARGV[2] ttl ms, ARGV[3] acknowledged id or ''. */
+/** KEYS[1] queue; ARGV[1] now ms, ARGV[2] ttl ms, ARGV[3] acknowledged id or '', ARGV[4] the caller's user id. */
 const TOUCH = script(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('HGET', KEYS[1], 'u') ~= ARGV[4] then return false end
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[1], 's', ARGV[1], 'a', ARGV[3])
 else
@@ -63,7 +63,13 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return redis.call('HGETALL', KEYS[1])
 `)
 
-const SCRIPTS = [APPEND, TOUCH]
+/** KEYS[1] queue; ARGV[1] the caller's user id. Another user's queue is not theirs to drop. */
+const DROP = script(`
+if redis.call('HGET', KEYS[1], 'u') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+`)
+
+const SCRIPTS = [APPEND, TOUCH, DROP]
 
 const QUEUE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -306,18 +312,19 @@ export class RedisUserStreams implements UserStreams {
     return toQueue(queueId, await this.redis.hgetall(this.queueKey(queueId)))
   }
 
-  async touchQueue(queueId: string, ackedId?: string): Promise<QueueState | null> {
+  async touchQueue(queueId: string, userId: string, ackedId?: string): Promise<QueueState | null> {
     if (!QUEUE_ID.test(queueId)) return null
     if (ackedId !== undefined && !isEntryId(ackedId)) throw new Error(`invalid user stream id: ${ackedId}`)
     const [flat] = await this.evalPipeline([
-      { script: TOUCH, keys: [this.queueKey(queueId)], args: [Date.now(), this.queueTtlMs, ackedId ?? ''] },
+      { script: TOUCH, keys: [this.queueKey(queueId)], args: [Date.now(), this.queueTtlMs, ackedId ?? '', userId] },
     ])
     return flat ? toQueue(queueId, flat as string[]) : null
   }
 
-  async dropQueue(queueId: string): Promise<boolean> {
+  async dropQueue(queueId: string, userId: string): Promise<boolean> {
     if (!QUEUE_ID.test(queueId)) return false
-    return (await this.redis.del(this.queueKey(queueId))) > 0
+    const [dropped] = await this.evalPipeline([{ script: DROP, keys: [this.queueKey(queueId)], args: [userId] }])
+    return Number(dropped) > 0
   }
 
   async close(): Promise<void> {

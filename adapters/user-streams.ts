@@ -85,10 +85,13 @@ export interface UserStreams {
   registerQueue(userId: string, eventTypes: readonly string[] | null, startId: string): Promise<QueueState>
   /** The queue, or null when unknown or expired. Does not count as activity. */
   getQueue(queueId: string): Promise<QueueState | null>
-  /** Marks the queue active now (and records the acknowledged id); null when unknown or expired. */
-  touchQueue(queueId: string, ackedId?: string): Promise<QueueState | null>
-  /** True when the queue existed. */
-  dropQueue(queueId: string): Promise<boolean>
+  /**
+   * Marks the user's queue active now (and records the acknowledged id); null when it is unknown, expired or
+   * another user's. The owner is checked in the same step as the change, so someone else's queue id moves nothing.
+   */
+  touchQueue(queueId: string, userId: string, ackedId?: string): Promise<QueueState | null>
+  /** Drops the user's queue; true when it existed. Another user's queue is left as it was (false). */
+  dropQueue(queueId: string, userId: string): Promise<boolean>
   close(): Promise<void>
 }
 

@@ -136,8 +136,8 @@ export class RealtimeGateway {
     if (request.lastEventId !== undefined && !isEntryId(request.lastEventId)) {
       throw new InvalidEventIdError(request.lastEventId)
     }
-    const queue = await this.streams.touchQueue(queueId, request.lastEventId)
-    if (!queue || queue.userId !== userId) throw new BadEventQueueIdError(queueId)
+    const queue = await this.streams.touchQueue(queueId, userId, request.lastEventId)
+    if (!queue) throw new BadEventQueueIdError(queueId)
     const types = queue.eventTypes ? new Set(queue.eventTypes) : null
     let cursor = request.lastEventId ?? queue.lastAckedId
 
@@ -199,10 +199,8 @@ export class RealtimeGateway {
   }
 
   /** Drops a queue of the user's; a poll waiting on it here ends with BAD_EVENT_QUEUE_ID. */
-  async drop(queueId: string, userId?: string): Promise<void> {
-    const queue = await this.streams.getQueue(queueId)
-    if (!queue || (userId !== undefined && queue.userId !== userId)) throw new BadEventQueueIdError(queueId)
-    await this.streams.dropQueue(queueId)
+  async drop(queueId: string, userId: string): Promise<void> {
+    if (!(await this.streams.dropQueue(queueId, userId))) throw new BadEventQueueIdError(queueId)
     const held = this.byQueue.get(queueId)
     if (held) this.release(held, 'dropped')
   }
@@ -222,7 +220,7 @@ export class RealtimeGateway {
   ): Promise<{ events: UserEvent[]; cursor: string; more: boolean }> {
     const { events, truncated } = await this.streams.read(userId, cursor, this.maxEventsPerPoll)
     if (truncated) {
-      await this.streams.dropQueue(queueId).catch(() => {})
+      await this.streams.dropQueue(queueId, userId).catch(() => {})
       throw new BadEventQueueIdError(queueId, 'events after lastEventId were trimmed')
     }
     const last = events.at(-1)

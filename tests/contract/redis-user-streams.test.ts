@@ -67,7 +67,7 @@ describe('Redis user streams', () => {
     expect(await streams.append([entry(user, 101), entry(user, 100)])).toEqual({ appended: 1, wokenUsers: [user] })
     const q = await streams.registerQueue(user, null, '101-101')
     await redis.script('FLUSH')
-    expect(await streams.touchQueue(q.queueId)).toMatchObject({ userId: user, lastAckedId: '101-101' })
+    expect(await streams.touchQueue(q.queueId, user)).toMatchObject({ userId: user, lastAckedId: '101-101' })
     expect(await streams.lastId(uuid())).toBe(STREAM_START_ID)
   })
 

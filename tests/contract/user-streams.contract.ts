@@ -273,38 +273,49 @@ export function userStreamsContract(name: string, setup: HarnessFactory) {
         expect(fresh.queueId).not.toBe(q.queueId)
 
         await sleep(5)
-        const touched = await streams.touchQueue(q.queueId, all[0]!.id)
+        const touched = await streams.touchQueue(q.queueId, user, all[0]!.id)
         expect(touched).toMatchObject({ queueId: q.queueId, userId: user, lastAckedId: all[0]!.id })
         expect(touched!.lastSeenAt).toBeGreaterThanOrEqual(q.lastSeenAt)
-        expect(await streams.touchQueue(q.queueId)).toMatchObject({ lastAckedId: all[0]!.id })
+        expect(await streams.touchQueue(q.queueId, user)).toMatchObject({ lastAckedId: all[0]!.id })
 
-        expect(await streams.dropQueue(q.queueId)).toBe(true)
-        expect(await streams.dropQueue(q.queueId)).toBe(false)
+        expect(await streams.dropQueue(q.queueId, user)).toBe(true)
+        expect(await streams.dropQueue(q.queueId, user)).toBe(false)
         expect(await streams.getQueue(q.queueId)).toBeNull()
-        expect(await streams.touchQueue(q.queueId)).toBeNull()
+        expect(await streams.touchQueue(q.queueId, user)).toBeNull()
+      })
+
+      it('another user’s queue is no queue: touching or dropping it changes nothing', async () => {
+        const [owner, other] = [uuid(), uuid()]
+        const q = await streams.registerQueue(owner, null, '7-7')
+        await sleep(5)
+        expect(await streams.touchQueue(q.queueId, other, '1-1')).toBeNull()
+        expect(await streams.dropQueue(q.queueId, other)).toBe(false)
+        expect(await streams.getQueue(q.queueId)).toEqual(q)
       })
 
       it('unknown or malformed queue ids are no queue', async () => {
+        const user = uuid()
         expect(await streams.getQueue(uuid())).toBeNull()
-        expect(await streams.touchQueue(uuid())).toBeNull()
+        expect(await streams.touchQueue(uuid(), user)).toBeNull()
         expect(await streams.getQueue('not-a-queue')).toBeNull()
-        expect(await streams.touchQueue("x'; drop table")).toBeNull()
-        expect(await streams.dropQueue('nope')).toBe(false)
+        expect(await streams.touchQueue("x'; drop table", user)).toBeNull()
+        expect(await streams.dropQueue('nope', user)).toBe(false)
       })
 
       it('expire when idle for the TTL; touching keeps them alive', async () => {
         const short = harness.create({ queueTtlMs: 400 })
-        const kept = await short.registerQueue(uuid(), null, STREAM_START_ID)
-        const idle = await short.registerQueue(uuid(), null, STREAM_START_ID)
+        const user = uuid()
+        const kept = await short.registerQueue(user, null, STREAM_START_ID)
+        const idle = await short.registerQueue(user, null, STREAM_START_ID)
         for (let i = 0; i < 4; i++) {
           await sleep(200)
-          expect(await short.touchQueue(kept.queueId)).not.toBeNull()
+          expect(await short.touchQueue(kept.queueId, user)).not.toBeNull()
         }
         expect(await short.getQueue(idle.queueId)).toBeNull()
-        expect(await short.touchQueue(idle.queueId)).toBeNull()
+        expect(await short.touchQueue(idle.queueId, user)).toBeNull()
         expect(await short.getQueue(kept.queueId)).not.toBeNull()
         await sleep(600)
-        expect(await short.touchQueue(kept.queueId)).toBeNull()
+        expect(await short.touchQueue(kept.queueId, user)).toBeNull()
       })
     })
   })

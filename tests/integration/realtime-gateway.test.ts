@@ -212,6 +212,26 @@ describe.each<[string, HarnessFactory]>([
     })
   })
 
+  it('a poll or drop with another user’s queue id leaves that queue’s acknowledged id and expiry as they were', async () => {
+    const [alice, mallory] = [uuid(), uuid()]
+    const e = entry(alice)
+    await streams.append([e])
+    const q = await gateway.register(alice)
+    // Long enough that a refreshed expiry is a later one at millisecond resolution.
+    await sleep(20)
+    const before = await harness.storedQueue(q.queueId)
+    expect(before).toEqual({ lastAckedId: e.id, expiry: expect.any(Number) })
+    await expect(
+      gateway.poll({ queueId: q.queueId, userId: mallory, lastEventId: STREAM_START_ID, dontBlock: true }),
+    ).rejects.toMatchObject({ code: 'BAD_EVENT_QUEUE_ID' })
+    await expect(gateway.poll({ queueId: q.queueId, userId: mallory, lastEventId: '1-1' })).rejects.toMatchObject({
+      code: 'BAD_EVENT_QUEUE_ID',
+    })
+    await expect(gateway.drop(q.queueId, mallory)).rejects.toMatchObject({ code: 'BAD_EVENT_QUEUE_ID' })
+    expect(await harness.storedQueue(q.queueId)).toEqual(before)
+    expect(await gateway.poll({ queueId: q.queueId, userId: alice, dontBlock: true })).toEqual({ type: 'events', events: [] })
+  })
+
   it('drop ends the queue, and a poll waiting on it', async () => {
     const user = uuid()
     const q = await gateway.register(user)

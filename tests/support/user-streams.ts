@@ -12,6 +12,11 @@ export type UserStreamsHarness = {
   create(options?: UserStreamsOptions): UserStreams
   /** Breaks every wakeup connection of this harness's instances; resolves with how many were killed. */
   killWakeConnections(): Promise<number>
+  /**
+   * A queue as the backend holds it, read past the port: its acknowledged id, and its expiry as the backend
+   * keeps it (Redis: the key's expire time; Postgres: last_seen_at, which the TTL counts from), in epoch ms.
+   */
+  storedQueue(queueId: string): Promise<{ lastAckedId: string; expiry: number } | null>
   teardown(): Promise<void>
 }
 
@@ -38,6 +43,11 @@ export const redisHarness: HarnessFactory = async () => {
         .filter((id): id is string => Boolean(id))
       for (const id of ids) await redis.client('KILL', 'ID', id)
       return ids.length
+    },
+    async storedQueue(queueId) {
+      const key = `${prefix}queue:${queueId}`
+      const [acked, expiry] = await Promise.all([redis.hget(key, 'a'), redis.call('PEXPIRETIME', key)])
+      return acked === null ? null : { lastAckedId: acked, expiry: Number(expiry) }
     },
     async teardown() {
       await Promise.all(instances.map((s) => s.close()))
@@ -70,6 +80,14 @@ export const postgresHarness: HarnessFactory = async () => {
         [WAKEUP_CONNECTION_NAME],
       )
       return rows[0]!.n
+    },
+    async storedQueue(queueId) {
+      const { rows } = await pool.query<{ last_acked_id: string; last_seen_at: Date }>(
+        'select last_acked_id, last_seen_at from realtime.event_queues where queue_id = $1',
+        [queueId],
+      )
+      const row = rows[0]
+      return row ? { lastAckedId: row.last_acked_id, expiry: row.last_seen_at.getTime() } : null
     },
     async teardown() {
       await Promise.all(instances.map((s) => s.close()))
