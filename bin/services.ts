@@ -5,6 +5,7 @@ import { ensureDatabase, startEmbeddedPostgres } from '../adapters/embedded-post
 import type { EventStore } from '../adapters/event-store.ts'
 import { createEventStore } from '../adapters/event-store-factory.ts'
 import type { AppDeps } from '../adapters/http/context.ts'
+import { startIdempotencySweep } from '../adapters/http/idempotency.ts'
 import { type Identity, startIdentity } from '../adapters/identity.ts'
 import type { Logger } from '../adapters/logger.ts'
 import { createKysely, createPool, type PgPool } from '../adapters/postgres.ts'
@@ -90,6 +91,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     logger.info({ role: 'processors' }, 'ROLES includes processors, but no processor exists yet: this role does nothing')
   }
   engine?.start()
+  const stopIdempotencySweep = config.ROLES.includes('api') ? startIdempotencySweep(db, logger) : null
   // Deliveries a previous process recorded and did not get to append; each fan-out batch then kicks it again.
   if (engine) outbox.kick()
   const waiter = new ConsistencyWaiter({
@@ -139,6 +141,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
       await userStreams.close()
       await rateLimiter.close()
       redis?.disconnect()
+      await stopIdempotencySweep?.()
       await store.close()
       await db.destroy()
       await database.stop?.()

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Context, MiddlewareHandler } from 'hono'
 import { sql } from 'kysely'
+import type { Logger } from '../logger.ts'
 import type { AnyDb } from '../postgres.ts'
 import type { AppEnv } from './context.ts'
 import { HttpProblem } from './problem.ts'
@@ -9,6 +10,7 @@ const KEY = /^[\w.:-]{1,200}$/
 const TTL = "interval '24 hours'"
 /** A claimed key whose request never finished (the process died) may be retried after this. */
 const STALE_CLAIM = "interval '2 minutes'"
+const SWEEP_EVERY_MS = 10 * 60_000
 
 export type IdempotencyOptions = {
   readonly db: AnyDb
@@ -112,3 +114,48 @@ export const idempotency =
 /** A failed attempt is not an answer: the key may be used again at once. */
 const release = (db: AnyDb, actor: string, key: string) =>
   sql`delete from control.idempotency_keys where actor = ${actor} and key = ${key} and status is null`.execute(db)
+
+/**
+ * Deletes the answers older than 24 hours (a claim treats them as absent already), a batch at a time so that no
+ * statement runs long or locks many rows; returns how many. Rows another process is sweeping, or a request is
+ * taking over, are skipped rather than waited for: every API process sweeps.
+ */
+export async function sweepIdempotencyKeys(db: AnyDb, { batchSize = 1_000 }: { batchSize?: number } = {}): Promise<number> {
+  let swept = 0
+  for (;;) {
+    const r = await sql`
+      delete from control.idempotency_keys k
+       using (select actor, key from control.idempotency_keys where created_at < now() - ${sql.raw(TTL)}
+               order by created_at limit ${batchSize} for update skip locked) old
+       where k.actor = old.actor and k.key = old.key`.execute(db)
+    const n = Number(r.numAffectedRows ?? 0)
+    swept += n
+    if (n < batchSize) return swept
+  }
+}
+
+/**
+ * Sweeps at start and then every 10 minutes, one sweep at a time; a failed sweep is logged and the next one
+ * catches up. Returns the stop, which waits for a sweep under way (the pool is closed next).
+ */
+export function startIdempotencySweep(db: AnyDb, logger: Logger): () => Promise<void> {
+  let running: Promise<void> | null = null
+  const sweep = () => {
+    running ??= sweepIdempotencyKeys(db)
+      .then(
+        (swept) => {
+          if (swept) logger.info({ swept }, 'expired idempotency keys swept')
+        },
+        (e: Error) => logger.warn({ err: e.message }, 'idempotency key sweep failed'),
+      )
+      .finally(() => {
+        running = null
+      })
+  }
+  sweep()
+  const timer = setInterval(sweep, SWEEP_EVERY_MS).unref()
+  return async () => {
+    clearInterval(timer)
+    await running
+  }
+}
