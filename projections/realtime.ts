@@ -2,16 +2,7 @@ import { sql } from 'kysely'
 import type { RecordedEvent } from '../adapters/event-store.ts'
 import type { ProjectionTransaction, Projector } from './engine.ts'
 import type { Delivery, RealtimeOutbox } from './realtime-outbox.ts'
-
-/** Domain event type → the realtime event type clients subscribe to (API.md, Realtime API). */
-export const realtimeType = (type: string): string | null => {
-  if (type === 'message.range_deleted') return 'message.range_deleted'
-  if (type.startsWith('message.')) return type
-  if (type.startsWith('room.') && type !== 'room.read_marked') return 'workspace.room_changed'
-  if (type.startsWith('space.')) return 'workspace.space_changed'
-  if (type.startsWith('user.')) return 'workspace.user_changed'
-  return null
-}
+import { realtimePayload } from './realtime-payloads.ts'
 
 type Data = Record<string, unknown> & { roomId?: string; spaceId?: string; userId?: string }
 
@@ -95,7 +86,8 @@ async function audience(trx: ProjectionTransaction, tenantId: string, e: Recorde
 }
 
 /**
- * Delivers each event to the stream of every user who may see it at that event's position. The batch records
+ * Delivers each event, cut to its allow-listed payload (realtime-payloads.ts: an event type not listed there is
+ * not delivered), to the stream of every user who may see it at that event's position. The batch records
  * its deliveries in the outbox, in its transaction; the outbox appends them to the streams after the commit,
  * each with the event's global position as its id, so a repeat is refused by the stream instead of delivered
  * twice. Without an outbox (a rebuild) it keeps its audience tables and delivers nothing.
@@ -128,8 +120,7 @@ export function realtimeProjector(outbox?: RealtimeOutbox): Projector {
       const deliveries: Delivery[] = []
       for (const e of events) {
         const tenantId = e.metadata.tenantId
-        const type = realtimeType(e.type)
-        if (!tenantId || !type) continue
+        if (!tenantId) continue
         if (!outbox) {
           await evolveAudience(trx, tenantId, e)
           continue
@@ -137,11 +128,13 @@ export function realtimeProjector(outbox?: RealtimeOutbox): Projector {
         // A member who leaves still hears that they left; one who joins hears that they joined.
         const before = e.type === 'room.member_removed' || e.type === 'user.deactivated' ? await audience(trx, tenantId, e) : []
         await evolveAudience(trx, tenantId, e)
+        const delivered = realtimePayload(e.type, e.data)
+        if (!delivered) continue
         deliveries.push({
           position: e.position,
-          type,
+          type: delivered.type,
           occurredAt: e.metadata.occurredAt,
-          data: type === e.type ? e.data : { change: e.type, ...(e.data as object) },
+          data: delivered.data,
           users: [...new Set([...before, ...(await audience(trx, tenantId, e))])],
         })
       }

@@ -1,0 +1,121 @@
+import type { MessageEvent } from '../domain/messages.ts'
+import type { OrgEvent } from '../domain/orgs.ts'
+import type { RoomEvent } from '../domain/rooms.ts'
+import type { SpaceEvent } from '../domain/spaces.ts'
+
+/*
+ * What each event the fan-out delivers shows its receivers: an allow-list of the event's fields, each paired with
+ * the field of the REST resource (read-api) that shows the same thing, so realtime never tells a user more than
+ * the REST API would. Every receiver gets the same payload: the fields listed are ones REST shows to every role
+ * that may read the resource at all. An email (REST shows it only to its owner, on /api/me) and an account id
+ * (REST never shows it) are in no payload; nor are actors (`by`, `addedBy`, ...) or a message's previous text.
+ * An event's time is the envelope's `occurredAt`. An event type missing here is not delivered, and the fan-out's
+ * event types and this table must agree (tests/e2e/realtime-payloads.test.ts).
+ */
+
+type Delivered = MessageEvent | RoomEvent | SpaceEvent | OrgEvent
+type DataOf<T extends Delivered['type']> = Extract<Delivered, { type: T }>['data']
+
+/** The REST resources (read-api) that show what realtime payloads carry. */
+export type RestResource = 'Message' | 'Room' | 'Space' | 'User'
+
+/** An array field whose items keep only `keys`, as the REST field's items show them. */
+export type ItemsField = { readonly field: string; readonly keys: readonly string[] }
+
+export type RealtimePayload<D> = {
+  /** The realtime event type clients subscribe to (API.md, Realtime API). */
+  readonly type: string
+  readonly resource: RestResource
+  /** Each field of the event that is delivered, and the field of `resource` that shows it over REST. */
+  readonly fields: { readonly [K in keyof D & string]?: string | ItemsField }
+}
+
+const members: ItemsField = { field: 'members', keys: ['memberId', 'memberType'] }
+const mentions: ItemsField = { field: 'mentions', keys: ['userId', 'username'] }
+
+export const realtimePayloads: { readonly [T in Delivered['type']]?: RealtimePayload<DataOf<T>> } = {
+  'message.created': {
+    type: 'message.created',
+    resource: 'Message',
+    fields: {
+      messageId: 'id',
+      roomId: 'roomId',
+      authorId: 'authorId',
+      authorType: 'authorType',
+      text: 'text',
+      threadRootId: 'threadRootId',
+      mentions,
+    },
+  },
+  'message.updated': {
+    type: 'message.updated',
+    resource: 'Message',
+    fields: { messageId: 'id', roomId: 'roomId', text: 'text', mentions },
+  },
+  'message.deleted': { type: 'message.deleted', resource: 'Message', fields: { messageId: 'id', roomId: 'roomId' } },
+  'message.range_deleted': { type: 'message.range_deleted', resource: 'Message', fields: { roomId: 'roomId', messageIds: 'id' } },
+  'message.reaction_changed': {
+    type: 'message.reaction_changed',
+    resource: 'Message',
+    fields: { messageId: 'id', roomId: 'roomId', userId: 'reactions', emoji: 'reactions', reacted: 'reactions' },
+  },
+  'room.created': {
+    type: 'workspace.room_changed',
+    resource: 'Room',
+    fields: {
+      roomId: 'id',
+      name: 'name',
+      description: 'description',
+      spaceId: 'spaceId',
+      visibility: 'visibility',
+      kind: 'kind',
+      members,
+    },
+  },
+  'room.updated': {
+    type: 'workspace.room_changed',
+    resource: 'Room',
+    fields: { roomId: 'id', name: 'name', description: 'description' },
+  },
+  'room.member_added': {
+    type: 'workspace.room_changed',
+    resource: 'Room',
+    fields: { roomId: 'id', memberId: 'members', memberType: 'members' },
+  },
+  'room.member_removed': { type: 'workspace.room_changed', resource: 'Room', fields: { roomId: 'id', memberId: 'members' } },
+  'room.archived': { type: 'workspace.room_changed', resource: 'Room', fields: { roomId: 'id' } },
+  'space.created': {
+    type: 'workspace.space_changed',
+    resource: 'Space',
+    fields: { spaceId: 'id', name: 'name', kind: 'kind', ownerId: 'ownerId' },
+  },
+  'space.updated': { type: 'workspace.space_changed', resource: 'Space', fields: { spaceId: 'id', name: 'name' } },
+  'user.joined': {
+    type: 'workspace.user_changed',
+    resource: 'User',
+    fields: { userId: 'id', type: 'type', role: 'role', displayName: 'displayName', username: 'username' },
+  },
+  'user.activated': { type: 'workspace.user_changed', resource: 'User', fields: { userId: 'id', username: 'username' } },
+  'user.role_changed': { type: 'workspace.user_changed', resource: 'User', fields: { userId: 'id', role: 'role' } },
+  'user.deactivated': { type: 'workspace.user_changed', resource: 'User', fields: { userId: 'id' } },
+}
+
+const pick = (item: Record<string, unknown>, keys: readonly string[]) =>
+  Object.fromEntries(keys.filter((k) => item[k] !== undefined).map((k) => [k, item[k]]))
+
+/**
+ * The realtime event a domain event becomes, its data cut to the allow-list; null when it is not delivered. An
+ * event grouped under a broader realtime type (`workspace.room_changed`) names what happened as `change`.
+ */
+export function realtimePayload(type: string, data: unknown): { type: string; data: Record<string, unknown> } | null {
+  const payload = (realtimePayloads as Readonly<Record<string, RealtimePayload<Record<string, unknown>>>>)[type]
+  if (!payload) return null
+  const source = data as Record<string, unknown>
+  const out: Record<string, unknown> = payload.type === type ? {} : { change: type }
+  for (const [key, shown] of Object.entries(payload.fields)) {
+    const value = source[key]
+    if (value === undefined || shown === undefined) continue
+    out[key] = typeof shown === 'string' ? value : (value as Record<string, unknown>[]).map((item) => pick(item, shown.keys))
+  }
+  return { type: payload.type, data: out }
+}

@@ -1,0 +1,149 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { realtimeProjector } from '../../projections/realtime.ts'
+import {
+  type ItemsField,
+  type RealtimePayload,
+  type RestResource,
+  realtimePayloads,
+} from '../../projections/realtime-payloads.ts'
+import { join, signUp } from '../support/identity.ts'
+import { startTestServer, type TestServer } from '../support/server.ts'
+
+type Who = { token: string; userId: string }
+type Queue = { queueId: string; lastEventId: string }
+type Delivered = { type: string; data: Record<string, unknown> }
+
+const table = realtimePayloads as Readonly<Record<string, RealtimePayload<Record<string, unknown>>>>
+
+let server: TestServer
+let owner: Who
+let admin: Who
+let member: Who
+let guest: Who
+/** What each receiver got over realtime, and what REST shows them of each resource those events are about. */
+const received = new Map<string, Delivered[]>()
+const rest = new Map<string, Record<RestResource, Record<string, unknown>>>()
+
+const ok = async (method: string, path: string, who: Who, body?: unknown) => {
+  const r = await server.request(method, path, { token: who.token, ...(body === undefined ? {} : { body }) })
+  expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBeLessThan(300)
+  return r.body
+}
+
+/** Polls without blocking until `last` arrives: everything the receiver was sent before it, in order. */
+async function drain(who: Who, q: Queue, last: (e: Delivered) => boolean): Promise<Delivered[]> {
+  const got: Delivered[] = []
+  const deadline = Date.now() + 15_000
+  while (Date.now() < deadline) {
+    const r = await ok('GET', `/realtime/events?queueId=${q.queueId}&lastEventId=${q.lastEventId}&dontBlock=true`, who)
+    for (const e of r.events) {
+      q.lastEventId = e.id
+      got.push({ type: e.type, data: e.data })
+    }
+    if (got.some(last)) return got
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`no final event among ${got.length} for ${who.userId}`)
+}
+
+beforeAll(async () => {
+  server = await startTestServer()
+  const signedUp = await signUp(server, { email: 'owner@payloads.test', orgName: 'Payloads', username: 'owner' })
+  owner = signedUp
+  const queues = new Map<Who, Queue>([[owner, await ok('POST', '/realtime/register', owner, {})]])
+  admin = await join(server, owner.token, { email: 'admin@payloads.test', role: 'admin', username: 'admin' })
+  member = await join(server, owner.token, { email: 'member@payloads.test', role: 'member', username: 'member' })
+  guest = await join(server, owner.token, { email: 'guest@payloads.test', role: 'guest', username: 'guest' })
+  for (const who of [admin, member, guest]) queues.set(who, await ok('POST', '/realtime/register', who, {}))
+
+  // Every user hears of a user joining, changing role and leaving.
+  const leaver = await join(server, owner.token, { email: 'leaver@payloads.test', role: 'member', username: 'leaver' })
+  await ok('PATCH', `/api/users/${member.userId}`, owner, { role: 'admin' })
+  await ok('PATCH', `/api/users/${member.userId}`, owner, { role: 'member' })
+  await ok('DELETE', `/api/users/${leaver.userId}`, owner)
+
+  // A public room the guest is a member of: everyone keeps reading it, so everyone has a REST view of it.
+  const { roomId } = await ok('POST', '/api/rooms', owner, { name: 'Room', visibility: 'public' })
+  for (const who of [guest, admin, member]) await ok('POST', `/api/rooms/${roomId}/members`, owner, { userId: who.userId })
+  await ok('PATCH', `/api/rooms/${roomId}`, owner, { name: 'Renamed', description: 'about' })
+  const { messageId } = await ok('POST', `/api/rooms/${roomId}/messages`, owner, { text: 'hello @member' })
+  await ok('PATCH', `/api/messages/${messageId}`, owner, { text: 'hello again @member' })
+  await ok('PUT', `/api/messages/${messageId}/reactions/tada`, member)
+  const doomed = await ok('POST', `/api/rooms/${roomId}/messages`, member, { text: 'to delete' })
+  await ok('DELETE', `/api/messages/${doomed.messageId}`, member)
+  const from = await ok('POST', `/api/rooms/${roomId}/messages`, owner, { text: 'range 1' })
+  await ok('POST', `/api/rooms/${roomId}/messages`, owner, { text: 'range 2' })
+  await ok('POST', `/api/rooms/${roomId}/messages/delete-range`, owner, { fromMessageId: from.messageId })
+  await ok('DELETE', `/api/rooms/${roomId}/members/${admin.userId}`, owner)
+  await ok('POST', `/api/rooms/${roomId}/archive`, owner)
+  const { spaceId } = await ok('POST', '/api/spaces', owner, { name: 'Space' })
+  await ok('PATCH', `/api/spaces/${spaceId}`, owner, { name: 'Space renamed' })
+
+  for (const [who, q] of queues) {
+    received.set(who.userId, await drain(who, q, (e) => e.data.change === 'space.updated'))
+    const users = await ok('GET', '/api/users', who)
+    const spaces = await ok('GET', '/api/spaces', who)
+    rest.set(who.userId, {
+      User: users.items.find((u: { id: string }) => u.id === member.userId),
+      Room: await ok('GET', `/api/rooms/${roomId}`, who),
+      Message: await ok('GET', `/api/messages/${messageId}`, who),
+      Space: spaces.items.find((s: { id: string }) => s.id === spaceId),
+    })
+  }
+}, 120_000)
+afterAll(async () => {
+  await server?.close()
+})
+
+const domainType = (e: Delivered) => (typeof e.data.change === 'string' ? e.data.change : e.type)
+
+describe('realtime payloads are allow-listed', () => {
+  it('the fan-out delivers exactly the event types the table lists', () => {
+    expect(new Set(Object.keys(table))).toEqual(realtimeProjector().eventTypes)
+  })
+
+  it('the scenario delivers every type in the table', () => {
+    const seen = new Set([...received.values()].flat().map(domainType))
+    expect([...seen].sort()).toEqual(Object.keys(table).sort())
+  })
+
+  it.each([
+    ['owner', () => owner],
+    ['admin', () => admin],
+    ['member', () => member],
+    ['guest', () => guest],
+  ])('each event an %s receives carries only fields of the REST resource they may read', (_role, receiver) => {
+    const who = receiver()
+    const views = rest.get(who.userId)!
+    for (const e of received.get(who.userId)!) {
+      const payload = table[domainType(e)]
+      expect(payload, `${e.type} ${domainType(e)}`).toBeDefined()
+      const view = views[payload!.resource]
+      for (const [key, value] of Object.entries(e.data)) {
+        if (key === 'change') continue
+        const shown = payload!.fields[key] as string | ItemsField | undefined
+        expect(shown, `${domainType(e)} delivered ${key}, which its table entry does not list`).toBeDefined()
+        const field = typeof shown === 'string' ? shown : shown!.field
+        expect(Object.keys(view), `${domainType(e)}.${key} as ${payload!.resource}.${field}`).toContain(field)
+        if (typeof shown === 'string') continue
+        const restItemKeys = Object.keys((view[field] as Record<string, unknown>[])[0]!)
+        for (const item of value as Record<string, unknown>[]) {
+          for (const k of Object.keys(item)) expect(restItemKeys, `${domainType(e)}.${key}[].${k}`).toContain(k)
+        }
+      }
+    }
+  })
+
+  it('a guest receives no email and no account id', () => {
+    const events = received.get(guest.userId)!
+    expect(events.filter((e) => e.type === 'workspace.user_changed').length).toBeGreaterThan(0)
+    const text = JSON.stringify(events)
+    expect(text).not.toMatch(/"(email|accountId)"/)
+    expect(text).not.toContain('@payloads.test')
+  })
+
+  it('nobody receives an email or account id, not even about themselves', () => {
+    const text = JSON.stringify([...received.values()])
+    expect(text).not.toMatch(/"(email|accountId)"/)
+  })
+})
