@@ -5,10 +5,11 @@ import { constantTimeEqual } from './opaque-tokens.ts'
 
 /**
  * The server's own secret (AUTH_SECRET_KEY, or 32 random bytes kept in `<DATA_DIR>/auth/secret-key.json`)
- * and what is derived from it: a key that seals agent secrets at rest (AES-256-GCM) and a key that signs
- * short-lived cookies (HMAC-SHA256). Every process of a deployment must share it.
+ * and what is derived from it: a key that seals agent secrets at rest (AES-256-GCM), one that wraps the
+ * per-user data keys personal data is encrypted under (adapters/data-keys.ts), and a key that signs short-lived
+ * cookies (HMAC-SHA256). Every process of a deployment must share it.
  */
-export type AuthKeys = { readonly sealer: Sealer; readonly signer: Signer }
+export type AuthKeys = { readonly sealer: Sealer; readonly dataKeyWrapper: Sealer; readonly signer: Signer }
 
 export function parseSecretKey(value: string): Buffer {
   const key = /^[0-9a-f]{64}$/i.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64')
@@ -35,7 +36,11 @@ export async function loadAuthKeys(options: { secretKey?: string; dataDir: strin
         'hex',
       )
   const derive = (purpose: string) => Buffer.from(hkdfSync('sha256', root, Buffer.alloc(0), purpose, 32))
-  return { sealer: new Sealer(derive('agent-secret-seal/v1')), signer: new Signer(derive('cookie-sign/v1')) }
+  return {
+    sealer: new Sealer(derive('agent-secret-seal/v1')),
+    dataKeyWrapper: new Sealer(derive('data-key-wrap/v1')),
+    signer: new Signer(derive('cookie-sign/v1')),
+  }
 }
 
 /** Authenticated encryption of small secrets; the context (e.g. the agent id) is bound as associated data. */

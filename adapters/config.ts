@@ -25,6 +25,13 @@ const schema = z.object({
     .pipe(z.array(z.enum(roles)).min(1)),
   DATA_DIR: z.string().min(1).default('.data'),
   DATABASE_URL: optionalUrl,
+  /** The owner's login, which migrates (unset: DATABASE_URL, when that login owns the database or is a superuser). */
+  MIGRATION_DATABASE_URL: optionalUrl,
+  /** Password of the app's login role when the server derives that login from an owner's DATABASE_URL. */
+  APP_DATABASE_PASSWORD: z
+    .string()
+    .regex(/^[\x21-\x7e]{16,}$/, 'expected 16+ printable ASCII characters')
+    .optional(),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65_535).default(54_329),
   EVENT_STORE: z.enum(['postgres', 'kurrentdb']).default('postgres'),

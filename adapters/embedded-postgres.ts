@@ -1,18 +1,41 @@
 import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, stat } from 'node:fs/promises'
 import { arch, platform, userInfo } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
+import { loadOrCreateJsonFile } from './json-file-store.ts'
+import { scramSha256Verifier } from './postgres.ts'
 
 export type EmbeddedPostgresHandle = { url: string; stop(): Promise<void> }
 
-const PASSWORD = 'workspace'
+/** What clusters made before the password was random were initialised with: replaced at their next start. */
+const LEGACY_PASSWORD = 'workspace'
+
+/** Where the superuser's password of the cluster in `databaseDir` is kept: beside it, under the same DATA_DIR. */
+export const superuserPasswordFile = (databaseDir: string): string =>
+  join(dirname(resolve(databaseDir)), `${basename(resolve(databaseDir))}-superuser.json`)
+
+/** A random password kept in a 0600 JSON file, created on first use (two processes starting together agree on one). */
+export async function loadOrCreatePassword(path: string): Promise<string> {
+  const { password } = await loadOrCreateJsonFile(
+    path,
+    (v) => {
+      const password = (v as { password?: unknown } | null)?.password
+      if (typeof password !== 'string' || password.length < 32) throw new Error('password: expected 32+ characters')
+      return { password }
+    },
+    async () => ({ password: randomBytes(32).toString('hex') }),
+  )
+  return password
+}
 
 /**
  * Starts (initialising on first use) a Postgres cluster kept under `dir`, so that `npm start` and
- * `npm test` work on a machine with no database. Data survives restarts.
+ * `npm test` work on a machine with no database. Data survives restarts. Its superuser's password is random,
+ * kept in superuserPasswordFile(dir); it listens on 127.0.0.1 only.
  */
 export async function startEmbeddedPostgres(
   dir: string,
@@ -20,9 +43,11 @@ export async function startEmbeddedPostgres(
   log: (line: string) => void = () => {},
 ): Promise<EmbeddedPostgresHandle> {
   const databaseDir = resolve(dir)
-  const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`
+  const password = await loadOrCreatePassword(superuserPasswordFile(databaseDir))
+  const urlWith = (p: string) => `postgres://postgres:${encodeURIComponent(p)}@127.0.0.1:${port}/postgres`
+  const url = urlWith(password)
   // A cluster left running by a process that was killed: use it rather than fail on the taken port.
-  if (existsSync(join(databaseDir, 'postmaster.pid')) && (await postgresAnswers(url))) {
+  if (existsSync(join(databaseDir, 'postmaster.pid')) && (await superuserLogsIn(url, urlWith(LEGACY_PASSWORD), password))) {
     log('embedded Postgres already running: reusing it')
     return { url, stop: async () => {} }
   }
@@ -33,7 +58,7 @@ export async function startEmbeddedPostgres(
     databaseDir,
     port,
     user: 'postgres',
-    password: PASSWORD,
+    password,
     authMethod: 'scram-sha-256',
     persistent: true,
     // Postgres refuses to run as root; inside root-only containers it runs as a `postgres` user.
@@ -47,7 +72,31 @@ export async function startEmbeddedPostgres(
     await server.initialise()
   }
   await server.start()
+  if (!(await superuserLogsIn(url, urlWith(LEGACY_PASSWORD), password))) {
+    await server.stop()
+    throw new EmbeddedPostgresAccessError(
+      `embedded Postgres in ${databaseDir} refuses the superuser password kept in ${superuserPasswordFile(databaseDir)}; restore that file, or move the cluster away to start a new one`,
+    )
+  }
   return { url, stop: () => server.stop() }
+}
+
+/**
+ * True when the superuser logs in with `password`. A cluster still on the fixed password of earlier versions
+ * gets `password` instead (as a SCRAM verifier: the clear password never reaches the server).
+ */
+async function superuserLogsIn(url: string, legacyUrl: string, password: string): Promise<boolean> {
+  if (await postgresAnswers(url)) return true
+  const legacy = new pg.Client({ connectionString: legacyUrl, connectionTimeoutMillis: 2_000 })
+  try {
+    await legacy.connect()
+    await legacy.query(`alter role postgres password '${scramSha256Verifier(password)}'`)
+    return true
+  } catch {
+    return false
+  } finally {
+    await legacy.end().catch(() => {})
+  }
 }
 
 /** The embedded cluster cannot start where it was asked to; the message says where and what to do. */

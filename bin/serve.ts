@@ -5,7 +5,7 @@ import { createLogger } from '../adapters/logger.ts'
 import { createApp } from './app.ts'
 import { startServices } from './services.ts'
 
-/** Exit codes: 0 clean stop, 1 failed to start, 2 bad configuration. */
+/** Exit codes: 0 clean stop, 1 failed to start, 2 bad configuration (the environment, or the database login it names). */
 async function main() {
   let config: ReturnType<typeof loadConfig>
   try {
@@ -46,7 +46,7 @@ async function main() {
 }
 
 main().catch((e) => {
-  // A start refused for a reason the operator can fix gets its one line, not a stack trace.
-  console.error(e instanceof EmbeddedPostgresAccessError ? e.message : e)
-  process.exit(1)
+  // A start refused for a reason the operator can fix gets its lines, not a stack trace.
+  console.error(e instanceof EmbeddedPostgresAccessError || e instanceof ConfigError ? e.message : e)
+  process.exit(e instanceof ConfigError ? 2 : 1)
 })

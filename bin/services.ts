@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { Config } from '../adapters/config.ts'
+import { PostgresDataKeys } from '../adapters/data-keys.ts'
 import { ensureDatabase, startEmbeddedPostgres } from '../adapters/embedded-postgres.ts'
 import type { EventStore } from '../adapters/event-store.ts'
 import { createEventStore } from '../adapters/event-store-factory.ts'
@@ -8,6 +9,7 @@ import type { AppDeps } from '../adapters/http/context.ts'
 import { startIdempotencySweep } from '../adapters/http/idempotency.ts'
 import { type Identity, startIdentity } from '../adapters/identity.ts'
 import type { Logger } from '../adapters/logger.ts'
+import { withPersonalData } from '../adapters/personal-data-store.ts'
 import { createKysely, createPool, type PgPool } from '../adapters/postgres.ts'
 import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
 import { PostgresUserStreams } from '../adapters/postgres-user-streams.ts'
@@ -15,6 +17,7 @@ import { MemoryRateLimiter, type RateLimiter, RedisRateLimiter } from '../adapte
 import { RedisUserStreams } from '../adapters/redis-user-streams.ts'
 import { withUpcasting } from '../adapters/upcasting-event-store.ts'
 import type { UserStreams } from '../adapters/user-streams.ts'
+import { personalData } from '../domain/personal-data.ts'
 import { eventUpcasters } from '../domain/schema-versions.ts'
 import { migrateAll } from '../migrations/index.ts'
 import { ConsistencyWaiter } from '../projections/consistency.ts'
@@ -58,7 +61,9 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
 
   const adapter = createEventStore(config, pool)
   if (adapter instanceof PostgresEventStore) await adapter.assertHistoryOrdered()
-  const store: EventStore = withUpcasting(adapter, eventUpcasters)
+  // Decrypted before upcast: upcasters, deciders and projectors see plaintext (or what an erased field reads as).
+  const dataKeys = new PostgresDataKeys(db, async () => identity.keys.dataKeyWrapper)
+  const store: EventStore = withUpcasting(withPersonalData(adapter, dataKeys, personalData), eventUpcasters)
 
   // Per-user realtime streams: Redis when configured, else Postgres (the embedded default).
   // While Redis is away, commands wait at most a couple of seconds and then fail (the request answers 503);

@@ -1,11 +1,15 @@
 import { join } from 'node:path'
+import { loadAuthKeys, type Sealer } from '../adapters/auth-keys.ts'
 import { type Config, ConfigError, loadConfig } from '../adapters/config.ts'
+import { PostgresDataKeys } from '../adapters/data-keys.ts'
 import { EmbeddedPostgresAccessError, ensureDatabase, startEmbeddedPostgres } from '../adapters/embedded-postgres.ts'
 import type { EventStore } from '../adapters/event-store.ts'
 import { createEventStore } from '../adapters/event-store-factory.ts'
+import { withPersonalData } from '../adapters/personal-data-store.ts'
 import { type AnyDb, createKysely, createPool, type PgPool } from '../adapters/postgres.ts'
 import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
 import { withUpcasting } from '../adapters/upcasting-event-store.ts'
+import { personalData } from '../domain/personal-data.ts'
 import { eventUpcasters } from '../domain/schema-versions.ts'
 import { migrateAll } from '../migrations/index.ts'
 
@@ -16,7 +20,7 @@ export class UsageError extends Error {
   override readonly name = 'UsageError'
 }
 
-/** What an operations tool works with: the configured event store (upcasting on read) and the read-model database. */
+/** What an operations tool works with: the configured event store (decrypting and upcasting on read) and the read-model database. */
 export type Tooling = {
   readonly config: Config
   readonly pool: PgPool
@@ -46,7 +50,14 @@ export async function openTooling(options: { migrate?: boolean; applicationName?
   if (options.migrate !== false) await migrateAll(db)
   const adapter = createEventStore(config, pool)
   if (adapter instanceof PostgresEventStore) await adapter.assertHistoryOrdered()
-  const store = withUpcasting(adapter, eventUpcasters)
+  // The key that wraps data keys is loaded only when one is used: a tool that never meets personal data makes none.
+  let wrapper: Promise<Sealer> | undefined
+  const dataKeys = new PostgresDataKeys(db, async () => {
+    wrapper ??= loadAuthKeys({ secretKey: config.AUTH_SECRET_KEY, dataDir: config.DATA_DIR }).then((k) => k.dataKeyWrapper)
+    return wrapper
+  })
+  // Decrypted before upcast, as the server reads.
+  const store = withUpcasting(withPersonalData(adapter, dataKeys, personalData), eventUpcasters)
   return {
     config,
     pool,

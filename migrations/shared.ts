@@ -1,19 +1,34 @@
 import { type Kysely, sql } from 'kysely'
 
-/** The roles the application switches to; created once per cluster, granted per database. */
-export const ROLES = { reader: 'ws_reader', projector: 'ws_projector' } as const
+/**
+ * The roles the application uses; created once per cluster, granted per database. The migrating owner holds
+ * the tables; `app` is the login every pool of the server uses, `reader` and `projector` the roles it switches
+ * to per transaction (SET LOCAL ROLE semantics) to read and write tenant data under row-level security;
+ * `draftWriter` writes drafts, the one table commands write directly (tenant migration 010 creates it).
+ */
+export const ROLES = { reader: 'ws_reader', projector: 'ws_projector', app: 'ws_app', draftWriter: 'ws_draft_writer' } as const
 
 export async function createRoles(db: Kysely<unknown>): Promise<void> {
-  for (const role of Object.values(ROLES)) {
+  for (const role of [ROLES.reader, ROLES.projector]) {
     await sql`
       do $$ begin
         if not exists (select from pg_roles where rolname = ${sql.lit(role)}) then
           create role ${sql.id(role)} nologin nobypassrls;
         end if;
       end $$`.execute(db)
-    // The migrating owner switches to these roles per transaction (SET LOCAL ROLE semantics).
+    // Tools run by operators (rebuild, project, seed) log in as the owner and switch like the app does.
     await sql`grant ${sql.id(role)} to current_user`.execute(db)
   }
+  // NOINHERIT: outside a transaction that switched role, the login has only what is granted to it by name
+  // (the event store, the control tables it keeps, realtime), so RESET ROLE lands on a role that reads no
+  // tenant table. It never owns anything, so FORCE'd row-level security binds it like the roles it switches to.
+  await sql`
+    do $$ begin
+      if not exists (select from pg_roles where rolname = ${sql.lit(ROLES.app)}) then
+        create role ${sql.id(ROLES.app)} login noinherit nosuperuser nobypassrls nocreaterole nocreatedb noreplication;
+      end if;
+    end $$`.execute(db)
+  await sql`grant ${sql.id(ROLES.reader)}, ${sql.id(ROLES.projector)} to ${sql.id(ROLES.app)}`.execute(db)
 }
 
 /** A projector's checkpoint lives beside its read model so both commit in one transaction. */
@@ -33,6 +48,13 @@ export async function createCheckpointTable(db: Kysely<unknown>, schema: string)
   await sql`grant select, insert, update, delete on ${sql.id(schema, 'projection_checkpoints')} to ${sql.id(ROLES.projector)}`.execute(
     db,
   )
+  await grantCheckpointsToApp(db, schema)
+}
+
+/** Consistency waits, metrics and the engine read checkpoints outside a projector's transaction; the engine adds a missing one. */
+export async function grantCheckpointsToApp(db: Kysely<unknown>, schema: string): Promise<void> {
+  await sql`grant usage on schema ${sql.id(schema)} to ${sql.id(ROLES.app)}`.execute(db)
+  await sql`grant select, insert on ${sql.id(schema, 'projection_checkpoints')} to ${sql.id(ROLES.app)}`.execute(db)
 }
 
 /**

@@ -1,5 +1,7 @@
 import { type Kysely, sql, type Transaction } from 'kysely'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createKysely } from '../../adapters/postgres.ts'
 import { ROLES } from '../../migrations/shared.ts'
 import { join, signInAgent, signUp } from '../support/identity.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
@@ -7,12 +9,17 @@ import { startTestServer, type TestServer } from '../support/server.ts'
 /*
  * Tenant isolation, end to end. Two orgs are seeded through the real flows until every tenant table holds
  * rows of both; then a user of org A goes after org B's rows through the API (404 everywhere) and straight
- * in SQL as the read API's role and as the projector's role bound to A (nothing read, nothing changed).
- * A catalog test fails when any table with a tenant_id lacks forced row-level security.
+ * in SQL, on the server's own connections, as the read API's role and as the projector's role bound to A,
+ * and as the login itself after RESET ROLE (nothing read, nothing changed). Catalog tests fail when any table
+ * with a tenant_id lacks forced row-level security, when the server's login could bypass it, or when a table
+ * outside it is reachable by a role the README does not say needs it.
  */
 
 let server: TestServer
+/** The server's own pool: its login, ROLES.app. */
 let db: Kysely<any>
+/** The owner (the test cluster's superuser): the catalog and the rows as they are, whatever RLS hides. */
+let owner: Kysely<any>
 
 type Org = {
   orgId: string
@@ -66,6 +73,7 @@ async function seed(name: string, slug: string): Promise<Org> {
 beforeAll(async () => {
   server = await startTestServer()
   db = server.services.db
+  owner = createKysely(new pg.Pool({ connectionString: server.database.url, max: 2 }))
   A = await seed('Alpha Corp', 'alpha')
   B = await seed('Beta Corp', 'beta')
   // Every read model has caught up with everything seeded.
@@ -76,6 +84,7 @@ beforeAll(async () => {
   )
 }, 120_000)
 afterAll(async () => {
+  await owner?.destroy()
   await server?.close()
 })
 
@@ -87,7 +96,7 @@ async function tenantTables(): Promise<{ schema: string; table: string }[]> {
       join information_schema.tables t on t.table_schema = c.table_schema and t.table_name = c.table_name
      where c.column_name = 'tenant_id' and t.table_type = 'BASE TABLE'
        and c.table_schema not in ('eventstore', 'pg_catalog', 'information_schema')
-     order by 1, 2`.execute(db)
+     order by 1, 2`.execute(owner)
   return r.rows
 }
 
@@ -117,9 +126,11 @@ describe('row-level security in the catalog', () => {
       const rel = await sql<{ rls: boolean; forced: boolean }>`
         select c.relrowsecurity as rls, c.relforcerowsecurity as forced
           from pg_class c join pg_namespace n on n.oid = c.relnamespace
-         where n.nspname = ${schema} and c.relname = ${table}`.execute(db)
+         where n.nspname = ${schema} and c.relname = ${table}`.execute(owner)
       const policies = await sql<{ cmd: string; qual: string | null; check: string | null }>`
-        select cmd, qual, with_check as check from pg_policies where schemaname = ${schema} and tablename = ${table}`.execute(db)
+        select cmd, qual, with_check as check from pg_policies where schemaname = ${schema} and tablename = ${table}`.execute(
+        owner,
+      )
       const covered = policies.rows.some(
         (p) => p.cmd === 'ALL' && p.qual?.includes('app.tenant_id') && p.check?.includes('app.tenant_id'),
       )
@@ -128,19 +139,93 @@ describe('row-level security in the catalog', () => {
     expect(unsafe, 'tables with a tenant_id but without forced RLS and a tenant policy').toEqual([])
   })
 
-  it('the application roles can neither bypass RLS nor act as superusers', async () => {
-    const r = await sql<{ name: string; super: boolean; bypass: boolean }>`
-      select rolname as name, rolsuper as super, rolbypassrls as bypass from pg_roles where rolname in (${ROLES.reader}, ${ROLES.projector})`.execute(
-      db,
-    )
-    expect(r.rows).toHaveLength(2)
-    for (const role of r.rows) expect(role, role.name).toMatchObject({ super: false, bypass: false })
-    // Nor do they inherit a role that could.
-    const inherited = await sql<{ name: string }>`
-      select m.rolname as name from pg_auth_members am
-        join pg_roles r on r.oid = am.member join pg_roles m on m.oid = am.roleid
-       where r.rolname in (${ROLES.reader}, ${ROLES.projector}) and (m.rolsuper or m.rolbypassrls)`.execute(db)
-    expect(inherited.rows).toEqual([])
+  it('the server logs in as the app login, which is no superuser, has no BYPASSRLS and owns nothing', async () => {
+    const login = await sql<{ name: string }>`select current_user as name`.execute(db)
+    expect(login.rows[0]!.name).toBe(ROLES.app)
+    const logins = [login.rows[0]!.name]
+    const r = await sql<{ name: string; super: boolean; bypass: boolean; createrole: boolean; canlogin: boolean }>`
+      select rolname as name, rolsuper as super, rolbypassrls as bypass, rolcreaterole as createrole, rolcanlogin as canlogin
+        from pg_roles where rolname = any(${[...logins, ROLES.reader, ROLES.projector]}::text[])`.execute(owner)
+    expect(r.rows).toHaveLength(3)
+    for (const role of r.rows) expect(role, role.name).toMatchObject({ super: false, bypass: false, createrole: false })
+    // Only the server's login logs in; the roles it switches to do not.
+    expect(r.rows.filter((x) => x.canlogin).map((x) => x.name)).toEqual(logins)
+    // Nor may they become (SET ROLE) or inherit a role that could.
+    const reachable = await sql<{ login: string; role: string }>`
+      select l.rolname as login, m.rolname as role from pg_roles l, pg_roles m
+       where l.rolname = any(${[...logins, ROLES.reader, ROLES.projector]}::text[])
+         and pg_has_role(l.oid, m.oid, 'MEMBER') and (m.rolsuper or m.rolbypassrls)`.execute(owner)
+    expect(reachable.rows).toEqual([])
+    // An owner may switch RLS off (or FORCE off): not one relation, in any schema, belongs to them.
+    const owned = await sql<{ rel: string }>`
+      select n.nspname || '.' || c.relname as rel from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       where pg_has_role(${ROLES.app}::name, c.relowner, 'MEMBER')
+          or c.relowner in (select oid from pg_roles where rolname in (${ROLES.reader}, ${ROLES.projector}))`.execute(owner)
+    expect(owned.rows).toEqual([])
+  })
+
+  it('every table outside forced RLS is reachable only by the roles that need it (README: Tenancy in Postgres)', async () => {
+    // s select, i insert, u update, d delete. Tenant tables (tenant_id, forced RLS) are checked by rule below.
+    const decided: Record<string, { app: string; reader: string; projector: string }> = {
+      // Every tenant's events: commands, authentication and projectors read them as the login; the roles of a
+      // tenant transaction never do.
+      'eventstore.events': { app: 'si', reader: '', projector: '' },
+      'control.orgs': { app: 's', reader: 's', projector: 'siud' },
+      'control.memberships': { app: 's', reader: '', projector: 'siud' },
+      'control.replay_cache': { app: 'siud', reader: '', projector: '' },
+      'control.idempotency_keys': { app: 'siud', reader: '', projector: '' },
+      'control.parked_events': { app: 'su', reader: '', projector: 'siud' },
+      'control.data_keys': { app: 'siu', reader: '', projector: '' },
+      'control.projection_checkpoints': { app: 'si', reader: 's', projector: 'siud' },
+      'tenant.projection_checkpoints': { app: 'si', reader: 's', projector: 'siud' },
+      'realtime.user_heads': { app: 'siud', reader: '', projector: '' },
+      'realtime.user_events': { app: 'siud', reader: '', projector: '' },
+      'realtime.event_queues': { app: 'siud', reader: '', projector: '' },
+      'realtime.outbox_events': { app: 'siud', reader: '', projector: 'i' },
+      'realtime.outbox': { app: 'siud', reader: '', projector: 'i' },
+      'realtime.outbox_heads': { app: 'siud', reader: '', projector: '' },
+    }
+    const { rows } = await sql<{
+      name: string
+      tenant: boolean
+      forced: boolean
+      app: string
+      reader: string
+      projector: string
+    }>`
+      with t as (
+        select c.oid, n.nspname || '.' || c.relname as name, c.relforcerowsecurity and c.relrowsecurity as forced,
+               exists (select from pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped) as tenant
+          from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname in ('eventstore', 'control', 'tenant', 'realtime') and c.relkind in ('r', 'p', 'v', 'm')
+      )
+      select t.name, t.tenant, t.forced,
+             ${sql.join(
+               (['app', 'reader', 'projector'] as const).map(
+                 (k) => sql`concat(
+                   case when has_table_privilege(${ROLES[k]}::name, t.oid, 'SELECT') then 's' end,
+                   case when has_table_privilege(${ROLES[k]}::name, t.oid, 'INSERT') then 'i' end,
+                   case when has_table_privilege(${ROLES[k]}::name, t.oid, 'UPDATE') then 'u' end,
+                   case when has_table_privilege(${ROLES[k]}::name, t.oid, 'DELETE') then 'd' end) as ${sql.id(k)}`,
+               ),
+             )}
+        from t order by 1`.execute(owner)
+    const wrong: string[] = []
+    for (const r of rows) {
+      const has = { app: r.app, reader: r.reader, projector: r.projector }
+      if (r.name.endsWith('.kysely_migration') || r.name.endsWith('.kysely_migration_lock')) {
+        if (Object.values(has).some(Boolean)) wrong.push(`${r.name}: the migrator's own, granted ${JSON.stringify(has)}`)
+      } else if (r.tenant && r.forced) {
+        // Row-level security binds every role to one tenant; the login itself reads no tenant table.
+        if (has.app !== '' || has.reader !== 's') wrong.push(`${r.name}: tenant table granted ${JSON.stringify(has)}`)
+      } else if (!decided[r.name]) {
+        wrong.push(`${r.name}: undecided (no forced RLS): say who needs it, here and in the README`)
+      } else if (JSON.stringify(has) !== JSON.stringify(decided[r.name])) {
+        wrong.push(`${r.name}: granted ${JSON.stringify(has)}, decided ${JSON.stringify(decided[r.name])}`)
+      }
+    }
+    expect(wrong).toEqual([])
+    expect(rows.map((r) => r.name)).toEqual(expect.arrayContaining(['eventstore.events', 'realtime.user_events']))
   })
 })
 
@@ -151,7 +236,7 @@ describe('a user of org A gets nothing of org B', () => {
       for (const org of [A, B]) {
         const n = await sql<{
           n: string
-        }>`select count(*)::text as n from ${sql.table(`${schema}.${table}`)} where tenant_id = ${org.orgId}`.execute(db)
+        }>`select count(*)::text as n from ${sql.table(`${schema}.${table}`)} where tenant_id = ${org.orgId}`.execute(owner)
         if (n.rows[0]!.n === '0') empty.push(`${schema}.${table} (${org === A ? 'A' : 'B'})`)
       }
     }
@@ -186,6 +271,31 @@ describe('a user of org A gets nothing of org B', () => {
     }
   })
 
+  it('in SQL as the server’s login after RESET ROLE: not one of B’s rows, nor a way to switch RLS off', async () => {
+    const reached: string[] = []
+    for (const { schema, table } of await tenantTables()) {
+      const t = sql.table(`${schema}.${table}`)
+      // What a statement smuggled into a read API transaction could do: drop the role the transaction switched to.
+      for (const drop of [sql`reset role`, sql`set role none`]) {
+        const seen = await as(ROLES.reader, A.orgId, async (trx) => {
+          await drop.execute(trx)
+          return (await sql<{ n: string }>`select count(*)::text as n from ${t} where tenant_id = ${B.orgId}`.execute(trx))
+            .rows[0]!.n
+        }).catch((e: { code?: string }) => e.code ?? 'error')
+        // 42501: the login itself is granted no tenant table (and were it, RLS would bind it to A).
+        if (seen !== '42501' && seen !== '0') reached.push(`${schema}.${table}: ${seen} of B's rows`)
+      }
+      const off = await sqlState(
+        as(ROLES.reader, A.orgId, async (trx) => {
+          await sql`reset role`.execute(trx)
+          await sql`alter table ${t} no force row level security`.execute(trx)
+        }),
+      )
+      if (off !== '42501') reached.push(`${schema}.${table}: FORCE ROW LEVEL SECURITY dropped (${off ?? 'no error'})`)
+    }
+    expect(reached).toEqual([])
+  })
+
   it('in SQL as the projector’s role bound to A: B’s rows are neither changed nor deleted, nor written into', async () => {
     for (const { schema, table } of await tenantTables()) {
       const t = sql.table(`${schema}.${table}`)
@@ -206,12 +316,12 @@ describe('a user of org A gets nothing of org B', () => {
         name,
       ).toBe('42501')
       const rowOfB = await sql<{ r: unknown }>`select to_jsonb(x) as r from ${t} x where tenant_id = ${B.orgId} limit 1`.execute(
-        db,
+        owner,
       )
       const columns = await sql<{ name: string }>`
         select column_name as name from information_schema.columns
          where table_schema = ${schema} and table_name = ${table} and is_generated = 'NEVER' order by ordinal_position`.execute(
-        db,
+        owner,
       )
       const list = sql.join(columns.rows.map((c) => sql.id(c.name)))
       const insert = as(ROLES.projector, A.orgId, (trx) =>
@@ -224,7 +334,7 @@ describe('a user of org A gets nothing of org B', () => {
     // B's rows are all still there.
     const messages = await sql<{
       n: string
-    }>`select count(*)::text as n from tenant.messages where tenant_id = ${B.orgId}`.execute(db)
+    }>`select count(*)::text as n from tenant.messages where tenant_id = ${B.orgId}`.execute(owner)
     expect(Number(messages.rows[0]!.n)).toBeGreaterThan(0)
   })
 

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { inject } from 'vitest'
+import { withLogin } from '../../adapters/postgres.ts'
+import { ROLES } from '../../migrations/shared.ts'
 
-export type TestDatabase = { url: string; name: string; drop(): Promise<void> }
+/** `url` logs in as the test cluster's superuser (the owner); `appUrl` as the app's login, ROLES.app. */
+export type TestDatabase = { url: string; appUrl: string; name: string; drop(): Promise<void> }
 
 const urlFor = (database: string) => {
   const url = new URL(inject('pgAdminUrl'))
@@ -23,6 +26,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   return {
     name,
     url: urlFor(name),
+    appUrl: withLogin(urlFor(name), ROLES.app, process.env.APP_DATABASE_PASSWORD ?? ''),
     async drop() {
       const c = new pg.Client({ connectionString: inject('pgAdminUrl') })
       await c.connect()

@@ -5,8 +5,9 @@ import { Redis } from 'ioredis'
 import pg from 'pg'
 import type { TestProject } from 'vitest/node'
 import { postgresAnswers, startEmbeddedPostgres } from '../../adapters/embedded-postgres.ts'
-import { createKysely } from '../../adapters/postgres.ts'
+import { createKysely, keepLoginPassword, withLogin } from '../../adapters/postgres.ts'
 import { migrateAll } from '../../migrations/index.ts'
+import { ROLES } from '../../migrations/shared.ts'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -19,6 +20,12 @@ declare module 'vitest' {
 
 const DEFAULT_PG = 'postgres://postgres@127.0.0.1:5432/postgres'
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379'
+/**
+ * The app's login (ROLES.app) has one password for the whole run, whatever DATA_DIR a server or child process
+ * uses: a cluster that checks passwords (the embedded one) lets them all in. Workers and child processes
+ * inherit it through the environment.
+ */
+const TEST_APP_PASSWORD = 'ws-test-app-login-password'
 
 async function migrationsHash(): Promise<string> {
   const hash = createHash('sha256')
@@ -85,6 +92,13 @@ export default async function setup(project: TestProject) {
     }
   } finally {
     await admin.end()
+  }
+  process.env.APP_DATABASE_PASSWORD ??= TEST_APP_PASSWORD
+  const owner = createKysely(new pg.Pool({ connectionString: postgres.url, max: 1 }))
+  try {
+    await keepLoginPassword(owner, withLogin(postgres.url, ROLES.app, process.env.APP_DATABASE_PASSWORD))
+  } finally {
+    await owner.destroy()
   }
   const redis = await findRedis()
   project.provide('pgAdminUrl', postgres.url)

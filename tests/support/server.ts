@@ -51,6 +51,8 @@ export async function startTestServer(
     OPERATOR_TOKEN,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? (options.logTo ? 'debug' : 'silent'),
     CONSISTENCY_TIMEOUT_MS: '5000',
+    // The server logs in as the app's login (ROLES.app) with the run's password (global-setup).
+    APP_DATABASE_PASSWORD: process.env.APP_DATABASE_PASSWORD,
     ...env,
   })
   const services = await startServices(config, createLogger(config.LOG_LEVEL, {}, options.logTo))

@@ -1,0 +1,38 @@
+import { type Kysely, sql } from 'kysely'
+import { createRoles, grantCheckpointsToApp, ROLES } from '../shared.ts'
+
+/*
+ * The server logs in as ROLES.app, never as the owner: a non-owner without BYPASSRLS, which FORCE'd row-level
+ * security binds whatever role it runs as. It switches to the reader or projector role for tenant data; what
+ * it does outside such a transaction is granted to it by name here, table by table (README, "Tenancy in
+ * Postgres"). Databases migrated before this get the role here; new ones get it from 001 (createRoles).
+ *
+ * The realtime schema is migrated after this set, on a new database: its tables, all of them plumbing the
+ * app runs outside any tenant transaction (user streams, queues, the fan-out's outbox), are granted by default
+ * privileges of the migrating owner, so later realtime migrations need no grant of their own.
+ */
+export async function up(db: Kysely<unknown>): Promise<void> {
+  const app = sql.id(ROLES.app)
+  await createRoles(db)
+
+  // Commands append and read streams, authentication reads credential streams, projectors follow $all.
+  await sql`grant usage on schema eventstore to ${app}`.execute(db)
+  await sql`grant select, insert on eventstore.events to ${app}`.execute(db)
+
+  await sql`grant usage on schema control to ${app}`.execute(db)
+  await sql`grant select on control.orgs, control.memberships to ${app}`.execute(db)
+  await sql`grant select, insert, update, delete on control.replay_cache, control.idempotency_keys to ${app}`.execute(db)
+  // Operators list and skip parked events; a retry applies the event as the projector role.
+  await sql`grant select, update on control.parked_events to ${app}`.execute(db)
+  // The read API's role reads the registry for its own org's status, never every account's memberships or
+  // the events projectors set aside: those are read as the login (sign-in, /auth/me, the Control API).
+  await sql`revoke all on control.memberships, control.parked_events from ${sql.id(ROLES.reader)}`.execute(db)
+  await grantCheckpointsToApp(db, 'control')
+  const { rows } = await sql<{ t: string | null }>`select to_regclass('tenant.projection_checkpoints')::text as t`.execute(db)
+  if (rows[0]?.t) await grantCheckpointsToApp(db, 'tenant')
+
+  await sql`create schema if not exists realtime`.execute(db)
+  await sql`grant usage on schema realtime to ${app}`.execute(db)
+  await sql`grant select, insert, update, delete on all tables in schema realtime to ${app}`.execute(db)
+  await sql`alter default privileges in schema realtime grant select, insert, update, delete on tables to ${app}`.execute(db)
+}
