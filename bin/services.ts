@@ -2,7 +2,6 @@ import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { Config } from '../adapters/config.ts'
 import { PostgresDataKeys } from '../adapters/data-keys.ts'
-import { ensureDatabase, startEmbeddedPostgres } from '../adapters/embedded-postgres.ts'
 import type { EventStore } from '../adapters/event-store.ts'
 import { createEventStore } from '../adapters/event-store-factory.ts'
 import type { AppDeps } from '../adapters/http/context.ts'
@@ -19,7 +18,6 @@ import { withUpcasting } from '../adapters/upcasting-event-store.ts'
 import type { UserStreams } from '../adapters/user-streams.ts'
 import { personalData } from '../domain/personal-data.ts'
 import { eventUpcasters } from '../domain/schema-versions.ts'
-import { migrateAll } from '../migrations/index.ts'
 import { ConsistencyWaiter } from '../projections/consistency.ts'
 import type { Projector } from '../projections/engine.ts'
 import { loadCheckpoint, ProjectionEngine } from '../projections/engine.ts'
@@ -27,6 +25,7 @@ import { projectors as readModelProjectors } from '../projections/index.ts'
 import { realtimeProjector } from '../projections/realtime.ts'
 import { RealtimeOutbox } from '../projections/realtime-outbox.ts'
 import { RealtimeGateway } from '../realtime/gateway.ts'
+import { assertAppLogin, openDatabase, prepareDatabase } from './tooling.ts'
 
 export type Services = AppDeps & {
   readonly pool: PgPool
@@ -41,21 +40,24 @@ export type Services = AppDeps & {
   close(): Promise<void>
 }
 
-/** The database URL: the configured one, or an embedded Postgres kept under DATA_DIR. */
-async function databaseUrl(config: Config, logger: Logger): Promise<{ url: string; stop?: () => Promise<void> }> {
-  if (config.DATABASE_URL) return { url: config.DATABASE_URL }
-  const dir = join(config.DATA_DIR, 'postgres')
-  logger.info({ dir, port: config.EMBEDDED_POSTGRES_PORT }, 'DATABASE_URL unset: starting embedded Postgres')
-  const embedded = await startEmbeddedPostgres(dir, config.EMBEDDED_POSTGRES_PORT, (line) => logger.debug({ postgres: line }))
-  return { url: await ensureDatabase(embedded.url, 'workspace'), stop: embedded.stop }
-}
-
 export async function startServices(config: Config, logger: Logger): Promise<Services> {
-  const database = await databaseUrl(config, logger)
-  const pool = createPool(database.url, { max: config.DATABASE_POOL_SIZE })
-  const db = createKysely(pool)
-  const applied = await migrateAll(db)
+  if (!config.DATABASE_URL) {
+    logger.info(
+      { dir: join(config.DATA_DIR, 'postgres'), port: config.EMBEDDED_POSTGRES_PORT },
+      'DATABASE_URL unset: starting embedded Postgres',
+    )
+  }
+  const database = await openDatabase(config, (line) => logger.debug({ postgres: line }))
+  const applied = await prepareDatabase(database)
   if (applied.length) logger.info({ applied }, 'migrations applied')
+  if (!database.ownerUrl) logger.info('DATABASE_URL is the app login and MIGRATION_DATABASE_URL is unset: no migrations at start')
+  const pool = createPool(database.appUrl, { max: config.DATABASE_POOL_SIZE })
+  const db = createKysely(pool)
+  await assertAppLogin(pool).catch(async (e: unknown) => {
+    await db.destroy()
+    await database.stop?.()
+    throw e
+  })
 
   const identity = await startIdentity(config, db)
 

@@ -3,6 +3,7 @@ import * as m002 from './002_identity.ts'
 import * as m003 from './003_replay_cache.ts'
 import * as m005 from './005_idempotency.ts'
 import * as m006 from './006_parked_events.ts'
+import * as m007 from './007_login_roles.ts'
 import * as m008 from './008_data_keys.ts'
 
 export const schema = 'control'
@@ -12,5 +13,6 @@ export const migrations = {
   '003_replay_cache': m003,
   '005_idempotency': m005,
   '006_parked_events': m006,
+  '007_login_roles': m007,
   '008_data_keys': m008,
 }
