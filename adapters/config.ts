@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 
 const roles = ['api', 'projector', 'realtime', 'processors'] as const
@@ -7,7 +8,8 @@ const optionalUrl = z.url().optional()
 const optionalString = z.string().min(1).optional()
 
 const schema = z.object({
-  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /** Unset is neither development nor production: a non-loopback HOST then needs what production needs. */
+  NODE_ENV: z.enum(['development', 'test', 'production']).optional(),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
   PUBLIC_URL: optionalUrl,
@@ -41,6 +43,11 @@ const schema = z.object({
   OIDC_ISSUER: optionalUrl,
   OIDC_CLIENT_ID: optionalString,
   OIDC_CLIENT_SECRET: optionalString,
+  /**
+   * The dev IdP (which signs anyone in as any email) and the X-Org/?org= stand-in for org hosts: `1` or `0`;
+   * unset, on only for a loopback PUBLIC_URL outside production. Resolved to a boolean by loadConfig.
+   */
+  DEV_IDP: z.enum(['0', '1']).optional(),
   /** Bearer credential of services calling /api/internal/* (unset: those routes refuse everyone). */
   SERVICE_TOKEN: z.string().min(32).optional(),
   /** 32 bytes, base64 or hex: seals agent secrets and signs login cookies (unset: a key kept under DATA_DIR). */
@@ -54,7 +61,10 @@ const schema = z.object({
   MAX_BODY_BYTES: z.coerce.number().int().min(1_024).default(1_048_576),
 })
 
-export type Config = z.infer<typeof schema>
+export type Config = Omit<z.infer<typeof schema>, 'DEV_IDP'> & {
+  /** Dev IdP mounted when OIDC_ISSUER is unset, and the X-Org/?org= stand-in for org hosts. */
+  readonly DEV_IDP: boolean
+}
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
@@ -68,17 +78,64 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`)
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`)
   }
-  const config = parsed.data
-  if (config.EVENT_STORE === 'kurrentdb' && !config.EVENTSTORE_URL) {
+  const parsedConfig = parsed.data
+  if (parsedConfig.EVENT_STORE === 'kurrentdb' && !parsedConfig.EVENTSTORE_URL) {
     throw new ConfigError('invalid configuration:\n  EVENTSTORE_URL: required when EVENT_STORE=kurrentdb')
   }
-  if (Boolean(config.OIDC_ISSUER) !== Boolean(config.OIDC_CLIENT_ID)) {
+  if (Boolean(parsedConfig.OIDC_ISSUER) !== Boolean(parsedConfig.OIDC_CLIENT_ID)) {
     throw new ConfigError('invalid configuration:\n  OIDC_CLIENT_ID: OIDC_ISSUER and OIDC_CLIENT_ID go together')
   }
-  if (config.OIDC_ISSUER && !config.OIDC_CLIENT_SECRET) {
+  if (parsedConfig.OIDC_ISSUER && !parsedConfig.OIDC_CLIENT_SECRET) {
     throw new ConfigError('invalid configuration:\n  OIDC_CLIENT_SECRET: required with OIDC_ISSUER')
   }
+  const production = parsedConfig.NODE_ENV === 'production'
+  const origin = publicUrl(parsedConfig)
+  const config: Config = {
+    ...parsedConfig,
+    DEV_IDP:
+      parsedConfig.DEV_IDP === undefined ? isLoopbackHost(new URL(origin).hostname) && !production : parsedConfig.DEV_IDP === '1',
+  }
+  const problems: string[] = []
+  // Reachable from other machines, and not said to be a development or test run: what production needs.
+  if (!isLoopbackHost(config.HOST) && config.NODE_ENV !== 'development' && config.NODE_ENV !== 'test') {
+    const missing = [
+      ...(config.OIDC_ISSUER ? [] : ['OIDC_ISSUER (a real OpenID Provider)']),
+      ...(config.AUTH_SECRET_KEY ? [] : ['AUTH_SECRET_KEY (the same on every process)']),
+      ...(origin.startsWith('https://') ? [] : [`an https PUBLIC_URL (now ${origin})`]),
+    ]
+    if (missing.length) {
+      problems.push(
+        `HOST: ${config.HOST} is not a loopback address and NODE_ENV is ${config.NODE_ENV ?? 'unset'} (not development or test): set ${missing.join(', ')}, or listen on 127.0.0.1`,
+      )
+    }
+  }
+  if (config.DEV_IDP && production) {
+    problems.push('DEV_IDP: the dev IdP signs anyone in as any email and never runs with NODE_ENV=production')
+  } else if (!config.OIDC_ISSUER && !config.DEV_IDP) {
+    const why = production
+      ? 'NODE_ENV=production'
+      : parsedConfig.DEV_IDP === '0'
+        ? 'DEV_IDP=0'
+        : `PUBLIC_URL ${origin} is not loopback`
+    problems.push(
+      `OIDC_ISSUER: required, with OIDC_CLIENT_ID and OIDC_CLIENT_SECRET: the dev IdP, which signs anyone in as any email, is off (${why}); DEV_IDP=1 turns it on where only you can reach the server`,
+    )
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`)
   return config
 }
 
-export const publicUrl = (c: Config): string => c.PUBLIC_URL ?? `http://${c.BASE_DOMAIN}:${c.PORT}`
+/** 127.0.0.0/8, ::1 (and ::ffff:127.x), localhost and *.localhost: names and addresses only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/\.$/, '')
+  if (h === 'localhost' || h.endsWith('.localhost')) return true
+  const v4 = isIP(h) === 4 ? h : /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h)?.[1]
+  if (v4 && isIP(v4) === 4) return v4.startsWith('127.')
+  return isIP(h) === 6 && /^(0{0,4}:){1,7}0{0,3}1$|^::1$/.test(h)
+}
+
+export const publicUrl = (c: Pick<Config, 'PUBLIC_URL' | 'BASE_DOMAIN' | 'PORT'>): string =>
+  c.PUBLIC_URL ?? `http://${c.BASE_DOMAIN}:${c.PORT}`

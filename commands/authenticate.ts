@@ -182,7 +182,7 @@ export function hostSlug(host: string | undefined, baseDomain: string): string |
 export async function orgOfRequest(c: Context, deps: AppDeps): Promise<string | null> {
   const slug = hostSlug(c.req.header('host'), deps.config.BASE_DOMAIN)
   let ref: string | null = slug
-  if (!ref && deps.config.NODE_ENV !== 'production') ref = c.req.header('x-org') ?? c.req.query('org') ?? null
+  if (!ref && deps.config.DEV_IDP) ref = c.req.header('x-org') ?? c.req.query('org') ?? null
   if (!ref) return null
   const orgId = await resolveOrg(deps, ref)
   if (!orgId) throw notFound('no such org')

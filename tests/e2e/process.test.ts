@@ -38,6 +38,37 @@ it('a bad configuration value stops the process with exit code 2, naming the var
   expect(output()).toMatch(/PORT/)
 })
 
+/** The exit code, or 'serving' (then it is stopped) when the process is still up after `ms`. */
+async function exitWithin(child: ReturnType<typeof serve>['child'], ms: number): Promise<number | 'serving'> {
+  const exited = once(child, 'exit').then(([code]) => code as number)
+  const serving = new Promise<'serving'>((r) => setTimeout(() => r('serving'), ms))
+  const first = await Promise.race([exited, serving])
+  if (first === 'serving') {
+    child.kill('SIGKILL')
+    await exited
+  }
+  return first
+}
+
+it('bound to a HOST other machines reach, without what production needs, refuses to start: exit 2 naming it', async () => {
+  // NODE_ENV unset (vitest sets it to test): neither development nor test.
+  const { child, output } = serve({ HOST: '0.0.0.0', NODE_ENV: '', DATABASE_URL: database.url, PORT: String(await freePort()) })
+  expect(await exitWithin(child, 15_000), output()).toBe(2)
+  for (const name of ['HOST', 'OIDC_ISSUER', 'AUTH_SECRET_KEY', 'PUBLIC_URL', 'NODE_ENV']) expect(output()).toContain(name)
+}, 30_000)
+
+it('mounts no dev IdP for a PUBLIC_URL other machines reach: without OIDC_ISSUER it refuses to start, exit 2', async () => {
+  const { child, output } = serve({
+    PUBLIC_URL: 'https://app.example.com',
+    NODE_ENV: '',
+    DATABASE_URL: database.url,
+    PORT: String(await freePort()),
+  })
+  expect(await exitWithin(child, 15_000), output()).toBe(2)
+  expect(output()).toMatch(/OIDC_ISSUER: required/)
+  expect(output()).toContain('DEV_IDP=1')
+}, 30_000)
+
 it('serves until SIGTERM, then drains and exits 0', async () => {
   const port = await freePort()
   const { child, output } = serve({ PORT: String(port), DATABASE_URL: database.url })
