@@ -54,7 +54,7 @@ runTool(async () => {
   const started = Date.now()
   try {
     const summary = await seedWorkload(
-      { store: tools.store, upcasters: eventUpcasters },
+      { store: tools.store, db: tools.db, upcasters: eventUpcasters },
       {
         ...options,
         onProgress: (p) =>

@@ -5,9 +5,10 @@ import { actorOf, type Principal, principalOf } from '../adapters/http/principal
 import { badRequest, notFound } from '../adapters/http/problem.ts'
 import { ClientChosenId, json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
 import { bearerSecurity, positionOf } from '../adapters/http/tenant-route.ts'
-import { draft, MESSAGE_TEXT_MAX, type MessageCommand, type MessageState, message, readMark } from '../domain/messages.ts'
+import { MESSAGE_TEXT_MAX, type MessageCommand, type MessageState, message, readMark } from '../domain/messages.ts'
 import { type RoomState, room } from '../domain/rooms.ts'
 import { resolveMentions } from './directory.ts'
+import { saveDraft } from './drafts.ts'
 import { type DecisionReader, handleCommand, readTenantStream } from './pipeline.ts'
 import { roomActor, roomStream } from './rooms.ts'
 
@@ -97,6 +98,9 @@ const routes = {
     path: '/api/rooms/{id}/draft',
     tags: ['messages'],
     summary: 'Save the caller’s draft in a room (empty text clears it)',
+    description:
+      'A draft is its author’s private scratch text, kept as it is now rather than as events: it appends nothing, ' +
+      'reads back at once with the room, and is not delivered over realtime. `position` is the room’s.',
     security: bearerSecurity,
     request: { params: z.object({ id: Uuid }), ...jsonBody(z.object({ text: z.string().max(MESSAGE_TEXT_MAX) })) },
     responses: { 200: json('saved', z.object({ roomId: Uuid, position: Position })), 404: problemResponse('no such room') },
@@ -187,7 +191,7 @@ export function messagesCommands(deps: AppDeps) {
       return build(await read(room, roomStream(state.roomId)))
     }
 
-  /** Read marks and drafts are a member's own: a room the caller is not in does not exist for them. */
+  /** Read marks are a member's own: a room the caller is not in does not exist for them. */
   const memberRoom = async (read: DecisionReader, roomId: string, me: Principal) => {
     const state = await read(room, roomStream(roomId))
     if (!state.exists || !state.members.has(me.userId)) throw notFound('no such room')
@@ -315,17 +319,7 @@ export function messagesCommands(deps: AppDeps) {
     const me = principalOf(c)
     const { id: roomId } = c.req.valid('param')
     const { text } = c.req.valid('json')
-    const ctx = commandContext(c, actorOf(me), me.tenantId)
-    const r = await handleCommand(
-      pd,
-      draft,
-      perUser('draft', roomId, me.userId),
-      async (_, read) => {
-        await memberRoom(read, roomId, me)
-        return { roomId, userId: me.userId, text, at: ctx.now().toISOString() }
-      },
-      ctx,
-    )
+    const r = await saveDraft(deps, me, roomId, text, new Date())
     return c.json({ roomId, position: positionOf(r.position) }, 200)
   })
 

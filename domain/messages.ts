@@ -221,10 +221,9 @@ export const message: Decider<MessageCommand, MessageEvent, MessageState> = {
   },
 }
 
-// --- Per user and room: the read mark and the saved draft, each its own small stream.
+// --- Per user and room: the read mark, its own small stream; and the saved draft.
 
 export type ReadEvent = DomainEvent<'room.read_marked', { roomId: string; userId: string; messageId: string; at: string }>
-export type DraftEvent = DomainEvent<'draft.saved', { roomId: string; userId: string; text: string; at: string }>
 
 export const readMark: Decider<
   { roomId: string; userId: string; messageId: string; at: string },
@@ -236,12 +235,26 @@ export const readMark: Decider<
   evolve: (_, e) => ({ messageId: e.data.messageId }),
 }
 
-export const draft: Decider<{ roomId: string; userId: string; text: string; at: string }, DraftEvent, { text: string }> = {
+/**
+ * What saving a draft keeps: its text, or nothing when the text is empty (the draft is sent or dropped). A draft
+ * is private scratch text that changes on every keystroke, kept in a table rather than as events.
+ */
+export function draftToKeep(text: string): string | null {
+  if (text.length > DRAFT_TEXT_MAX) throw new DomainError('DRAFT_TOO_LONG', `a draft has at most ${DRAFT_TEXT_MAX} characters`)
+  return text === '' ? null : text
+}
+
+/** Legacy: drafts were once saved as events on `draft-<room>_<user>` streams; the store still holds them. */
+export type DraftEvent = DomainEvent<'draft.saved', { roomId: string; userId: string; text: string; at: string }>
+
+/**
+ * Legacy: folds the old `draft-<room>_<user>` streams (replay, audit) and decides nothing: no new `draft.saved`
+ * is ever written (see draftToKeep).
+ */
+export const draft: Decider<unknown, DraftEvent, { text: string }> = {
   initialState: { text: '' },
-  decide(c, s) {
-    if (c.text.length > DRAFT_TEXT_MAX)
-      throw new DomainError('DRAFT_TOO_LONG', `a draft has at most ${DRAFT_TEXT_MAX} characters`)
-    return c.text === s.text ? [] : [{ type: 'draft.saved', data: c }]
+  decide() {
+    throw new DomainError('DRAFT_EVENTS_RETIRED', 'drafts are no longer events: they are kept in a table')
   },
   evolve: (_, e) => ({ text: e.data.text }),
 }

@@ -104,6 +104,7 @@ function history(steps: readonly Step[]): RecordedEvent[] {
         data = { roomId: room, userId: user, messageId: some(s.c), at: at(n) }
         break
       default:
+        // Old history: drafts are no longer projected, and the events of before must pass through untouched.
         type = 'draft.saved'
         data = { roomId: room, userId: user, text: s.flag ? '' : `d${n}`, at: at(n) }
     }
@@ -127,7 +128,7 @@ function history(steps: readonly Step[]): RecordedEvent[] {
   return events
 }
 
-const TABLES = ['messages', 'message_edits', 'room_reads', 'drafts'] as const
+const TABLES = ['messages', 'message_edits', 'room_reads'] as const
 
 async function contents(schema: string): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {}

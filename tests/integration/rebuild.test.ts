@@ -61,7 +61,7 @@ beforeAll(async () => {
   pool = createPool(database.url, { max: 12 })
   db = createKysely(pool)
   store = new PostgresEventStore(pool)
-  seeded = await seedWorkload({ store, upcasters: upcasters({}) }, { orgs: 2, messages: 1_500, seed: 7 })
+  seeded = await seedWorkload({ store, db, upcasters: upcasters({}) }, { orgs: 2, messages: 1_500, seed: 7 })
   await projectToHead()
 }, 120_000)
 
@@ -113,7 +113,7 @@ describe('rebuild', () => {
       }
     })
     // More history arrives during the rebuild: the live projector applies it before and after the swap.
-    const writing = seedWorkload({ store, upcasters: upcasters({}) }, { orgs: 1, messages: 300, seed: 8 })
+    const writing = seedWorkload({ store, db, upcasters: upcasters({}) }, { orgs: 1, messages: 300, seed: 8 })
     const result = await rebuild(deps(), messagesProjector, { batchSize: 200 })
     await writing
     reading = false

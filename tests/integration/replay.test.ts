@@ -20,7 +20,7 @@ beforeAll(async () => {
   pool = createPool(database.url)
   db = createKysely(pool)
   store = new PostgresEventStore(pool)
-  seeded = await seedWorkload({ store, upcasters: upcasters({}) }, { orgs: 2, messages: 150, seed: 3 })
+  seeded = await seedWorkload({ store, db, upcasters: upcasters({}) }, { orgs: 2, messages: 150, seed: 3 })
   // Every event of this database, once visible (other files' transactions on the cluster may hold readers back).
   const last = (await pool.query<{ n: string }>('select count(*) as n from eventstore.events')).rows[0]!.n
   while (true) {

@@ -3,6 +3,7 @@ import { fold } from '../../domain/decider.ts'
 import {
   DRAFT_TEXT_MAX,
   draft,
+  draftToKeep,
   MESSAGE_TEXT_MAX,
   type MessageCommand,
   type MessageEvent,
@@ -12,7 +13,7 @@ import {
   validEmoji,
 } from '../../domain/messages.ts'
 import { type RoomEvent, room } from '../../domain/rooms.ts'
-import { spec } from './spec.ts'
+import { refusal, spec } from './spec.ts'
 
 const at = '2026-11-28T10:00:00.000Z'
 const roomId = 'room-1'
@@ -475,34 +476,27 @@ describe('read marks', () => {
 })
 
 describe('drafts', () => {
-  const rules = spec(draft)
-  const save = (text: string) => ({ roomId, userId: 'bob', text, at })
-
-  it('a draft is saved when it changes, and cleared by saving it empty', () => {
-    rules
-      .given([])
-      .when(save('hel'))
-      .then([{ type: 'draft.saved', data: save('hel') }])
-    rules
-      .given([{ type: 'draft.saved', data: save('hel') }])
-      .when(save('hel'))
-      .then([])
-    rules
-      .given([{ type: 'draft.saved', data: save('hel') }])
-      .when(save(''))
-      .then([{ type: 'draft.saved', data: save('') }])
-    rules.given([]).when(save('')).then([])
+  it('saving a draft keeps its text, or nothing when it is empty', () => {
+    expect(draftToKeep('hel')).toBe('hel')
+    expect(draftToKeep(' ')).toBe(' ')
+    expect(draftToKeep('')).toBeNull()
   })
 
   it('a draft has at most 20,000 characters', () => {
     const longest = 'x'.repeat(DRAFT_TEXT_MAX)
-    rules
-      .given([])
-      .when(save(longest))
-      .then([{ type: 'draft.saved', data: save(longest) }])
-    rules
-      .given([])
-      .when(save(`${longest}x`))
-      .thenRefused('DRAFT_TOO_LONG')
+    expect(draftToKeep(longest)).toBe(longest)
+    const e = refusal(() => draftToKeep(`${longest}x`))
+    expect({ code: e.code, kind: e.kind }).toEqual({ code: 'DRAFT_TOO_LONG', kind: 'rule' })
+    expect(e.message).not.toBe('')
+  })
+
+  it('old draft streams still fold to their last text, and take no new events', () => {
+    const saved = (text: string) => ({ type: 'draft.saved' as const, data: { roomId, userId: 'bob', text, at } })
+    expect(draft.initialState).toEqual({ text: '' })
+    expect(fold(draft, [saved('hel'), saved('hello')])).toEqual({ text: 'hello' })
+    spec(draft)
+      .given([saved('hel')])
+      .when({ roomId, userId: 'bob', text: 'hello', at })
+      .thenRefused('DRAFT_EVENTS_RETIRED')
   })
 })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { fold } from '../../domain/decider.ts'
-import { draft, type MessageEvent, message, parseMentions, readMark, validEmoji } from '../../domain/messages.ts'
+import { type MessageEvent, message, parseMentions, readMark, validEmoji } from '../../domain/messages.ts'
 import { type RoomEvent, room } from '../../domain/rooms.ts'
 import { space } from '../../domain/spaces.ts'
 import { deciderSpec } from '../support/given-when-then.ts'
@@ -251,17 +251,12 @@ describe('messages', () => {
   })
 })
 
-describe('read marks, drafts, spaces', () => {
-  it('marks and drafts are idempotent', () => {
+describe('read marks, spaces', () => {
+  it('marks are idempotent', () => {
     deciderSpec(readMark)
       .given([{ type: 'room.read_marked', data: { roomId, userId: 'bob', messageId: 'm1', at } }])
       .when({ roomId, userId: 'bob', messageId: 'm1', at })
       .then([])
-    deciderSpec(draft).given([]).when({ roomId, userId: 'bob', text: '', at }).then([])
-    deciderSpec(draft)
-      .given([])
-      .when({ roomId, userId: 'bob', text: 'x'.repeat(20_001), at })
-      .thenRefused('DRAFT_TOO_LONG')
   })
   it('a personal space is changed by its owner only', () => {
     const created = {
