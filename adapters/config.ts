@@ -7,6 +7,18 @@ export type Role = (typeof roles)[number]
 const optionalUrl = z.url().optional()
 const optionalString = z.string().min(1).optional()
 
+/** Which header carries client addresses, and how many proxies of ours stand in front (each appends one entry). */
+export type TrustProxy = { readonly header: 'x-forwarded-for' | 'forwarded'; readonly hops: number }
+
+const trustProxy = z
+  .string()
+  .regex(/^(off|0|[1-9]|(x-forwarded-for|forwarded):[1-9])$/, 'expected off, a number of proxies (1-9), or forwarded:<n>')
+  .transform((v): TrustProxy | null => {
+    if (v === 'off' || v === '0') return null
+    const [header, hops] = v.includes(':') ? v.split(':') : ['x-forwarded-for', v]
+    return { header: header as TrustProxy['header'], hops: Number(hops) }
+  })
+
 const schema = z.object({
   /** Unset is neither development nor production: a non-loopback HOST then needs what production needs. */
   NODE_ENV: z.enum(['development', 'test', 'production']).optional(),
@@ -48,6 +60,8 @@ const schema = z.object({
    * unset, on only for a loopback PUBLIC_URL outside production. Resolved to a boolean by loadConfig.
    */
   DEV_IDP: z.enum(['0', '1']).optional(),
+  /** Off by default: X-Forwarded-For/Forwarded are anyone's to write unless a proxy of ours rewrites them. */
+  TRUST_PROXY: trustProxy.default(null),
   /** Bearer credential of services calling /api/internal/* (unset: those routes refuse everyone). */
   SERVICE_TOKEN: z.string().min(32).optional(),
   /** 32 bytes, base64 or hex: seals agent secrets and signs login cookies (unset: a key kept under DATA_DIR). */

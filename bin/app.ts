@@ -1,10 +1,10 @@
-import { getConnInfo } from '@hono/node-server/conninfo'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { bodyLimit } from 'hono/body-limit'
 import { requestId } from 'hono/request-id'
 import { v7 as uuid } from 'uuid'
 import type { Role } from '../adapters/config.ts'
 import { DEV_IDP_MOUNT_PATH, devIdpRoutes } from '../adapters/dev-idp.ts'
+import { clientAddress } from '../adapters/http/client-address.ts'
 import type { AppEnv } from '../adapters/http/context.ts'
 import { onError } from '../adapters/http/errors.ts'
 import { idempotency } from '../adapters/http/idempotency.ts'
@@ -67,10 +67,21 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
         path: redactTokensIn(c.req.path),
         status: c.res.status,
         ms: Math.round(performance.now() - started),
+        address: clientAddress(c, config.TRUST_PROXY),
       },
       'request',
     )
   })
+  // Per client address, before anything else is spent on the request (the dev IdP and /metrics included); the
+  // probes are exempt, so that an orchestrator polling them is never told the process is gone.
+  app.use(
+    rateLimit(services.rateLimiter, {
+      name: 'ip',
+      limit: config.RATE_LIMIT_IP_PER_MINUTE,
+      windowMs: 60_000,
+      keyOf: (c) => (/^\/(healthz|readyz)$/.test(c.req.path) ? null : clientAddress(c, config.TRUST_PROXY)),
+    }),
+  )
   // ROLES: a process serves the HTTP routes of its roles only; probes and /metrics answer on every process.
   const serves = (role: Role) => config.ROLES.includes(role)
   // The local OpenID Provider (only when OIDC_ISSUER is unset): it answers on the raw node response.
@@ -85,16 +96,6 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
           title: 'Payload too large',
           detail: `bodies are limited to ${config.MAX_BODY_BYTES} bytes`,
         }),
-    }),
-  )
-
-  // Per client address, before anything else is spent on the request; probes are exempt.
-  app.use(
-    rateLimit(services.rateLimiter, {
-      name: 'ip',
-      limit: config.RATE_LIMIT_IP_PER_MINUTE,
-      windowMs: 60_000,
-      keyOf: (c) => (/^\/(healthz|readyz|metrics)$/.test(c.req.path) ? null : (getConnInfo(c).remote.address ?? 'unknown')),
     }),
   )
   app.use(refuseNul())
