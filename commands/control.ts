@@ -4,6 +4,7 @@ import { publicPosition } from '../adapters/event-store.ts'
 import { type AppDeps, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
 import { operatorActor, requireOperator } from '../adapters/http/operator.ts'
 import { json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
+import { eraseUser } from './erasure.ts'
 import { createOrg, reactivateOrg, suspendOrg } from './orgs.ts'
 
 const createOrgRoute = createRoute({
@@ -41,6 +42,23 @@ const orgActionRoute = (action: 'suspend' | 'reactivate') =>
     },
   })
 
+const eraseUserRoute = createRoute({
+  method: 'post',
+  path: '/control/users/{id}/erase',
+  tags: ['control'],
+  summary: 'Erase a person (operators)',
+  description:
+    'Destroys the data key their names, email, messages and drafts are encrypted under, and records user.erased: ' +
+    'from then on events read their texts as "" and their display name as "[erased]", read models and realtime ' +
+    'streams scrub what they kept. Irreversible; asking again answers the same.',
+  security: [{ operator: [] }],
+  request: { params: z.object({ id: Uuid }) },
+  responses: {
+    200: json('erased', z.object({ userId: Uuid, orgId: Uuid, position: Position })),
+    404: problemResponse('no such user'),
+  },
+})
+
 export function controlCommands(deps: AppDeps) {
   const app = router()
   app.use('/control/*', requireOperator(deps.config.OPERATOR_TOKEN))
@@ -65,6 +83,11 @@ export function controlCommands(deps: AppDeps) {
     const { id } = c.req.valid('param')
     const r = await reactivateOrg(pipelineDeps(deps), commandContext(c, operatorActor, id), { orgId: id })
     return c.json({ orgId: id, position: r.position && publicPosition(r.position) }, 200)
+  })
+  app.openapi(eraseUserRoute, async (c) => {
+    const { id } = c.req.valid('param')
+    const r = await eraseUser({ ...pipelineDeps(deps), db: deps.db }, commandContext(c, operatorActor, null), id)
+    return c.json({ userId: id, orgId: r.orgId, position: r.position && publicPosition(r.position) }, 200)
   })
   return app
 }

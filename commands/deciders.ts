@@ -1,5 +1,6 @@
 import { account, credential, identity, invite } from '../domain/accounts.ts'
 import type { Decider, DomainEvent } from '../domain/decider.ts'
+import { erasure } from '../domain/erasure.ts'
 import { draft, message, readMark } from '../domain/messages.ts'
 import { org, orgName, usernameReservation } from '../domain/orgs.ts'
 import { room } from '../domain/rooms.ts'
@@ -25,6 +26,7 @@ export const decidersByCategory: ReadonlyMap<string, AnyDecider> = new Map<strin
   ['message', message as AnyDecider],
   ['room_read', readMark as AnyDecider],
   ['draft', draft as AnyDecider],
+  ['erasure', erasure as AnyDecider],
 ])
 
 export const categoryOf = (stream: string): string => {

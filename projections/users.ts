@@ -1,6 +1,8 @@
 import type { RecordedEvent } from '../adapters/event-store.ts'
 import type { InviteEvent } from '../domain/accounts.ts'
+import type { ErasureEvent } from '../domain/erasure.ts'
 import type { OrgEvent } from '../domain/orgs.ts'
+import { ERASED_NAME } from '../domain/personal-data.ts'
 import type { Projector } from './engine.ts'
 
 type UserEvent = Extract<OrgEvent, { type: `user.${string}` }>
@@ -16,13 +18,14 @@ export const usersProjector: Projector = {
     'user.activated',
     'user.role_changed',
     'user.deactivated',
+    'user.erased',
     'invite.created',
     'invite.accepted',
     'invite.revoked',
   ]),
   async apply(trx, events) {
     for (const recorded of events) {
-      const e = recorded as RecordedEvent & (UserEvent | InviteEvent)
+      const e = recorded as RecordedEvent & (UserEvent | ErasureEvent | InviteEvent)
       const tenantId = recorded.metadata.tenantId!
       const user = (userId: string) => trx.updateTable('users').where('tenant_id', '=', tenantId).where('id', '=', userId)
       const inviteRow = (inviteId: string) =>
@@ -57,6 +60,10 @@ export const usersProjector: Projector = {
           break
         case 'user.deactivated':
           await user(e.data.userId).set({ status: 'deactivated', updated_at: e.data.at }).execute()
+          break
+        // What the row held came from events that now read erased: a rebuild gives this row too.
+        case 'user.erased':
+          await user(e.data.userId).set({ display_name: ERASED_NAME, email: null, updated_at: e.data.at }).execute()
           break
         case 'invite.created': {
           const d = e.data
