@@ -1,12 +1,14 @@
 import { v7 as uuid } from 'uuid'
 import { type Actor, streamName } from '../adapters/event-store.ts'
+import type { AnyDb } from '../adapters/postgres.ts'
 import { type Decider, type DomainEvent, fold } from '../domain/decider.ts'
 import { erasure } from '../domain/erasure.ts'
-import { draft, type Mention, type MessageState, message, readMark } from '../domain/messages.ts'
+import { type Mention, type MessageState, message, readMark } from '../domain/messages.ts'
 import { org } from '../domain/orgs.ts'
 import { type ActorRole, type RoomActor, type RoomState, room } from '../domain/rooms.ts'
 import { space } from '../domain/spaces.ts'
 import { signInAccount } from './accounts.ts'
+import { writeDraft } from './drafts.ts'
 import { erasureStream } from './erasure.ts'
 import { acceptInvite, createInvite, revokeInvite } from './invites.ts'
 import { messageStream } from './messages.ts'
@@ -71,7 +73,7 @@ type RoomRun = {
   readonly canArchive: boolean
 }
 
-export async function seedWorkload(deps: PipelineDeps, options: SeedOptions = {}): Promise<SeedSummary> {
+export async function seedWorkload(deps: PipelineDeps & { readonly db: AnyDb }, options: SeedOptions = {}): Promise<SeedSummary> {
   const orgCount = options.orgs ?? 2
   const usersPerOrg = Math.max(3, options.usersPerOrg ?? 8)
   const roomsPerOrg = Math.max(4, options.roomsPerOrg ?? 6)
@@ -380,6 +382,8 @@ export async function seedWorkload(deps: PipelineDeps, options: SeedOptions = {}
     const org = orgOf.get(run_.roomId)!
     const tenantId = org.orgId
     const live: Live[] = []
+    /** Each writer's draft in this room, as the drafts table holds it. */
+    const drafts = new Map<string, string>()
     const writers = run_.members
     const byName = new Map(org.users.map((u) => [u.username, u.userId]))
     const actorOf = (u: SeededUser): RoomActor & { type: 'user' } => ({ userId: u.userId, role: u.role, type: 'user' })
@@ -494,19 +498,11 @@ export async function seedWorkload(deps: PipelineDeps, options: SeedOptions = {}
       }
       if (chance(0.04)) {
         const writer = pick(writers)
-        const c = context(tenantId, { type: 'user', id: writer.userId })
-        // Half the time the draft is sent or dropped: saving empty text clears it.
-        await run(
-          draft,
-          streamName('draft', `${run_.roomId}_${writer.userId}`),
-          (s) => ({
-            roomId: run_.roomId,
-            userId: writer.userId,
-            text: s.text && chance(0.5) ? '' : sentence(),
-            at: c.now().toISOString(),
-          }),
-          c,
-        )
+        // Half the time the draft is sent or dropped: saving empty text clears it. Drafts are kept, not events.
+        const text = drafts.get(writer.userId) && chance(0.5) ? '' : sentence()
+        await writeDraft(deps.db, { tenantId, userId: writer.userId }, run_.roomId, text, tick())
+        drafts.set(writer.userId, text)
+        commands++
       }
       report()
     }

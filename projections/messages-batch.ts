@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import type { RecordedEvent } from '../adapters/event-store.ts'
 import type { ErasureEvent } from '../domain/erasure.ts'
-import type { DraftEvent, Mention, MessageEvent, ReadEvent } from '../domain/messages.ts'
+import type { Mention, MessageEvent, ReadEvent } from '../domain/messages.ts'
 import type { RoomEvent } from '../domain/rooms.ts'
 import type { ProjectionTransaction } from './engine.ts'
 
@@ -11,7 +11,7 @@ import type { ProjectionTransaction } from './engine.ts'
  * them in memory in order, with exactly the semantics of the per-event statements (`messagesPerEvent` in
  * messages.ts, the reference: tests/integration/messages-batch.test.ts checks both give the same tables on
  * random histories), and writes the result back: new messages in one insert, changed ones in one update, then
- * edits, read marks and drafts.
+ * edits and read marks.
  */
 
 type Reactions = Record<string, string[]>
@@ -36,7 +36,7 @@ type Row = {
   dirty: boolean
 }
 
-type Any = MessageEvent | ReadEvent | DraftEvent | Extract<RoomEvent, { type: 'message.range_deleted' }>
+type Any = MessageEvent | ReadEvent | Extract<RoomEvent, { type: 'message.range_deleted' }>
 
 const uniq = (xs: Iterable<string>) => [...new Set(xs)]
 
@@ -55,7 +55,8 @@ export async function applyBatched(trx: ProjectionTransaction, recorded: readonl
 /**
  * An erased person's texts read '' from the event store now (their key is gone): the rows built from them while
  * they were readable become what a rebuild gives. Texts emptied (and with them the search vector), edit history
- * and drafts gone; the messages keep their place, author, mentions and reactions. Erasures are rare: the scan
+ * gone; the messages keep their place, author, mentions and reactions. Drafts are no read model: the erasure
+ * deletes them itself (deleteUserDrafts, commands/drafts.ts). Erasures are rare: the scan
  * of the tenant's messages by author has no index of its own.
  */
 export async function eraseAuthor(trx: ProjectionTransaction, tenantId: string, userId: string): Promise<void> {
@@ -65,7 +66,6 @@ export async function eraseAuthor(trx: ProjectionTransaction, tenantId: string, 
     trx,
   )
   await sql`update messages set text = '' where tenant_id = ${tenantId} and author_id = ${userId} and text <> ''`.execute(trx)
-  await sql`delete from drafts where tenant_id = ${tenantId} and user_id = ${userId}`.execute(trx)
 }
 
 async function applyRun(trx: ProjectionTransaction, recorded: readonly RecordedEvent[]): Promise<void> {
@@ -144,7 +144,6 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
 
   const edits: { message_id: string; version: number; text: string; replaced_at: string }[] = []
   const reads = new Map<string, { room_id: string; user_id: string; message_id: string; seq: number }>()
-  const drafts = new Map<string, { room_id: string; user_id: string; text: string; updated_at: string }>()
   const touch = (r: Row) => {
     if (!r.fresh) r.dirty = true
   }
@@ -240,11 +239,6 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
         if (r) reads.set(`${d.roomId} ${d.userId}`, { room_id: d.roomId, user_id: d.userId, message_id: d.messageId, seq: r.seq })
         break
       }
-      case 'draft.saved': {
-        const d = e.data
-        drafts.set(`${d.roomId} ${d.userId}`, { room_id: d.roomId, user_id: d.userId, text: d.text, updated_at: d.at })
-        break
-      }
     }
   }
 
@@ -310,20 +304,6 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
       select ${tenantId}, x.room_id, x.user_id, x.message_id, x.seq
         from jsonb_to_recordset(${JSON.stringify([...reads.values()])}::jsonb) as x(room_id uuid, user_id uuid, message_id uuid, seq bigint)
       on conflict (tenant_id, room_id, user_id) do update set message_id = excluded.message_id, seq = excluded.seq`.execute(trx)
-  }
-  const saved = [...drafts.values()].filter((d) => d.text !== '')
-  const cleared = [...drafts.values()].filter((d) => d.text === '')
-  if (cleared.length) {
-    await sql`
-      delete from drafts d using jsonb_to_recordset(${JSON.stringify(cleared)}::jsonb) as x(room_id uuid, user_id uuid)
-       where d.tenant_id = ${tenantId} and d.room_id = x.room_id and d.user_id = x.user_id`.execute(trx)
-  }
-  if (saved.length) {
-    await sql`
-      insert into drafts (tenant_id, room_id, user_id, text, updated_at)
-      select ${tenantId}, x.room_id, x.user_id, x.text, x.updated_at
-        from jsonb_to_recordset(${JSON.stringify(saved)}::jsonb) as x(room_id uuid, user_id uuid, text text, updated_at timestamptz)
-      on conflict (tenant_id, room_id, user_id) do update set text = excluded.text, updated_at = excluded.updated_at`.execute(trx)
   }
   return true
 }

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import type { RecordedEvent } from '../adapters/event-store.ts'
 import type { ErasureEvent } from '../domain/erasure.ts'
-import type { DraftEvent, MessageEvent, ReadEvent } from '../domain/messages.ts'
+import type { MessageEvent, ReadEvent } from '../domain/messages.ts'
 import type { RoomEvent } from '../domain/rooms.ts'
 import type { ProjectionTransaction, Projector } from './engine.ts'
 import { applyBatched, eraseAuthor } from './messages-batch.ts'
@@ -35,12 +35,16 @@ async function tombstone(trx: ProjectionTransaction, tenantId: string, messageId
   }
 }
 
-/** Messages with a per-room sequence (the timeline order), edit history, read marks and drafts. */
+/**
+ * Messages with a per-room sequence (the timeline order), edit history and read marks. Drafts are not projected:
+ * the draft command keeps them in `tenant.drafts` itself (commands/drafts.ts), and the `draft.saved` events of
+ * before left their rows there (tenant migration 010).
+ */
 export const messagesProjector: Projector = {
   name: 'messages',
   version: 1,
   schema: 'tenant',
-  tables: ['messages', 'message_edits', 'room_reads', 'drafts'],
+  tables: ['messages', 'message_edits', 'room_reads'],
   eventTypes: new Set([
     'message.created',
     'message.updated',
@@ -48,7 +52,6 @@ export const messagesProjector: Projector = {
     'message.range_deleted',
     'message.reaction_changed',
     'room.read_marked',
-    'draft.saved',
     'user.erased',
   ]),
   // Batched: a few statements per batch (messages-batch.ts), equal to `messagesPerEvent` below, the per-event
@@ -61,7 +64,7 @@ export const messagesPerEvent: Pick<Projector, 'apply'> = {
   async apply(trx, events) {
     for (const recorded of events) {
       const e = recorded as RecordedEvent &
-        (MessageEvent | ReadEvent | DraftEvent | ErasureEvent | Extract<RoomEvent, { type: 'message.range_deleted' }>)
+        (MessageEvent | ReadEvent | ErasureEvent | Extract<RoomEvent, { type: 'message.range_deleted' }>)
       const tenantId = recorded.metadata.tenantId!
       switch (e.type) {
         case 'message.created': {
@@ -140,24 +143,6 @@ export const messagesPerEvent: Pick<Projector, 'apply'> = {
             on conflict (tenant_id, room_id, user_id) do update set message_id = excluded.message_id, seq = excluded.seq`.execute(
             trx,
           )
-          break
-        }
-        case 'draft.saved': {
-          const d = e.data
-          if (d.text === '') {
-            await trx
-              .deleteFrom('drafts')
-              .where('tenant_id', '=', tenantId)
-              .where('room_id', '=', d.roomId)
-              .where('user_id', '=', d.userId)
-              .execute()
-          } else {
-            await trx
-              .insertInto('drafts')
-              .values({ tenant_id: tenantId, room_id: d.roomId, user_id: d.userId, text: d.text, updated_at: d.at })
-              .onConflict((oc) => oc.columns(['tenant_id', 'room_id', 'user_id']).doUpdateSet({ text: d.text, updated_at: d.at }))
-              .execute()
-          }
           break
         }
         case 'user.erased':
