@@ -127,6 +127,22 @@ export class PostgresUserStreams implements UserStreams {
     }
   }
 
+  async remove(userId: string, ids: readonly string[]): Promise<void> {
+    const positions = ids.map(requireId)
+    if (positions.length === 0) return
+    // Marked as trimmed up to the newest one removed: a reader standing before it reads `truncated`, as over Redis.
+    await this.pool.query({
+      text: `with gone as (
+               delete from realtime.user_events e using unnest($2::bigint[], $3::bigint[]) as x(c, p)
+                where e.user_id = $1 and e.commit_position = x.c and e.prepare_position = x.p
+               returning e.commit_position as c, e.prepare_position as p),
+             newest as (select c, p from gone order by c desc, p desc limit 1)
+             update realtime.user_heads h set trimmed_commit = n.c, trimmed_prepare = n.p
+               from newest n where h.user_id = $1 and (n.c, n.p) > (h.trimmed_commit, h.trimmed_prepare)`,
+      values: [userId, positions.map((p) => p.commit.toString()), positions.map((p) => p.prepare.toString())],
+    })
+  }
+
   async lastId(userId: string): Promise<string> {
     const { rows } = await this.pool.query<{ id: string }>({
       name: 'realtime_last_id',

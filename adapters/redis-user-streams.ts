@@ -227,6 +227,11 @@ export class RedisUserStreams implements UserStreams {
     return { events, truncated }
   }
 
+  async remove(userId: string, ids: readonly string[]): Promise<void> {
+    // The entry after a removed one still names it as its previous: readers see the gap as they see a trim.
+    if (ids.length) await this.redis.xdel(this.streamKey(userId), ...ids)
+  }
+
   async lastId(userId: string): Promise<string> {
     const last = (await this.redis.xrevrange(this.streamKey(userId), '+', '-', 'COUNT', 1)) as RawEntry[]
     return last[0]?.[0] ?? STREAM_START_ID

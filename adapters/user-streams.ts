@@ -76,6 +76,11 @@ export interface UserStreams {
   /** The id of the newest entry in the user's stream, or STREAM_START_ID. */
   lastId(userId: string): Promise<string>
   /**
+   * Deletes these entries of the user's stream (what an erased person wrote). Like a trim it leaves a gap: a
+   * reader standing before the newest one removed reads `truncated`, and starts over from state already erased.
+   */
+  remove(userId: string, ids: readonly string[]): Promise<void>
+  /**
    * Calls `callback` whenever the user's stream may have grown (and after the wakeup connection was
    * re-established, since wakeups may have been missed meanwhile). Resolves once the subscription is
    * live: a wakeup published after that is delivered.

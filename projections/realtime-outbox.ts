@@ -5,6 +5,7 @@ import type { Logger } from '../adapters/logger.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
 import { STREAM_START_ID, type UserStreamEntry, type UserStreams } from '../adapters/user-streams.ts'
 import { type ProjectionTransaction, retryDelayMs } from './engine.ts'
+import { erasedBy, forgetInStream } from './realtime.ts'
 
 /** One event the fan-out delivers, and to whom (as of the event's position). */
 export type Delivery = {
@@ -156,6 +157,11 @@ export class RealtimeOutbox {
         }
       })
     if (entries.length) await this.streams.append(entries)
+    // Each stream got everything before its erasure entry: what the erased person said there can be removed now.
+    for (const e of entries) {
+      const erased = erasedBy(e)
+      if (erased) await forgetInStream(this.streams, e.userId, erased)
+    }
     const commits = rows.map((r) => r.c)
     const prepares = rows.map((r) => r.p)
     const users = rows.map((r) => r.user_id)

@@ -1,3 +1,4 @@
+import type { ErasureEvent } from '../domain/erasure.ts'
 import type { MessageEvent } from '../domain/messages.ts'
 import type { OrgEvent } from '../domain/orgs.ts'
 import type { RoomEvent } from '../domain/rooms.ts'
@@ -13,7 +14,7 @@ import type { SpaceEvent } from '../domain/spaces.ts'
  * event types and this table must agree (tests/e2e/realtime-payloads.test.ts).
  */
 
-type Delivered = MessageEvent | RoomEvent | SpaceEvent | OrgEvent
+type Delivered = MessageEvent | RoomEvent | SpaceEvent | OrgEvent | ErasureEvent
 type DataOf<T extends Delivered['type']> = Extract<Delivered, { type: T }>['data']
 
 /** The REST resources (read-api) that show what realtime payloads carry. */
@@ -98,6 +99,7 @@ export const realtimePayloads: { readonly [T in Delivered['type']]?: RealtimePay
   'user.activated': { type: 'workspace.user_changed', resource: 'User', fields: { userId: 'id', username: 'username' } },
   'user.role_changed': { type: 'workspace.user_changed', resource: 'User', fields: { userId: 'id', role: 'role' } },
   'user.deactivated': { type: 'workspace.user_changed', resource: 'User', fields: { userId: 'id' } },
+  'user.erased': { type: 'workspace.user_changed', resource: 'User', fields: { userId: 'id' } },
 }
 
 const pick = (item: Record<string, unknown>, keys: readonly string[]) =>

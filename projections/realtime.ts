@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import type { RecordedEvent } from '../adapters/event-store.ts'
+import { STREAM_START_ID, type UserEvent, type UserStreams } from '../adapters/user-streams.ts'
 import type { ProjectionTransaction, Projector } from './engine.ts'
 import type { Delivery, RealtimeOutbox } from './realtime-outbox.ts'
 import { realtimePayload } from './realtime-payloads.ts'
@@ -22,6 +23,12 @@ const roomReaders = async (trx: ProjectionTransaction, tenantId: string, roomId:
 const activeUsers = async (trx: ProjectionTransaction, tenantId: string): Promise<string[]> => {
   const { rows } = await sql<{ user_id: string }>`
     select user_id from fanout_users where tenant_id = ${tenantId} and active`.execute(trx)
+  return rows.map((r) => r.user_id)
+}
+
+/** Every user of the org, active or not: whose streams may hold what an erased person said. */
+const everyUser = async (trx: ProjectionTransaction, tenantId: string): Promise<string[]> => {
+  const { rows } = await sql<{ user_id: string }>`select user_id from fanout_users where tenant_id = ${tenantId}`.execute(trx)
   return rows.map((r) => r.user_id)
 }
 
@@ -81,8 +88,39 @@ async function audience(trx: ProjectionTransaction, tenantId: string, e: Recorde
     if (!s) return []
     return s.kind === 'personal' ? [s.owner_id] : activeUsers(trx, tenantId)
   }
+  if (e.type === 'user.erased') return everyUser(trx, tenantId)
   if (e.type.startsWith('user.')) return activeUsers(trx, tenantId)
   return []
+}
+
+/** The person an entry says was erased (a delivered user.erased), else null. */
+export const erasedBy = (entry: Pick<UserEvent, 'type' | 'data'>): string | null => {
+  const d = entry.data as Data & { change?: string }
+  return entry.type === 'workspace.user_changed' && d.change === 'user.erased' ? (d.userId ?? null) : null
+}
+
+/**
+ * Removes from one user's stream what an erased person said there: their messages and edits, and their name as
+ * they joined. The outbox calls it once it appended the erasure to that stream, so everything delivered before it
+ * is in the stream to find. An edit whose message's creation is not in this stream (trimmed away, or
+ * sent before the user could read the room) names no author and stays.
+ */
+export async function forgetInStream(streams: UserStreams, userId: string, erased: string): Promise<void> {
+  const messages = new Set<string>()
+  const ids: string[] = []
+  for (let after = STREAM_START_ID; ; ) {
+    const { events } = await streams.read(userId, after, 1_000)
+    if (events.length === 0) break
+    for (const e of events) {
+      const d = e.data as Data & { authorId?: string; messageId?: string; change?: string }
+      if (e.type === 'message.created' && d.authorId === erased) messages.add(d.messageId!)
+      const said = (e.type === 'message.created' || e.type === 'message.updated') && messages.has(d.messageId!)
+      const joined = e.type === 'workspace.user_changed' && d.change === 'user.joined' && d.userId === erased
+      if (said || joined) ids.push(e.id)
+    }
+    after = events.at(-1)!.id
+  }
+  await streams.remove(userId, ids)
 }
 
 /**
@@ -115,6 +153,7 @@ export function realtimeProjector(outbox?: RealtimeOutbox): Projector {
       'user.activated',
       'user.role_changed',
       'user.deactivated',
+      'user.erased',
     ]),
     async apply(trx, events) {
       const deliveries: Delivery[] = []

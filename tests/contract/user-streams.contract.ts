@@ -177,6 +177,22 @@ export function userStreamsContract(name: string, setup: HarnessFactory) {
       })
     })
 
+    describe('removal (erasure)', () => {
+      it('removes the named entries and readers standing before them see the gap as truncated', async () => {
+        const user = uuid()
+        const all = entries(user, 5)
+        await streams.append(all)
+        await streams.remove(user, [all[1]!.id, all[2]!.id])
+        await streams.remove(user, [all[1]!.id])
+        const { events, truncated } = await streams.read(user, STREAM_START_ID, 100)
+        expect(events.map((e) => e.id)).toEqual([all[0]!.id, all[3]!.id, all[4]!.id])
+        expect(truncated).toBe(true)
+        expect((await streams.read(user, all[0]!.id, 100)).truncated).toBe(true)
+        expect(await streams.read(user, all[3]!.id, 100)).toMatchObject({ truncated: false, events: [{ id: all[4]!.id }] })
+        expect(await streams.lastId(user)).toBe(all[4]!.id)
+      })
+    })
+
     describe('wakeups', () => {
       it('fire once per append batch per touched user, and not for others', async () => {
         const [u1, u2, u3] = [uuid(), uuid(), uuid()]

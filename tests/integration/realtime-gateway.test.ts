@@ -428,6 +428,7 @@ describe('realtime gateway with a stalled wakeup subscription', () => {
     append: async () => ({ appended: 0, wokenUsers: [] }),
     read: async () => ({ events: [], truncated: false }),
     lastId: async () => STREAM_START_ID,
+    remove: async () => {},
     onWake: () => new Promise(() => {}),
     registerQueue: async () => ({ queueId, userId, eventTypes: null, lastAckedId: STREAM_START_ID, lastSeenAt: Date.now() }),
     getQueue: async () => null,
