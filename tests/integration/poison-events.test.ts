@@ -2,10 +2,12 @@ import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { serve } from '@hono/node-server'
 import { sql } from 'kysely'
+import pg from 'pg'
 import { v7 as uuid } from 'uuid'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { comparePositions, type NewEvent, type RecordedEvent } from '../../adapters/event-store.ts'
 import { createLogger } from '../../adapters/logger.ts'
+import { createKysely, createPool } from '../../adapters/postgres.ts'
 import { createApp } from '../../bin/app.ts'
 import { loadCheckpoint, ProjectionEngine, type Projector } from '../../projections/engine.ts'
 import { PoisonEventError, rebuild } from '../../projections/rebuild.ts'
@@ -76,10 +78,18 @@ beforeAll(async () => {
   })
   // The API alone: this test runs the only engine, with the probe and a fast backoff.
   server = await startTestServer({ ROLES: 'api' }, { logTo })
-  await sql`create table control.poison_probe (event_id uuid primary key, n int not null, tenant text, applied int not null)`.execute(
-    server.services.db,
-  )
-  await sql`grant select, insert, update, delete on control.poison_probe to ws_projector`.execute(server.services.db)
+  // The server logs in as the app, which creates nothing: the probe's table is made by the database's owner.
+  const owner = new pg.Client({ connectionString: server.database.url })
+  await owner.connect()
+  try {
+    await owner.query(
+      'create table control.poison_probe (event_id uuid primary key, n int not null, tenant text, applied int not null)',
+    )
+    await owner.query('grant select, insert, update, delete on control.poison_probe to ws_projector')
+    await owner.query('grant select on control.poison_probe to ws_app')
+  } finally {
+    await owner.end()
+  }
   const app = createApp({ ...server.services, projectors: [...server.services.projectors, probe] })
   http = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s))
@@ -318,7 +328,10 @@ describe('a poison event', () => {
   it('a rebuild fails loudly on it, naming the event; once the projector takes it, the rebuild swaps in and clears the parked list', async () => {
     await engine.stop()
     const skipped = (await parkedRows())[0]!.event_id
-    const deps = { store: server.services.store, db: server.services.db }
+    // Rebuilds make schemas: an operator runs them with the owner's login, as `npm run rebuild` does.
+    const db = createKysely(createPool(server.database.url, { max: 4 }))
+    onTestFinished(() => db.destroy())
+    const deps = { store: server.services.store, db }
     const failed = await rebuild(deps, probe, { batchSize: 50 }).catch((e: unknown) => e)
     expect(failed).toBeInstanceOf(PoisonEventError)
     expect((failed as Error).message).toContain(skipped)
