@@ -50,8 +50,9 @@ export function writeDraft(db: AnyDb, who: Who, roomId: string, text: string, at
 
 /**
  * Saves the caller's draft in a room they are a member of, decided on the room's stream (no read model, so no
- * lag): a room of another tenant, or one the caller is not in, does not exist for them. Answers the room's
- * position, which holds the membership the draft was accepted on.
+ * lag): a room of another tenant, or one the caller is not in, does not exist for them. Appending nothing, it
+ * answers the position of the room it was decided on, as a command that changes nothing does; the draft itself
+ * reads back at once.
  */
 export async function saveDraft(
   deps: { readonly store: EventStore; readonly db: AnyDb },

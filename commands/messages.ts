@@ -100,7 +100,8 @@ const routes = {
     summary: 'Save the caller’s draft in a room (empty text clears it)',
     description:
       'A draft is its author’s private scratch text, kept as it is now rather than as events: it appends nothing, ' +
-      'reads back at once with the room, and is not delivered over realtime. `position` is the room’s.',
+      'reads back at once with the room, and is not delivered over realtime. `position` is the room’s, as for a ' +
+      'command that changes nothing.',
     security: bearerSecurity,
     request: { params: z.object({ id: Uuid }), ...jsonBody(z.object({ text: z.string().max(MESSAGE_TEXT_MAX) })) },
     responses: { 200: json('saved', z.object({ roomId: Uuid, position: Position })), 404: problemResponse('no such room') },
