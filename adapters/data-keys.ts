@@ -24,6 +24,8 @@ export interface DataKeys {
 
 export class DataKeyUnwrapError extends Error {
   override readonly name = 'DataKeyUnwrapError'
+  /** A process with another AUTH_SECRET_KEY waits to be configured right; it must not park every event it reads. */
+  readonly transient = true
 }
 
 const context = (subject: string) => `data-key:${subject}`

@@ -15,6 +15,8 @@ const REDIS_REPLIES = /^(LOADING|TRYAGAIN|CLUSTERDOWN|MASTERDOWN) /
 
 export const isTransient = (e: unknown): boolean => {
   for (let cur = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+    // An error may say so itself (a process missing the secret every process shares): it is not the event's.
+    if ((cur as { transient?: unknown }).transient === true) return true
     const code = (cur as { code?: unknown }).code
     if (typeof code === 'string' && (CODES.has(code) || CLASSES.test(code))) return true
     if (cur instanceof Error && (MESSAGES.test(cur.message) || REDIS_REPLIES.test(cur.message))) return true

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,8 +17,11 @@ let api: TestServer
 let rest: ChildServer | undefined
 let dataDir: string
 
+// Every process reading events shares the key that seals personal data in them.
+const AUTH_SECRET_KEY = randomBytes(32).toString('hex')
+
 beforeAll(async () => {
-  api = await startTestServer({ ROLES: 'api' })
+  api = await startTestServer({ ROLES: 'api', AUTH_SECRET_KEY })
   dataDir = await mkdtemp(join(tmpdir(), 'ws-roles-'))
 })
 afterAll(async () => {
@@ -65,6 +69,7 @@ it('the projector role, in another process, takes the read models to the head', 
     ROLES: 'projector,realtime,processors',
     DATABASE_URL: api.database.url,
     DATA_DIR: dataDir,
+    AUTH_SECRET_KEY,
     LOG_LEVEL: 'info',
   })
   const last = await lastEvent()

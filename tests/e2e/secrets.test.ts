@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream'
 import { sql } from 'kysely'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { hashToken } from '../../adapters/opaque-tokens.ts'
+import { createKysely, createPool } from '../../adapters/postgres.ts'
 import { CookieJar } from '../support/cookie-jar.ts'
 import { agentLogin, createAgent, followHandoff, join, signUp } from '../support/identity.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
@@ -105,8 +106,10 @@ describe('tokens and secrets are never stored or logged in clear', () => {
     expect(events).toContain(hashToken(personal.body.token))
     expect(events).toContain(hashToken(owner.token))
 
-    // 2. Every table of every schema (the test database's owner reads past row-level security).
-    const { db } = server.services
+    // 2. Every table of every schema (the test database's owner reads past row-level security; the server's own
+    // login cannot).
+    const db = createKysely(createPool(server.database.url, { max: 1 }))
+    onTestFinished(() => db.destroy())
     const superuser = await sql<{ s: boolean }>`select rolsuper as s from pg_roles where rolname = current_user`.execute(db)
     expect(superuser.rows[0]?.s, 'the scan must see every row').toBe(true)
     const tables = await sql<{ schema: string; name: string }>`

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { DataKeyUnwrapError } from '../../adapters/data-keys.ts'
 import { isTransient } from '../../adapters/transient.ts'
 import { retryDelayMs } from '../../projections/engine.ts'
 
@@ -46,5 +47,13 @@ describe('isTransient', () => {
       new TypeError("Cannot read properties of undefined (reading 'id')"),
     ])
       expect(isTransient(e), String(e)).toBe(false)
+  })
+})
+
+describe('isTransient, for a process missing the shared secret', () => {
+  it('a data key that does not open is waited out, never blamed on the event', () => {
+    expect(isTransient(new DataKeyUnwrapError('the data key of u does not open'))).toBe(true)
+    expect(isTransient(new Error('wrapped', { cause: new DataKeyUnwrapError('no') }))).toBe(true)
+    expect(isTransient(new Error('the data key of u does not open'))).toBe(false)
   })
 })
