@@ -1,7 +1,7 @@
 /*
  * Whether a failure belongs to a backing service (Postgres, Redis, the network) rather than to the work being
  * done: such a failure is retried as long as it lasts and never blamed on an event. The codes and messages are
- * those adapters/http/errors.ts answers 503 for, plus Postgres's rollback class (serialization failures,
+ * those http/errors.ts answers 503 for, plus Postgres's rollback class (serialization failures,
  * deadlocks), lock timeouts, ioredis's command timeout and Redis's "not now" replies: all pass when tried again.
  */
 

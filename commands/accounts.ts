@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto'
 import { type RecordedEvent, streamName } from '../adapters/event-store.ts'
-import { badRequest } from '../adapters/http/problem.ts'
 import { generateToken, hashToken, tokenKind, tokenMatchesHash } from '../adapters/opaque-tokens.ts'
 import {
   account,
@@ -14,6 +13,7 @@ import {
   usable,
 } from '../domain/accounts.ts'
 import { DomainError, fold } from '../domain/decider.ts'
+import { badRequest } from '../http/problem.ts'
 import { type CommandContext, handleCommand, loadState, type PipelineDeps } from './pipeline.ts'
 
 export const accountStream = (id: string) => streamName('account', id)

@@ -3,13 +3,13 @@ import type { Context } from 'hono'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { html } from 'hono/html'
 import type { Actor } from '../adapters/event-store.ts'
-import { type AppEnv, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
-import { HttpProblem, notFound } from '../adapters/http/problem.ts'
-import { json, jsonBody, problemResponse, Uuid } from '../adapters/http/schemas.ts'
-import { bearerSecurity } from '../adapters/http/tenant-route.ts'
 import type { Identity } from '../adapters/identity.ts'
 import { type IdTokenClaims, OidcDiscoveryError, OidcError, OidcJwksError } from '../adapters/oidc-client.ts'
 import { membershipOf } from '../domain/orgs.ts'
+import { type AppEnv, commandContext, pipelineDeps, router } from '../http/context.ts'
+import { HttpProblem, notFound } from '../http/problem.ts'
+import { json, jsonBody, problemResponse, Uuid } from '../http/schemas.ts'
+import { bearerSecurity } from '../http/tenant-route.ts'
 import {
   issueCredential,
   issueHandoff,

@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { v7 as uuid } from 'uuid'
 import { publicPosition } from '../adapters/event-store.ts'
-import { type AppDeps, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
-import { operatorActor, requireOperator } from '../adapters/http/operator.ts'
-import { json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
+import { type AppDeps, commandContext, pipelineDeps, router } from '../http/context.ts'
+import { operatorActor, requireOperator } from '../http/operator.ts'
+import { json, jsonBody, Position, problemResponse, Uuid } from '../http/schemas.ts'
 import { eraseUser } from './erasure.ts'
 import { createOrg, reactivateOrg, suspendOrg } from './orgs.ts'
 

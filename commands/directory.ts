@@ -1,6 +1,6 @@
-import type { Principal } from '../adapters/http/principal.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
 import { type Mention, parseMentions } from '../domain/messages.ts'
+import type { Principal } from '../http/principal.ts'
 import { inTenant } from '../read-api/scope.ts'
 
 /**

@@ -1,8 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type AppDeps, router } from '../adapters/http/context.ts'
-import { operatorActor, requireOperator } from '../adapters/http/operator.ts'
-import { HttpProblem, notFound } from '../adapters/http/problem.ts'
-import { json, problemResponse, Uuid } from '../adapters/http/schemas.ts'
+import { type AppDeps, router } from '../http/context.ts'
+import { operatorActor, requireOperator } from '../http/operator.ts'
+import { HttpProblem, notFound } from '../http/problem.ts'
+import { json, problemResponse, Uuid } from '../http/schemas.ts'
 import type { ParkedEventCommands } from '../projections/parking.ts'
 
 /*

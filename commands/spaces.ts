@@ -1,10 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { streamName } from '../adapters/event-store.ts'
-import { type AppDeps, commandContext, pipelineDeps, router } from '../adapters/http/context.ts'
-import { actorOf, atLeast, principalOf } from '../adapters/http/principal.ts'
-import { ClientChosenId, json, jsonBody, Position, problemResponse, Uuid } from '../adapters/http/schemas.ts'
-import { bearerSecurity, positionOf } from '../adapters/http/tenant-route.ts'
 import { space } from '../domain/spaces.ts'
+import { type AppDeps, commandContext, pipelineDeps, router } from '../http/context.ts'
+import { actorOf, atLeast, principalOf } from '../http/principal.ts'
+import { ClientChosenId, json, jsonBody, Position, problemResponse, Uuid } from '../http/schemas.ts'
+import { bearerSecurity, positionOf } from '../http/tenant-route.ts'
 import { handleCommand } from './pipeline.ts'
 
 export const spaceStream = (id: string) => streamName('space', id)

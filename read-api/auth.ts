@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { consistent, pipelineDeps, router } from '../adapters/http/context.ts'
-import { consistentAfterQuery, json, Uuid } from '../adapters/http/schemas.ts'
-import { bearerSecurity } from '../adapters/http/tenant-route.ts'
 import { loadAccount } from '../commands/accounts.ts'
 import { type AuthDeps, requireAccount } from '../commands/authenticate.ts'
+import { consistent, pipelineDeps, router } from '../http/context.ts'
+import { consistentAfterQuery, json, Uuid } from '../http/schemas.ts'
+import { bearerSecurity } from '../http/tenant-route.ts'
 
 const route = createRoute({
   method: 'get',

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type AppDeps, consistent, router } from '../adapters/http/context.ts'
-import { requireOperator } from '../adapters/http/operator.ts'
-import { consistentAfterQuery, json, Uuid } from '../adapters/http/schemas.ts'
+import { type AppDeps, consistent, router } from '../http/context.ts'
+import { requireOperator } from '../http/operator.ts'
+import { consistentAfterQuery, json, Uuid } from '../http/schemas.ts'
 import { decodeCursor, encodeCursor, pageQuery, pageSchema } from './pagination.ts'
 
 const Org = z

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type AppDeps, router } from '../adapters/http/context.ts'
-import { json, problemResponse } from '../adapters/http/schemas.ts'
 import { serviceAuth } from '../commands/authenticate.ts'
+import { type AppDeps, router } from '../http/context.ts'
+import { json, problemResponse } from '../http/schemas.ts'
 
 const whoami = createRoute({
   method: 'get',

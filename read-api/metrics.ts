@@ -1,9 +1,9 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { MiddlewareHandler } from 'hono'
 import { matchedRoutes } from 'hono/route'
-import { type AppDeps, router } from '../adapters/http/context.ts'
-import { requireOperator } from '../adapters/http/operator.ts'
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '../adapters/metrics.ts'
+import { type AppDeps, router } from '../http/context.ts'
+import { requireOperator } from '../http/operator.ts'
 import type { Projector } from '../projections/engine.ts'
 import { parkedCounts, projectionLag } from './projections.ts'
 

@@ -1,8 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type AppDeps, router } from '../adapters/http/context.ts'
-import { json } from '../adapters/http/schemas.ts'
 import { orgNameStream } from '../commands/orgs.ts'
 import { checkOrgName } from '../domain/orgs.ts'
+import { type AppDeps, router } from '../http/context.ts'
+import { json } from '../http/schemas.ts'
 
 const nameCheck = createRoute({
   method: 'get',

@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi'
-import { badRequest } from '../adapters/http/problem.ts'
+import { badRequest } from '../http/problem.ts'
 
 export const pageQuery = {
   limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ description: 'page size, 1 to 200' }),

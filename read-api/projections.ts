@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { sql } from 'kysely'
-import { type AppDeps, router } from '../adapters/http/context.ts'
-import { requireOperator } from '../adapters/http/operator.ts'
-import { json, Uuid } from '../adapters/http/schemas.ts'
 import { countParked, listParked, type ParkedEvent } from '../adapters/parked-events.ts'
+import { type AppDeps, router } from '../http/context.ts'
+import { requireOperator } from '../http/operator.ts'
+import { json, Uuid } from '../http/schemas.ts'
 import type { Projector } from '../projections/engine.ts'
 
 export type ProjectionLag = {

@@ -1,6 +1,6 @@
 import { sql, type Transaction } from 'kysely'
-import type { Principal } from '../adapters/http/principal.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
+import type { Principal } from '../http/principal.ts'
 import { ROLES } from '../migrations/shared.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: read models are described per query

@@ -1,8 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type AppDeps, consistent, router } from '../adapters/http/context.ts'
-import { principalOf } from '../adapters/http/principal.ts'
-import { consistentAfterQuery, json, Uuid } from '../adapters/http/schemas.ts'
-import { bearerSecurity } from '../adapters/http/tenant-route.ts'
+import { type AppDeps, consistent, router } from '../http/context.ts'
+import { principalOf } from '../http/principal.ts'
+import { consistentAfterQuery, json, Uuid } from '../http/schemas.ts'
+import { bearerSecurity } from '../http/tenant-route.ts'
 import { decodeCursor, encodeCursor, pageQuery, pageSchema } from './pagination.ts'
 import { inTenant } from './scope.ts'
 

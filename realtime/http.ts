@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type AppDeps, router } from '../adapters/http/context.ts'
-import { principalOf } from '../adapters/http/principal.ts'
-import { HttpProblem } from '../adapters/http/problem.ts'
-import { json, problemResponse } from '../adapters/http/schemas.ts'
-import { bearerSecurity } from '../adapters/http/tenant-route.ts'
+import { type AppDeps, router } from '../http/context.ts'
+import { principalOf } from '../http/principal.ts'
+import { HttpProblem } from '../http/problem.ts'
+import { json, problemResponse } from '../http/schemas.ts'
+import { bearerSecurity } from '../http/tenant-route.ts'
 import { RealtimeError, type RealtimeGateway } from './gateway.ts'
 
 export const REALTIME_EVENT_TYPES = [

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startIdempotencySweep, sweepIdempotencyKeys } from '../../adapters/http/idempotency.ts'
 import { createPool, type PgPool } from '../../adapters/postgres.ts'
+import { startIdempotencySweep, sweepIdempotencyKeys } from '../../http/idempotency.ts'
 import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
 
 let server: TestServer

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../../adapters/config.ts'
-import { clientAddressOf } from '../../adapters/http/client-address.ts'
+import { clientAddressOf } from '../../http/client-address.ts'
 
 const xff = (hops: number) => ({ header: 'x-forwarded-for' as const, hops })
 const forwarded = (hops: number) => ({ header: 'forwarded' as const, hops })

@@ -1,4 +1,4 @@
-import { publicPosition, type Position as StorePosition } from '../event-store.ts'
+import { publicPosition, type Position as StorePosition } from '../adapters/event-store.ts'
 
 /** The `position` field of a command's answer. */
 export const positionOf = (p: StorePosition | null): number | null => (p ? publicPosition(p) : null)

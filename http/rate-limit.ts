@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono'
-import type { RateLimiter } from '../rate-limit.ts'
+import type { RateLimiter } from '../adapters/rate-limit.ts'
 import { HttpProblem } from './problem.ts'
 
 export type RateRule = {

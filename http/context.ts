@@ -3,13 +3,13 @@ import { getConnInfo } from '@hono/node-server/conninfo'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { v7 as uuid } from 'uuid'
-import type { CommandContext, PipelineDeps } from '../../commands/pipeline.ts'
-import type { UpcasterRegistry } from '../../domain/upcasting.ts'
-import type { ConsistencyWaiter } from '../../projections/consistency.ts'
-import type { Config } from '../config.ts'
-import type { Actor, EventStore } from '../event-store.ts'
-import type { Logger } from '../logger.ts'
-import type { AnyDb } from '../postgres.ts'
+import type { Config } from '../adapters/config.ts'
+import type { Actor, EventStore } from '../adapters/event-store.ts'
+import type { Logger } from '../adapters/logger.ts'
+import type { AnyDb } from '../adapters/postgres.ts'
+import type { CommandContext, PipelineDeps } from '../commands/pipeline.ts'
+import type { UpcasterRegistry } from '../domain/upcasting.ts'
+import type { ConsistencyWaiter } from '../projections/consistency.ts'
 import { zodFieldErrors } from './errors.ts'
 import { badRequest, renderProblem } from './problem.ts'
 
@@ -31,9 +31,9 @@ export type AppEnv = {
     /** The principal of a Tenant API request, set by its authentication. */
     principal?: import('./principal.ts').Principal
     /** The verified credential of the request (null: none), set once by the first middleware that looks. */
-    caller?: import('../../commands/authenticate.ts').Caller | null
+    caller?: import('../commands/authenticate.ts').Caller | null
     /** Who a Tenant API request's credential names, before the org's users confirm it: what per-user limits count. */
-    claimed?: import('../../commands/authenticate.ts').Claimed
+    claimed?: import('../commands/authenticate.ts').Claimed
     /** Set by the idempotency middleware: the ids a command generates follow from it. */
     idempotencySeed?: { seed: string; msecs: number }
   }

@@ -1,11 +1,11 @@
 import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { ZodError } from 'zod'
-import { ConcurrencyError } from '../../commands/pipeline.ts'
-import { DomainError } from '../../domain/decider.ts'
-import { ConsistencyTimeoutError, TooManyWaitsError, UnknownPositionError } from '../../projections/consistency.ts'
-import { PartialIdempotencyError, WrongExpectedRevisionError } from '../event-store.ts'
-import type { Logger } from '../logger.ts'
+import { PartialIdempotencyError, WrongExpectedRevisionError } from '../adapters/event-store.ts'
+import type { Logger } from '../adapters/logger.ts'
+import { ConcurrencyError } from '../commands/pipeline.ts'
+import { DomainError } from '../domain/decider.ts'
+import { ConsistencyTimeoutError, TooManyWaitsError, UnknownPositionError } from '../projections/consistency.ts'
 import { type FieldError, HttpProblem, type Problem, renderProblem } from './problem.ts'
 
 const domainStatus = { rule: 422, conflict: 409, not_found: 404, forbidden: 403 } as const

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import type { Context } from 'hono'
-import type { TrustProxy } from '../config.ts'
+import type { TrustProxy } from '../adapters/config.ts'
 
 /**
  * The address a request came from, for the per-address rate limit and the logs. X-Forwarded-For and Forwarded

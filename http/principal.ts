@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import type { Actor } from '../event-store.ts'
+import type { Actor } from '../adapters/event-store.ts'
 import { forbidden, unauthorized } from './problem.ts'
 
 export type OrgRole = 'owner' | 'admin' | 'member' | 'guest'

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import type { Context, MiddlewareHandler } from 'hono'
 import { sql } from 'kysely'
-import type { Logger } from '../logger.ts'
-import type { AnyDb } from '../postgres.ts'
+import type { Logger } from '../adapters/logger.ts'
+import type { AnyDb } from '../adapters/postgres.ts'
 import type { AppEnv } from './context.ts'
 import { HttpProblem } from './problem.ts'
 
