@@ -4,9 +4,9 @@ import { parseArgs } from 'node:util'
 import { auditReader } from '../adapters/event-audit.ts'
 import { publicPosition, type RecordedEvent } from '../adapters/event-store.ts'
 import { formatCount, Progress } from '../adapters/progress.ts'
-import { categoryOf, decidersByCategory, foldStream } from '../commands/deciders.ts'
 import { eventUpcasters } from '../domain/schema-versions.ts'
 import { upcast } from '../domain/upcasting.ts'
+import { categoryOf, decidersByCategory, foldStream } from './deciders.ts'
 import { EXIT, openTooling, runTool, UsageError } from './tooling.ts'
 
 const USAGE = `usage: npm run replay -- [filters] [--format table|jsonl] [--limit N]

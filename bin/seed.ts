@@ -1,8 +1,8 @@
 // npm run seed -- [--orgs 2] [--users 8] [--rooms 6] [--messages 2000] [--seed 42] [--concurrency 4]
 import { parseArgs } from 'node:util'
 import { Progress } from '../adapters/progress.ts'
-import { seedWorkload } from '../commands/seed.ts'
 import { eventUpcasters } from '../domain/schema-versions.ts'
+import { seedWorkload } from './seed-workload.ts'
 import { EXIT, openTooling, runTool, UsageError } from './tooling.ts'
 
 const USAGE = `usage: npm run seed -- [--orgs N] [--users N] [--rooms N] [--messages N] [--seed N] [--concurrency N] [--quiet]

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RecordedEvent } from '../../adapters/event-store.ts'
 import { type AnyDb, createKysely, createPool, type PgPool } from '../../adapters/postgres.ts'
 import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
-import { type SeedSummary, seedWorkload } from '../../commands/seed.ts'
+import { type SeedSummary, seedWorkload } from '../../bin/seed-workload.ts'
 import { upcasters } from '../../domain/upcasting.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
 
