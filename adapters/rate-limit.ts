@@ -1,76 +1,80 @@
 import type { Redis } from 'ioredis'
+import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 
 export type RateDecision = { readonly allowed: boolean; readonly remaining: number; readonly retryAfterMs: number }
 
 /**
- * Counts hits per key in fixed windows. Served from memory (one process) or Redis (shared by every
- * process); both pass tests/contract/rate-limit.contract.ts.
+ * Counts hits per key in fixed windows of whole seconds (a window is rounded up to one). Served from memory
+ * (one process) or Redis (shared by every process), both by rate-limiter-flexible; both pass
+ * tests/contract/rate-limit.contract.ts.
  */
 export interface RateLimiter {
   hit(key: string, limit: number, windowMs: number): Promise<RateDecision>
   close(): Promise<void>
 }
 
-const decide = (count: number, limit: number, ttlMs: number): RateDecision => ({
-  allowed: count <= limit,
-  remaining: Math.max(0, limit - count),
-  retryAfterMs: count <= limit ? 0 : Math.max(1, ttlMs),
-})
+const windowSeconds = (windowMs: number) => Math.max(1, Math.ceil(windowMs / 1000))
 
-export class MemoryRateLimiter implements RateLimiter {
-  private readonly windows = new Map<string, { count: number; resetAt: number }>()
-  private readonly sweeper: NodeJS.Timeout
-  private readonly now: () => number
+/**
+ * One rate-limiter-flexible limiter per (limit, window) a caller uses (a rule each: a handful), counting in
+ * the keys it is given.
+ */
+abstract class FlexibleRateLimiter implements RateLimiter {
+  private readonly limiters = new Map<string, RateLimiterAbstract>()
 
-  constructor(now: () => number = Date.now) {
-    this.now = now
-    // Expired windows would otherwise accumulate one entry per key ever seen.
-    this.sweeper = setInterval(() => {
-      const t = this.now()
-      for (const [k, w] of this.windows) if (w.resetAt <= t) this.windows.delete(k)
-    }, 30_000)
-    this.sweeper.unref()
-  }
+  /** `keyPrefix`: what sets this limiter's windows apart from the others' under the same key. */
+  protected abstract create(points: number, duration: number, keyPrefix: string): RateLimiterAbstract
 
   async hit(key: string, limit: number, windowMs: number): Promise<RateDecision> {
-    const t = this.now()
-    let w = this.windows.get(key)
-    if (!w || w.resetAt <= t) {
-      w = { count: 0, resetAt: t + windowMs }
-      this.windows.set(key, w)
+    const id = `${limit}/${windowMs}`
+    let limiter = this.limiters.get(id)
+    if (!limiter) {
+      limiter = this.create(limit, windowSeconds(windowMs), `${windowMs}:${limit}`)
+      this.limiters.set(id, limiter)
     }
-    w.count++
-    return decide(w.count, limit, w.resetAt - t)
+    try {
+      const res = await limiter.consume(key)
+      return { allowed: true, remaining: res.remainingPoints, retryAfterMs: 0 }
+    } catch (e) {
+      // The library refuses with its result when over the limit, and with an Error when the store fails.
+      if (!(e instanceof RateLimiterRes)) throw e
+      return { allowed: false, remaining: 0, retryAfterMs: Math.max(1, e.msBeforeNext) }
+    }
   }
 
-  async close(): Promise<void> {
-    clearInterval(this.sweeper)
+  async close(): Promise<void> {}
+}
+
+/** Windows in this process's memory (each key's window expires on its own timer, unref'd). */
+export class MemoryRateLimiter extends FlexibleRateLimiter {
+  protected create(points: number, duration: number, keyPrefix: string): RateLimiterAbstract {
+    return new RateLimiterMemory({ points, duration, keyPrefix })
   }
 }
 
-// One round trip: count the hit, start the window on the first one, answer the count and what is left of it.
-const HIT = `
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {n, ttl}`
-
-export class RedisRateLimiter implements RateLimiter {
+/**
+ * Windows in Redis (`<prefix><windowMs>:<limit>:<key>`, one Lua script a hit), shared by every process. While Redis
+ * is not connected, limits are not worth a request's latency: the hit is counted at once by an in-memory
+ * insurance limiter (per process) instead of waiting on the connection.
+ */
+export class RedisRateLimiter extends FlexibleRateLimiter {
   private readonly redis: Redis
   private readonly prefix: string
   constructor(redis: Redis, prefix = 'rl:') {
+    super()
     this.redis = redis
     this.prefix = prefix
   }
 
-  async hit(key: string, limit: number, windowMs: number): Promise<RateDecision> {
-    // During an outage, limits are not worth a request's latency: fail at once (the caller lets it through).
-    if (['reconnecting', 'close', 'end'].includes(this.redis.status))
-      throw new Error('rate limiter unavailable: Redis is not connected')
-    const [count, ttl] = (await this.redis.eval(HIT, 1, `${this.prefix}${windowMs}:${key}`, windowMs)) as [number, number]
-    return decide(count, limit, ttl)
+  protected create(points: number, duration: number, rule: string): RateLimiterAbstract {
+    const keyPrefix = `${this.prefix}${rule}`
+    return new RateLimiterRedis({
+      storeClient: this.redis,
+      points,
+      duration,
+      keyPrefix,
+      rejectIfRedisNotReady: true,
+      insuranceLimiter: new RateLimiterMemory({ points, duration, keyPrefix }),
+    })
   }
-
-  async close(): Promise<void> {}
 }

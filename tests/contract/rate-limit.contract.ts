@@ -25,11 +25,30 @@ export function rateLimiterContract(name: string, factory: () => Promise<{ limit
     it('counts keys apart and starts a new window when the old one ends', async () => {
       const a = uuid()
       const b = uuid()
-      await limiter.hit(a, 1, 200)
-      expect((await limiter.hit(a, 1, 200)).allowed).toBe(false)
-      expect((await limiter.hit(b, 1, 200)).allowed).toBe(true)
+      await limiter.hit(a, 1, 1_000)
+      const refused = await limiter.hit(a, 1, 1_000)
+      expect(refused.allowed).toBe(false)
+      expect(refused.retryAfterMs).toBeLessThanOrEqual(1_000)
+      expect((await limiter.hit(b, 1, 1_000)).allowed).toBe(true)
+      await new Promise((r) => setTimeout(r, 1_100))
+      expect((await limiter.hit(a, 1, 1_000)).allowed).toBe(true)
+    })
+
+    it('rounds a window shorter than a second up to one', async () => {
+      const key = uuid()
+      await limiter.hit(key, 1, 200)
       await new Promise((r) => setTimeout(r, 300))
-      expect((await limiter.hit(a, 1, 200)).allowed).toBe(true)
+      const refused = await limiter.hit(key, 1, 200)
+      expect(refused.allowed).toBe(false)
+      expect(refused.retryAfterMs).toBeLessThanOrEqual(1_000)
+    })
+
+    it('keeps apart the windows of rules with different limits on the same key', async () => {
+      const key = uuid()
+      expect((await limiter.hit(key, 1, 60_000)).allowed).toBe(true)
+      expect((await limiter.hit(key, 1, 60_000)).allowed).toBe(false)
+      expect((await limiter.hit(key, 5, 60_000)).remaining).toBe(4)
+      expect((await limiter.hit(key, 5, 30_000)).remaining).toBe(4)
     })
 
     it('holds under concurrent hits: exactly the limit is allowed', async () => {
