@@ -1,0 +1,342 @@
+import { availableParallelism } from 'node:os'
+import { sql } from 'kysely'
+import {
+  comparePositions,
+  type EventStore,
+  formatPosition,
+  type Position,
+  type RecordedEvent,
+  START,
+} from '../../adapters/event-store.ts'
+import { errorText } from '../../adapters/parked-events.ts'
+import type { AnyDb } from '../../adapters/postgres.ts'
+import { isTransient } from '../../adapters/transient.ts'
+import {
+  applyBatch,
+  applyBatchIn,
+  applyUntilFailure,
+  CheckpointMovedError,
+  type ProjectionTransaction,
+  type Projector,
+} from '../engine.ts'
+import { CHECKPOINTS, id, prepareShadow, readCheckpoint, TENANTS } from './shadow.ts'
+
+/*
+ * The build: applies the events, from the shadow's checkpoint, to the shadow tables. The bulk of it runs with one
+ * reader and (tenant tables) one writer per core, each with its own checkpoint; the catch-up passes that follow,
+ * and the last events applied inside a swap's or verify's transaction, run with one.
+ *
+ * A rebuild applies every event. Where the live projector parks an event it keeps failing on, a rebuild stops
+ * on it, naming it (PoisonEventError): tables rebuilt without it would pass for complete, and a swap would hand
+ * the live projector a read model nobody knows an event is missing from.
+ */
+
+export type RebuildProgress = {
+  readonly projector: string
+  readonly phase: 'build' | 'catch-up' | 'swap' | 'verify'
+  /** Events read by this run (every type: others only move the checkpoint). */
+  readonly events: number
+  readonly position: Position
+  /** Where this run started (a resumed rebuild starts past 0). */
+  readonly start: Position
+  readonly head: Position
+}
+
+export type RebuildOptions = {
+  readonly batchSize?: number
+  /** Drop an existing shadow and start again from 0. */
+  readonly restart?: boolean
+  readonly onProgress?: (p: RebuildProgress) => void
+  /** Milliseconds between progress reports (a report also follows the last batch). */
+  readonly progressEveryMs?: number
+  /**
+   * Writers of the initial build, each applying the events of a share of the tenants on its own connection
+   * (tenant-schema projectors only: row-level security confines each apply to one tenant, so tenants are
+   * independent). Default: the machine's cores, at most 4; 1 for control-schema projectors.
+   */
+  readonly parallel?: number
+}
+
+export type RebuildDeps = { readonly store: EventStore; readonly db: AnyDb }
+
+/** Reads ahead one batch while the previous one is applied. */
+function reader(store: EventStore, batchSize: number) {
+  type Read = { events: RecordedEvent[] } | { error: unknown }
+  let pending: { from: Position; read: Promise<Read> } | null = null
+  const start = (from: Position) => {
+    pending = {
+      from,
+      read: store.readAll({ from, maxCount: batchSize }).then(
+        (events) => ({ events }),
+        (error: unknown) => ({ error }),
+      ),
+    }
+  }
+  return {
+    async next(from: Position, prefetch: boolean): Promise<RecordedEvent[]> {
+      if (!pending || comparePositions(pending.from, from) !== 0) start(from)
+      const got = await pending!.read
+      pending = null
+      if ('error' in got) throw got.error
+      const last = got.events[got.events.length - 1]
+      if (prefetch && last && got.events.length === batchSize) start(last.position)
+      return got.events
+    },
+  }
+}
+
+export type BuildState = {
+  readonly p: Projector
+  readonly schema: string
+  start: Position
+  position: Position
+  events: number
+  tenants: Set<string>
+  lastReport: number
+}
+
+const shadowTarget = (s: { schema: string }) => ({ schema: s.schema, checkpointTable: `${s.schema}.${CHECKPOINTS}` })
+
+/** The projector fails on an event: the rebuild stops there, and a rerun resumes from the shadow's checkpoint. */
+export class PoisonEventError extends Error {
+  override readonly name = 'PoisonEventError'
+  readonly event: RecordedEvent
+  constructor(p: Projector, event: RecordedEvent, cause: unknown) {
+    super(
+      `${p.name} v${p.version} fails on event ${event.id} (${event.type} at ${formatPosition(event.position)}, ` +
+        `${event.streamName} revision ${event.revision}): ${errorText(cause)}. ` +
+        'A rebuild applies every event: fix the projector, then run the rebuild again.',
+      { cause },
+    )
+    this.event = event
+  }
+}
+
+/**
+ * Applies a batch to the shadow as `writer` (the projector, or one of its parallel writers). When the batch fails
+ * in the projector's code, it is applied again event by event to name the event at fault.
+ */
+async function applyToShadow(
+  deps: RebuildDeps,
+  s: BuildState,
+  writer: Projector,
+  from: Position,
+  batch: readonly RecordedEvent[],
+  trx?: ProjectionTransaction,
+): Promise<Position> {
+  const target = shadowTarget(s)
+  try {
+    if (!trx) return await applyBatch(deps.db, writer, from, batch, target)
+    // Inside the swap's transaction: a savepoint keeps the events before a failing batch for the search below.
+    await sql`savepoint shadow_batch`.execute(trx)
+    const to = await applyBatchIn(trx, writer, from, batch, target)
+    await sql`release savepoint shadow_batch`.execute(trx)
+    return to
+  } catch (e) {
+    if (e instanceof CheckpointMovedError || isTransient(e)) throw e
+    if (trx) await sql`rollback to savepoint shadow_batch`.execute(trx)
+  }
+  const search = (t: ProjectionTransaction) => applyUntilFailure(t, writer, from, batch, target)
+  const { checkpoint, failure } = trx ? await search(trx) : await deps.db.transaction().execute(search)
+  if (failure) throw new PoisonEventError(s.p, failure.event, failure.error)
+  return checkpoint
+}
+
+/** Remembers the tenants a shadow holds rows of: a diff under forced row-level security looks at each. */
+async function noteTenants(db: AnyDb | ProjectionTransaction, s: BuildState, batch: readonly RecordedEvent[]): Promise<void> {
+  const fresh = new Set<string>()
+  for (const e of batch) {
+    const t = e.metadata.tenantId
+    if (t && !s.tenants.has(t) && s.p.eventTypes.has(e.type)) fresh.add(t)
+  }
+  if (fresh.size === 0) return
+  await sql`insert into ${id(s.schema, TENANTS)} select unnest(${[...fresh]}::uuid[]) on conflict do nothing`.execute(db)
+  for (const t of fresh) s.tenants.add(t)
+}
+
+/**
+ * Applies events to the shadow until `until` (inclusive) or, without it, until the store has nothing newer;
+ * in its own transactions per batch, or inside `trx`.
+ */
+export async function advance(
+  deps: RebuildDeps,
+  s: BuildState,
+  options: RebuildOptions & {
+    until?: Position | null
+    trx?: ProjectionTransaction
+    maxBatches?: number
+    phase: RebuildProgress['phase']
+  },
+  head: Position,
+): Promise<void> {
+  const read = reader(deps.store, options.batchSize ?? 2_000)
+  const until = options.until ?? null
+  for (let n = 0; n < (options.maxBatches ?? Number.POSITIVE_INFINITY); n++) {
+    if (until !== null && comparePositions(s.position, until) >= 0) break
+    let batch = await read.next(s.position, !options.trx)
+    if (until) batch = batch.filter((e) => comparePositions(e.position, until) <= 0)
+    if (batch.length === 0) break
+    await noteTenants(options.trx ?? deps.db, s, batch)
+    s.position = await applyToShadow(deps, s, s.p, s.position, batch, options.trx)
+    s.events += batch.length
+    report(s, options, head, false)
+  }
+  report(s, options, head, true)
+}
+
+const PART = /^(.*)#(\d+)\/(\d+)$/
+const partName = (p: Projector, k: number, of: number) => `${p.name}#${k}/${of}`
+
+/** FNV-1a: which of `of` writers applies a tenant's events. */
+export const partitionOf = (tenantId: string | null, of: number): number => {
+  if (tenantId === null || of <= 1) return 0
+  let h = 2_166_136_261
+  for (let i = 0; i < tenantId.length; i++) h = Math.imul(h ^ tenantId.charCodeAt(i), 16_777_619)
+  return (h >>> 0) % of
+}
+
+/** Each writer's checkpoint, as a parallel pass left them (null: none in progress). */
+async function loadParts(db: AnyDb, s: BuildState): Promise<Position[] | null> {
+  const { rows } = await sql<{ name: string; commit: string; prepare: string }>`
+    select name, commit_position::text as commit, prepare_position::text as prepare from ${id(s.schema, CHECKPOINTS)}
+     where version = ${s.p.version} and name like ${`${s.p.name}#%`}`.execute(db)
+  const parts: Position[] = []
+  for (const r of rows) {
+    const m = PART.exec(r.name)
+    if (!m || m[1] !== s.p.name || Number(m[3]) !== rows.length) throw new Error(`${s.schema}: unexpected checkpoint ${r.name}`)
+    parts[Number(m[2])] = { commit: BigInt(r.commit), prepare: BigInt(r.prepare) }
+  }
+  return parts.length ? parts : null
+}
+
+/**
+ * One pass of the build with `of` writers: a single reader hands each writer the events of its tenants; each
+ * writer applies them on its own connection with its own checkpoint (so a killed pass resumes per writer). At
+ * the end the writers' checkpoints fold back into the shadow's one checkpoint, in one transaction.
+ */
+async function advanceParallel(
+  deps: RebuildDeps,
+  s: BuildState,
+  of: number,
+  options: RebuildOptions & { until: Position; phase: RebuildProgress['phase'] },
+  head: Position,
+): Promise<void> {
+  let parts = await loadParts(deps.db, s)
+  if (!parts) {
+    parts = Array.from({ length: of }, () => s.position)
+    for (let k = 0; k < of; k++) {
+      await sql`insert into ${id(s.schema, CHECKPOINTS)} (name, version, commit_position, prepare_position, status)
+                values (${partName(s.p, k, of)}, ${s.p.version}, ${s.position.commit.toString()}::xid8, ${s.position.prepare.toString()}, 'building')`.execute(
+        deps.db,
+      )
+    }
+  }
+  const writers = parts.map((_, k) => ({ ...s.p, name: partName(s.p, k, parts.length) }))
+  const batchSize = options.batchSize ?? 2_000
+  const read = reader(deps.store, batchSize)
+  let position = parts.reduce((a, b) => (comparePositions(a, b) <= 0 ? a : b))
+  const until = options.until
+  while (comparePositions(position, until) < 0) {
+    const batch = (await read.next(position, true)).filter((e) => comparePositions(e.position, until) <= 0)
+    if (batch.length === 0) break
+    await noteTenants(deps.db, s, batch)
+    const shares = writers.map(() => [] as RecordedEvent[])
+    for (const e of batch) {
+      const k = partitionOf(e.metadata.tenantId, writers.length)
+      if (comparePositions(e.position, parts[k]!) > 0) shares[k]!.push(e)
+    }
+    await Promise.all(
+      writers.map(async (w, k) => {
+        if (shares[k]!.length) parts[k] = await applyToShadow(deps, s, w, parts[k]!, shares[k]!)
+      }),
+    )
+    position = batch[batch.length - 1]!.position
+    // Writers with nothing in this batch have seen it all the same: move them too, so a resume starts here.
+    const idle = writers.filter((_, k) => comparePositions(parts[k]!, position) < 0).map((w) => w.name)
+    if (idle.length) {
+      await sql`update ${id(s.schema, CHECKPOINTS)}
+                   set commit_position = ${position.commit.toString()}::xid8, prepare_position = ${position.prepare.toString()}
+                 where version = ${s.p.version} and name = any(${idle}::text[])`.execute(deps.db)
+      for (const [k, w] of writers.entries()) if (idle.includes(w.name)) parts[k] = position
+    }
+    s.position = position
+    s.events += batch.length
+    report(s, options, head, false)
+  }
+  const done = [position, ...parts].reduce((a, b) => (comparePositions(a, b) >= 0 ? a : b))
+  await deps.db.transaction().execute(async (trx) => {
+    await sql`delete from ${id(s.schema, CHECKPOINTS)} where version = ${s.p.version} and name like ${`${s.p.name}#%`}`.execute(
+      trx,
+    )
+    await sql`update ${id(s.schema, CHECKPOINTS)}
+                 set commit_position = ${done.commit.toString()}::xid8, prepare_position = ${done.prepare.toString()}, updated_at = now()
+               where name = ${s.p.name} and version = ${s.p.version}`.execute(trx)
+  })
+  s.position = done
+  report(s, options, head, true)
+}
+
+function report(
+  s: BuildState,
+  options: RebuildOptions & { phase: RebuildProgress['phase'] },
+  head: Position,
+  force: boolean,
+): void {
+  const now = Date.now()
+  if (!options.onProgress || (!force && now - s.lastReport < (options.progressEveryMs ?? 500))) return
+  s.lastReport = now
+  options.onProgress({
+    projector: s.p.name,
+    phase: options.phase,
+    events: s.events,
+    position: s.position,
+    start: s.start,
+    head: comparePositions(head, s.position) > 0 ? head : s.position,
+  })
+}
+
+export async function startBuild(deps: RebuildDeps, p: Projector, options: RebuildOptions): Promise<BuildState> {
+  const shadow = await prepareShadow(deps.db, p, options)
+  const { rows } = await sql<{ tenant_id: string }>`select tenant_id from ${id(shadow.schema, TENANTS)}`.execute(deps.db)
+  const s: BuildState = {
+    p,
+    schema: shadow.schema,
+    start: shadow.from,
+    position: shadow.from,
+    events: 0,
+    tenants: new Set(rows.map((r) => r.tenant_id)),
+    lastReport: 0,
+  }
+  // A parallel pass was killed: the writers' checkpoints say how far it got (the slowest one, to be exact).
+  const parts = await loadParts(deps.db, s)
+  if (parts) s.start = parts.reduce((a, b) => (comparePositions(a, b) <= 0 ? a : b))
+  return s
+}
+
+/** Builds from the shadow's checkpoint to the target (the head), then again to the new target, until little is left. */
+export async function buildTo(
+  deps: RebuildDeps,
+  s: BuildState,
+  options: RebuildOptions,
+  target: () => Promise<Position> = () => deps.store.headPosition(),
+): Promise<void> {
+  const batchSize = options.batchSize ?? 2_000
+  const of = s.p.schema === 'tenant' ? Math.max(1, options.parallel ?? Math.min(4, availableParallelism())) : 1
+  for (let pass = 0; pass < 20; pass++) {
+    const head = await target()
+    const before = s.events
+    const phase = pass === 0 ? 'build' : 'catch-up'
+    // The bulk of the work, in parallel; the catch-up passes that follow are short.
+    if (pass === 0 && (of > 1 || (await loadParts(deps.db, s))))
+      await advanceParallel(deps, s, of, { ...options, until: head, phase }, head)
+    else await advance(deps, s, { ...options, until: head, phase }, head)
+    if (s.events - before < batchSize) return
+  }
+}
+
+/** After a rolled-back attempt: where the shadow really stands, and which tenants it really holds. */
+export async function reload(trx: ProjectionTransaction, s: BuildState): Promise<void> {
+  s.position = (await readCheckpoint(trx, `${s.schema}.${CHECKPOINTS}`, s.p)) ?? START
+  const { rows } = await sql<{ tenant_id: string }>`select tenant_id from ${id(s.schema, TENANTS)}`.execute(trx)
+  s.tenants = new Set(rows.map((r) => r.tenant_id))
+}

@@ -1,0 +1,153 @@
+import { sql } from 'kysely'
+import { type Position, START } from '../../adapters/event-store.ts'
+import type { AnyDb } from '../../adapters/postgres.ts'
+import { ROLES } from '../../migrations/shared.ts'
+import type { ProjectionTransaction, Projector } from '../engine.ts'
+
+/*
+ * The shadow schema of a rebuild (`rebuild_<name>_v<version>`): empty copies of the projector's live tables (their
+ * indexes, constraints, row-level security, policies and grants), the tenants it holds rows of, the search indexes
+ * the bulk build goes without, and its own checkpoint, so that a killed rebuild resumes where it stopped.
+ */
+
+export const shadowSchemaOf = (p: Pick<Projector, 'name' | 'version'>): string =>
+  `rebuild_${p.name.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_v${p.version}`
+
+export const CHECKPOINTS = 'projection_checkpoints'
+export const TENANTS = 'rebuild_tenants'
+const DEFERRED = 'rebuild_deferred_indexes'
+
+export const id = (...parts: string[]) => sql.id(...parts)
+export const quoteIdent = (s: string) => `"${s.replaceAll('"', '""')}"`
+
+export type ShadowState = { schema: string; from: Position; resumed: boolean }
+
+async function schemaExists(db: AnyDb, schema: string): Promise<boolean> {
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_namespace where nspname = ${schema}`.execute(db)
+  return rows[0]!.n > 0
+}
+
+export async function readCheckpoint(db: AnyDb | ProjectionTransaction, table: string, p: Projector): Promise<Position | null> {
+  const { rows } = await sql<{ commit: string; prepare: string }>`
+    select commit_position::text as commit, prepare_position::text as prepare from ${sql.table(table)}
+     where name = ${p.name} and version = ${p.version}`.execute(db)
+  const row = rows[0]
+  return row ? { commit: BigInt(row.commit), prepare: BigInt(row.prepare) } : null
+}
+
+/** The live table's indexes, constraints, row-level security, policies and grants, recreated on its shadow copy. */
+async function copyTable(
+  trx: ProjectionTransaction,
+  live: string,
+  shadow: string,
+  table: string,
+  deferred: string[],
+): Promise<void> {
+  const source = `${quoteIdent(live)}.${quoteIdent(table)}`
+  const { rows: found } = await sql<{ oid: number; rls: boolean; force: boolean }>`
+    select c.oid::int as oid, c.relrowsecurity as rls, c.relforcerowsecurity as force
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname = ${live} and c.relname = ${table} and c.relkind in ('r', 'p')`.execute(trx)
+  const rel = found[0]
+  if (!rel) throw new Error(`table ${live}.${table} does not exist (is the projector's \`tables\` list right?)`)
+  // Indexes are recreated by hand so they keep their live names: after the swap the schema looks as migrated.
+  await sql`create table ${id(shadow, table)} (like ${id(live, table)} including all excluding indexes)`.execute(trx)
+  const { rows: constraints } = await sql<{ name: string; def: string }>`
+    select conname as name, pg_get_constraintdef(oid) as def from pg_constraint
+     where conrelid = ${rel.oid}::oid and contype in ('p', 'u', 'x') order by conname`.execute(trx)
+  for (const c of constraints) {
+    await sql`alter table ${id(shadow, table)} add constraint ${id(c.name)} ${sql.raw(c.def)}`.execute(trx)
+  }
+  const { rows: indexes } = await sql<{ def: string; later: boolean }>`
+    select pg_get_indexdef(i.indexrelid) as def, (am.amname <> 'btree' and not i.indisunique) as later
+      from pg_index i join pg_class ic on ic.oid = i.indexrelid join pg_am am on am.oid = ic.relam
+     where i.indrelid = ${rel.oid}::oid
+       and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = i.indrelid)
+     order by i.indexrelid`.execute(trx)
+  for (const { def, later } of indexes) {
+    const target = ` ON ${quoteIdent(shadow)}.${quoteIdent(table)} USING `
+    const rewritten = def
+      .replace(/ ON (ONLY )?\S+ USING /, target)
+      .replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS ')
+    if (!rewritten.includes(target)) throw new Error(`cannot copy index of ${source}: ${def}`)
+    // Search indexes (GIN, GiST, ...) cost much more kept up row by row than built once: the bulk build goes
+    // without them; they are built before the shadow catches up and swaps (projectors never look rows up by them).
+    if (later) deferred.push(rewritten)
+    else await sql.raw(rewritten).execute(trx)
+  }
+  if (rel.rls) await sql`alter table ${id(shadow, table)} enable row level security`.execute(trx)
+  if (rel.force) await sql`alter table ${id(shadow, table)} force row level security`.execute(trx)
+  const { rows: policies } = await sql<{
+    name: string
+    permissive: string
+    cmd: string
+    roles: string[]
+    qual: string | null
+    check: string | null
+  }>`
+    select policyname as name, permissive, cmd, roles::text[] as roles, qual, with_check as check
+      from pg_policies where schemaname = ${live} and tablename = ${table} order by policyname`.execute(trx)
+  for (const p of policies) {
+    const roles = p.roles.map((r) => (r === 'public' ? 'public' : quoteIdent(r))).join(', ')
+    await sql
+      .raw(
+        `create policy ${quoteIdent(p.name)} on ${quoteIdent(shadow)}.${quoteIdent(table)} as ${p.permissive} for ${p.cmd} to ${roles}` +
+          (p.qual ? ` using (${p.qual})` : '') +
+          (p.check ? ` with check (${p.check})` : ''),
+      )
+      .execute(trx)
+  }
+  const { rows: grants } = await sql<{ grantee: string; privilege: string }>`
+    select case when a.grantee = 0 then 'public' else a.grantee::regrole::text end as grantee, a.privilege_type as privilege
+      from pg_class c, aclexplode(c.relacl) a
+     where c.oid = ${rel.oid}::oid and a.grantee <> c.relowner`.execute(trx)
+  for (const g of grants) {
+    await sql.raw(`grant ${g.privilege} on ${quoteIdent(shadow)}.${quoteIdent(table)} to ${g.grantee}`).execute(trx)
+  }
+}
+
+/**
+ * The shadow schema of a projector version, created with empty copies of its tables and a checkpoint at 0, or
+ * found as a previous run left it (resumed from its checkpoint).
+ */
+export async function prepareShadow(db: AnyDb, p: Projector, options: { restart?: boolean } = {}): Promise<ShadowState> {
+  const schema = shadowSchemaOf(p)
+  if (options.restart) await dropShadow(db, p)
+  if (await schemaExists(db, schema)) {
+    // The checkpoint row is written last: without it, a previous run died while preparing.
+    const from = await readCheckpoint(db, `${schema}.${CHECKPOINTS}`, p).catch(() => null)
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from pg_tables where schemaname = ${schema} and tablename = any(${[...p.tables]}::text[])`.execute(
+      db,
+    )
+    if (from && rows[0]!.n === p.tables.length) return { schema, from, resumed: true }
+    await dropShadow(db, p)
+  }
+  await db.transaction().execute(async (trx) => {
+    await sql`create schema ${id(schema)}`.execute(trx)
+    await sql`grant usage on schema ${id(schema)} to ${id(ROLES.reader)}, ${id(ROLES.projector)}`.execute(trx)
+    const deferred: string[] = []
+    for (const table of p.tables) await copyTable(trx, p.schema, schema, table, deferred)
+    await sql`create table ${id(schema, DEFERRED)} (def text not null)`.execute(trx)
+    for (const def of deferred) await sql`insert into ${id(schema, DEFERRED)} values (${def})`.execute(trx)
+    await sql`create table ${id(schema, TENANTS)} (tenant_id uuid primary key)`.execute(trx)
+    await sql`create table ${id(schema, CHECKPOINTS)} (like ${id(p.schema, CHECKPOINTS)} including all)`.execute(trx)
+    await sql`grant select, insert, update, delete on ${id(schema, CHECKPOINTS)} to ${id(ROLES.projector)}`.execute(trx)
+    await sql`insert into ${id(schema, CHECKPOINTS)} (name, version, commit_position, prepare_position, status)
+              values (${p.name}, ${p.version}, '0'::xid8, 0, 'building')`.execute(trx)
+  })
+  return { schema, from: START, resumed: false }
+}
+
+export async function dropShadow(db: AnyDb, p: Pick<Projector, 'name' | 'version'>): Promise<void> {
+  await sql`drop schema if exists ${id(shadowSchemaOf(p))} cascade`.execute(db)
+}
+
+/** Builds the indexes the bulk build went without (once; a rerun finds none left). */
+export async function createDeferredIndexes(db: AnyDb, schema: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const { rows } = await sql<{ def: string }>`select def from ${id(schema, DEFERRED)}`.execute(trx)
+    for (const { def } of rows) await sql.raw(def).execute(trx)
+    await sql`delete from ${id(schema, DEFERRED)}`.execute(trx)
+  })
+}
