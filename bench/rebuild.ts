@@ -17,8 +17,9 @@ import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
 import { formatCount, Progress } from '../adapters/progress.ts'
 import { migrateAll } from '../migrations/index.ts'
 import type { Projector } from '../projections/engine.ts'
-import { messagesPerEvent, messagesProjector } from '../projections/messages.ts'
+import { messagesProjector } from '../projections/messages.ts'
 import { buildShadow, dropShadow, rebuild } from '../projections/rebuild.ts'
+import { messagesPerEvent } from '../tests/support/messages-per-event.ts'
 
 const N = Number(process.env.BENCH_EVENTS ?? 1_000_000)
 const BATCH = Number(process.env.BENCH_BATCH ?? 20_000)

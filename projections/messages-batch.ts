@@ -9,9 +9,9 @@ import type { ProjectionTransaction } from './engine.ts'
  * The messages projector, batched: a handful of statements per batch instead of several per event, which is
  * what makes a rebuild of millions of events fast. It loads the rows the batch touches, applies the events to
  * them in memory in order, with exactly the semantics of the per-event statements (`messagesPerEvent` in
- * messages.ts, the reference: tests/integration/messages-batch.test.ts checks both give the same tables on
- * random histories), and writes the result back: new messages in one insert, changed ones in one update, then
- * edits and read marks.
+ * tests/support/messages-per-event.ts, the reference: tests/integration/messages-batch.test.ts checks both give
+ * the same tables on random histories), and writes the result back: new messages in one insert, changed ones in
+ * one update, then edits and read marks.
  */
 
 type Reactions = Record<string, string[]>

@@ -7,9 +7,10 @@ import { type AnyDb, createKysely, createPool, type PgPool } from '../../adapter
 import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import { up as tombstonesMigration } from '../../migrations/tenant/005_tombstones.ts'
 import { applyBatch, loadCheckpoint, type Projector } from '../../projections/engine.ts'
-import { messagesPerEvent, messagesProjector } from '../../projections/messages.ts'
+import { messagesProjector } from '../../projections/messages.ts'
 import { dropShadow, prepareShadow, shadowSchemaOf, verify } from '../../projections/rebuild.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
+import { messagesPerEvent } from '../support/messages-per-event.ts'
 
 /*
  * Tombstones stay dead: once a message is deleted, the messages read model keeps neither its text, nor its edit

@@ -5,9 +5,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { type Position, type RecordedEvent, START } from '../../adapters/event-store.ts'
 import { type AnyDb, createKysely, createPool, type PgPool } from '../../adapters/postgres.ts'
 import { applyBatch, type Projector } from '../../projections/engine.ts'
-import { messagesPerEvent, messagesProjector } from '../../projections/messages.ts'
+import { messagesProjector } from '../../projections/messages.ts'
 import { dropShadow, prepareShadow } from '../../projections/rebuild.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
+import { messagesPerEvent } from '../support/messages-per-event.ts'
 
 /*
  * The batched messages projector must give exactly the tables the per-event reference gives, on any history,
