@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
+import { constantTimeEqual } from './constant-time.ts'
 import { loadOrCreateJsonFile } from './json-file-store.ts'
-import { constantTimeEqual } from './opaque-tokens.ts'
 
 /**
  * The server's own secret (AUTH_SECRET_KEY, or 32 random bytes kept in `<DATA_DIR>/auth/secret-key.json`)

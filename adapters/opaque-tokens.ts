@@ -1,4 +1,5 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { constantTimeEqual } from './constant-time.ts'
 
 /**
  * Opaque bearer secrets: 32 random bytes, base64url, behind a readable prefix that says what
@@ -47,13 +48,6 @@ export const isTokenOfKind = (token: string, kind: TokenKind): boolean => tokenK
 /** What is stored: lowercase hex SHA-256 of the whole token (prefix included). */
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex')
-}
-
-/** Constant-time comparison of two strings (lengths are compared in constant time too, via hashing). */
-export function constantTimeEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a, 'utf8').digest()
-  const hb = createHash('sha256').update(b, 'utf8').digest()
-  return timingSafeEqual(ha, hb) && a.length === b.length
 }
 
 /** Constant-time check of a presented token against a stored hash. */

@@ -1,5 +1,5 @@
-import { timingSafeEqual } from 'node:crypto'
 import type { Context, MiddlewareHandler } from 'hono'
+import { constantTimeEqual } from '../adapters/constant-time.ts'
 import { forbidden, unauthorized } from './problem.ts'
 
 const bearer = (header: string | undefined): string | null => {
@@ -7,15 +7,9 @@ const bearer = (header: string | undefined): string | null => {
   return m ? m[1]! : null
 }
 
-const same = (a: string, b: string) => {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
-}
-
 export const isOperator = (c: Context, operatorToken: string | undefined): boolean => {
   const token = bearer(c.req.header('authorization'))
-  return Boolean(token && operatorToken && same(token, operatorToken))
+  return Boolean(token && operatorToken && constantTimeEqual(token, operatorToken))
 }
 
 /** Operators authenticate with the OPERATOR_TOKEN service credential. Without one configured, nobody does. */
@@ -24,7 +18,7 @@ export const requireOperator =
   async (c, next) => {
     const token = bearer(c.req.header('authorization'))
     if (!token) throw unauthorized()
-    if (!operatorToken || !same(token, operatorToken)) throw forbidden('operators only')
+    if (!operatorToken || !constantTimeEqual(token, operatorToken)) throw forbidden('operators only')
     await next()
   }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
+import { constantTimeEqual } from '../../adapters/constant-time.ts'
 import {
-  constantTimeEqual,
   generateToken,
   hashToken,
   isTokenOfKind,
