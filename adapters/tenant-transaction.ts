@@ -1,7 +1,6 @@
 import { sql, type Transaction } from 'kysely'
-import type { AnyDb } from '../adapters/postgres.ts'
-import type { Principal } from '../http/principal.ts'
-import { ROLES } from '../migrations/shared.ts'
+import type { AnyDb } from './postgres.ts'
+import { ROLES } from './postgres-roles.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: read models are described per query
 export type TenantTransaction = Transaction<any>
@@ -13,7 +12,7 @@ export type TenantTransaction = Transaction<any>
  */
 export function inTenant<T>(
   db: AnyDb,
-  who: Pick<Principal, 'tenantId' | 'userId'>,
+  who: { readonly tenantId: string; readonly userId: string },
   fn: (trx: TenantTransaction) => Promise<T>,
 ): Promise<T> {
   return db.transaction().execute(async (trx) => {

@@ -1,25 +1,23 @@
 import { createHash } from 'node:crypto'
-import { type RecordedEvent, streamName } from '../adapters/event-store.ts'
-import { generateToken, hashToken, tokenKind, tokenMatchesHash } from '../adapters/opaque-tokens.ts'
+import { streamName } from '../adapters/event-store.ts'
+import { generateToken, hashToken, tokenMatchesHash } from '../adapters/opaque-tokens.ts'
+import { accountStream, credentialStream } from '../adapters/streams.ts'
 import {
   account,
   type CredentialKind,
-  type CredentialState,
   credential,
   HANDOFF_TTL_MS,
   handoff,
   identity,
   normalizeEmail,
-  usable,
 } from '../domain/accounts.ts'
-import { DomainError, fold } from '../domain/decider.ts'
+import { DomainError } from '../domain/decider.ts'
+import { loadCredential } from '../http/accounts.ts'
 import { badRequest } from '../http/problem.ts'
 import { type CommandContext, handleCommand, loadState, type PipelineDeps } from './pipeline.ts'
 
-export const accountStream = (id: string) => streamName('account', id)
 export const identityStream = (issuer: string, subject: string) =>
   streamName('account_identity', createHash('sha256').update(`${issuer}\u0000${subject}`).digest('hex'))
-export const credentialStream = (id: string) => streamName('credential', id)
 
 export const SESSION_TTL_MS = 30 * 24 * 3600_000
 export const TENANT_SESSION_TTL_MS = 7 * 24 * 3600_000
@@ -53,14 +51,6 @@ export async function signInAccount(
     { ...ctx, tenantId: null },
   )
   return { accountId, email }
-}
-
-export async function loadAccount(deps: PipelineDeps, accountId: string) {
-  const events = await deps.store.readStream(accountStream(accountId))
-  return fold(
-    account,
-    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof account.evolve>[1]),
-  )
 }
 
 const TOKEN_KIND: Record<CredentialKind, 'session' | 'personal'> = { session: 'session', personal_token: 'personal' }
@@ -105,41 +95,6 @@ export async function issueCredential(
     { ...ctx, tenantId: input.tenantId },
   )
   return { token, credentialId, expiresAt, position: r.position }
-}
-
-const TOKEN = /^(ws[sp]_[A-Za-z0-9_-]{43})\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/
-
-export type VerifiedCredential = Extract<CredentialState, { exists: true }> & {
-  credentialId: string
-  /** Where the credential was issued: read models at this position know its user. */
-  issuedAt: RecordedEvent['position']
-}
-
-const loadCredential = async (deps: PipelineDeps, credentialId: string) => {
-  const events = await deps.store.readStream(credentialStream(credentialId))
-  const state = fold(
-    credential,
-    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof credential.evolve>[1]),
-  )
-  return { events, state }
-}
-
-/**
- * The live credential a token stands for, or null (malformed, unknown, wrong secret, revoked, expired, or
- * opened from a session that has ended). The secret is compared by hash in constant time.
- */
-export async function verifyToken(deps: PipelineDeps, token: string, now: Date): Promise<VerifiedCredential | null> {
-  const m = TOKEN.exec(token)
-  if (!m || !tokenKind(m[1]!)) return null
-  const credentialId = m[2]!
-  const { events, state } = await loadCredential(deps, credentialId)
-  if (!usable(state, now) || !tokenMatchesHash(token, state.tokenHash)) return null
-  if (state.parentId) {
-    // Ended means revoked (logout) or expired: a child outliving its sign-in would stretch it by its own lifetime.
-    const parent = await loadCredential(deps, state.parentId)
-    if (!usable(parent.state, now)) return null
-  }
-  return { ...state, credentialId, issuedAt: events[0]!.position }
 }
 
 /** Revokes one of the account's credentials (404 for anyone else's). */

@@ -6,14 +6,26 @@ import type { Actor } from '../adapters/event-store.ts'
 import type { Identity } from '../adapters/identity.ts'
 import { type IdTokenClaims, OidcDiscoveryError, OidcError, OidcJwksError } from '../adapters/oidc-client.ts'
 import { membershipOf } from '../domain/orgs.ts'
-import { type AppEnv, commandContext, pipelineDeps, router } from '../http/context.ts'
+import { loadAccount, loadOrg } from '../http/accounts.ts'
+import {
+  type AuthDeps,
+  checkSameHost,
+  hostSlug,
+  orgOfRequest,
+  requireAccount,
+  requireAccountSession,
+  resolveOrg,
+  SESSION_COOKIE,
+} from '../http/authenticate.ts'
+import type { AppEnv } from '../http/context.ts'
+import type { Caller } from '../http/principal.ts'
 import { HttpProblem, notFound } from '../http/problem.ts'
+import { router } from '../http/router.ts'
 import { json, jsonBody, problemResponse, Uuid } from '../http/schemas.ts'
 import { bearerSecurity } from '../http/tenant-route.ts'
 import {
   issueCredential,
   issueHandoff,
-  loadAccount,
   previewHandoff,
   redeemHandoff,
   revokeCredential,
@@ -22,18 +34,7 @@ import {
   TENANT_SESSION_TTL_MS,
 } from './accounts.ts'
 import { verifyAgentLogin } from './agents.ts'
-import {
-  type AuthDeps,
-  type Caller,
-  checkSameHost,
-  hostSlug,
-  orgOfRequest,
-  requireAccount,
-  requireAccountSession,
-  resolveOrg,
-  SESSION_COOKIE,
-} from './authenticate.ts'
-import { loadOrg } from './orgs.ts'
+import { commandContext, pipelineDeps } from './command-context.ts'
 
 export { resolveOrg }
 
@@ -65,12 +66,10 @@ async function emailOf(
   accessToken: string | undefined,
 ): Promise<{ email: string; verified: boolean } | null> {
   if (typeof claims.email === 'string') return { email: claims.email, verified: claims.email_verified === true }
-  const endpoint = (await identity.oidc.metadata()).userinfo_endpoint
-  if (!endpoint || !accessToken) return null
-  const r = await fetch(endpoint, { headers: { authorization: `Bearer ${accessToken}` }, signal: AbortSignal.timeout(10_000) })
-  if (!r.ok) return null
-  const info = (await r.json()) as { sub?: unknown; email?: unknown; email_verified?: unknown }
-  if (info.sub !== claims.sub || typeof info.email !== 'string') return null
+  if (!accessToken) return null
+  // Refused (another subject, an error answer, unreachable) or absent: no email.
+  const info = await identity.oidc.userinfo(accessToken, claims.sub).catch(() => null)
+  if (typeof info?.email !== 'string') return null
   return { email: info.email, verified: info.email_verified === true }
 }
 

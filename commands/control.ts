@@ -1,9 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { v7 as uuid } from 'uuid'
 import { publicPosition } from '../adapters/event-store.ts'
-import { type AppDeps, commandContext, pipelineDeps, router } from '../http/context.ts'
+import type { AppDeps } from '../http/context.ts'
 import { operatorActor, requireOperator } from '../http/operator.ts'
+import { router } from '../http/router.ts'
 import { json, jsonBody, Position, problemResponse, Uuid } from '../http/schemas.ts'
+import { commandContext, pipelineDeps } from './command-context.ts'
 import { eraseUser } from './erasure.ts'
 import { createOrg, reactivateOrg, suspendOrg } from './orgs.ts'
 

@@ -1,7 +1,7 @@
 import type { AnyDb } from '../adapters/postgres.ts'
+import { inTenant } from '../adapters/tenant-transaction.ts'
 import { type Mention, parseMentions } from '../domain/messages.ts'
 import type { Principal } from '../http/principal.ts'
-import { inTenant } from '../read-api/scope.ts'
 
 /**
  * Look-ups that turn what a client names (a username, a user id) into who that is. They shape a

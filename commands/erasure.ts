@@ -2,8 +2,8 @@ import { streamName } from '../adapters/event-store.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
 import { DomainError } from '../domain/decider.ts'
 import { erasure } from '../domain/erasure.ts'
+import { loadOrg } from '../http/accounts.ts'
 import { deleteUserDrafts } from './drafts.ts'
-import { loadOrg } from './orgs.ts'
 import { type CommandContext, handleCommand, type PipelineDeps } from './pipeline.ts'
 
 export const erasureStream = (userId: string) => streamName('erasure', userId)

@@ -2,7 +2,7 @@ import { streamName } from '../adapters/event-store.ts'
 import { generateToken, hashToken, tokenMatchesHash } from '../adapters/opaque-tokens.ts'
 import { INVITE_TTL_DAYS, type InviteRole, invite } from '../domain/accounts.ts'
 import { DomainError } from '../domain/decider.ts'
-import { loadAccount } from './accounts.ts'
+import { loadAccount } from '../http/accounts.ts'
 import { joinOrg } from './orgs.ts'
 import { type CommandContext, handleCommand, loadState, type PipelineDeps } from './pipeline.ts'
 

@@ -1,10 +1,8 @@
 import { streamName } from '../adapters/event-store.ts'
+import { orgNameStream, orgStream } from '../adapters/streams.ts'
 import { DomainError } from '../domain/decider.ts'
-import { checkOrgName, type MemberJoined, type OrgState, org, orgName, usernameReservation } from '../domain/orgs.ts'
-import { type CommandContext, handleCommand, loadState, type PipelineDeps } from './pipeline.ts'
-
-export const orgStream = (orgId: string) => streamName('org', orgId)
-export const orgNameStream = (slug: string) => streamName('org_name', slug)
+import { checkOrgName, type MemberJoined, org, orgName, usernameReservation } from '../domain/orgs.ts'
+import { type CommandContext, handleCommand, type PipelineDeps } from './pipeline.ts'
 
 /**
  * Reserves the name (the reservation stream is appended with no_stream, so of two concurrent requests
@@ -84,5 +82,3 @@ export async function activateUser(deps: PipelineDeps, ctx: CommandContext, orgI
     { ...ctx, tenantId: orgId },
   )
 }
-
-export const loadOrg = (deps: PipelineDeps, orgId: string): Promise<OrgState> => loadState(deps.store, org, orgStream(orgId))

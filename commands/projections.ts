@@ -1,7 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type AppDeps, router } from '../http/context.ts'
+import type { AppDeps } from '../http/context.ts'
 import { operatorActor, requireOperator } from '../http/operator.ts'
 import { HttpProblem, notFound } from '../http/problem.ts'
+import { router } from '../http/router.ts'
 import { json, problemResponse, Uuid } from '../http/schemas.ts'
 import type { ParkedEventCommands } from '../projections/parking.ts'
 

@@ -1,10 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { streamName } from '../adapters/event-store.ts'
 import { space } from '../domain/spaces.ts'
-import { type AppDeps, commandContext, pipelineDeps, router } from '../http/context.ts'
+import type { AppDeps } from '../http/context.ts'
 import { actorOf, atLeast, principalOf } from '../http/principal.ts'
+import { router } from '../http/router.ts'
 import { ClientChosenId, json, jsonBody, Position, problemResponse, Uuid } from '../http/schemas.ts'
 import { bearerSecurity, positionOf } from '../http/tenant-route.ts'
+import { commandContext, pipelineDeps } from './command-context.ts'
 import { handleCommand } from './pipeline.ts'
 
 export const spaceStream = (id: string) => streamName('space', id)

@@ -1,11 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import { orgStream } from '../adapters/streams.ts'
 import { org } from '../domain/orgs.ts'
-import { type AppDeps, commandContext, pipelineDeps, router } from '../http/context.ts'
+import type { AppDeps } from '../http/context.ts'
 import { actorOf, principalOf, requireRole } from '../http/principal.ts'
+import { router } from '../http/router.ts'
 import { json, jsonBody, Position, problemResponse, Uuid } from '../http/schemas.ts'
 import { bearerSecurity, positionOf } from '../http/tenant-route.ts'
+import { commandContext, pipelineDeps } from './command-context.ts'
 import { createInvite, revokeInvite } from './invites.ts'
-import { activateUser, orgStream } from './orgs.ts'
+import { activateUser } from './orgs.ts'
 import { handleCommand } from './pipeline.ts'
 
 const Role = z.enum(['owner', 'admin', 'member', 'guest'])

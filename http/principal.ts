@@ -1,5 +1,6 @@
 import type { Context } from 'hono'
-import type { Actor } from '../adapters/event-store.ts'
+import type { Actor, Position } from '../adapters/event-store.ts'
+import type { VerifiedCredential } from './accounts.ts'
 import { forbidden, unauthorized } from './problem.ts'
 
 export type OrgRole = 'owner' | 'admin' | 'member' | 'guest'
@@ -18,6 +19,19 @@ export type Principal = {
   /** null until the user picks one (activation); the rest of /api stays closed until then. */
   readonly username: string | null
   readonly credential: 'session' | 'cookie' | 'personal_token' | 'agent_token'
+}
+
+/** The account credential behind a request (a bearer session or personal token, or the cookie). */
+export type Caller = { readonly credential: VerifiedCredential; readonly token: string; readonly via: 'bearer' | 'cookie' }
+
+/** Who a Tenant API request's credential names, before the org's users confirm it. */
+export type Claimed = {
+  tenantId: string
+  userId: string
+  accountId: string | null
+  credential: Principal['credential']
+  /** Where the credential was issued (read models know its user from there), when known. */
+  issuedAt: Position | null
 }
 
 export type PrincipalVariables = { principal?: Principal }

@@ -1,7 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { loadAccount } from '../commands/accounts.ts'
-import { type AuthDeps, requireAccount } from '../commands/authenticate.ts'
-import { consistent, pipelineDeps, router } from '../http/context.ts'
+import { loadAccount } from '../http/accounts.ts'
+import { type AuthDeps, requireAccount } from '../http/authenticate.ts'
+import { consistent } from '../http/consistent-after.ts'
+import { router } from '../http/router.ts'
 import { consistentAfterQuery, json, Uuid } from '../http/schemas.ts'
 import { bearerSecurity } from '../http/tenant-route.ts'
 
@@ -31,7 +32,7 @@ export function authQueries(deps: AuthDeps) {
   app.openapi(route, async (c) => {
     const caller = await requireAccount(c, deps)
     await consistent(c, deps, ['memberships', 'orgs'])
-    const acct = await loadAccount(pipelineDeps(deps), caller.credential.accountId)
+    const acct = await loadAccount(deps, caller.credential.accountId)
     // control.memberships is the control plane's own table, read as the owner: it has no tenant rows.
     const rows = await deps.db
       .selectFrom('control.memberships as m')

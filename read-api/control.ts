@@ -1,6 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type AppDeps, consistent, router } from '../http/context.ts'
+import { consistent } from '../http/consistent-after.ts'
+import type { AppDeps } from '../http/context.ts'
 import { requireOperator } from '../http/operator.ts'
+import { router } from '../http/router.ts'
 import { consistentAfterQuery, json, Uuid } from '../http/schemas.ts'
 import { decodeCursor, encodeCursor, pageQuery, pageSchema } from './pagination.ts'
 

@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { serviceAuth } from '../commands/authenticate.ts'
-import { type AppDeps, router } from '../http/context.ts'
+import { serviceAuth } from '../http/authenticate.ts'
+import type { AppDeps } from '../http/context.ts'
+import { router } from '../http/router.ts'
 import { json, problemResponse } from '../http/schemas.ts'
 
 const whoami = createRoute({

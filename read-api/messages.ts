@@ -1,13 +1,15 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { sql } from 'kysely'
-import { type AppDeps, consistent, router } from '../http/context.ts'
+import { inTenant, type TenantTransaction } from '../adapters/tenant-transaction.ts'
+import { consistent } from '../http/consistent-after.ts'
+import type { AppDeps } from '../http/context.ts'
 import { principalOf } from '../http/principal.ts'
 import { badRequest, notFound } from '../http/problem.ts'
+import { router } from '../http/router.ts'
 import { consistentAfterQuery, json, Uuid } from '../http/schemas.ts'
 import { bearerSecurity } from '../http/tenant-route.ts'
 import { decodeCursor, encodeCursor, pageQuery } from './pagination.ts'
 import { readableRoom } from './rooms.ts'
-import { inTenant, type TenantTransaction } from './scope.ts'
 
 const Message = z
   .object({

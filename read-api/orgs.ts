@@ -1,7 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { orgNameStream } from '../commands/orgs.ts'
+import { orgNameStream } from '../adapters/streams.ts'
 import { checkOrgName } from '../domain/orgs.ts'
-import { type AppDeps, router } from '../http/context.ts'
+import type { AppDeps } from '../http/context.ts'
+import { router } from '../http/router.ts'
 import { json } from '../http/schemas.ts'
 
 const nameCheck = createRoute({

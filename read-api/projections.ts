@@ -1,8 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { sql } from 'kysely'
 import { countParked, listParked, type ParkedEvent } from '../adapters/parked-events.ts'
-import { type AppDeps, router } from '../http/context.ts'
+import type { AppDeps } from '../http/context.ts'
 import { requireOperator } from '../http/operator.ts'
+import { router } from '../http/router.ts'
 import { json, Uuid } from '../http/schemas.ts'
 import type { Projector } from '../projections/engine.ts'
 

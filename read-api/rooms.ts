@@ -1,12 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { type ExpressionBuilder, sql } from 'kysely'
-import { type AppDeps, consistent, router } from '../http/context.ts'
+import { inTenant } from '../adapters/tenant-transaction.ts'
+import { consistent } from '../http/consistent-after.ts'
+import type { AppDeps } from '../http/context.ts'
 import { type Principal, principalOf } from '../http/principal.ts'
 import { notFound } from '../http/problem.ts'
+import { router } from '../http/router.ts'
 import { consistentAfterQuery, json, Uuid } from '../http/schemas.ts'
 import { bearerSecurity } from '../http/tenant-route.ts'
 import { decodeCursor, encodeCursor, pageQuery, pageSchema } from './pagination.ts'
-import { inTenant } from './scope.ts'
 
 export const ROOM_PROJECTIONS = ['rooms', 'messages'] as const
 

@@ -1,10 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type AppDeps, consistent, router } from '../http/context.ts'
+import { inTenant } from '../adapters/tenant-transaction.ts'
+import { consistent } from '../http/consistent-after.ts'
+import type { AppDeps } from '../http/context.ts'
 import { principalOf } from '../http/principal.ts'
+import { router } from '../http/router.ts'
 import { consistentAfterQuery, json, Uuid } from '../http/schemas.ts'
 import { bearerSecurity } from '../http/tenant-route.ts'
 import { decodeCursor, encodeCursor, pageQuery, pageSchema } from './pagination.ts'
-import { inTenant } from './scope.ts'
 
 const Space = z
   .object({ id: Uuid, name: z.string(), kind: z.enum(['personal', 'public']), ownerId: Uuid, createdAt: z.string() })

@@ -1,12 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { streamName } from '../adapters/event-store.ts'
+import { inTenant } from '../adapters/tenant-transaction.ts'
 import type { MemberJoined } from '../domain/orgs.ts'
-import { type AppDeps, consistent, router } from '../http/context.ts'
+import { consistent } from '../http/consistent-after.ts'
+import type { AppDeps } from '../http/context.ts'
 import { principalOf } from '../http/principal.ts'
+import { router } from '../http/router.ts'
 import { consistentAfterQuery, json, Uuid } from '../http/schemas.ts'
 import { bearerSecurity } from '../http/tenant-route.ts'
 import { decodeCursor, encodeCursor, pageQuery, pageSchema } from './pagination.ts'
-import { inTenant } from './scope.ts'
 
 const User = z
   .object({

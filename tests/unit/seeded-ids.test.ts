@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { seededIds } from '../../http/context.ts'
+import { seededIds } from '../../commands/command-context.ts'
 
 describe('ids seeded by an idempotency key', () => {
   it('are UUIDv7s, the same sequence for the same seed and time, different for another seed', () => {

@@ -1,16 +1,16 @@
 import { z } from '@hono/zod-openapi'
 import type { Context, MiddlewareHandler } from 'hono'
-import { type Position, publicPosition } from '../adapters/event-store.ts'
-import type { IdentityDeps } from '../adapters/identity.ts'
 import { constantTimeEqual } from '../adapters/constant-time.ts'
+import { publicPosition } from '../adapters/event-store.ts'
+import type { IdentityDeps } from '../adapters/identity.ts'
+import { orgNameStream } from '../adapters/streams.ts'
+import { inTenant } from '../adapters/tenant-transaction.ts'
 import { membershipOf } from '../domain/orgs.ts'
-import type { AppDeps, AppEnv } from '../http/context.ts'
-import { consistent, pipelineDeps } from '../http/context.ts'
-import type { OrgRole, Principal, UserType } from '../http/principal.ts'
-import { forbidden, HttpProblem, notFound, unauthorized } from '../http/problem.ts'
-import { inTenant } from '../read-api/scope.ts'
-import { type VerifiedCredential, verifyToken } from './accounts.ts'
-import { loadOrg, orgNameStream } from './orgs.ts'
+import { loadOrg, verifyToken } from './accounts.ts'
+import { consistent } from './consistent-after.ts'
+import type { AppDeps, AppEnv } from './context.ts'
+import type { Caller, Claimed, OrgRole, Principal, UserType } from './principal.ts'
+import { forbidden, HttpProblem, notFound, unauthorized } from './problem.ts'
 
 /*
  * Authentication of every request that carries a credential:
@@ -21,8 +21,6 @@ import { loadOrg, orgNameStream } from './orgs.ts'
  * Unsafe methods authenticated by the cookie must come with an Origin (or Referer) of the same host or of
  * PUBLIC_URL (CSRF); bearer requests carry no ambient credential and are exempt.
  */
-
-export type Caller = { readonly credential: VerifiedCredential; readonly token: string; readonly via: 'bearer' | 'cookie' }
 
 export type AuthDeps = AppDeps & IdentityDeps
 
@@ -99,14 +97,14 @@ export async function callerOf(c: Context<AppEnv>, deps: AuthDeps): Promise<Call
   let caller: Caller | null = null
   if (fromBearer) {
     if (!isAgentToken(fromBearer)) {
-      const verified = await verifyToken(pipelineDeps(deps), fromBearer, new Date())
+      const verified = await verifyToken(deps, fromBearer, new Date())
       caller = verified ? { credential: verified, token: fromBearer, via: 'bearer' } : null
     }
   } else {
     const fromCookie = cookieValue(c, SESSION_COOKIE)
     if (fromCookie) {
       checkOrigin(c, deps.identity.publicUrl)
-      const verified = await verifyToken(pipelineDeps(deps), fromCookie, new Date())
+      const verified = await verifyToken(deps, fromCookie, new Date())
       caller = verified ? { credential: verified, token: fromCookie, via: 'cookie' } : null
     }
   }
@@ -193,15 +191,6 @@ type UserRow = { id: string; account_id: string | null; type: UserType; role: Or
 
 const ACTIVATION_OPEN = new Set(['GET /api/me', 'POST /api/me/activate'])
 
-export type Claimed = {
-  tenantId: string
-  userId: string
-  accountId: string | null
-  credential: Principal['credential']
-  /** Where the credential was issued (read models know its user from there), when known. */
-  issuedAt: Position | null
-}
-
 /** Who a Tenant API request claims to be, before the org's users confirm it. */
 async function claimOf(c: Context<AppEnv>, deps: AuthDeps): Promise<Claimed> {
   const token = bearerToken(c)
@@ -246,9 +235,7 @@ async function claimOf(c: Context<AppEnv>, deps: AuthDeps): Promise<Claimed> {
       .executeTakeFirst()
     // The read model may trail a membership made a moment ago: the org stream has the last word.
     userId =
-      (row?.user_id as string | undefined) ??
-      membershipOf(await loadOrg(pipelineDeps(deps), tenantId), credential.accountId)?.[0] ??
-      null
+      (row?.user_id as string | undefined) ?? membershipOf(await loadOrg(deps, tenantId), credential.accountId)?.[0] ?? null
     if (!userId) throw forbidden('you are not a member of this org', 'NOT_A_MEMBER')
   }
   return { tenantId, userId, accountId: credential.accountId, credential: 'cookie', issuedAt: credential.issuedAt }
@@ -297,7 +284,7 @@ export const authenticateTenant =
     }
     if (!found.user || !found.orgStatus) {
       // Still unknown to the read models (a user who joined a moment ago): the org stream has the last word.
-      const state = await loadOrg(pipelineDeps(deps), who.tenantId)
+      const state = await loadOrg(deps, who.tenantId)
       const m = state.status === 'none' ? undefined : state.members.get(who.userId)
       if (state.status !== 'none' && m) {
         found = {
@@ -324,7 +311,7 @@ export const authenticateTenant =
     let username = user.username
     if (username === null) {
       // The read model may trail an activation made a moment ago: the org stream has the last word.
-      const state = await loadOrg(pipelineDeps(deps), who.tenantId)
+      const state = await loadOrg(deps, who.tenantId)
       username = state.status === 'none' ? null : (state.members.get(user.id)?.username ?? null)
       if (username === null && !ACTIVATION_OPEN.has(`${c.req.method} ${c.req.path}`)) {
         throw forbidden('pick a username first: POST /api/me/activate', 'ACTIVATION_REQUIRED')
