@@ -1,142 +1,135 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, prometheusContentType, Registry } from 'prom-client'
+
 /**
- * Metrics in the Prometheus text exposition format (version 0.0.4), without a client library: counters and
- * histograms kept in memory, gauges read when scraped. Label values are escaped; metric and label names are
- * ours and fixed.
+ * Metrics by prom-client, in the Prometheus text exposition format (version 0.0.4): a registry per app
+ * (counters, histograms, gauges read at scrape time by their `collect()`), the process's default metrics
+ * (CPU, memory, heap, event loop lag, GC, handles: `collectDefaultMetrics`, registered once per process) and
+ * the command-to-projection latency the projection engine observes.
  */
 
 export type Labels = Readonly<Record<string, string>>
 
-type Sample = { readonly labels: Labels; readonly value: number }
-
-const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
-
-const labelText = (labels: Labels, extra?: [string, string]): string => {
-  const pairs = Object.entries(labels)
-  if (extra) pairs.push(extra)
-  return pairs.length ? `{${pairs.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}` : ''
-}
-
-const num = (n: number) => (Number.isFinite(n) ? String(n) : n > 0 ? '+Inf' : n < 0 ? '-Inf' : 'NaN')
-
-const keyOf = (labels: Labels) => JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)))
-
-interface Metric {
-  readonly name: string
-  render(): Promise<string>
-}
-
-export class Counter implements Metric {
-  readonly name: string
-  private readonly help: string
-  private readonly values = new Map<string, { labels: Labels; value: number }>()
-  constructor(name: string, help: string) {
-    this.name = name
-    this.help = help
-  }
-  inc(labels: Labels = {}, by = 1): void {
-    const k = keyOf(labels)
-    const v = this.values.get(k)
-    if (v) v.value += by
-    else this.values.set(k, { labels, value: by })
-  }
-  async render(): Promise<string> {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`]
-    for (const { labels, value } of this.values.values()) lines.push(`${this.name}${labelText(labels)} ${num(value)}`)
-    return lines.join('\n')
-  }
-}
+export type Sample = { readonly labels: Labels; readonly value: number }
 
 /** Latency buckets in seconds, from 2.5 ms to 10 s. */
 export const LATENCY_BUCKETS = [0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const
 
-export class Histogram implements Metric {
-  readonly name: string
-  private readonly help: string
-  private readonly buckets: readonly number[]
-  private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>()
-  constructor(name: string, help: string, buckets: readonly number[] = LATENCY_BUCKETS) {
-    this.name = name
-    this.help = help
-    this.buckets = [...buckets].sort((a, b) => a - b)
-  }
-  observe(labels: Labels, value: number): void {
-    const k = keyOf(labels)
-    let s = this.series.get(k)
-    if (!s) {
-      s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 }
-      this.series.set(k, s)
-    }
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++
-    s.sum += value
-    s.count++
-  }
-  async render(): Promise<string> {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`]
-    for (const s of this.series.values()) {
-      for (const [i, b] of this.buckets.entries())
-        lines.push(`${this.name}_bucket${labelText(s.labels, ['le', num(b)])} ${s.counts[i]}`)
-      lines.push(`${this.name}_bucket${labelText(s.labels, ['le', '+Inf'])} ${s.count}`)
-      lines.push(`${this.name}_sum${labelText(s.labels)} ${num(s.sum)}`)
-      lines.push(`${this.name}_count${labelText(s.labels)} ${s.count}`)
-    }
-    return lines.join('\n')
+/** Command-to-projection buckets in seconds, from 5 ms to 5 min (a projector catching up after a stop). */
+export const PROJECTION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300] as const
+
+export const PROMETHEUS_CONTENT_TYPE: string = prometheusContentType
+
+/**
+ * Time from a command appending its events to each projector of this process applying them. Module-wide,
+ * like the engine that observes it; every app registry exposes it.
+ */
+export const commandToProjectionSeconds = new Histogram({
+  name: 'workspace_command_to_projection_seconds',
+  help: 'Time from a command appending its events (their occurredAt) to each projector of this process applying them.',
+  labelNames: ['projector'],
+  buckets: [...PROJECTION_BUCKETS],
+  registers: [],
+})
+
+/**
+ * Observes a batch a projector applied: once per command (the events of one append share their occurredAt,
+ * and stand together), from its occurredAt to now.
+ */
+export function observeProjected(
+  projector: string,
+  batch: readonly { readonly metadata: { readonly occurredAt: string } }[],
+  now: number = Date.now(),
+): void {
+  let last: string | undefined
+  for (const { metadata } of batch) {
+    if (metadata.occurredAt === last) continue
+    last = metadata.occurredAt
+    const at = Date.parse(last)
+    // Another process's clock may run ahead of ours: never a negative latency.
+    if (Number.isFinite(at)) commandToProjectionSeconds.observe({ projector }, Math.max(0, now - at) / 1000)
   }
 }
 
-/** A value read when scraped (projection lag, polls held, pool waiters). */
-export class Gauge implements Metric {
-  readonly name: string
-  private readonly help: string
-  private readonly collect: () => Sample[] | Promise<Sample[]>
-  constructor(name: string, help: string, collect: () => Sample[] | Promise<Sample[]>) {
-    this.name = name
-    this.help = help
-    this.collect = collect
+let defaults: Registry | null = null
+/** The default metrics, once per process: each collectDefaultMetrics call starts monitors of its own. */
+const processRegistry = (): Registry => {
+  if (!defaults) {
+    defaults = new Registry()
+    collectDefaultMetrics({ register: defaults })
   }
-  async render(): Promise<string> {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`]
-    for (const { labels, value } of await this.collect()) lines.push(`${this.name}${labelText(labels)} ${num(value)}`)
-    return lines.join('\n')
-  }
+  return defaults
 }
-
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 
 export class MetricsRegistry {
-  private readonly metrics: Metric[] = []
+  /** This app's metrics. */
+  readonly registry = new Registry()
+  /** Gauges whose last read failed. */
+  private readonly failing = new Set<string>()
+  /** What is exposed after the app's metrics: the default metrics and the count of failed reads. */
+  private readonly trailer: Registry
 
-  counter(name: string, help: string): Counter {
-    return this.add(new Counter(name, help))
-  }
-  histogram(name: string, help: string, buckets?: readonly number[]): Histogram {
-    return this.add(new Histogram(name, help, buckets))
-  }
-  gauge(name: string, help: string, collect: () => Sample[] | Promise<Sample[]>): Gauge {
-    return this.add(new Gauge(name, help, collect))
-  }
-
-  private add<M extends Metric>(m: M): M {
-    if (this.metrics.some((x) => x.name === m.name)) throw new Error(`metric ${m.name} registered twice`)
-    this.metrics.push(m)
-    return m
+  constructor() {
+    const status = new Registry()
+    const failing = this.failing
+    new Gauge({
+      name: 'workspace_metrics_collect_failures',
+      help: 'Gauges that could not be read in this scrape.',
+      registers: [status],
+      collect() {
+        this.set(failing.size)
+      },
+    })
+    this.trailer = Registry.merge([status, processRegistry()])
   }
 
-  /** The exposition. A gauge whose collector fails is left out (and counted), never failing the scrape. */
+  counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
+    return new Counter({ name, help, labelNames, registers: [this.registry] })
+  }
+
+  histogram(
+    name: string,
+    help: string,
+    labelNames: readonly string[] = [],
+    buckets: readonly number[] = LATENCY_BUCKETS,
+  ): Histogram {
+    return new Histogram({ name, help, labelNames, buckets: [...buckets], registers: [this.registry] })
+  }
+
+  /**
+   * A gauge read when scraped (projection lag, polls held, pool waiters). A read that fails leaves the gauge's
+   * samples out of the scrape and is counted in workspace_metrics_collect_failures, never failing the scrape.
+   */
+  gauge(name: string, help: string, labelNames: readonly string[], read: () => Sample[] | Promise<Sample[]>): Gauge {
+    const failing = this.failing
+    return new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      async collect() {
+        try {
+          const samples = await read()
+          this.reset()
+          for (const s of samples) this.set(s.labels, s.value)
+          failing.delete(name)
+        } catch {
+          this.reset()
+          // reset() leaves a gauge without labels at 0: drop that series too.
+          if (labelNames.length === 0) this.remove({})
+          failing.add(name)
+        }
+      },
+    })
+  }
+
+  /** Adds a metric made elsewhere (commandToProjectionSeconds). */
+  register(metric: Counter | Gauge | Histogram): void {
+    this.registry.registerMetric(metric)
+  }
+
+  /** The exposition: this app's metrics (their gauges read first), then the failed reads and default metrics. */
   async render(): Promise<string> {
-    let failed = 0
-    const parts = await Promise.all(
-      this.metrics.map((m) =>
-        m.render().catch(() => {
-          failed++
-          return ''
-        }),
-      ),
-    )
-    parts.push(
-      '# HELP workspace_metrics_collect_failures Gauges that could not be read in this scrape.',
-      '# TYPE workspace_metrics_collect_failures gauge',
-      `workspace_metrics_collect_failures ${failed}`,
-    )
-    return `${parts.filter(Boolean).join('\n')}\n`
+    const own = await this.registry.metrics()
+    return `${own}\n${await this.trailer.metrics()}`
   }
 }

@@ -11,6 +11,7 @@ import {
   type Subscription,
 } from '../adapters/event-store.ts'
 import type { Logger } from '../adapters/logger.ts'
+import { observeProjected } from '../adapters/metrics.ts'
 import { park } from '../adapters/parked-events.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
 import { isTransient } from '../adapters/transient.ts'
@@ -295,6 +296,7 @@ export class ProjectionEngine {
           }
           if (rest.length) checkpoint = await this.applyBlaming(p, checkpoint, rest)
           p.afterCommit?.()
+          observeProjected(p.name, batch)
           failures = 0
           failing = null
           entry.status = {

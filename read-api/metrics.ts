@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { MiddlewareHandler } from 'hono'
 import { matchedRoutes } from 'hono/route'
-import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '../adapters/metrics.ts'
+import { commandToProjectionSeconds, MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '../adapters/metrics.ts'
 import type { AppDeps } from '../http/context.ts'
 import { router } from '../http/router.ts'
 import { requireOperator } from '../http/operator.ts'
@@ -35,23 +35,28 @@ function routeOf(c: Parameters<MiddlewareHandler>[0]): string {
 /**
  * Prometheus metrics of this process: command and query latency and outcomes by route and status class,
  * projection lag and parked events per projector (from the database, so right whichever process projects),
- * long polls held, database pool queue, event loop delay and memory.
+ * long polls held, database pool queue, event loop delay and memory; command-to-projection latency per projector
+ * of this process; and prom-client's default process metrics.
  */
 export function createMetrics(deps: AppDeps, sources: MetricsSources) {
   const registry = new MetricsRegistry()
   const commandSeconds = registry.histogram(
     'workspace_command_duration_seconds',
     'Latency of command requests (POST, PUT, PATCH, DELETE) by route, method and status class.',
+    ['route', 'method', 'status'],
   )
   const commands = registry.counter(
     'workspace_commands_total',
     'Command requests by route, method and status class (the outcome).',
+    ['route', 'method', 'status'],
   )
   const querySeconds = registry.histogram(
     'workspace_query_duration_seconds',
     'Latency of query requests (GET) by route and status class.',
+    ['route', 'status'],
   )
-  const queries = registry.counter('workspace_queries_total', 'Query requests by route and status class.')
+  const queries = registry.counter('workspace_queries_total', 'Query requests by route and status class.', ['route', 'status'])
+  registry.register(commandToProjectionSeconds)
 
   // One read of the checkpoints per scrape, shared by the gauges that show it.
   let lagRead: { at: number; rows: ReturnType<typeof projectionLag> } | null = null
@@ -62,46 +67,67 @@ export function createMetrics(deps: AppDeps, sources: MetricsSources) {
   registry.gauge(
     'workspace_projection_lag_events',
     'Events appended after each projector checkpoint (head minus checkpoint).',
+    ['projector', 'version'],
     async () => (await lag()).map((p) => ({ labels: { projector: p.name, version: String(p.version) }, value: p.lag })),
   )
-  registry.gauge('workspace_projection_checkpoint_position', 'The public position each projector has applied up to.', async () =>
-    (await lag()).map((p) => ({ labels: { projector: p.name, version: String(p.version) }, value: p.checkpoint })),
+  registry.gauge(
+    'workspace_projection_checkpoint_position',
+    'The public position each projector has applied up to.',
+    ['projector', 'version'],
+    async () => (await lag()).map((p) => ({ labels: { projector: p.name, version: String(p.version) }, value: p.checkpoint })),
   )
   registry.gauge(
     'workspace_projection_parked_events',
     'Events each projector parked after failing on them, not yet retried or skipped.',
+    ['projector', 'version'],
     async () =>
       (await parkedCounts(deps, sources.projectors)).map((p) => ({
         labels: { projector: p.name, version: String(p.version) },
         value: p.parked,
       })),
   )
-  registry.gauge('workspace_event_store_head_position', 'The public position of the newest event readers can see.', async () => [
-    { labels: {}, value: Number((await deps.store.headPosition()).prepare) },
-  ])
+  registry.gauge(
+    'workspace_event_store_head_position',
+    'The public position of the newest event readers can see.',
+    [],
+    async () => [{ labels: {}, value: Number((await deps.store.headPosition()).prepare) }],
+  )
   if (sources.projected) {
     const projected = sources.projected
-    registry.gauge('workspace_projection_events_applied', 'Events this process applied per projector since it started.', () =>
-      projected().map((s) => ({ labels: { projector: s.name }, value: s.eventsApplied })),
+    registry.gauge(
+      'workspace_projection_events_applied',
+      'Events this process applied per projector since it started.',
+      ['projector'],
+      () => projected().map((s) => ({ labels: { projector: s.name }, value: s.eventsApplied })),
     )
   }
-  registry.gauge('workspace_realtime_polls_held', 'Long polls this process holds open.', () => [
+  registry.gauge('workspace_realtime_polls_held', 'Long polls this process holds open.', [], () => [
     { labels: {}, value: sources.heldPolls() },
   ])
-  registry.gauge('workspace_db_pool_connections', 'Postgres pool connections by state; waiting: requests queued for one.', () => [
-    { labels: { state: 'total' }, value: sources.pool.totalCount },
-    { labels: { state: 'idle' }, value: sources.pool.idleCount },
-    { labels: { state: 'waiting' }, value: sources.pool.waitingCount },
-  ])
+  registry.gauge(
+    'workspace_db_pool_connections',
+    'Postgres pool connections by state; waiting: requests queued for one.',
+    ['state'],
+    () => [
+      { labels: { state: 'total' }, value: sources.pool.totalCount },
+      { labels: { state: 'idle' }, value: sources.pool.idleCount },
+      { labels: { state: 'waiting' }, value: sources.pool.waitingCount },
+    ],
+  )
   const loop = monitorEventLoopDelay({ resolution: 20 })
   loop.enable()
-  registry.gauge('workspace_event_loop_delay_seconds', 'Event loop delay of this process since the last scrape.', () => {
-    const samples = [0.5, 0.9, 0.99].map((q) => ({ labels: { quantile: String(q) }, value: loop.percentile(q * 100) / 1e9 }))
-    samples.push({ labels: { quantile: 'max' }, value: loop.max / 1e9 })
-    loop.reset()
-    return samples
-  })
-  registry.gauge('workspace_process_memory_bytes', 'Memory of this process.', () => {
+  registry.gauge(
+    'workspace_event_loop_delay_seconds',
+    'Event loop delay of this process since the last scrape.',
+    ['quantile'],
+    () => {
+      const samples = [0.5, 0.9, 0.99].map((q) => ({ labels: { quantile: String(q) }, value: loop.percentile(q * 100) / 1e9 }))
+      samples.push({ labels: { quantile: 'max' }, value: loop.max / 1e9 })
+      loop.reset()
+      return samples
+    },
+  )
+  registry.gauge('workspace_process_memory_bytes', 'Memory of this process.', ['kind'], () => {
     const m = process.memoryUsage()
     return [
       { labels: { kind: 'rss' }, value: m.rss },

@@ -11,7 +11,7 @@ afterAll(async () => {
 
 const asOperator = { token: OPERATOR_TOKEN }
 
-/** The samples of a Prometheus text exposition: `name{labels}` → value. */
+/** The samples of a Prometheus text exposition: `name{labels}` → value, a bucket's `le` last (prom-client writes it first). */
 const samples = (text: string): Map<string, number> =>
   new Map(
     text
@@ -19,7 +19,8 @@ const samples = (text: string): Map<string, number> =>
       .filter((l) => l && !l.startsWith('#'))
       .map((l) => {
         const i = l.lastIndexOf(' ')
-        return [l.slice(0, i), Number(l.slice(i + 1))] as const
+        const key = l.slice(0, i).replace(/\{(le="[^"]*"),(.+)\}$/, '{$2,$1}')
+        return [key, Number(l.slice(i + 1))] as const
       }),
   )
 
@@ -54,6 +55,12 @@ describe('/metrics', () => {
     expect(s.get('workspace_realtime_polls_held')).toBe(0)
     expect(s.get('workspace_db_pool_connections{state="total"}')).toBeGreaterThan(0)
     expect(s.get('workspace_metrics_collect_failures')).toBe(0)
+    // The orgs projector applied the org the query waited for: its command-to-projection latency is observed.
+    expect(s.get('workspace_command_to_projection_seconds_count{projector="orgs"}')).toBeGreaterThanOrEqual(1)
+    expect(text).toContain('# TYPE workspace_command_to_projection_seconds histogram')
+    // prom-client's default process metrics.
+    expect(s.get('process_cpu_user_seconds_total')).toBeGreaterThan(0)
+    expect(s.get('process_resident_memory_bytes')).toBeGreaterThan(0)
     // Unknown paths share one label value: no unbounded series from what clients make up.
     await server.request('GET', '/no/such/path/123')
     const again = samples(
