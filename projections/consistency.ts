@@ -1,7 +1,6 @@
-import { sql } from 'kysely'
 import { comparePositions, type EventStore, type Position } from '../adapters/event-store.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
-import type { ProjectionEngine, Projector } from './engine.ts'
+import { loadCheckpoint, type ProjectionEngine, type Projector } from './engine.ts'
 
 export class ConsistencyTimeoutError extends Error {
   override readonly name = 'ConsistencyTimeoutError'
@@ -100,12 +99,8 @@ export class ConsistencyWaiter {
     for (const name of names) {
       const p = this.deps.projectors.find((x) => x.name === name)
       if (!p) throw new Error(`unknown projector ${name}`)
-      const row = await sql<{ commit: string; prepare: string }>`
-        select commit_position::text as commit, prepare_position::text as prepare
-          from ${sql.table(`${p.schema}.projection_checkpoints`)} where name = ${p.name} and version = ${p.version}`
-        .execute(this.deps.db)
-        .then((r) => r.rows[0])
-      if (!row || comparePositions({ commit: BigInt(row.commit), prepare: BigInt(row.prepare) }, target) < 0) return false
+      const checkpoint = await loadCheckpoint(this.deps.db, p, { create: false })
+      if (!checkpoint || comparePositions(checkpoint, target) < 0) return false
     }
     return true
   }

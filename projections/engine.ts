@@ -63,18 +63,49 @@ export class CheckpointMovedError extends Error {
  */
 export const batchLockKey = (schema: string, name: string): string => `projection:${schema}.${name}`
 
-const checkpointTable = (p: Projector) => `${p.schema}.projection_checkpoints`
+const checkpointTable = (p: Pick<Projector, 'schema'>) => `${p.schema}.projection_checkpoints`
 
-export async function loadCheckpoint(db: AnyDb, p: Projector): Promise<Position> {
-  const row = await db
-    .selectFrom(checkpointTable(p))
-    .select([sql<string>`commit_position::text`.as('commit'), sql<string>`prepare_position::text`.as('prepare')])
-    .where('name', '=', p.name)
-    .where('version', '=', p.version)
-    .executeTakeFirst()
-  if (row) return { commit: BigInt(row.commit), prepare: BigInt(row.prepare) }
+/**
+ * The one reading of checkpoint rows: those of `table` named `name` (with `parts`, the parallel writers of a
+ * rebuild, `name#k/n`), of `version` or of any version, newest first.
+ */
+export async function readCheckpoints(
+  db: AnyDb | ProjectionTransaction,
+  table: string,
+  filter: { readonly name: string; readonly version?: number; readonly parts?: boolean },
+): Promise<{ name: string; position: Position }[]> {
+  const { rows } = await sql<{ name: string; commit: string; prepare: string }>`
+    select name, commit_position::text as commit, prepare_position::text as prepare from ${sql.table(table)}
+     where ${filter.parts ? sql`name like ${`${filter.name}#%`}` : sql`name = ${filter.name}`}
+       ${filter.version === undefined ? sql`` : sql`and version = ${filter.version}`}
+     order by commit_position desc, prepare_position desc`.execute(db)
+  return rows.map((r) => ({ name: r.name, position: { commit: BigInt(r.commit), prepare: BigInt(r.prepare) } }))
+}
+
+type CheckpointOf = Pick<Projector, 'name' | 'version' | 'schema'>
+
+/**
+ * A projector's checkpoint. By default its live one, created at the start when it has none. With `create: false`,
+ * null when it has none; `table` reads another checkpoint table (a rebuild's shadow); `anyVersion` the newest
+ * checkpoint of any version of the projector (where the live tables stand).
+ */
+export async function loadCheckpoint(db: AnyDb, p: CheckpointOf): Promise<Position>
+export async function loadCheckpoint(
+  db: AnyDb | ProjectionTransaction,
+  p: CheckpointOf,
+  options: { readonly create: false; readonly table?: string; readonly anyVersion?: boolean },
+): Promise<Position | null>
+export async function loadCheckpoint(
+  db: AnyDb | ProjectionTransaction,
+  p: CheckpointOf,
+  options: { readonly create?: boolean; readonly table?: string; readonly anyVersion?: boolean } = {},
+): Promise<Position | null> {
+  const table = options.table ?? checkpointTable(p)
+  const [row] = await readCheckpoints(db, table, { name: p.name, version: options.anyVersion ? undefined : p.version })
+  if (row) return row.position
+  if (options.create === false) return null
   await db
-    .insertInto(checkpointTable(p))
+    .insertInto(table)
     .values({ name: p.name, version: p.version, commit_position: sql`'0'::xid8`, prepare_position: 0 })
     .onConflict((oc) => oc.doNothing())
     .execute()

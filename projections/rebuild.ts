@@ -1,11 +1,11 @@
 import { comparePositions, type Position, START } from '../adapters/event-store.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
-import { otherVersion, type ProjectionTransaction, type Projector } from './engine.ts'
+import { loadCheckpoint, otherVersion, type ProjectionTransaction, type Projector } from './engine.ts'
 import { projectors as readModels } from './index.ts'
 import { realtimeProjector } from './realtime.ts'
 import { buildTo, type RebuildDeps, type RebuildOptions, startBuild } from './rebuild/build.ts'
-import { CHECKPOINTS, createDeferredIndexes, dropShadow, readCheckpoint } from './rebuild/shadow.ts'
-import { liveCheckpoint, swapIn } from './rebuild/swap.ts'
+import { createDeferredIndexes, dropShadow } from './rebuild/shadow.ts'
+import { swapIn } from './rebuild/swap.ts'
 import { compareWithLive, type VerifyResult } from './rebuild/verify.ts'
 
 /*
@@ -70,7 +70,8 @@ export async function rebuild(deps: RebuildDeps, p: Projector, options: RebuildO
   // The shadow follows the live checkpoint, never passing it: the swap then hands over exactly where the live
   // projector stood, and it goes on from there (nothing applied twice, nothing a projector with effects
   // outside its tables, like the realtime fan-out, would skip). No live checkpoint: up to the head.
-  const target = async (db: AnyDb | ProjectionTransaction = deps.db) => (await liveCheckpoint(db, p)) ?? deps.store.headPosition()
+  const target = async (db: AnyDb | ProjectionTransaction = deps.db) =>
+    (await loadCheckpoint(db, p, { create: false, anyVersion: true })) ?? deps.store.headPosition()
   await buildTo(deps, s, options, () => target())
   await createDeferredIndexes(deps.db, s.schema)
   await swapIn(deps, s, options, target)
@@ -90,7 +91,7 @@ export async function verify(
   if (other !== null) throw new Error(`${p.name}: the live tables hold v${other}, not v${p.version}: nothing to compare with`)
   const s = await startBuild(deps, p, options)
   // Never past the live checkpoint: the diff compares both at exactly that position.
-  await buildTo(deps, s, options, async () => (await readCheckpoint(deps.db, `${p.schema}.${CHECKPOINTS}`, p)) ?? START)
+  await buildTo(deps, s, options, async () => (await loadCheckpoint(deps.db, p, { create: false })) ?? START)
   const result = await compareWithLive(deps, s, options)
   if (!options.keep) await dropShadow(deps.db, p)
   return result

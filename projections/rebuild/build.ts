@@ -16,10 +16,12 @@ import {
   applyBatchIn,
   applyUntilFailure,
   CheckpointMovedError,
+  loadCheckpoint,
   type ProjectionTransaction,
   type Projector,
+  readCheckpoints,
 } from '../engine.ts'
-import { CHECKPOINTS, id, prepareShadow, readCheckpoint, TENANTS } from './shadow.ts'
+import { CHECKPOINTS, id, prepareShadow, TENANTS } from './shadow.ts'
 
 /*
  * The build: applies the events, from the shadow's checkpoint, to the shadow tables. The bulk of it runs with one
@@ -197,14 +199,12 @@ export const partitionOf = (tenantId: string | null, of: number): number => {
 
 /** Each writer's checkpoint, as a parallel pass left them (null: none in progress). */
 async function loadParts(db: AnyDb, s: BuildState): Promise<Position[] | null> {
-  const { rows } = await sql<{ name: string; commit: string; prepare: string }>`
-    select name, commit_position::text as commit, prepare_position::text as prepare from ${id(s.schema, CHECKPOINTS)}
-     where version = ${s.p.version} and name like ${`${s.p.name}#%`}`.execute(db)
+  const rows = await readCheckpoints(db, `${s.schema}.${CHECKPOINTS}`, { name: s.p.name, version: s.p.version, parts: true })
   const parts: Position[] = []
   for (const r of rows) {
     const m = PART.exec(r.name)
     if (!m || m[1] !== s.p.name || Number(m[3]) !== rows.length) throw new Error(`${s.schema}: unexpected checkpoint ${r.name}`)
-    parts[Number(m[2])] = { commit: BigInt(r.commit), prepare: BigInt(r.prepare) }
+    parts[Number(m[2])] = r.position
   }
   return parts.length ? parts : null
 }
@@ -336,7 +336,7 @@ export async function buildTo(
 
 /** After a rolled-back attempt: where the shadow really stands, and which tenants it really holds. */
 export async function reload(trx: ProjectionTransaction, s: BuildState): Promise<void> {
-  s.position = (await readCheckpoint(trx, `${s.schema}.${CHECKPOINTS}`, s.p)) ?? START
+  s.position = (await loadCheckpoint(trx, s.p, { create: false, table: `${s.schema}.${CHECKPOINTS}` })) ?? START
   const { rows } = await sql<{ tenant_id: string }>`select tenant_id from ${id(s.schema, TENANTS)}`.execute(trx)
   s.tenants = new Set(rows.map((r) => r.tenant_id))
 }

@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import { type Position, START } from '../../adapters/event-store.ts'
 import type { AnyDb } from '../../adapters/postgres.ts'
 import { ROLES } from '../../migrations/shared.ts'
-import type { ProjectionTransaction, Projector } from '../engine.ts'
+import { loadCheckpoint, type ProjectionTransaction, type Projector } from '../engine.ts'
 
 /*
  * The shadow schema of a rebuild (`rebuild_<name>_v<version>`): empty copies of the projector's live tables (their
@@ -25,14 +25,6 @@ export type ShadowState = { schema: string; from: Position; resumed: boolean }
 async function schemaExists(db: AnyDb, schema: string): Promise<boolean> {
   const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_namespace where nspname = ${schema}`.execute(db)
   return rows[0]!.n > 0
-}
-
-export async function readCheckpoint(db: AnyDb | ProjectionTransaction, table: string, p: Projector): Promise<Position | null> {
-  const { rows } = await sql<{ commit: string; prepare: string }>`
-    select commit_position::text as commit, prepare_position::text as prepare from ${sql.table(table)}
-     where name = ${p.name} and version = ${p.version}`.execute(db)
-  const row = rows[0]
-  return row ? { commit: BigInt(row.commit), prepare: BigInt(row.prepare) } : null
 }
 
 /** The live table's indexes, constraints, row-level security, policies and grants, recreated on its shadow copy. */
@@ -115,7 +107,7 @@ export async function prepareShadow(db: AnyDb, p: Projector, options: { restart?
   if (options.restart) await dropShadow(db, p)
   if (await schemaExists(db, schema)) {
     // The checkpoint row is written last: without it, a previous run died while preparing.
-    const from = await readCheckpoint(db, `${schema}.${CHECKPOINTS}`, p).catch(() => null)
+    const from = await loadCheckpoint(db, p, { create: false, table: `${schema}.${CHECKPOINTS}` }).catch(() => null)
     const { rows } = await sql<{ n: number }>`
       select count(*)::int as n from pg_tables where schemaname = ${schema} and tablename = any(${[...p.tables]}::text[])`.execute(
       db,

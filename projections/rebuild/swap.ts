@@ -14,15 +14,6 @@ import { CHECKPOINTS, dropShadow, id, quoteIdent, shadowSchemaOf } from './shado
  * table. A completed swap forgets the projector's parked events: the new tables hold them all.
  */
 
-/** Where the live tables stand: the newest checkpoint of any version of this projector (null: none ever ran). */
-export async function liveCheckpoint(db: AnyDb | ProjectionTransaction, p: Projector): Promise<Position | null> {
-  const { rows } = await sql<{ commit: string; prepare: string }>`
-    select commit_position::text as commit, prepare_position::text as prepare from ${id(p.schema, CHECKPOINTS)}
-     where name = ${p.name} order by commit_position desc, prepare_position desc limit 1`.execute(db)
-  const row = rows[0]
-  return row ? { commit: BigInt(row.commit), prepare: BigInt(row.prepare) } : null
-}
-
 /**
  * Swaps a built shadow in, with the checkpoint, in one transaction: first applies the events up to `target`
  * (the live checkpoint, read again in the transaction) while the live projector waits. Drops the old tables and

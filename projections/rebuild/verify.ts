@@ -1,9 +1,9 @@
 import { sql } from 'kysely'
 import { comparePositions, type Position, START } from '../../adapters/event-store.ts'
-import type { ProjectionTransaction } from '../engine.ts'
+import { loadCheckpoint, type ProjectionTransaction } from '../engine.ts'
 import { advance, type BuildState, type RebuildDeps, type RebuildOptions, reload } from './build.ts'
 import { asOwner, whileLiveBatchesWait } from './live-lock.ts'
-import { CHECKPOINTS, id, readCheckpoint, TENANTS } from './shadow.ts'
+import { id, TENANTS } from './shadow.ts'
 
 /*
  * Verify: the shadow, brought to exactly the live checkpoint while the live projector waits, compared with the
@@ -106,7 +106,7 @@ export async function compareWithLive(
   const p = s.p
   const maxDifferences = options.maxDifferences ?? 50
   return whileLiveBatchesWait(deps.db, p, async (trx) => {
-    const live = (await readCheckpoint(trx, `${p.schema}.${CHECKPOINTS}`, p)) ?? START
+    const live = (await loadCheckpoint(trx, p, { create: false })) ?? START
     await reload(trx, s)
     if (comparePositions(s.position, live) > 0) {
       throw new Error(`${p.name}: the live checkpoint (${live.prepare}) is behind the rebuild (${s.position.prepare})`)
