@@ -17,6 +17,7 @@ import {
   type Subscription,
   WrongExpectedRevisionError,
 } from './event-store.ts'
+import { PgListener } from './pg-listener.ts'
 
 const CHANNEL = 'eventstore_appended'
 
@@ -59,8 +60,7 @@ class Notifier {
   private waiters = new Set<() => void>()
   /** Bumped on every wake-up, so a waiter that read before an append never sleeps through it. */
   generation = 0
-  private listener: pg.PoolClient | null = null
-  private listening: Promise<void> | null = null
+  private readonly listener: PgListener
   /** A NOTIFY is scheduled or in flight. */
   private notifying = false
   /** An append ended since the pending NOTIFY was sent. */
@@ -73,6 +73,8 @@ class Notifier {
   constructor(pool: pg.Pool, intervalMs: number) {
     this.pool = pool
     this.intervalMs = intervalMs
+    // Notifications of appends elsewhere wake the waiters; so does losing the connection (some may be missed).
+    this.listener = new PgListener(pool, { channel: CHANNEL, onNotification: () => this.wake(), onLost: () => this.wake() })
   }
 
   /** Resolves once an append was seen (here or elsewhere) after `generation`, or after timeoutMs. */
@@ -140,32 +142,10 @@ class Notifier {
     for (const w of [...this.waiters]) w()
   }
 
+  /** Listens for appends of other processes; a broken connection is listened again at the next wait. */
   listen(): Promise<void> {
     if (this.closed) return Promise.resolve()
-    this.listening ??= (async () => {
-      const client = await this.pool.connect()
-      client.on('notification', () => this.wake())
-      client.on('error', () => {
-        // The connection broke: forget it so the next wait listens again. Only the holder releases it, once:
-        // close() may have released it already, and a broken connection can report more than once.
-        if (this.listener !== client) return
-        this.listener = null
-        this.listening = null
-        client.release(true)
-        this.wake()
-      })
-      try {
-        await client.query(`listen ${CHANNEL}`)
-      } catch (e) {
-        client.release(true)
-        throw e
-      }
-      this.listener = client
-    })().catch((e) => {
-      this.listening = null
-      throw e
-    })
-    return this.listening
+    return this.listener.listen()
   }
 
   async close(): Promise<void> {
@@ -173,12 +153,7 @@ class Notifier {
     if (this.timer) clearTimeout(this.timer)
     this.timer = null
     this.wake()
-    const l = this.listener
-    this.listener = null
-    if (l) {
-      await l.query(`unlisten ${CHANNEL}`).catch(() => {})
-      l.release()
-    }
+    await this.listener.close()
   }
 }
 

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { v7 as uuid } from 'uuid'
+import { PgListener } from './pg-listener.ts'
 import {
   type AppendSummary,
   DEFAULT_MAX_LEN,
@@ -59,8 +60,7 @@ export class PostgresUserStreams implements UserStreams {
   private readonly maxLen: number
   private readonly queueTtlMs: number
   private readonly registry = new WakeRegistry()
-  private listener: pg.PoolClient | null = null
-  private listening: Promise<void> | null = null
+  private readonly listener: PgListener
   private retry: NodeJS.Timeout | null = null
   private closed = false
 
@@ -68,6 +68,14 @@ export class PostgresUserStreams implements UserStreams {
     this.pool = pool
     this.maxLen = options.maxLen ?? DEFAULT_MAX_LEN
     this.queueTtlMs = options.queueTtlMs ?? DEFAULT_QUEUE_TTL_MS
+    this.listener = new PgListener(pool, {
+      channel: CHANNEL,
+      applicationName: WAKEUP_CONNECTION_NAME,
+      onNotification: (userId) => {
+        if (userId) this.registry.wake(userId)
+      },
+      onLost: () => this.relisten(),
+    })
   }
 
   async append(entries: readonly UserStreamEntry[]): Promise<AppendSummary> {
@@ -171,40 +179,11 @@ export class PostgresUserStreams implements UserStreams {
 
   private listen(): Promise<void> {
     if (this.closed) return Promise.resolve()
-    this.listening ??= (async () => {
-      const client = await this.pool.connect()
-      try {
-        await client.query(`set application_name = '${WAKEUP_CONNECTION_NAME}'`)
-        await client.query(`listen ${CHANNEL}`)
-      } catch (e) {
-        client.release(true)
-        throw e
-      }
-      client.on('notification', (n) => {
-        if (n.channel === CHANNEL && n.payload) this.registry.wake(n.payload)
-      })
-      client.on('error', () => this.lost(client))
-      client.on('end', () => this.lost(client))
-      this.listener = client
-      if (this.closed) this.lost(client)
-    })().catch((e) => {
-      this.listening = null
-      throw e
-    })
-    return this.listening
+    return this.listener.listen()
   }
 
   /** The listening connection broke: listen again (with back-off) and wake everyone once it is back. */
-  private lost(client: pg.PoolClient, attempt = 0): void {
-    if (this.listener === client) {
-      this.listener = null
-      this.listening = null
-      try {
-        client.release(true)
-      } catch {
-        // Already released.
-      }
-    }
+  private relisten(attempt = 0): void {
     if (this.closed || this.retry) return
     const delay = Math.min(2_000, 50 * 2 ** attempt)
     this.retry = setTimeout(() => {
@@ -212,7 +191,7 @@ export class PostgresUserStreams implements UserStreams {
       if (this.closed) return
       this.listen().then(
         () => this.registry.wakeAll(),
-        () => this.lost(client, attempt + 1),
+        () => this.relisten(attempt + 1),
       )
     }, delay)
     this.retry.unref()
@@ -273,13 +252,6 @@ export class PostgresUserStreams implements UserStreams {
     if (this.closed) return
     this.closed = true
     if (this.retry) clearTimeout(this.retry)
-    await this.listening?.catch(() => {})
-    const l = this.listener
-    this.listener = null
-    this.listening = null
-    if (l) {
-      await l.query(`unlisten ${CHANNEL}`).catch(() => {})
-      l.release(true)
-    }
+    await this.listener.close()
   }
 }
