@@ -69,6 +69,8 @@ export async function startIdentity(config: Config, db: AnyDb): Promise<Identity
     redirectUri,
     scopes: ['openid', 'email', 'profile'],
     replayCache,
+    // The dev IdP is served at PUBLIC_URL, which may be plain http off loopback (DEV_IDP=1 on a LAN).
+    allowInsecureRequests: devIdp !== null,
   })
   const agentTokens = createAgentTokenService({
     issuer: origin,

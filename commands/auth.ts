@@ -66,12 +66,10 @@ async function emailOf(
   accessToken: string | undefined,
 ): Promise<{ email: string; verified: boolean } | null> {
   if (typeof claims.email === 'string') return { email: claims.email, verified: claims.email_verified === true }
-  const endpoint = (await identity.oidc.metadata()).userinfo_endpoint
-  if (!endpoint || !accessToken) return null
-  const r = await fetch(endpoint, { headers: { authorization: `Bearer ${accessToken}` }, signal: AbortSignal.timeout(10_000) })
-  if (!r.ok) return null
-  const info = (await r.json()) as { sub?: unknown; email?: unknown; email_verified?: unknown }
-  if (info.sub !== claims.sub || typeof info.email !== 'string') return null
+  if (!accessToken) return null
+  // Refused (another subject, an error answer, unreachable) or absent: no email.
+  const info = await identity.oidc.userinfo(accessToken, claims.sub).catch(() => null)
+  if (typeof info?.email !== 'string') return null
   return { email: info.email, verified: info.email_verified === true }
 }
 

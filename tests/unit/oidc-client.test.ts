@@ -8,10 +8,11 @@ import {
   type JWTPayload,
   SignJWT,
 } from 'jose'
+import { calculatePKCECodeChallenge } from 'openid-client'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
-  buildAuthorizationUrl,
-  createAuthorizationRequest,
+  createOidcClient,
+  type FetchLike,
   IdTokenAlgorithmError,
   IdTokenAudienceError,
   IdTokenClaimsError,
@@ -22,15 +23,13 @@ import {
   IdTokenReplayedError,
   IdTokenSignatureError,
   OidcAuthorizationError,
+  type OidcClientConfig,
   OidcDiscoveryError,
-  type OidcError,
+  OidcError,
   OidcIssuerMismatchError,
+  OidcJwksError,
   OidcStateMismatchError,
-  type ProviderMetadata,
-  parseCallbackParams,
-  parseProviderMetadata,
-  pkceChallenge,
-  tokenRequest,
+  OidcTokenExchangeError,
   verifyIdToken,
 } from '../../adapters/oidc-client.ts'
 import { MemoryReplayCache } from '../../adapters/replay-cache.ts'
@@ -166,20 +165,99 @@ describe('ID token verification', () => {
   })
 })
 
-describe('authorization request and callback', () => {
-  const metadata: ProviderMetadata = {
-    issuer,
-    authorization_endpoint: `${issuer}/authorize?tenant=x`,
-    token_endpoint: `${issuer}/token`,
-    jwks_uri: `${issuer}/jwks`,
-  }
+/*
+ * The client over openid-client, against an in-memory issuer (its discovery, JWKS, token and
+ * userinfo endpoints answered by the `fetch` the client is given). Tokens here are minted at the
+ * real current time: openid-client checks them against the clock.
+ */
+type Issue = (nonce: string) => Promise<string>
 
-  it('PKCE S256 matches RFC 7636 appendix B', () => {
-    expect(pkceChallenge('dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk')).toBe('E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM')
+function fakeIssuer(metadata: Record<string, unknown> = {}) {
+  const idp = {
+    metadata: {
+      issuer,
+      authorization_endpoint: `${issuer}/authorize?tenant=x`,
+      token_endpoint: `${issuer}/token`,
+      jwks_uri: `${issuer}/jwks`,
+      userinfo_endpoint: `${issuer}/userinfo`,
+      response_types_supported: ['code'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['RS256', 'ES256', 'PS256', 'EdDSA'],
+      code_challenge_methods_supported: ['S256'],
+      ...metadata,
+    } as Record<string, unknown>,
+    /** The ID token the token endpoint answers with, for the nonce of the sign-in under way. */
+    issue: ((n) => mint(rsa, liveClaims(n))) as Issue,
+    nonce: '',
+    token: undefined as Response | undefined,
+    userinfo: { sub: 'user-123', email: 'info@example.com', email_verified: true } as Record<string, unknown>,
+    down: new Set<string>(),
+    requests: [] as { path: string; headers: Headers; body: URLSearchParams }[],
+    fetch: (async (input, init) => {
+      const url = new URL(String(input))
+      const path = url.pathname.replace(/^\/dev-idp/, '')
+      idp.requests.push({
+        path,
+        headers: new Headers(init?.headers),
+        body: new URLSearchParams(String(init?.body ?? '')),
+      })
+      if (idp.down.has(path)) throw new TypeError('fetch failed')
+      switch (path) {
+        case '/.well-known/openid-configuration':
+          return Response.json(idp.metadata)
+        case '/jwks':
+          return Response.json({ keys: [rsa.publicJwk, ec.publicJwk, ed.publicJwk] })
+        case '/token':
+          return idp.token ?? Response.json({ access_token: 'at', token_type: 'Bearer', id_token: await idp.issue(idp.nonce) })
+        case '/userinfo':
+          return new Headers(init?.headers).get('authorization') === 'Bearer at'
+            ? Response.json(idp.userinfo)
+            : Response.json({}, { status: 401 })
+      }
+      return new Response('not found', { status: 404 })
+    }) as FetchLike,
+    count: (path: string) => idp.requests.filter((r) => r.path === path).length,
+  }
+  return idp
+}
+
+const liveClaims = (n: string): JWTPayload => {
+  const s = Math.floor(Date.now() / 1000)
+  return { ...baseClaims(), nonce: n, iat: s - 5, exp: s + 300 }
+}
+
+const clientFor = (idp: ReturnType<typeof fakeIssuer>, config: Partial<OidcClientConfig> = {}) =>
+  createOidcClient({
+    issuer,
+    clientId,
+    clientSecret: 'secret',
+    redirectUri: 'https://app.example.com/auth/callback',
+    fetch: idp.fetch,
+    ...config,
   })
 
-  it('builds the URL with state, nonce and the S256 challenge', () => {
-    const req = createAuthorizationRequest(metadata, { clientId, redirectUri: 'https://app.example.com/auth/callback' })
+/** A sign-in through the callback, the token endpoint answering with `issue(nonce)`. */
+async function signIn(client: ReturnType<typeof createOidcClient>, idp: ReturnType<typeof fakeIssuer>, issue?: Issue) {
+  if (issue) idp.issue = issue
+  const request = await client.authorizationRequest()
+  idp.nonce = request.nonce
+  const params = new URLSearchParams({ code: 'the-code', state: request.state })
+  return { request, params, result: client.handleCallback(params, request) }
+}
+
+const refusal = async (p: Promise<unknown>) => {
+  const e = await p.then(
+    () => null,
+    (e: unknown) => e,
+  )
+  expect(e).toBeInstanceOf(OidcError)
+  return (e as OidcError).code
+}
+
+describe('the client: authorization request', () => {
+  it('builds the URL with state, nonce and the S256 challenge', async () => {
+    const client = clientFor(fakeIssuer())
+    const req = await client.authorizationRequest()
     const url = new URL(req.url)
     expect(url.origin + url.pathname).toBe(`${issuer}/authorize`)
     expect(Object.fromEntries(url.searchParams)).toEqual({
@@ -190,64 +268,185 @@ describe('authorization request and callback', () => {
       scope: 'openid email',
       state: req.state,
       nonce: req.nonce,
-      code_challenge: pkceChallenge(req.codeVerifier),
+      code_challenge: await calculatePKCECodeChallenge(req.codeVerifier),
       code_challenge_method: 'S256',
     })
     for (const v of [req.state, req.nonce, req.codeVerifier]) expect(v).toMatch(/^[A-Za-z0-9_-]{43}$/)
     expect(new Set([req.state, req.nonce, req.codeVerifier]).size).toBe(3)
-    expect(() =>
-      buildAuthorizationUrl(metadata, {
-        clientId,
-        redirectUri: 'x',
-        scopes: ['email'],
-        state: 's',
-        nonce: 'n',
-        codeVerifier: 'v',
-      }),
-    ).toThrow(/openid/)
+    // RFC 7636 appendix B.
+    expect(await calculatePKCECodeChallenge('dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk')).toBe(
+      'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    )
+    expect(() => clientFor(fakeIssuer(), { scopes: ['email'] })).toThrow(/openid/)
+    expect(() => clientFor(fakeIssuer(), { algorithms: ['HS256' as 'RS256'] })).toThrow(/not allowed/)
   })
 
-  it('checks the callback: state, error, RFC 9207 iss', () => {
-    const q = (o: Record<string, string>) => new URLSearchParams(o)
-    expect(parseCallbackParams(q({ code: 'c', state: 's' }), { state: 's', issuer })).toEqual({ code: 'c' })
-    expect(() => parseCallbackParams(q({ code: 'c', state: 't' }), { state: 's', issuer })).toThrow(OidcStateMismatchError)
-    expect(() => parseCallbackParams(q({ code: 'c' }), { state: 's', issuer })).toThrow(OidcStateMismatchError)
-    expect(() => parseCallbackParams(q({ error: 'access_denied', state: 's' }), { state: 's', issuer })).toThrow(
-      OidcAuthorizationError,
-    )
-    expect(() => parseCallbackParams(q({ code: 'c', state: 's', iss: 'https://evil' }), { state: 's', issuer })).toThrow(
+  it('validates discovery, and tries it again after a failure', async () => {
+    const discoveryCode = (metadata: Record<string, unknown>, config: Partial<OidcClientConfig> = {}) =>
+      refusal(clientFor(fakeIssuer(metadata), config).authorizationRequest())
+    expect(await discoveryCode({ issuer: 'https://evil.example.com' })).toBe('discovery_failed')
+    expect(await discoveryCode({ jwks_uri: undefined })).toBe('discovery_failed')
+    expect(await discoveryCode({ token_endpoint: 'http://idp.example.com/token' })).toBe('discovery_failed')
+    expect(await discoveryCode({ code_challenge_methods_supported: ['plain'] })).toBe('discovery_failed')
+    expect(await discoveryCode({ token_endpoint_auth_methods_supported: ['private_key_jwt'] })).toBe('discovery_failed')
+
+    const idp = fakeIssuer()
+    const client = clientFor(idp)
+    idp.down.add('/.well-known/openid-configuration')
+    await expect(client.metadata()).rejects.toBeInstanceOf(OidcDiscoveryError)
+    idp.down.clear()
+    expect((await client.metadata()).token_endpoint).toBe(`${issuer}/token`)
+    await client.metadata()
+    expect(idp.count('/.well-known/openid-configuration')).toBe(2)
+  })
+
+  it('speaks plain http only to a loopback issuer, or when allowed', async () => {
+    const at = (base: string) => ({
+      issuer: base,
+      authorization_endpoint: `${base}/authorize`,
+      token_endpoint: `${base}/token`,
+      jwks_uri: `${base}/jwks`,
+    })
+    const local = 'http://127.0.0.1:3000/dev-idp'
+    expect((await clientFor(fakeIssuer(at(local)), { issuer: local }).metadata()).issuer).toBe(local)
+    const lan = 'http://192.168.1.5:3000/dev-idp'
+    await expect(clientFor(fakeIssuer(at(lan)), { issuer: lan }).metadata()).rejects.toBeInstanceOf(OidcDiscoveryError)
+    expect((await clientFor(fakeIssuer(at(lan)), { issuer: lan, allowInsecureRequests: true }).metadata()).issuer).toBe(lan)
+  })
+})
+
+describe('the client: callback', () => {
+  it('exchanges the code with the PKCE verifier, as client_secret_basic, and accepts the nonce once', async () => {
+    const idp = fakeIssuer()
+    const client = clientFor(idp, { clientId: 'id:x', clientSecret: 's e/cr%t', replayCache: new MemoryReplayCache() })
+    const { request, params, result } = await signIn(client, idp, (n) => mint(rsa, { ...liveClaims(n), aud: 'id:x' }))
+    const { claims, idToken, tokens } = await result
+    expect(claims).toMatchObject({ sub: 'user-123', email: 'alice@example.com', email_verified: true, nonce: request.nonce })
+    expect(idToken.split('.')).toHaveLength(3)
+    expect(tokens.access_token).toBe('at')
+
+    const token = idp.requests.find((r) => r.path === '/token')!
+    expect(Object.fromEntries(token.body)).toEqual({
+      grant_type: 'authorization_code',
+      code: 'the-code',
+      redirect_uri: 'https://app.example.com/auth/callback',
+      code_verifier: request.codeVerifier,
+    })
+    // RFC 6749 §2.3.1: both parts form-urlencoded before base64.
+    const basic = token.headers.get('authorization')!
+    expect(Buffer.from(basic.replace(/^Basic /, ''), 'base64').toString()).toBe('id%3Ax:s+e%2Fcr%25t')
+
+    // The same redirect again: the issuer answers with the same ID token, whose nonce is spent.
+    await expect(client.handleCallback(params, request)).rejects.toBeInstanceOf(IdTokenReplayedError)
+  })
+
+  it('authenticates with client_secret_post when that is all the issuer offers', async () => {
+    const idp = fakeIssuer({ token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt'] })
+    await (await signIn(clientFor(idp), idp)).result
+    const token = idp.requests.find((r) => r.path === '/token')!
+    expect(token.headers.get('authorization')).toBeNull()
+    expect(token.body.get('client_id')).toBe(clientId)
+    expect(token.body.get('client_secret')).toBe('secret')
+  })
+
+  it('checks the redirect: state, error, RFC 9207 iss, before any token request', async () => {
+    const idp = fakeIssuer()
+    const client = clientFor(idp)
+    const request = await client.authorizationRequest()
+    const q = (o: Record<string, string>) => client.handleCallback(new URLSearchParams(o), request)
+    await expect(q({ code: 'c', state: 'other' })).rejects.toBeInstanceOf(OidcStateMismatchError)
+    await expect(q({ code: 'c' })).rejects.toBeInstanceOf(OidcStateMismatchError)
+    const denied = await q({ error: 'access_denied', error_description: 'no', state: request.state }).catch((e) => e)
+    expect(denied).toBeInstanceOf(OidcAuthorizationError)
+    expect(denied).toMatchObject({ error: 'access_denied', errorDescription: 'no' })
+    await expect(q({ state: request.state })).rejects.toBeInstanceOf(OidcAuthorizationError)
+    await expect(q({ code: 'c', state: request.state, iss: 'https://evil' })).rejects.toBeInstanceOf(OidcIssuerMismatchError)
+    const strict = fakeIssuer({ authorization_response_iss_parameter_supported: true })
+    const strictClient = clientFor(strict)
+    const r = await strictClient.authorizationRequest()
+    await expect(strictClient.handleCallback(new URLSearchParams({ code: 'c', state: r.state }), r)).rejects.toBeInstanceOf(
       OidcIssuerMismatchError,
     )
-    expect(() => parseCallbackParams(q({ code: 'c', state: 's' }), { state: 's', issuer, requireIss: true })).toThrow(
-      OidcIssuerMismatchError,
+    expect(idp.count('/token') + strict.count('/token')).toBe(0)
+  })
+
+  it('refuses every bad ID token from the token endpoint with its reason', async () => {
+    const idp = fakeIssuer()
+    const client = clientFor(idp)
+    const now = () => Math.floor(Date.now() / 1000)
+    const forger = await signer('RS256')
+    const publicBytes = new TextEncoder().encode(JSON.stringify(rsa.publicJwk))
+    const cases: [string, Issue][] = [
+      ['id_token_signature', (n) => mint(forger, liveClaims(n), { kid: rsa.kid })],
+      ['id_token_signature', (n) => mint(forger, liveClaims(n))],
+      ['id_token_expired', (n) => mint(rsa, { ...liveClaims(n), iat: now() - 3600, exp: now() - 120 })],
+      ['id_token_audience', (n) => mint(rsa, { ...liveClaims(n), aud: 'another-client' })],
+      ['id_token_audience', (n) => mint(rsa, { ...liveClaims(n), aud: [clientId, 'other'] })],
+      ['id_token_audience', (n) => mint(rsa, { ...liveClaims(n), aud: [clientId, 'other'], azp: 'other' })],
+      ['id_token_issuer', (n) => mint(rsa, { ...liveClaims(n), iss: 'https://evil.example.com' })],
+      ['id_token_algorithm', async (n) => `${enc({ alg: 'none', typ: 'JWT' })}.${enc(liveClaims(n))}.`],
+      [
+        'id_token_algorithm',
+        (n) => new SignJWT(liveClaims(n)).setProtectedHeader({ alg: 'HS256', kid: rsa.kid }).sign(publicBytes),
+      ],
+      ['id_token_nonce', (n) => mint(rsa, { ...liveClaims(n), nonce: 'other' })],
+      ['id_token_nonce', (n) => mint(rsa, { ...liveClaims(n), nonce: undefined })],
+      ['id_token_claims', (n) => mint(rsa, { ...liveClaims(n), sub: undefined })],
+      ['id_token_claims', (n) => mint(rsa, { ...liveClaims(n), iat: now() + 3600 })],
+      ['id_token_claims', (n) => mint(rsa, { ...liveClaims(n), nbf: now() + 3600 })],
+      ['id_token_malformed', async () => 'a.b.c'],
+    ]
+    for (const [code, issue] of cases)
+      expect([code, await refusal((await signIn(client, idp, issue)).result)]).toEqual([code, code])
+
+    // 30 s of clock skew by default, at most 60.
+    const justExpired: Issue = (n) => mint(rsa, { ...liveClaims(n), iat: now() - 3600, exp: now() - 20 })
+    await expect((await signIn(client, idp, justExpired)).result).resolves.toBeDefined()
+    expect(await refusal((await signIn(clientFor(idp, { clockToleranceSeconds: 0 }), idp, justExpired)).result)).toBe(
+      'id_token_expired',
+    )
+    const longExpired: Issue = (n) => mint(rsa, { ...liveClaims(n), iat: now() - 3600, exp: now() - 120 })
+    const lenient = clientFor(idp, { clockToleranceSeconds: 3600 })
+    expect(await refusal((await signIn(lenient, idp, longExpired)).result)).toBe('id_token_expired')
+    // Several audiences with azp naming us, and every allowed algorithm, are fine.
+    await expect(
+      (await signIn(client, idp, (n) => mint(rsa, { ...liveClaims(n), aud: [clientId, 'other'], azp: clientId }))).result,
+    ).resolves.toBeDefined()
+    for (const s of [ec, ed])
+      await expect((await signIn(client, idp, (n) => mint(s, liveClaims(n)))).result).resolves.toBeDefined()
+    // A narrower allow-list is honoured.
+    const rsaOnly = clientFor(idp, { algorithms: ['RS256'] })
+    expect(await refusal((await signIn(rsaOnly, idp, (n) => mint(ec, liveClaims(n)))).result)).toBe('id_token_algorithm')
+    // An algorithm the issuer does not announce.
+    const announcesRsa = fakeIssuer({ id_token_signing_alg_values_supported: ['RS256'] })
+    expect(await refusal((await signIn(clientFor(announcesRsa), announcesRsa, (n) => mint(ec, liveClaims(n)))).result)).toBe(
+      'id_token_algorithm',
     )
   })
 
-  it('authenticates at the token endpoint with basic or post', () => {
-    const params = { code: 'c', codeVerifier: 'v', redirectUri: 'r', clientId: 'id:x', clientSecret: 's e/cr%t' }
-    const basic = tokenRequest(params, 'client_secret_basic')
-    expect(Buffer.from(basic.headers.authorization!.slice(6), 'base64').toString()).toBe('id%3Ax:s+e%2Fcr%25t')
-    expect(basic.body.get('client_secret')).toBeNull()
-    expect(basic.body.get('code_verifier')).toBe('v')
-    const post = tokenRequest(params, 'client_secret_post')
-    expect(post.headers.authorization).toBeUndefined()
-    expect(post.body.get('client_secret')).toBe('s e/cr%t')
+  it('names what failed at the token endpoint and the JWKS', async () => {
+    const idp = fakeIssuer()
+    const client = clientFor(idp)
+    idp.token = Response.json({ error: 'invalid_grant', error_description: 'code expired' }, { status: 400 })
+    const refused = await (await signIn(client, idp)).result.catch((e) => e)
+    expect(refused).toBeInstanceOf(OidcTokenExchangeError)
+    expect(refused).toMatchObject({ status: 400, error: 'invalid_grant' })
+    idp.token = Response.json({ token_type: 'Bearer', access_token: 'at' })
+    expect(await refusal((await signIn(client, idp)).result)).toBe('token_exchange_failed')
+    idp.token = undefined
+    idp.down.add('/token')
+    expect(await refusal((await signIn(client, idp)).result)).toBe('token_exchange_failed')
+    idp.down.clear()
+    idp.down.add('/jwks')
+    await expect((await signIn(client, idp)).result).rejects.toBeInstanceOf(OidcJwksError)
   })
 
-  it('validates discovery documents', () => {
-    expect(parseProviderMetadata(issuer, { ...metadata }).token_endpoint).toBe(`${issuer}/token`)
-    expect(() => parseProviderMetadata(issuer, { ...metadata, issuer: 'https://evil' })).toThrow(OidcDiscoveryError)
-    expect(() => parseProviderMetadata(issuer, { ...metadata, jwks_uri: undefined })).toThrow(OidcDiscoveryError)
-    expect(() => parseProviderMetadata(issuer, { ...metadata, token_endpoint: 'http://idp.example.com/token' })).toThrow(
-      OidcDiscoveryError,
-    )
-    expect(() => parseProviderMetadata(issuer, { ...metadata, code_challenge_methods_supported: ['plain'] })).toThrow(/S256/)
-    expect(
-      parseProviderMetadata('http://localhost:3000/dev-idp', {
-        ...metadata,
-        issuer: 'http://localhost:3000/dev-idp',
-        token_endpoint: 'http://localhost:3000/dev-idp/token',
-      }).issuer,
-    ).toBe('http://localhost:3000/dev-idp')
+  it('reads userinfo for the subject of the sign-in only', async () => {
+    const idp = fakeIssuer()
+    const client = clientFor(idp)
+    expect(await client.userinfo('at', 'user-123')).toMatchObject({ email: 'info@example.com', email_verified: true })
+    await expect(client.userinfo('at', 'someone-else')).rejects.toBeInstanceOf(OidcError)
+    const none = fakeIssuer({ userinfo_endpoint: undefined })
+    expect(await clientFor(none).userinfo('at', 'user-123')).toBeNull()
   })
 })
