@@ -168,3 +168,24 @@ export async function forgetParked(db: AnyDb, kind: ConsumerKind, name: string):
   const r = await sql`delete from control.parked_events where consumer_kind = ${kind} and consumer = ${name}`.execute(db)
   return Number(r.numAffectedRows ?? 0n)
 }
+
+/*
+ * The operator's commands over a parked event, as a port: projections/parking.ts implements them for the
+ * projectors, the command routes (commands/projections.ts) take them from bin/.
+ */
+
+export type RetryOutcome =
+  | { readonly outcome: 'applied'; readonly parked: ParkedEvent }
+  | { readonly outcome: 'failed'; readonly parked: ParkedEvent; readonly error: string }
+  | { readonly outcome: 'not_found' }
+
+export type SkipOutcome =
+  | { readonly outcome: 'skipped' | 'already_skipped'; readonly parked: ParkedEvent }
+  | { readonly outcome: 'not_found' }
+
+export type ParkedEventCommands = {
+  /** Applies the event again; on success it is no longer parked, on failure it stays parked with this error. */
+  retry(projector: string, eventId: string): Promise<RetryOutcome>
+  /** Leaves the event unapplied for good, recording who decided and why. */
+  skip(projector: string, eventId: string, by: string, reason: string | null): Promise<SkipOutcome>
+}

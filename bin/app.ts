@@ -17,12 +17,13 @@ import { usersCommands } from '../commands/users.ts'
 import { authenticateTenant, claimTenant } from '../http/authenticate.ts'
 import { clientAddress } from '../http/client-address.ts'
 import type { AppEnv } from '../http/context.ts'
-import { onError } from '../http/errors.ts'
+import { onError, registerErrorStatus } from '../http/errors.ts'
 import { idempotency } from '../http/idempotency.ts'
 import { isOperator } from '../http/operator.ts'
 import { HttpProblem, renderProblem } from '../http/problem.ts'
 import { rateLimit } from '../http/rate-limit.ts'
 import { refuseNul } from '../http/text-input.ts'
+import { ConsistencyTimeoutError, TooManyWaitsError, UnknownPositionError } from '../projections/consistency.ts'
 import { projectorParking } from '../projections/parking.ts'
 import { authQueries } from '../read-api/auth.ts'
 import { controlQueries } from '../read-api/control.ts'
@@ -38,6 +39,20 @@ import { realtimeRoutes } from '../realtime/http.ts'
 import type { Services } from './services.ts'
 
 const CORRELATION = /^[\w.:-]{1,128}$/
+
+// The projections' read-your-writes errors, registered here: projections never import the HTTP shell.
+registerErrorStatus(ConsistencyTimeoutError, 503, 'NOT_CONSISTENT_YET', {
+  title: 'Not consistent yet',
+  headers: { 'retry-after': '1' },
+})
+registerErrorStatus(UnknownPositionError, 400, 'POSITION_UNKNOWN', {
+  title: 'Unknown position',
+  errors: [{ path: 'consistentAfter', message: 'no event stands at this position' }],
+})
+registerErrorStatus(TooManyWaitsError, 429, 'TOO_MANY_WAITS', {
+  title: 'Too many waiting reads',
+  headers: { 'retry-after': '1' },
+})
 
 /** The HTTP surface: middleware shared by every route, then one module per context and side. */
 export function createApp(services: Services): OpenAPIHono<AppEnv> {

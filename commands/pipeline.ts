@@ -11,6 +11,7 @@ import {
 } from '../adapters/event-store.ts'
 import { type Decider, DomainError, type DomainEvent, fold } from '../domain/decider.ts'
 import { currentVersion, type UpcasterRegistry } from '../domain/upcasting.ts'
+import { registerErrorStatus } from '../http/errors.ts'
 
 /** Who asks, on whose behalf, and why: flows from the HTTP request into every event's metadata. */
 export type CommandContext = {
@@ -33,6 +34,12 @@ export type CommandResult<E, S> = {
 export class ConcurrencyError extends Error {
   override readonly name = 'ConcurrencyError'
 }
+
+// A decision that kept losing to concurrent writers: the client may try again.
+registerErrorStatus(ConcurrencyError, 409, 'CONCURRENCY_CONFLICT', {
+  title: 'Conflict',
+  detail: 'a concurrent change won: try again',
+})
 
 export type PipelineDeps = { readonly store: EventStore; readonly upcasters: UpcasterRegistry }
 

@@ -1,10 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import type { ParkedEventCommands } from '../adapters/parked-events.ts'
 import type { AppDeps } from '../http/context.ts'
 import { operatorActor, requireOperator } from '../http/operator.ts'
 import { HttpProblem, notFound } from '../http/problem.ts'
 import { router } from '../http/router.ts'
 import { json, problemResponse, Uuid } from '../http/schemas.ts'
-import type { ParkedEventCommands } from '../projections/parking.ts'
 
 /*
  * Operator commands on the events a projector parked. They act on read models, not on the event history: no

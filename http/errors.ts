@@ -3,9 +3,7 @@ import { HTTPException } from 'hono/http-exception'
 import { ZodError } from 'zod'
 import { PartialIdempotencyError, WrongExpectedRevisionError } from '../adapters/event-store.ts'
 import type { Logger } from '../adapters/logger.ts'
-import { ConcurrencyError } from '../commands/pipeline.ts'
 import { DomainError } from '../domain/decider.ts'
-import { ConsistencyTimeoutError, TooManyWaitsError, UnknownPositionError } from '../projections/consistency.ts'
 import { type FieldError, HttpProblem, type Problem, renderProblem } from './problem.ts'
 
 const domainStatus = { rule: 422, conflict: 409, not_found: 404, forbidden: 403 } as const
@@ -18,6 +16,42 @@ const domainTitle = {
 
 export const zodFieldErrors = (e: ZodError): FieldError[] =>
   e.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message }))
+
+/** What a registered error answers besides its status and code: the detail defaults to the error's message. */
+export type ErrorShape = Partial<Pick<Problem, 'title' | 'detail' | 'errors' | 'headers'>>
+
+// biome-ignore lint/suspicious/noExplicitAny: any error class, whatever its constructor takes
+type ErrorClass = abstract new (...args: any[]) => Error
+
+const errorStatuses: { errorClass: ErrorClass; toProblem: (e: Error) => Problem }[] = []
+
+/**
+ * The table errors map to statuses by: each layer registers the errors it defines (commands their
+ * ConcurrencyError, bin/ the projections' consistency errors), so that this shell never imports a layer above
+ * it. The first registration an error is an instance of answers.
+ */
+export function registerErrorStatus(
+  errorClass: ErrorClass,
+  status: Problem['status'],
+  code: string,
+  shape: ErrorShape = {},
+): void {
+  errorStatuses.push({
+    errorClass,
+    toProblem: (e) => ({ status, code, title: shape.title ?? code, detail: shape.detail ?? e.message, ...pick(shape) }),
+  })
+}
+
+const pick = (shape: ErrorShape) => ({
+  ...(shape.errors ? { errors: shape.errors } : {}),
+  ...(shape.headers ? { headers: shape.headers } : {}),
+})
+
+registerErrorStatus(WrongExpectedRevisionError, 409, 'CONCURRENCY_CONFLICT', {
+  title: 'Conflict',
+  detail: 'a concurrent change won: try again',
+})
+registerErrorStatus(PartialIdempotencyError, 409, 'DUPLICATE', { title: 'Conflict' })
 
 /** Translates every failure into a problem; only what no client could have caused is a 500. */
 export function toProblem(e: unknown): Problem | null {
@@ -34,43 +68,8 @@ export function toProblem(e: unknown): Problem | null {
       errors: zodFieldErrors(e),
     }
   }
-  if (e instanceof ConcurrencyError || e instanceof WrongExpectedRevisionError) {
-    return {
-      status: 409,
-      code: 'CONCURRENCY_CONFLICT',
-      title: 'Conflict',
-      detail: 'a concurrent change won: try again',
-    }
-  }
-  if (e instanceof PartialIdempotencyError) {
-    return { status: 409, code: 'DUPLICATE', title: 'Conflict', detail: e.message }
-  }
-  if (e instanceof ConsistencyTimeoutError) {
-    return {
-      status: 503,
-      code: 'NOT_CONSISTENT_YET',
-      title: 'Not consistent yet',
-      detail: e.message,
-      headers: { 'retry-after': '1' },
-    }
-  }
-  if (e instanceof UnknownPositionError) {
-    return {
-      status: 400,
-      code: 'POSITION_UNKNOWN',
-      title: 'Unknown position',
-      detail: e.message,
-      errors: [{ path: 'consistentAfter', message: 'no event stands at this position' }],
-    }
-  }
-  if (e instanceof TooManyWaitsError) {
-    return {
-      status: 429,
-      code: 'TOO_MANY_WAITS',
-      title: 'Too many waiting reads',
-      detail: e.message,
-      headers: { 'retry-after': '1' },
-    }
+  for (const { errorClass, toProblem } of errorStatuses) {
+    if (e instanceof errorClass) return toProblem(e)
   }
   if (e instanceof HTTPException) {
     const status = e.status

@@ -5,7 +5,8 @@ import {
   errorText,
   findParked,
   markSkipped,
-  type ParkedEvent,
+  type ParkedEventCommands,
+  type RetryOutcome,
   recordFailure,
   unpark,
 } from '../adapters/parked-events.ts'
@@ -18,22 +19,6 @@ import { applyEventsIn, enterProjection, type Projector } from './engine.ts'
  * data it tripped on is fixed), or skip it for good. A retry applies the event long after the checkpoint passed
  * it, so after events that followed it: the projector must cope with that order, as it does for a replay.
  */
-
-export type RetryOutcome =
-  | { readonly outcome: 'applied'; readonly parked: ParkedEvent }
-  | { readonly outcome: 'failed'; readonly parked: ParkedEvent; readonly error: string }
-  | { readonly outcome: 'not_found' }
-
-export type SkipOutcome =
-  | { readonly outcome: 'skipped' | 'already_skipped'; readonly parked: ParkedEvent }
-  | { readonly outcome: 'not_found' }
-
-export type ParkedEventCommands = {
-  /** Applies the event again; on success it is no longer parked, on failure it stays parked with this error. */
-  retry(projector: string, eventId: string): Promise<RetryOutcome>
-  /** Leaves the event unapplied for good, recording who decided and why. */
-  skip(projector: string, eventId: string, by: string, reason: string | null): Promise<SkipOutcome>
-}
 
 const consumerOf = (p: Projector): Consumer => ({ kind: 'projector', name: p.name, version: p.version })
 

@@ -5,7 +5,7 @@ import type { Logger } from '../adapters/logger.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
 import { STREAM_START_ID, type UserStreamEntry, type UserStreams } from '../adapters/user-streams.ts'
 import { type ProjectionTransaction, retryDelayMs } from './engine.ts'
-import { erasedBy, forgetInStream } from './realtime.ts'
+import { erasedBy, forgetInStream } from './realtime-erasure.ts'
 
 /** One event the fan-out delivers, and to whom (as of the event's position). */
 export type Delivery = {
