@@ -1,8 +1,8 @@
 import { sql } from 'kysely'
 import type { RecordedEvent } from '../adapters/event-store.ts'
+import { deliveredEventTypes, realtimePayload } from '../domain/realtime-payloads.ts'
 import type { ProjectionTransaction, Projector } from './engine.ts'
 import type { Delivery, RealtimeOutbox } from './realtime-outbox.ts'
-import { realtimePayload } from './realtime-payloads.ts'
 
 type Data = Record<string, unknown> & { roomId?: string; spaceId?: string; userId?: string }
 
@@ -93,7 +93,7 @@ async function audience(trx: ProjectionTransaction, tenantId: string, e: Recorde
 }
 
 /**
- * Delivers each event, cut to its allow-listed payload (realtime-payloads.ts: an event type not listed there is
+ * Delivers each event, cut to its allow-listed payload (domain/realtime-payloads.ts: an event type not listed there is
  * not delivered), to the stream of every user who may see it at that event's position. The batch records
  * its deliveries in the outbox, in its transaction; the outbox appends them to the streams after the commit,
  * each with the event's global position as its id, so a repeat is refused by the stream instead of delivered
@@ -105,25 +105,7 @@ export function realtimeProjector(outbox?: RealtimeOutbox): Projector {
     version: 1,
     schema: 'tenant',
     tables: ['fanout_users', 'fanout_rooms', 'fanout_members', 'fanout_spaces'],
-    eventTypes: new Set([
-      'message.created',
-      'message.updated',
-      'message.deleted',
-      'message.range_deleted',
-      'message.reaction_changed',
-      'room.created',
-      'room.updated',
-      'room.member_added',
-      'room.member_removed',
-      'room.archived',
-      'space.created',
-      'space.updated',
-      'user.joined',
-      'user.activated',
-      'user.role_changed',
-      'user.deactivated',
-      'user.erased',
-    ]),
+    eventTypes: deliveredEventTypes,
     async apply(trx, events) {
       const deliveries: Delivery[] = []
       for (const e of events) {

@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import { realtimeEventTypes } from '../domain/realtime-payloads.ts'
 import type { AppDeps } from '../http/context.ts'
 import { principalOf } from '../http/principal.ts'
 import { HttpProblem } from '../http/problem.ts'
@@ -6,25 +7,6 @@ import { router } from '../http/router.ts'
 import { json, problemResponse } from '../http/schemas.ts'
 import { bearerSecurity } from '../http/tenant-route.ts'
 import { RealtimeError, type RealtimeGateway } from './gateway.ts'
-
-export const REALTIME_EVENT_TYPES = [
-  'message.created',
-  'message.updated',
-  'message.deleted',
-  'message.range_deleted',
-  'message.reaction_changed',
-  'agent.thread_changed',
-  'agent.run_item_updated',
-  'agent.run_item_group_updated',
-  'agent.role_prompt_changed',
-  'workspace.space_changed',
-  'workspace.room_changed',
-  'workspace.task_changed',
-  'workspace.artifact_changed',
-  'workspace.user_changed',
-  'workspace.limits_changed',
-  'workspace.billing_changed',
-] as const
 
 const EventId = z
   .string()
@@ -54,7 +36,7 @@ const routes = {
     request: {
       body: {
         content: {
-          'application/json': { schema: z.object({ eventTypes: z.array(z.enum(REALTIME_EVENT_TYPES)).max(32).optional() }) },
+          'application/json': { schema: z.object({ eventTypes: z.array(z.enum(realtimeEventTypes)).max(32).optional() }) },
         },
         required: false,
       },

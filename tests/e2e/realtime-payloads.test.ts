@@ -1,11 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type ItemsField, type RealtimePayload, type RestResource, realtimePayloads } from '../../domain/realtime-payloads.ts'
 import { realtimeProjector } from '../../projections/realtime.ts'
-import {
-  type ItemsField,
-  type RealtimePayload,
-  type RestResource,
-  realtimePayloads,
-} from '../../projections/realtime-payloads.ts'
 import { join, signUp } from '../support/identity.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
 

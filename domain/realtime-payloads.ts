@@ -1,8 +1,8 @@
-import type { ErasureEvent } from '../domain/erasure.ts'
-import type { MessageEvent } from '../domain/messages.ts'
-import type { OrgEvent } from '../domain/orgs.ts'
-import type { RoomEvent } from '../domain/rooms.ts'
-import type { SpaceEvent } from '../domain/spaces.ts'
+import type { ErasureEvent } from './erasure.ts'
+import type { MessageEvent } from './messages.ts'
+import type { OrgEvent } from './orgs.ts'
+import type { RoomEvent } from './rooms.ts'
+import type { SpaceEvent } from './spaces.ts'
 
 /*
  * What each event the fan-out delivers shows its receivers: an allow-list of the event's fields, each paired with
@@ -11,7 +11,9 @@ import type { SpaceEvent } from '../domain/spaces.ts'
  * that may read the resource at all. An email (REST shows it only to its owner, on /api/me) and an account id
  * (REST never shows it) are in no payload; nor are actors (`by`, `addedBy`, ...) or a message's previous text.
  * An event's time is the envelope's `occurredAt`. An event type missing here is not delivered, and the fan-out's
- * event types and this table must agree (tests/e2e/realtime-payloads.test.ts).
+ * event types are this table's keys (deliveredEventTypes), and the realtime types a queue may ask for are its
+ * realtime types (realtimeEventTypes): one list, here. It lives in domain/ as a pure rule both the fan-out
+ * (projections/realtime.ts) and the gateway (realtime/http.ts) read.
  */
 
 type Delivered = MessageEvent | RoomEvent | SpaceEvent | OrgEvent | ErasureEvent
@@ -121,3 +123,26 @@ export function realtimePayload(type: string, data: unknown): { type: string; da
   }
   return { type: payload.type, data: out }
 }
+
+/** The domain event types the fan-out delivers: those the table lists, and no other. */
+export const deliveredEventTypes: ReadonlySet<string> = new Set(Object.keys(realtimePayloads))
+
+/**
+ * Realtime event types the API names (API.md, Realtime API) that nothing delivers yet: a queue may ask for them,
+ * and gets them once a row of the table delivers them.
+ */
+const RESERVED_EVENT_TYPES = [
+  'agent.thread_changed',
+  'agent.run_item_updated',
+  'agent.run_item_group_updated',
+  'agent.role_prompt_changed',
+  'workspace.task_changed',
+  'workspace.artifact_changed',
+  'workspace.limits_changed',
+  'workspace.billing_changed',
+]
+
+/** Every realtime event type a queue may ask for: those the table delivers, then the reserved ones. */
+export const realtimeEventTypes = [
+  ...new Set([...Object.values(realtimePayloads).map((p) => p!.type), ...RESERVED_EVENT_TYPES]),
+] as [string, ...string[]]
