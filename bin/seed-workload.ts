@@ -11,7 +11,7 @@ import { activateUser, createOrg, joinOrg, reactivateOrg, suspendOrg } from '../
 import { type CommandContext, handleCommand, type PipelineDeps } from '../commands/pipeline.ts'
 import { dmRoomId, roomStream } from '../commands/rooms.ts'
 import { spaceStream } from '../commands/spaces.ts'
-import { type Decider, type DomainEvent, fold } from '../domain/decider.ts'
+import { type Decider, type DomainEvent, foldRecorded } from '../domain/decider.ts'
 import { erasure } from '../domain/erasure.ts'
 import { type Mention, type MessageState, message, readMark } from '../domain/messages.ts'
 import { org } from '../domain/orgs.ts'
@@ -360,12 +360,7 @@ export async function seedWorkload(deps: PipelineDeps & { readonly db: AnyDb }, 
         )
       }
       rooms.push(roomId)
-      const state = fold(
-        room,
-        (await deps.store.readStream(roomStream(roomId))).map(
-          (e) => ({ type: e.type, data: e.data }) as Parameters<typeof room.evolve>[1],
-        ),
-      )
+      const state = foldRecorded(room, await deps.store.readStream(roomStream(roomId)))
       runs.push({ roomId, state, members, messages: 0, canArchive: kind === 'public' && r === 3 })
     }
     orgs.push({ orgId, slug: created.slug, users, rooms })

@@ -4,7 +4,7 @@ import { streamName } from '../adapters/event-store.ts'
 import type { IdentityDeps } from '../adapters/identity.ts'
 import { generateToken } from '../adapters/opaque-tokens.ts'
 import { agent, liveSecrets, MAX_SECRET_GRACE_SECONDS } from '../domain/agents.ts'
-import { DomainError, fold } from '../domain/decider.ts'
+import { DomainError, foldRecorded } from '../domain/decider.ts'
 import { USERNAME } from '../domain/orgs.ts'
 import type { AppDeps } from '../http/context.ts'
 import { actorOf, principalOf, requireRole } from '../http/principal.ts'
@@ -30,10 +30,7 @@ export const usernameFromName = (name: string) =>
 
 export async function loadAgent(deps: PipelineDeps, agentId: string) {
   const events = await deps.store.readStream(agentStream(agentId))
-  const state = fold(
-    agent,
-    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof agent.evolve>[1]),
-  )
+  const state = foldRecorded(agent, events)
   return { state, tenantId: events[0]?.metadata.tenantId ?? null }
 }
 

@@ -9,7 +9,7 @@ import {
   type RecordedEvent,
   WrongExpectedRevisionError,
 } from '../adapters/event-store.ts'
-import { type Decider, DomainError, type DomainEvent, fold } from '../domain/decider.ts'
+import { type Decider, DomainError, type DomainEvent, fold, foldRecorded } from '../domain/decider.ts'
 import { currentVersion, type UpcasterRegistry } from '../domain/upcasting.ts'
 import { registerErrorStatus } from '../http/errors.ts'
 
@@ -60,12 +60,8 @@ export const envelope = <E extends DomainEvent>(deps: PipelineDeps, ctx: Command
   }))
 }
 
-/** Folds recorded events into a decider's state: the one place events become domain events again. */
-export const foldRecorded = <C, E, S>(decider: Decider<C, E, S>, events: readonly RecordedEvent[]): S =>
-  fold(
-    decider,
-    events.map((r) => ({ type: r.type, data: r.data }) as E),
-  )
+/** Folds recorded events into a decider's state (domain/decider.ts): re-exported for the command handlers. */
+export { foldRecorded }
 
 /** A stream's current state, as a tenant may see it (see readTenantStream). */
 export async function loadState<C, E, S>(

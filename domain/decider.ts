@@ -27,3 +27,16 @@ export class DomainError extends Error {
 
 export const fold = <C, E, S>(decider: Decider<C, E, S>, events: readonly E[], from: S = decider.initialState): S =>
   events.reduce(decider.evolve, from)
+
+/**
+ * Folds stored events (`{ type, data }`, as an event store returns them) into a decider's state: the one place
+ * stored events become domain events again. Commands, the HTTP shell and the tools all load streams through it.
+ */
+export const foldRecorded = <C, E, S>(
+  decider: Decider<C, E, S>,
+  events: readonly { readonly type: string; readonly data: unknown }[],
+): S =>
+  fold(
+    decider,
+    events.map((r) => ({ type: r.type, data: r.data }) as E),
+  )

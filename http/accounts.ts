@@ -2,7 +2,7 @@ import type { EventStore, RecordedEvent } from '../adapters/event-store.ts'
 import { tokenKind, tokenMatchesHash } from '../adapters/opaque-tokens.ts'
 import { accountStream, credentialStream, orgStream } from '../adapters/streams.ts'
 import { account, type CredentialState, credential, usable } from '../domain/accounts.ts'
-import { fold } from '../domain/decider.ts'
+import { foldRecorded } from '../domain/decider.ts'
 import { type OrgState, org } from '../domain/orgs.ts'
 
 /*
@@ -14,10 +14,7 @@ type StoreDeps = { readonly store: EventStore }
 
 export async function loadAccount(deps: StoreDeps, accountId: string) {
   const events = await deps.store.readStream(accountStream(accountId))
-  return fold(
-    account,
-    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof account.evolve>[1]),
-  )
+  return foldRecorded(account, events)
 }
 
 const TOKEN = /^(ws[sp]_[A-Za-z0-9_-]{43})\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/
@@ -30,10 +27,7 @@ export type VerifiedCredential = Extract<CredentialState, { exists: true }> & {
 
 export const loadCredential = async (deps: StoreDeps, credentialId: string) => {
   const events = await deps.store.readStream(credentialStream(credentialId))
-  const state = fold(
-    credential,
-    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof credential.evolve>[1]),
-  )
+  const state = foldRecorded(credential, events)
   return { events, state }
 }
 
@@ -58,8 +52,5 @@ export async function verifyToken(deps: StoreDeps, token: string, now: Date): Pr
 /** An org's state, folded from its stream (whoever wrote it: the caller is the platform). */
 export async function loadOrg(deps: StoreDeps, orgId: string): Promise<OrgState> {
   const events = await deps.store.readStream(orgStream(orgId))
-  return fold(
-    org,
-    events.map((e) => ({ type: e.type, data: e.data }) as Parameters<typeof org.evolve>[1]),
-  )
+  return foldRecorded(org, events)
 }
