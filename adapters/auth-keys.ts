@@ -1,15 +1,14 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { constantTimeEqual } from './constant-time.ts'
 import { loadOrCreateJsonFile } from './json-file-store.ts'
 
 /**
  * The server's own secret (AUTH_SECRET_KEY, or 32 random bytes kept in `<DATA_DIR>/auth/secret-key.json`)
  * and what is derived from it: a key that seals agent secrets at rest (AES-256-GCM), one that wraps the
- * per-user data keys personal data is encrypted under (adapters/data-keys.ts), and a key that signs short-lived
- * cookies (HMAC-SHA256). Every process of a deployment must share it.
+ * per-user data keys personal data is encrypted under (adapters/data-keys.ts), and the key hono's signed cookies
+ * are signed with (HMAC-SHA256, http/cookies.ts). Every process of a deployment must share it.
  */
-export type AuthKeys = { readonly sealer: Sealer; readonly dataKeyWrapper: Sealer; readonly signer: Signer }
+export type AuthKeys = { readonly sealer: Sealer; readonly dataKeyWrapper: Sealer; readonly cookieSecret: Uint8Array }
 
 export function parseSecretKey(value: string): Buffer {
   const key = /^[0-9a-f]{64}$/i.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64')
@@ -39,7 +38,7 @@ export async function loadAuthKeys(options: { secretKey?: string; dataDir: strin
   return {
     sealer: new Sealer(derive('agent-secret-seal/v1')),
     dataKeyWrapper: new Sealer(derive('data-key-wrap/v1')),
-    signer: new Signer(derive('cookie-sign/v1')),
+    cookieSecret: new Uint8Array(derive('cookie-sign/v1')),
   }
 }
 
@@ -68,35 +67,6 @@ export class Sealer {
       decipher.setAAD(Buffer.from(context, 'utf8'))
       decipher.setAuthTag(data.subarray(data.length - 16))
       return Buffer.concat([decipher.update(data.subarray(0, data.length - 16)), decipher.final()]).toString('utf8')
-    } catch {
-      return null
-    }
-  }
-}
-
-/** Signed, expiring values for cookies: `base64url(json).base64url(hmac)`; the purpose is part of the MAC. */
-export class Signer {
-  readonly #key: Buffer
-  constructor(key: Buffer) {
-    this.#key = key
-  }
-
-  #mac(purpose: string, body: string) {
-    return createHmac('sha256', this.#key).update(`${purpose}\u0000${body}`).digest('base64url')
-  }
-
-  sign(purpose: string, value: unknown, expiresAtMs: number): string {
-    const body = Buffer.from(JSON.stringify({ v: value, exp: expiresAtMs }), 'utf8').toString('base64url')
-    return `${body}.${this.#mac(purpose, body)}`
-  }
-
-  /** The value, or null when the signature is wrong, the purpose differs, or it has expired. */
-  verify<T>(purpose: string, signed: string, nowMs: number = Date.now()): T | null {
-    const [body, mac] = signed.split('.')
-    if (!body || !mac || !constantTimeEqual(mac, this.#mac(purpose, body))) return null
-    try {
-      const parsed = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as { v: T; exp: number }
-      return typeof parsed.exp === 'number' && parsed.exp > nowMs ? parsed.v : null
     } catch {
       return null
     }

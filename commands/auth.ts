@@ -1,23 +1,22 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { html } from 'hono/html'
 import type { Actor } from '../adapters/event-store.ts'
 import type { Identity } from '../adapters/identity.ts'
 import { type IdTokenClaims, OidcDiscoveryError, OidcError, OidcJwksError } from '../adapters/oidc-client.ts'
 import { membershipOf } from '../domain/orgs.ts'
+import { type AuthDeps, requireAccount, requireAccountSession } from '../http/account-auth.ts'
 import { loadAccount, loadOrg } from '../http/accounts.ts'
-import {
-  type AuthDeps,
-  checkSameHost,
-  hostSlug,
-  orgOfRequest,
-  requireAccount,
-  requireAccountSession,
-  resolveOrg,
-  SESSION_COOKIE,
-} from '../http/authenticate.ts'
 import type { AppEnv } from '../http/context.ts'
+import {
+  clearSessionCookie,
+  expiringSignedCookie,
+  setExpiringSignedCookie,
+  setSessionCookie,
+  spendCookie,
+} from '../http/cookies.ts'
+import { checkSameHost } from '../http/csrf.ts'
+import { hostSlug, orgOfRequest, resolveOrg } from '../http/org-resolution.ts'
 import type { Caller } from '../http/principal.ts'
 import { HttpProblem, notFound } from '../http/problem.ts'
 import { router } from '../http/router.ts'
@@ -46,18 +45,6 @@ const LOGIN_TTL_MS = 10 * 60_000
 
 /** Where to go after signing in: a path of this site only (never another origin). */
 const safeReturnTo = (value: string | undefined): string => (value && /^\/(?![/\\])[^\s]{0,2000}$/.test(value) ? value : '/')
-
-const secure = (identity: Identity) => identity.publicUrl.startsWith('https:')
-
-function setSessionCookie(c: Context, identity: Identity, token: string, expiresAt: string) {
-  setCookie(c, SESSION_COOKIE, token, {
-    path: '/',
-    httpOnly: true,
-    sameSite: 'Lax',
-    secure: secure(identity),
-    maxAge: Math.max(0, Math.floor((Date.parse(expiresAt) - Date.now()) / 1000)),
-  })
-}
 
 /** The person's email: from the ID token, or (some issuers keep it there) from userinfo. */
 async function emailOf(
@@ -248,6 +235,8 @@ export function authCommands(deps: AuthDeps) {
   const app = router()
   const pd = pipelineDeps(deps)
   const { identity } = deps
+  /** State, nonce and PKCE verifier wait for the callback in a signed cookie under /auth/callback. */
+  const loginCookie = { publicUrl: identity.publicUrl, path: '/auth/callback', secret: identity.keys.cookieSecret }
   const ctxOf = (c: Context<AppEnv>, caller: Caller) => commandContext(c, accountActor(caller), caller.credential.tenantId)
 
   app.openapi(routes.login, async (c) => {
@@ -262,25 +251,18 @@ export function authCommands(deps: AuthDeps) {
       throw e
     }
     const { state, nonce, codeVerifier } = request
-    setCookie(
-      c,
-      LOGIN_COOKIE,
-      identity.keys.signer.sign('login', { state, nonce, codeVerifier, returnTo }, Date.now() + LOGIN_TTL_MS),
-      { path: '/auth/callback', httpOnly: true, sameSite: 'Lax', secure: secure(identity), maxAge: LOGIN_TTL_MS / 1000 },
-    )
+    await setExpiringSignedCookie(c, LOGIN_COOKIE, { state, nonce, codeVerifier, returnTo }, LOGIN_TTL_MS, loginCookie)
     c.header('cache-control', 'no-store')
     return c.redirect(request.url, 302)
   })
 
   app.openapi(routes.callback, async (c) => {
-    const cookie = getCookie(c, LOGIN_COOKIE)
+    type Pending = { state: string; nonce: string; codeVerifier: string; returnTo: string }
+    const pending = await expiringSignedCookie<Pending>(c, LOGIN_COOKIE, loginCookie.secret)
     // The login cookie is spent whatever the outcome (also on the error answers, which are new responses).
-    const spent = `${LOGIN_COOKIE}=; Max-Age=0; Path=/auth/callback; HttpOnly; SameSite=Lax${secure(identity) ? '; Secure' : ''}`
-    c.header('set-cookie', spent, { append: true })
+    const spent = spendCookie(c, LOGIN_COOKIE, loginCookie)
     const refuse = (status: 400 | 401 | 503, code: string, title: string, detail: string) =>
       new HttpProblem({ status, code, title, detail, headers: { 'set-cookie': spent } })
-    type Pending = { state: string; nonce: string; codeVerifier: string; returnTo: string }
-    const pending = cookie ? identity.keys.signer.verify<Pending>('login', cookie) : null
     if (!pending) {
       throw refuse(
         400,
@@ -321,7 +303,7 @@ export function authCommands(deps: AuthDeps) {
       userId: null,
       ttlMs: SESSION_TTL_MS,
     })
-    setSessionCookie(c, identity, session.token, session.expiresAt)
+    setSessionCookie(c, identity.publicUrl, session.token, session.expiresAt)
     c.header('cache-control', 'no-store')
     return c.redirect(pending.returnTo, 303)
   })
@@ -422,7 +404,7 @@ export function authCommands(deps: AuthDeps) {
       ttlMs: TENANT_SESSION_TTL_MS,
       parentId: ticket.parentId,
     })
-    setSessionCookie(c, identity, session.token, session.expiresAt)
+    setSessionCookie(c, identity.publicUrl, session.token, session.expiresAt)
     c.header('cache-control', 'no-store')
     return c.redirect(ticket.returnTo, 303)
   })
@@ -471,7 +453,7 @@ export function authCommands(deps: AuthDeps) {
     if (credential.kind === 'session' && credential.parentId) {
       await revokeCredential(pd, ctx, { credentialId: credential.parentId, accountId: credential.accountId })
     }
-    if (caller.via === 'cookie') deleteCookie(c, SESSION_COOKIE, { path: '/', secure: secure(identity) })
+    if (caller.via === 'cookie') clearSessionCookie(c, identity.publicUrl)
     return c.json({ loggedOut: true }, 200)
   })
   return app

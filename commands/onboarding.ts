@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { room } from '../domain/rooms.ts'
+import { type AuthDeps, requireAccountSession } from '../http/account-auth.ts'
 import { loadAccount } from '../http/accounts.ts'
-import { type AuthDeps, requireAccountSession } from '../http/authenticate.ts'
 import { router } from '../http/router.ts'
 import { json, jsonBody, Position, problemResponse, Uuid } from '../http/schemas.ts'
 import { bearerSecurity, positionOf } from '../http/tenant-route.ts'

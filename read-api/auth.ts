@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import { type AuthDeps, requireAccount } from '../http/account-auth.ts'
 import { loadAccount } from '../http/accounts.ts'
-import { type AuthDeps, requireAccount } from '../http/authenticate.ts'
 import { consistent } from '../http/consistent-after.ts'
 import { router } from '../http/router.ts'
 import { consistentAfterQuery, json, Uuid } from '../http/schemas.ts'

@@ -1,8 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { serviceAuth } from '../http/authenticate.ts'
 import type { AppDeps } from '../http/context.ts'
 import { router } from '../http/router.ts'
 import { json, problemResponse } from '../http/schemas.ts'
+import { serviceAuth } from '../http/service-auth.ts'
 
 const whoami = createRoute({
   method: 'get',

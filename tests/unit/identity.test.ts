@@ -1,12 +1,14 @@
 import fc from 'fast-check'
+import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
-import { loadAuthKeys, parseSecretKey, Sealer, Signer } from '../../adapters/auth-keys.ts'
+import { loadAuthKeys, parseSecretKey, Sealer } from '../../adapters/auth-keys.ts'
 import { redactTokensIn } from '../../adapters/opaque-tokens.ts'
 import { credential, handoff, invite, usable } from '../../domain/accounts.ts'
 import { agent, liveSecrets } from '../../domain/agents.ts'
 import { fold } from '../../domain/decider.ts'
 import { type MemberJoined, type OrgEvent, org, usernameReservation } from '../../domain/orgs.ts'
-import { hostSlug } from '../../http/authenticate.ts'
+import { expiringSignedCookie, setExpiringSignedCookie } from '../../http/cookies.ts'
+import { hostSlug } from '../../http/org-resolution.ts'
 import { deciderSpec } from '../support/given-when-then.ts'
 
 const orgId = '01935c7e-0000-7000-8000-0000000000aa'
@@ -314,16 +316,35 @@ describe('server keys', () => {
     expect(sealer.open('garbage', 'agent-1')).toBeNull()
   })
 
-  it('signed cookie values verify for their purpose until they expire', () => {
-    const signer = new Signer(key)
-    const v = signer.sign('login', { state: 's' }, 2_000)
-    expect(signer.verify('login', v, 1_000)).toEqual({ state: 's' })
-    expect(signer.verify('login', v, 2_000)).toBeNull()
-    expect(signer.verify('other', v, 1_000)).toBeNull()
-    const [body, mac] = v.split('.')
-    const forged = Buffer.from(JSON.stringify({ v: { state: 'x' }, exp: 2_000 })).toString('base64url')
-    expect(signer.verify('login', `${forged}.${mac}`, 1_000)).toBeNull()
-    expect(signer.verify('login', `${body}.`, 1_000)).toBeNull()
+  it('signed cookie values (hono signed cookies) verify under their name and key until they expire', async () => {
+    const secret = new Uint8Array(key)
+    const options = { publicUrl: 'https://example.test', path: '/auth/callback', secret }
+    const app = new Hono()
+    app.get('/set', async (c) => {
+      await setExpiringSignedCookie(c, 'ws_login', { state: 's' }, 600_000, options)
+      return c.text('ok')
+    })
+    app.get('/read', async (c) => {
+      const now = Number(c.req.query('now') ?? Date.now())
+      const other = c.req.query('key') === 'other' ? new Uint8Array(Buffer.alloc(32, 8)) : secret
+      return c.json({ value: await expiringSignedCookie(c, c.req.query('name') ?? 'ws_login', other, now) })
+    })
+    const setCookie = (await app.request('/set')).headers.get('set-cookie')!
+    expect(setCookie).toMatch(/^ws_login=[^;]+; Max-Age=600; Path=\/auth\/callback; HttpOnly; Secure; SameSite=Lax$/)
+    const value = setCookie.slice('ws_login='.length, setCookie.indexOf(';'))
+    const read = async (cookie: string, query = '') =>
+      ((await (await app.request(`/read?${query}`, { headers: { cookie } })).json()) as { value: unknown }).value
+    expect(await read(`ws_login=${value}`)).toEqual({ state: 's' })
+    expect(await read(`ws_login=${value}`, `now=${Date.now() + 600_001}`)).toBeNull()
+    expect(await read(`ws_login=${value}`, 'key=other')).toBeNull()
+    expect(await read(`other=${value}`, 'name=other')).toBeNull()
+    const [body, mac] = decodeURIComponent(value).split('.')
+    const forged = Buffer.from(JSON.stringify({ n: 'ws_login', v: { state: 'x' }, exp: Date.now() + 600_000 })).toString(
+      'base64url',
+    )
+    expect(await read(`ws_login=${encodeURIComponent(`${forged}.${mac}`)}`)).toBeNull()
+    expect(await read(`ws_login=${body}.`)).toBeNull()
+    expect(await read('')).toBeNull()
   })
 
   it('AUTH_SECRET_KEY is 32 bytes, hex or base64; the derived keys follow from it', async () => {

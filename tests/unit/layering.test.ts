@@ -20,7 +20,7 @@ const project = (files: Record<string, string>): string => {
 describe('the layering of ARCHITECTURE.md', () => {
   it('walks the project', () => {
     const files = sourceFiles(root)
-    for (const f of ['domain/decider.ts', 'http/errors.ts', 'http/authenticate.ts', 'commands/pipeline.ts', 'bin/app.ts']) {
+    for (const f of ['domain/decider.ts', 'http/errors.ts', 'http/tenant-auth.ts', 'commands/pipeline.ts', 'bin/app.ts']) {
       expect(files).toContain(f)
     }
   })

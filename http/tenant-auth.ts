@@ -1,0 +1,162 @@
+import type { Context, MiddlewareHandler } from 'hono'
+import { publicPosition } from '../adapters/event-store.ts'
+import { inTenant } from '../adapters/tenant-transaction.ts'
+import { membershipOf } from '../domain/orgs.ts'
+import { type AuthDeps, callerOf } from './account-auth.ts'
+import { loadOrg } from './accounts.ts'
+import { bearerToken, isAgentToken } from './bearer.ts'
+import { consistent } from './consistent-after.ts'
+import type { AppEnv } from './context.ts'
+import { isSafeMethod } from './csrf.ts'
+import { orgOfRequest } from './org-resolution.ts'
+import type { Claimed, OrgRole, Principal, UserType } from './principal.ts'
+import { forbidden, HttpProblem, unauthorized } from './problem.ts'
+
+/*
+ * The Tenant API's authentication: an agent token, a bearer session or personal API token bound to an org,
+ * or the session cookie on the org's host (the tenant is the request's host, see org-resolution.ts),
+ * resolved to the org's user and then to a Principal.
+ */
+
+type UserRow = { id: string; account_id: string | null; type: UserType; role: OrgRole; username: string | null; status: string }
+
+const ACTIVATION_OPEN = new Set(['GET /api/me', 'POST /api/me/activate'])
+
+/** Who a Tenant API request claims to be, before the org's users confirm it. */
+async function claimOf(c: Context<AppEnv>, deps: AuthDeps): Promise<Claimed> {
+  const token = bearerToken(c)
+  if (token && isAgentToken(token)) {
+    const claims = await deps.identity.agentTokens.verify(token).catch(() => {
+      throw unauthorized('the agent token is invalid or expired')
+    })
+    return { tenantId: claims.tenantId, userId: claims.agentId, accountId: null, credential: 'agent_token', issuedAt: null }
+  }
+  const caller = await callerOf(c, deps)
+  if (!caller) throw unauthorized()
+  const { credential } = caller
+  if (caller.via === 'bearer') {
+    if (!credential.tenantId || !credential.userId) {
+      throw forbidden(
+        'this credential is not for an org: get a tenant session (POST /auth/tenant-session)',
+        'TENANT_SESSION_REQUIRED',
+      )
+    }
+    return {
+      tenantId: credential.tenantId,
+      userId: credential.userId,
+      accountId: credential.accountId,
+      credential: credential.kind === 'personal_token' ? 'personal_token' : 'session',
+      issuedAt: credential.issuedAt,
+    }
+  }
+  // The cookie: the tenant is the request's org host (or its development stand-in).
+  const tenantId = (await orgOfRequest(c, deps)) ?? credential.tenantId
+  if (!tenantId) {
+    throw forbidden('open the org on its own host (or, in development, send X-Org: <slug>)', 'TENANT_REQUIRED')
+  }
+  if (credential.tenantId && credential.tenantId !== tenantId) throw unauthorized('this session is for another org')
+  let userId = credential.userId
+  if (!userId) {
+    const row = await deps.db
+      .selectFrom('control.memberships')
+      .select('user_id')
+      .where('account_id', '=', credential.accountId)
+      .where('org_id', '=', tenantId)
+      .where('status', '=', 'active')
+      .executeTakeFirst()
+    // The read model may trail a membership made a moment ago: the org stream has the last word.
+    userId =
+      (row?.user_id as string | undefined) ?? membershipOf(await loadOrg(deps, tenantId), credential.accountId)?.[0] ?? null
+    if (!userId) throw forbidden('you are not a member of this org', 'NOT_A_MEMBER')
+  }
+  return { tenantId, userId, accountId: credential.accountId, credential: 'cookie', issuedAt: credential.issuedAt }
+}
+
+/**
+ * Verifies the credential and records who it names, before anything waits: the per-user rate limit counts
+ * by it ahead of authenticateTenant, whose consistentAfter wait would otherwise come first.
+ */
+export const claimTenant =
+  (deps: AuthDeps): MiddlewareHandler<AppEnv> =>
+  async (c, next) => {
+    if (!c.req.path.startsWith('/api/internal/')) c.set('claimed', await claimOf(c, deps))
+    await next()
+  }
+
+/**
+ * The Tenant API's authentication: the request's credential resolved to a Principal. A user who has not
+ * picked a username only reaches /api/me; a suspended org reads but takes no commands. /api/internal/* is
+ * for services and has its own middleware (serviceAuth).
+ */
+export const authenticateTenant =
+  (deps: AuthDeps): MiddlewareHandler<AppEnv> =>
+  async (c, next) => {
+    if (c.req.path.startsWith('/api/internal/')) return next()
+    const claimed = c.get('claimed') ?? (await claimOf(c, deps))
+    // consistentAfter (or Consistent-After) also holds for who the caller is: their role, the org's status.
+    await consistent(c, deps, ['users', 'orgs'])
+    const who = { tenantId: claimed.tenantId, userId: claimed.userId }
+    const load = () =>
+      inTenant(deps.db, who, async (trx) => {
+        const user = (await trx
+          .selectFrom('tenant.users')
+          .select(['id', 'account_id', 'type', 'role', 'username', 'status'])
+          .where('tenant_id', '=', who.tenantId)
+          .where('id', '=', who.userId)
+          .executeTakeFirst()) as UserRow | undefined
+        const org = await trx.selectFrom('control.orgs').select('status').where('id', '=', who.tenantId).executeTakeFirst()
+        return { user, orgStatus: org?.status as string | undefined }
+      })
+    let found = await load()
+    if (!found.user || !found.orgStatus) {
+      // Issued just now: wait (bounded) until the read models know what the credential names.
+      if (claimed.issuedAt) await deps.waiter.waitFor(['users', 'orgs'], BigInt(publicPosition(claimed.issuedAt)))
+      found = await load()
+    }
+    if (!found.user || !found.orgStatus) {
+      // Still unknown to the read models (a user who joined a moment ago): the org stream has the last word.
+      const state = await loadOrg(deps, who.tenantId)
+      const m = state.status === 'none' ? undefined : state.members.get(who.userId)
+      if (state.status !== 'none' && m) {
+        found = {
+          user: {
+            id: who.userId,
+            account_id: m.accountId,
+            type: m.type,
+            role: m.role,
+            username: m.username,
+            status: m.active ? 'active' : 'deactivated',
+          },
+          orgStatus: state.status,
+        }
+      }
+    }
+    const { user, orgStatus } = found
+    if (user?.status !== 'active') throw unauthorized('this user is no longer in the org')
+    if (claimed.credential === 'agent_token' ? user.type !== 'agent' : user.account_id !== claimed.accountId) {
+      throw unauthorized()
+    }
+    if (orgStatus === 'suspended' && !isSafeMethod(c.req.method)) {
+      throw new HttpProblem({ status: 403, code: 'ORG_SUSPENDED', title: 'Forbidden', detail: 'this org is suspended' })
+    }
+    let username = user.username
+    if (username === null) {
+      // The read model may trail an activation made a moment ago: the org stream has the last word.
+      const state = await loadOrg(deps, who.tenantId)
+      username = state.status === 'none' ? null : (state.members.get(user.id)?.username ?? null)
+      if (username === null && !ACTIVATION_OPEN.has(`${c.req.method} ${c.req.path}`)) {
+        throw forbidden('pick a username first: POST /api/me/activate', 'ACTIVATION_REQUIRED')
+      }
+    }
+    const principal: Principal = {
+      tenantId: who.tenantId,
+      userId: user.id,
+      accountId: user.account_id,
+      type: user.type,
+      role: user.role,
+      username,
+      credential: claimed.credential,
+    }
+    c.set('principal', principal)
+    await next()
+  }
