@@ -15,26 +15,37 @@ import { observeProjected } from '../adapters/metrics.ts'
 import { park } from '../adapters/parked-events.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
 import { isTransient } from '../adapters/transient.ts'
+import type { DomainEvent } from '../domain/decider.ts'
 import { ROLES } from '../migrations/shared.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: projectors describe their own tables
 export type ProjectionTransaction = Transaction<any>
 
 /**
- * A read model builder. `apply` runs inside the batch's transaction, as the projector role, with
- * app.tenant_id set to the tenant of the events it is given: a projector cannot write another tenant's rows.
- * It names its tables unqualified: the engine points search_path at the live schema, or at a shadow
- * schema when it rebuilds, so the same code builds both.
+ * A stored event of a domain union, one envelope per member: narrowing on `type` narrows `data`, as in a decider's
+ * evolve. The engine hands a projector only the types it declares (it filters on them), so this is what it gets.
  */
-export type Projector = {
+export type Recorded<E extends DomainEvent> = E extends DomainEvent ? RecordedEvent<E['type'], E['data']> : never
+
+/**
+ * A read model builder, defined like an Emmett projection: the domain events it handles, typed against their unions
+ * (`Projector<OrgEvent>`: a misspelt type in `eventTypes` does not compile, and `apply` narrows on `type`), and what it
+ * does with a batch of them. `apply` runs inside the batch's transaction, as the projector role, with app.tenant_id
+ * set to the tenant of the events it is given: a projector cannot write another tenant's rows. It names its tables
+ * unqualified: the engine points search_path at the live schema, or at a shadow schema when it rebuilds, so the
+ * same code builds both. A read model whose rows each follow from the events about them needs no SQL of its own: a
+ * pure evolve and rowProjector (rows.ts). `Projector` without an argument is any projector, as the engine runs them.
+ */
+export type Projector<E extends DomainEvent = DomainEvent> = {
   readonly name: string
   readonly version: number
   readonly schema: 'control' | 'tenant'
   /** Event types it reads; others only move its checkpoint. */
-  readonly eventTypes: ReadonlySet<string>
+  readonly eventTypes: readonly E['type'][]
   /** The tables it owns in its schema, unqualified: a rebuild copies, builds, diffs and swaps exactly these. */
   readonly tables: readonly string[]
-  apply(trx: ProjectionTransaction, events: readonly RecordedEvent[]): Promise<void>
+  /** One tenant's events of `eventTypes`, in order. */
+  apply(trx: ProjectionTransaction, events: readonly Recorded<E>[]): Promise<void>
   /**
    * Called by the engine after each batch's transaction commits (never by a rebuild), for an effect outside
    * the database that must not hold the transaction open: the realtime fan-out delivers what the batch put in
@@ -42,6 +53,9 @@ export type Projector = {
    */
   readonly afterCommit?: () => void
 }
+
+/** Whether a projector reads events of this type. */
+export const handles = (p: Projector, type: string): boolean => p.eventTypes.includes(type)
 
 export type ProjectorStatus = {
   readonly name: string
@@ -175,7 +189,7 @@ export async function applyEventsIn(
   schema: string = p.schema,
 ): Promise<void> {
   await enterProjection(trx, p, schema)
-  for (const [tenantId, group] of byTenant(events.filter((e) => p.eventTypes.has(e.type)))) {
+  for (const [tenantId, group] of byTenant(events.filter((e) => handles(p, e.type)))) {
     await sql`select set_config('app.tenant_id', ${tenantId ?? ''}, true)`.execute(trx)
     await p.apply(trx, group)
   }

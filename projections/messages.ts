@@ -1,3 +1,6 @@
+import type { ErasureEvent } from '../domain/erasure.ts'
+import type { MessageEvent, ReadEvent } from '../domain/messages.ts'
+import type { RoomEvent } from '../domain/rooms.ts'
 import type { Projector } from './engine.ts'
 import { applyBatched } from './messages-batch.ts'
 
@@ -6,12 +9,15 @@ import { applyBatched } from './messages-batch.ts'
  * the draft command keeps them in `tenant.drafts` itself (commands/drafts.ts), and the `draft.saved` events of
  * before left their rows there (tenant migration 010).
  */
-export const messagesProjector: Projector = {
+/** What the messages read model follows: messages, read marks, range deletions and erasures. */
+export type MessagesEvent = MessageEvent | ReadEvent | Extract<RoomEvent, { type: 'message.range_deleted' }> | ErasureEvent
+
+export const messagesProjector: Projector<MessagesEvent> = {
   name: 'messages',
   version: 1,
   schema: 'tenant',
   tables: ['messages', 'message_edits', 'room_reads'],
-  eventTypes: new Set([
+  eventTypes: [
     'message.created',
     'message.updated',
     'message.deleted',
@@ -19,7 +25,7 @@ export const messagesProjector: Projector = {
     'message.reaction_changed',
     'room.read_marked',
     'user.erased',
-  ]),
+  ],
   // Batched: a few statements per batch (messages-batch.ts), equal to `messagesPerEvent` in
   // tests/support/messages-per-event.ts, the per-event reference. Change both: tests/integration/messages-batch.test.ts
   // compares them on random histories.

@@ -1,10 +1,14 @@
 import { sql } from 'kysely'
 import type { RecordedEvent } from '../adapters/event-store.ts'
-import { deliveredEventTypes, realtimePayload } from '../domain/realtime-payloads.ts'
+import type { DomainEvent } from '../domain/decider.ts'
+import { deliveredEventTypes, realtimePayload, type realtimePayloads } from '../domain/realtime-payloads.ts'
 import type { ProjectionTransaction, Projector } from './engine.ts'
 import type { Delivery, RealtimeOutbox } from './realtime-outbox.ts'
 
 type Data = Record<string, unknown> & { roomId?: string; spaceId?: string; userId?: string }
+
+/** The events the fan-out reads: those its allow-list delivers (their data is read through `Data`). */
+type Delivered = DomainEvent<keyof typeof realtimePayloads>
 
 const roomReaders = async (trx: ProjectionTransaction, tenantId: string, roomId: string): Promise<string[]> => {
   const { rows } = await sql<{ user_id: string }>`
@@ -99,13 +103,14 @@ async function audience(trx: ProjectionTransaction, tenantId: string, e: Recorde
  * each with the event's global position as its id, so a repeat is refused by the stream instead of delivered
  * twice. Without an outbox (a rebuild) it keeps its audience tables and delivers nothing.
  */
-export function realtimeProjector(outbox?: RealtimeOutbox): Projector {
+export function realtimeProjector(outbox?: RealtimeOutbox): Projector<Delivered> {
   return {
     name: 'realtime',
     version: 1,
     schema: 'tenant',
     tables: ['fanout_users', 'fanout_rooms', 'fanout_members', 'fanout_spaces'],
-    eventTypes: deliveredEventTypes,
+    // The allow-list's keys, the types it is typed by.
+    eventTypes: [...deliveredEventTypes] as Delivered['type'][],
     async apply(trx, events) {
       const deliveries: Delivery[] = []
       for (const e of events) {

@@ -1,17 +1,18 @@
-import type { RecordedEvent } from '../adapters/event-store.ts'
 import type { RoomEvent } from '../domain/rooms.ts'
 import type { Projector } from './engine.ts'
 
-export const roomsProjector: Projector = {
+/** The room events about rooms and their members (a range deletion is the messages projector's). */
+type RoomLifecycle = Exclude<RoomEvent, { type: 'message.range_deleted' }>
+
+export const roomsProjector: Projector<RoomLifecycle> = {
   name: 'rooms',
   version: 1,
   schema: 'tenant',
   tables: ['rooms', 'room_members'],
-  eventTypes: new Set(['room.created', 'room.updated', 'room.member_added', 'room.member_removed', 'room.archived']),
+  eventTypes: ['room.created', 'room.updated', 'room.member_added', 'room.member_removed', 'room.archived'],
   async apply(trx, events) {
-    for (const recorded of events) {
-      const e = recorded as RecordedEvent & RoomEvent
-      const tenantId = recorded.metadata.tenantId!
+    for (const e of events) {
+      const tenantId = e.metadata.tenantId!
       switch (e.type) {
         case 'room.created': {
           const d = e.data

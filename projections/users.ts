@@ -1,4 +1,3 @@
-import type { RecordedEvent } from '../adapters/event-store.ts'
 import type { InviteEvent } from '../domain/accounts.ts'
 import type { ErasureEvent } from '../domain/erasure.ts'
 import type { OrgEvent } from '../domain/orgs.ts'
@@ -8,12 +7,12 @@ import type { Projector } from './engine.ts'
 type UserEvent = Extract<OrgEvent, { type: `user.${string}` }>
 
 /** tenant.users and tenant.invites: the people and agents of an org, and who was invited. */
-export const usersProjector: Projector = {
+export const usersProjector: Projector<UserEvent | ErasureEvent | InviteEvent> = {
   name: 'users',
   version: 1,
   schema: 'tenant',
   tables: ['users', 'invites'],
-  eventTypes: new Set([
+  eventTypes: [
     'user.joined',
     'user.activated',
     'user.role_changed',
@@ -22,11 +21,10 @@ export const usersProjector: Projector = {
     'invite.created',
     'invite.accepted',
     'invite.revoked',
-  ]),
+  ],
   async apply(trx, events) {
-    for (const recorded of events) {
-      const e = recorded as RecordedEvent & (UserEvent | ErasureEvent | InviteEvent)
-      const tenantId = recorded.metadata.tenantId!
+    for (const e of events) {
+      const tenantId = e.metadata.tenantId!
       const user = (userId: string) => trx.updateTable('users').where('tenant_id', '=', tenantId).where('id', '=', userId)
       const inviteRow = (inviteId: string) =>
         trx.updateTable('invites').where('tenant_id', '=', tenantId).where('id', '=', inviteId)
@@ -95,16 +93,17 @@ export const usersProjector: Projector = {
 }
 
 /** control.memberships: the orgs each account belongs to. */
-export const membershipsProjector: Projector = {
+export const membershipsProjector: Projector<
+  Extract<UserEvent, { type: 'user.joined' | 'user.role_changed' | 'user.deactivated' }>
+> = {
   name: 'memberships',
   version: 1,
   schema: 'control',
   tables: ['memberships'],
-  eventTypes: new Set(['user.joined', 'user.role_changed', 'user.deactivated']),
+  eventTypes: ['user.joined', 'user.role_changed', 'user.deactivated'],
   async apply(trx, events) {
-    for (const recorded of events) {
-      const e = recorded as RecordedEvent & UserEvent
-      const orgId = recorded.metadata.tenantId!
+    for (const e of events) {
+      const orgId = e.metadata.tenantId!
       if (e.type === 'user.joined') {
         if (!e.data.accountId) continue
         await trx

@@ -16,6 +16,7 @@ import {
   applyBatchIn,
   applyUntilFailure,
   CheckpointMovedError,
+  handles,
   loadCheckpoint,
   type ProjectionTransaction,
   type Projector,
@@ -149,7 +150,7 @@ async function noteTenants(db: AnyDb | ProjectionTransaction, s: BuildState, bat
   const fresh = new Set<string>()
   for (const e of batch) {
     const t = e.metadata.tenantId
-    if (t && !s.tenants.has(t) && s.p.eventTypes.has(e.type)) fresh.add(t)
+    if (t && !s.tenants.has(t) && handles(s.p, e.type)) fresh.add(t)
   }
   if (fresh.size === 0) return
   await sql`insert into ${id(s.schema, TENANTS)} select unnest(${[...fresh]}::uuid[]) on conflict do nothing`.execute(db)

@@ -94,7 +94,7 @@ const domainType = (e: Delivered) => (typeof e.data.change === 'string' ? e.data
 
 describe('realtime payloads are allow-listed', () => {
   it('the fan-out delivers exactly the event types the table lists', () => {
-    expect(new Set(Object.keys(table))).toEqual(realtimeProjector().eventTypes)
+    expect(new Set(Object.keys(table))).toEqual(new Set(realtimeProjector().eventTypes))
   })
 
   it('the scenario delivers every type in the table', () => {

@@ -5,10 +5,11 @@ import { sql } from 'kysely'
 import pg from 'pg'
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { comparePositions, type NewEvent, type RecordedEvent } from '../../adapters/event-store.ts'
+import { comparePositions, type NewEvent } from '../../adapters/event-store.ts'
 import { createLogger } from '../../adapters/logger.ts'
 import { createKysely, createPool } from '../../adapters/postgres.ts'
 import { createApp } from '../../bin/app.ts'
+import type { DomainEvent } from '../../domain/decider.ts'
 import { loadCheckpoint, ProjectionEngine, type Projector } from '../../projections/engine.ts'
 import { PoisonEventError, rebuild } from '../../projections/rebuild.ts'
 import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
@@ -26,15 +27,15 @@ const refused = new Set<number>()
 /** Events that fail with a connection error this many more times (a database blip, not the event's fault). */
 const blips = new Map<number, number>()
 
-const probe: Projector = {
+const probe: Projector<DomainEvent<'probe.recorded', { n: number }>> = {
   name: 'poison_probe',
   version: 1,
   schema: 'control',
   tables: [TABLE],
-  eventTypes: new Set(['probe.recorded']),
-  async apply(trx, events: readonly RecordedEvent[]) {
+  eventTypes: ['probe.recorded'],
+  async apply(trx, events) {
     for (const e of events) {
-      const { n } = e.data as { n: number }
+      const { n } = e.data
       if (refused.has(n)) throw new Error(`cannot digest probe ${n}`)
       const left = blips.get(n) ?? 0
       if (left > 0) {

@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
-import type { RecordedEvent } from '../../adapters/event-store.ts'
 import type { AnyDb } from '../../adapters/postgres.ts'
+import type { DomainEvent } from '../../domain/decider.ts'
 import type { Projector } from '../../projections/engine.ts'
 
 /** Tables for the crash test: one row per event, and a counter per stream that a double apply would inflate. */
@@ -21,15 +21,19 @@ export async function createCrashTables(db: AnyDb, table: string) {
   }
 }
 
-export const crashProjector = (name: string, table: string, delayMs = 0): Projector => ({
+export const crashProjector = (
+  name: string,
+  table: string,
+  delayMs = 0,
+): Projector<DomainEvent<'counter.incremented', { n: number }>> => ({
   name,
   version: 1,
   schema: 'tenant',
   tables: [table, `${table}_log`],
-  eventTypes: new Set(['counter.incremented']),
-  async apply(trx, events: readonly RecordedEvent[]) {
+  eventTypes: ['counter.incremented'],
+  async apply(trx, events) {
     for (const e of events) {
-      const { n } = e.data as { n: number }
+      const { n } = e.data
       const tenantId = e.metadata.tenantId!
       await trx.insertInto(`tenant.${table}_log`).values({ tenant_id: tenantId, event_id: e.id, n }).execute()
       await sql`insert into ${sql.id('tenant', table)} as t (tenant_id, stream, events, last_n)
