@@ -133,11 +133,11 @@ function postgresTenantReader(
           metadata: r.metadata,
           streamName: r.stream_name,
           revision: BigInt(r.stream_revision),
-          position: { commit: BigInt(r.transaction_id), prepare: BigInt(r.global_position) },
+          position: { transactionId: BigInt(r.transaction_id), sequence: BigInt(r.global_position) },
         }),
       )
       const last = events[events.length - 1]
-      if (last) after = last.position.prepare
+      if (last) after = last.position.sequence
       return { events: events.filter(keep), scanned: events.length, done: events.length < pageSize }
     },
   }

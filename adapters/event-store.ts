@@ -3,10 +3,14 @@
  * tests/contract/event-store.contract.ts.
  */
 
-/** A place in the global ($all) order. Compared lexicographically: commit first, then prepare. */
-export type Position = { readonly commit: bigint; readonly prepare: bigint }
+/**
+ * A place in the global ($all) order: the id of the transaction that wrote the event, then the event's sequence
+ * number in the store (Postgres: `transaction_id`, `global_position`). Compared lexicographically: transaction id
+ * first, then sequence.
+ */
+export type Position = { readonly transactionId: bigint; readonly sequence: bigint }
 
-export const START: Position = Object.freeze({ commit: 0n, prepare: 0n })
+export const START: Position = Object.freeze({ transactionId: 0n, sequence: 0n })
 
 export type ExpectedRevision = bigint | 'no_stream' | 'stream_exists' | 'any'
 
@@ -133,17 +137,25 @@ export class PartialIdempotencyError extends Error {
 }
 
 export const comparePositions = (a: Position, b: Position): number =>
-  a.commit < b.commit ? -1 : a.commit > b.commit ? 1 : a.prepare < b.prepare ? -1 : a.prepare > b.prepare ? 1 : 0
+  a.transactionId < b.transactionId
+    ? -1
+    : a.transactionId > b.transactionId
+      ? 1
+      : a.sequence < b.sequence
+        ? -1
+        : a.sequence > b.sequence
+          ? 1
+          : 0
 
-/** The single number clients see as `position`. */
-export const publicPosition = (p: Position): number => Number(p.prepare)
+/** The single number clients see as `position`: the sequence. */
+export const publicPosition = (p: Position): number => Number(p.sequence)
 
-/** Serialised form used for cursors, Redis stream ids and checkpoints in text: `<commit>-<prepare>`. */
-export const formatPosition = (p: Position): string => `${p.commit}-${p.prepare}`
+/** Serialised form used for cursors, Redis stream ids and checkpoints in text: `<transactionId>-<sequence>`. */
+export const formatPosition = (p: Position): string => `${p.transactionId}-${p.sequence}`
 
 export const parsePosition = (s: string): Position | null => {
   const m = /^(\d{1,20})-(\d{1,20})$/.exec(s)
-  return m ? { commit: BigInt(m[1]!), prepare: BigInt(m[2]!) } : null
+  return m ? { transactionId: BigInt(m[1]!), sequence: BigInt(m[2]!) } : null
 }
 
 export const streamName = (category: string, id: string): string => `${category}-${id}`

@@ -58,8 +58,9 @@ import {
  *   atomically with the write. appendRecords takes metadata as string values only, so there the envelope is one
  *   JSON string property, `envelope`, beside `$correlationId`/`$causationId`; reads accept both shapes. An append
  *   without conditions stays on appendToStream;
- * - a Position is the server's {commit, prepare} log position. Every event appended through the gRPC API is its
- *   own implicit commit, so commit == prepare and the public number (prepare) names exactly one event;
+ * - a Position is the server's log position, mapped here at the edge: {commit, prepare} ↔ {transactionId, sequence}.
+ *   Every event appended through the gRPC API is its own implicit commit, so commit == prepare and the public
+ *   number (sequence) names exactly one event;
  * - reads of $all and subscriptions leave out system events ($-prefixed types or streams);
  * - WrongExpectedVersion, and a consistency violation of appendRecords, become WrongExpectedRevisionError with
  *   the stream that moved and its `actual` (a revision or 'no_stream').
@@ -141,14 +142,20 @@ export function readConflict(expected: ExpectedRevision, actual: bigint | 'no_st
   return { probeFrom: first }
 }
 
+/** The server's log position: a Position in the server's vocabulary. */
+type LogPosition = { readonly commit: bigint; readonly prepare: bigint }
+
 /** A position the server returned, or null when it sent none or a sentinel (-1 cast to an unsigned number). */
-export const validPosition = (p: { commit: bigint; prepare: bigint } | undefined): Position | null =>
+export const validPosition = (p: LogPosition | undefined): Position | null =>
   p && p.commit >= 0n && p.prepare >= 0n && p.commit < MAX_POSITION && p.prepare < MAX_POSITION
-    ? { commit: p.commit, prepare: p.prepare }
+    ? { transactionId: p.commit, sequence: p.prepare }
     : null
 
+/** The server's log position of a Position. */
+export const toLogPosition = (p: Position): LogPosition => ({ commit: p.transactionId, prepare: p.sequence })
+
 export const toReadPosition = (p: Position): ReadPosition =>
-  p.commit === 0n && p.prepare === 0n ? KURRENT_START : { commit: p.commit, prepare: p.prepare }
+  p.transactionId === 0n && p.sequence === 0n ? KURRENT_START : toLogPosition(p)
 
 /** Reads of $all start at their position inclusively; the port is exclusive. */
 export const isAfter = (p: Position, from: Position): boolean => comparePositions(p, from) > 0
@@ -340,7 +347,7 @@ export class KurrentDbEventStore implements EventStore {
     }
     const revision = result.responses.find((r) => r.streamName === stream)?.revision
     if (revision === undefined) throw new Error(`stream ${stream}: KurrentDB answered the append without its revision`)
-    // The answer's position is a single number where a Position is a {commit, prepare} pair: read the event.
+    // The answer's position is a single number where the log position is a {commit, prepare} pair: read the event.
     return { nextExpectedRevision: revision, position: await this.positionAt(stream, revision) }
   }
 
@@ -578,18 +585,18 @@ export class KurrentDbEventStore implements EventStore {
         last = e.position
       }
       if (received < HEAD_PAGE || last === null) return START
-      cursor = last
+      cursor = toLogPosition(last)
     }
   }
 
   async resolvePosition(publicPosition: bigint): Promise<Position | null> {
     if (publicPosition < 0n || publicPosition >= MAX_POSITION) return null
     // commit == prepare for every event appended through gRPC: the event, if any, starts exactly there.
-    const at: Position = { commit: publicPosition, prepare: publicPosition }
+    const at: LogPosition = { commit: publicPosition, prepare: publicPosition }
     try {
       for await (const resolved of this.client.readAll({ direction: FORWARDS, fromPosition: at, maxCount: 1 })) {
         const e = toRecordedEvent(resolved)
-        if (e && e.position.prepare === publicPosition) return e.position
+        if (e && e.position.sequence === publicPosition) return e.position
       }
     } catch (e) {
       // A number that is not the start of a log record makes the server refuse the read.

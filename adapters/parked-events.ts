@@ -39,8 +39,8 @@ type Row = {
   consumer: string
   version: number
   event_id: string
-  commit: string
-  prepare: string
+  transaction_id: string
+  sequence: string
   stream: string
   revision: string
   type: string
@@ -54,14 +54,14 @@ type Row = {
   resolution_note: string | null
 }
 
-const COLUMNS = sql`consumer_kind, consumer, version, event_id::text, commit_position::text as commit,
-  prepare_position::text as prepare, stream, stream_revision::text as revision, type, error, attempts, parked_at,
+const COLUMNS = sql`consumer_kind, consumer, version, event_id::text, commit_position::text as transaction_id,
+  prepare_position::text as sequence, stream, stream_revision::text as revision, type, error, attempts, parked_at,
   last_failed_at, status, resolved_by, resolved_at, resolution_note`
 
 const fromRow = (r: Row): ParkedEvent => ({
   consumer: { kind: r.consumer_kind, name: r.consumer, version: r.version },
   eventId: r.event_id,
-  position: { commit: BigInt(r.commit), prepare: BigInt(r.prepare) },
+  position: { transactionId: BigInt(r.transaction_id), sequence: BigInt(r.sequence) },
   stream: r.stream,
   revision: BigInt(r.revision),
   type: r.type,
@@ -96,8 +96,8 @@ export async function park(db: AnyDb, c: Consumer, event: RecordedEvent, error: 
   await sql`
     insert into control.parked_events as p (consumer_kind, consumer, version, event_id, commit_position, prepare_position,
                                             stream, stream_revision, type, error, attempts)
-    values (${c.kind}, ${c.name}, ${c.version}, ${event.id}, ${event.position.commit.toString()}::xid8,
-            ${event.position.prepare.toString()}, ${event.streamName}, ${event.revision.toString()}, ${event.type},
+    values (${c.kind}, ${c.name}, ${c.version}, ${event.id}, ${event.position.transactionId.toString()}::xid8,
+            ${event.position.sequence.toString()}, ${event.streamName}, ${event.revision.toString()}, ${event.type},
             ${errorText(error)}, ${attempts})
     on conflict (consumer_kind, consumer, version, event_id) do update
        set error = excluded.error, attempts = p.attempts + excluded.attempts, last_failed_at = now(), status = 'parked',

@@ -49,7 +49,7 @@ const toRecorded = (r: EventRow): RecordedEvent => ({
   metadata: r.metadata,
   streamName: r.stream_name,
   revision: BigInt(r.stream_revision),
-  position: { commit: BigInt(r.transaction_id), prepare: BigInt(r.global_position) },
+  position: { transactionId: BigInt(r.transaction_id), sequence: BigInt(r.global_position) },
 })
 
 /**
@@ -218,7 +218,7 @@ export class PostgresEventStore implements EventStore {
       const row = rows[0]!
       return {
         nextExpectedRevision: BigInt(row.next_revision),
-        position: { commit: BigInt(row.commit_position), prepare: BigInt(row.global_position) },
+        position: { transactionId: BigInt(row.commit_position), sequence: BigInt(row.global_position) },
       }
     } catch (e) {
       const err = e as { code?: string; detail?: string; hint?: string; constraint?: string }
@@ -259,7 +259,7 @@ export class PostgresEventStore implements EventStore {
         where (e.transaction_id, e.global_position) > ($1::text::xid8, $2::bigint)
           and e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
         order by e.transaction_id, e.global_position limit $3`,
-      values: [from.commit.toString(), from.prepare.toString(), options.maxCount ?? 1_000],
+      values: [from.transactionId.toString(), from.sequence.toString(), options.maxCount ?? 1_000],
     })
     return rows.map(toRecorded)
   }
@@ -278,10 +278,10 @@ export class PostgresEventStore implements EventStore {
         order by e.transaction_id, e.global_position limit $8`,
       values: [
         tenantId,
-        from.prepare.toString(),
-        from.commit.toString(),
-        to ? to.commit.toString() : null,
-        to ? to.prepare.toString() : null,
+        from.sequence.toString(),
+        from.transactionId.toString(),
+        to ? to.transactionId.toString() : null,
+        to ? to.sequence.toString() : null,
         options.types,
         JSON.stringify(options.match ?? {}),
         options.maxCount ?? 2_147_483_647,
@@ -333,28 +333,28 @@ export class PostgresEventStore implements EventStore {
       name: 'eventstore_pending',
       text: `select exists (select 1 from eventstore.events
                where (transaction_id, global_position) > ($1::text::xid8, $2::bigint)) as pending`,
-      values: [from.commit.toString(), from.prepare.toString()],
+      values: [from.transactionId.toString(), from.sequence.toString()],
     })
     return rows[0]!.pending
   }
 
   async headPosition(): Promise<Position> {
-    const { rows } = await this.pool.query<{ commit: string; prepare: string }>(
-      `select transaction_id::text as commit, global_position::text as prepare from eventstore.events
+    const { rows } = await this.pool.query<{ transaction_id: string; sequence: string }>(
+      `select transaction_id::text as transaction_id, global_position::text as sequence from eventstore.events
         where transaction_id < pg_snapshot_xmin(pg_current_snapshot())
         order by transaction_id desc, global_position desc limit 1`,
     )
     const row = rows[0]
-    return row ? { commit: BigInt(row.commit), prepare: BigInt(row.prepare) } : START
+    return row ? { transactionId: BigInt(row.transaction_id), sequence: BigInt(row.sequence) } : START
   }
 
   async resolvePosition(publicPosition: bigint): Promise<Position | null> {
-    const { rows } = await this.pool.query<{ commit: string }>({
+    const { rows } = await this.pool.query<{ transaction_id: string }>({
       name: 'eventstore_resolve',
-      text: 'select transaction_id::text as commit from eventstore.events where global_position = $1',
+      text: 'select transaction_id::text as transaction_id from eventstore.events where global_position = $1',
       values: [publicPosition.toString()],
     })
-    return rows[0] ? { commit: BigInt(rows[0].commit), prepare: publicPosition } : null
+    return rows[0] ? { transactionId: BigInt(rows[0].transaction_id), sequence: publicPosition } : null
   }
 
   async close(): Promise<void> {

@@ -85,8 +85,8 @@ export class PostgresUserStreams implements UserStreams {
       const p = requireId(e.id)
       return {
         u: e.userId,
-        c: p.commit.toString(),
-        p: p.prepare.toString(),
+        c: p.transactionId.toString(),
+        p: p.sequence.toString(),
         t: e.type,
         n: e.position,
         o: e.occurredAt,
@@ -120,7 +120,7 @@ export class PostgresUserStreams implements UserStreams {
               where e.user_id = $1 and (e.commit_position, e.prepare_position) > ($2::bigint, $3::bigint)
               order by e.commit_position, e.prepare_position
               limit $4`,
-      values: [userId, after.commit.toString(), after.prepare.toString(), Math.max(1, limit)],
+      values: [userId, after.transactionId.toString(), after.sequence.toString(), Math.max(1, limit)],
     })
     return {
       events: rows.map((r) => ({
@@ -147,7 +147,7 @@ export class PostgresUserStreams implements UserStreams {
              newest as (select c, p from gone order by c desc, p desc limit 1)
              update realtime.user_heads h set trimmed_commit = n.c, trimmed_prepare = n.p
                from newest n where h.user_id = $1 and (n.c, n.p) > (h.trimmed_commit, h.trimmed_prepare)`,
-      values: [userId, positions.map((p) => p.commit.toString()), positions.map((p) => p.prepare.toString())],
+      values: [userId, positions.map((p) => p.transactionId.toString()), positions.map((p) => p.sequence.toString())],
     })
   }
 

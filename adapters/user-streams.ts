@@ -3,7 +3,7 @@
  * the event queues long-polling clients hold. Served by Redis (adapters/redis-user-streams.ts) or, without
  * Redis, by Postgres (adapters/postgres-user-streams.ts); both pass tests/contract/user-streams.contract.ts.
  *
- * Entry ids are formatted global positions (`<commit>-<prepare>`, see formatPosition): they are valid,
+ * Entry ids are formatted global positions (`<transactionId>-<sequence>`, see formatPosition): they are valid,
  * increasing Redis stream ids. Per user, an id at or below the last appended id is refused as already
  * delivered, so a replayed batch adds nothing; the fan-out must therefore append each user's entries in
  * global order (within one batch the adapters sort them).
@@ -18,7 +18,7 @@ export const STREAM_START_ID = '0-0'
 
 /** One event as a user receives it. */
 export type UserEvent = {
-  /** The formatted global position `<commit>-<prepare>`; clients echo it back as `lastEventId`. */
+  /** The formatted global position `<transactionId>-<sequence>`; clients echo it back as `lastEventId`. */
   readonly id: string
   readonly type: string
   /** The public position (publicPosition of the event's position). */
@@ -122,7 +122,7 @@ export function normaliseBatch(entries: readonly UserStreamEntry[]): Map<string,
   const byUser = new Map<string, (UserStreamEntry & { pos: Position })[]>()
   for (const e of entries) {
     const pos = parseEntryId(e.id)
-    if (!pos || (pos.commit === 0n && pos.prepare === 0n)) throw new Error(`invalid user stream entry id: ${e.id}`)
+    if (!pos || (pos.transactionId === 0n && pos.sequence === 0n)) throw new Error(`invalid user stream entry id: ${e.id}`)
     if (!e.userId) throw new Error('a user stream entry needs a userId')
     const previous = parseEntryId(e.previousId)
     if (!previous || comparePositions(previous, pos) >= 0) throw new Error(`invalid previous id ${e.previousId} of ${e.id}`)

@@ -441,8 +441,8 @@ async function main() {
       const p = new Progress()
       return {
         p,
-        onProgress: (r: { events: number; position: { prepare: bigint }; head: { prepare: bigint } }) =>
-          p.update({ label, done: r.events, fraction: Number(r.position.prepare) / Number(r.head.prepare || 1n) }),
+        onProgress: (r: { events: number; position: { sequence: bigint }; head: { sequence: bigint } }) =>
+          p.update({ label, done: r.events, fraction: Number(r.position.sequence) / Number(r.head.sequence || 1n) }),
       }
     }
 
@@ -464,7 +464,7 @@ async function main() {
         `select transaction_id::text as c, global_position::text as p from eventstore.events
           order by transaction_id, global_position offset ${REFERENCE_EVENTS - 1} limit 1`,
       )
-      const until = { commit: BigInt(rows[0]!.c), prepare: BigInt(rows[0]!.p) }
+      const until = { transactionId: BigInt(rows[0]!.c), sequence: BigInt(rows[0]!.p) }
       const b = bar('per-event reference')
       started = performance.now()
       const r = await buildShadow(deps, reference, { batchSize: BATCH, until, restart: true, onProgress: b.onProgress })

@@ -51,12 +51,12 @@ runTool(async () => {
         return !s || comparePositions(s.checkpoint, head) < 0
       })
       const applied = statuses.reduce((a, s) => a + s.eventsApplied, 0)
-      const least = statuses.length ? Math.min(...statuses.map((s) => Number(s.checkpoint.prepare))) : 0
+      const least = statuses.length ? Math.min(...statuses.map((s) => Number(s.checkpoint.sequence))) : 0
       progress.update(
         {
           label: 'project',
           done: applied,
-          fraction: head.prepare > 0n ? least / Number(head.prepare) : 1,
+          fraction: head.sequence > 0n ? least / Number(head.sequence) : 1,
           extra: behind.length ? `waiting for ${behind.map((p) => p.name).join(', ')}` : '',
         },
         behind.length === 0,
@@ -64,13 +64,13 @@ runTool(async () => {
       if (behind.length === 0) break
       if (Date.now() > deadline) {
         progress.done()
-        process.stderr.write(`timed out: ${behind.map((p) => p.name).join(', ')} behind position ${head.prepare}\n`)
+        process.stderr.write(`timed out: ${behind.map((p) => p.name).join(', ')} behind position ${head.sequence}\n`)
         return EXIT.failure
       }
       await new Promise((r) => setTimeout(r, 100))
     }
     progress.done()
-    process.stderr.write(`caught up to position ${formatCount(Number(head.prepare))}\n`)
+    process.stderr.write(`caught up to position ${formatCount(Number(head.sequence))}\n`)
     return EXIT.ok
   } finally {
     await services.close()

@@ -25,8 +25,8 @@ row with the live tables; prints every difference and exits 1 if there is any. -
 Exit codes: 0 done (no differences), 1 failure or differences, 2 bad arguments.`
 
 const fraction = (p: RebuildProgress) => {
-  const total = Number(p.head.prepare - p.start.prepare)
-  return total > 0 ? Number(p.position.prepare - p.start.prepare) / total : 1
+  const total = Number(p.head.sequence - p.start.sequence)
+  return total > 0 ? Number(p.position.sequence - p.start.sequence) / total : 1
 }
 
 const show = (v: unknown) =>
@@ -94,7 +94,7 @@ runTool(async () => {
             label: `${values.verify ? 'verify' : 'rebuild'} ${p.name} v${p.version} ${r.phase}`.padEnd(28),
             done: r.events,
             fraction: fraction(r),
-            extra: `@${r.position.prepare}/${r.head.prepare}`,
+            extra: `@${r.position.sequence}/${r.head.sequence}`,
           },
           r.phase !== 'build',
         )

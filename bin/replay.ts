@@ -67,8 +67,8 @@ const tableLine = (e: RecordedEvent) =>
 const jsonLine = (e: RecordedEvent) =>
   JSON.stringify({
     position: publicPosition(e.position),
-    commit: e.position.commit.toString(),
-    prepare: e.position.prepare.toString(),
+    transactionId: e.position.transactionId.toString(),
+    sequence: e.position.sequence.toString(),
     id: e.id,
     stream: e.streamName,
     revision: Number(e.revision),

@@ -88,12 +88,12 @@ export async function readCheckpoints(
   table: string,
   filter: { readonly name: string; readonly version?: number; readonly parts?: boolean },
 ): Promise<{ name: string; position: Position }[]> {
-  const { rows } = await sql<{ name: string; commit: string; prepare: string }>`
-    select name, commit_position::text as commit, prepare_position::text as prepare from ${sql.table(table)}
+  const { rows } = await sql<{ name: string; transaction_id: string; sequence: string }>`
+    select name, commit_position::text as transaction_id, prepare_position::text as sequence from ${sql.table(table)}
      where ${filter.parts ? sql`name like ${`${filter.name}#%`}` : sql`name = ${filter.name}`}
        ${filter.version === undefined ? sql`` : sql`and version = ${filter.version}`}
      order by commit_position desc, prepare_position desc`.execute(db)
-  return rows.map((r) => ({ name: r.name, position: { commit: BigInt(r.commit), prepare: BigInt(r.prepare) } }))
+  return rows.map((r) => ({ name: r.name, position: { transactionId: BigInt(r.transaction_id), sequence: BigInt(r.sequence) } }))
 }
 
 type CheckpointOf = Pick<Projector, 'name' | 'version' | 'schema'>
@@ -205,9 +205,11 @@ async function moveCheckpoint(
 ): Promise<Position> {
   const moved = await sql`
     update ${sql.table(table)}
-       set commit_position = ${to.commit.toString()}::xid8, prepare_position = ${to.prepare.toString()}, updated_at = now()
+       set commit_position = ${to.transactionId.toString()}::xid8, prepare_position = ${to.sequence.toString()}, updated_at = now()
      where name = ${p.name} and version = ${p.version}
-       and commit_position = ${from.commit.toString()}::xid8 and prepare_position = ${from.prepare.toString()}`.execute(trx)
+       and commit_position = ${from.transactionId.toString()}::xid8 and prepare_position = ${from.sequence.toString()}`.execute(
+    trx,
+  )
   if (moved.numAffectedRows !== 1n) throw new CheckpointMovedError(`${p.name} v${p.version}: checkpoint moved`)
   return to
 }

@@ -188,7 +188,7 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
             created_at: d.at,
             edited_at: null,
             deleted_at: null,
-            position: e.position.prepare.toString(),
+            position: e.position.sequence.toString(),
             fresh: true,
             dirty: false,
           })

@@ -71,8 +71,8 @@ export class RealtimeOutbox {
     const due = deliveries.filter((d) => d.users.length > 0)
     if (due.length === 0) return
     const events = due.map((d) => ({
-      c: d.position.commit.toString(),
-      p: d.position.prepare.toString(),
+      c: d.position.transactionId.toString(),
+      p: d.position.sequence.toString(),
       t: d.type,
       o: d.occurredAt,
       d: d.data ?? null,
@@ -83,12 +83,12 @@ export class RealtimeOutbox {
       select x.c, x.p, x.t, x.o, x.d from jsonb_to_recordset(${JSON.stringify(events)}::jsonb)
           as x(c bigint, p bigint, t text, o text, d jsonb)
       on conflict do nothing`.execute(trx)
-    const commits = due.flatMap((d) => d.users.map(() => d.position.commit.toString()))
-    const prepares = due.flatMap((d) => d.users.map(() => d.position.prepare.toString()))
+    const transactionIds = due.flatMap((d) => d.users.map(() => d.position.transactionId.toString()))
+    const sequences = due.flatMap((d) => d.users.map(() => d.position.sequence.toString()))
     const users = due.flatMap((d) => d.users)
     await sql`
       insert into realtime.outbox (commit_position, prepare_position, user_id)
-      select * from unnest(${commits}::bigint[], ${prepares}::bigint[], ${users}::text[])
+      select * from unnest(${transactionIds}::bigint[], ${sequences}::bigint[], ${users}::text[])
       on conflict do nothing`.execute(trx)
   }
 
@@ -151,7 +151,7 @@ export class RealtimeOutbox {
           id: `${r.c}-${r.p}`,
           previousId,
           type: r.type,
-          position: publicPosition({ commit: BigInt(r.c), prepare: BigInt(r.p) }),
+          position: publicPosition({ transactionId: BigInt(r.c), sequence: BigInt(r.p) }),
           occurredAt: r.occurred_at,
           data: r.data,
         }
@@ -162,17 +162,17 @@ export class RealtimeOutbox {
       const erased = erasedBy(e)
       if (erased) await forgetInStream(this.streams, e.userId, erased)
     }
-    const commits = rows.map((r) => r.c)
-    const prepares = rows.map((r) => r.p)
+    const transactionIds = rows.map((r) => r.c)
+    const sequences = rows.map((r) => r.p)
     const users = rows.map((r) => r.user_id)
     // In user order: two processes delivering at once lock the heads in the same order.
     const heads = [...last.values()].sort((a, b) => (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : 0))
     await this.db.transaction().execute(async (trx) => {
       await sql`
-        delete from realtime.outbox o using unnest(${commits}::bigint[], ${prepares}::bigint[], ${users}::text[]) as x(c, p, u)
+        delete from realtime.outbox o using unnest(${transactionIds}::bigint[], ${sequences}::bigint[], ${users}::text[]) as x(c, p, u)
          where o.commit_position = x.c and o.prepare_position = x.p and o.user_id = x.u`.execute(trx)
       await sql`
-        delete from realtime.outbox_events e using unnest(${commits}::bigint[], ${prepares}::bigint[]) as x(c, p)
+        delete from realtime.outbox_events e using unnest(${transactionIds}::bigint[], ${sequences}::bigint[]) as x(c, p)
          where e.commit_position = x.c and e.prepare_position = x.p
            and not exists (select 1 from realtime.outbox o
                             where o.commit_position = e.commit_position and o.prepare_position = e.prepare_position)`.execute(trx)

@@ -90,7 +90,7 @@ export function createMetrics(deps: AppDeps, sources: MetricsSources) {
     'workspace_event_store_head_position',
     'The public position of the newest event readers can see.',
     [],
-    async () => [{ labels: {}, value: Number((await deps.store.headPosition()).prepare) }],
+    async () => [{ labels: {}, value: Number((await deps.store.headPosition()).sequence) }],
   )
   if (sources.projected) {
     const projected = sources.projected

@@ -22,13 +22,13 @@ export async function projectionLag(deps: AppDeps, projectors: readonly Projecto
   const head = await deps.store.headPosition()
   const out: ProjectionLag[] = []
   for (const p of projectors) {
-    const row = await sql<{ prepare: string; updated_at: Date }>`
-      select prepare_position::text as prepare, updated_at from ${sql.table(`${p.schema}.projection_checkpoints`)}
+    const row = await sql<{ sequence: string; updated_at: Date }>`
+      select prepare_position::text as sequence, updated_at from ${sql.table(`${p.schema}.projection_checkpoints`)}
        where name = ${p.name} and version = ${p.version}`
       .execute(deps.db)
       .then((r) => r.rows[0])
-    const checkpoint = row ? Number(row.prepare) : 0
-    const headN = Number(head.prepare)
+    const checkpoint = row ? Number(row.sequence) : 0
+    const headN = Number(head.sequence)
     out.push({
       name: p.name,
       version: p.version,
@@ -74,7 +74,7 @@ const SkippedEventView = ParkedEventView.extend({
 const view = (e: ParkedEvent) => ({
   eventId: e.eventId,
   version: e.consumer.version,
-  position: Number(e.position.prepare),
+  position: Number(e.position.sequence),
   stream: e.stream,
   type: e.type,
   error: e.error,

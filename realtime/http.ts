@@ -11,7 +11,7 @@ import { RealtimeError, type RealtimeGateway } from './gateway.ts'
 const EventId = z
   .string()
   .regex(/^\d{1,20}-\d{1,20}$/)
-  .openapi({ description: 'an event id, `<commit>-<prepare>`' })
+  .openapi({ description: 'an event id, `<transactionId>-<sequence>`' })
 const QueueId = z.string().min(1).max(100)
 
 const Event = z
@@ -31,7 +31,7 @@ const routes = {
     tags: ['realtime'],
     summary: 'Register an event queue',
     description:
-      'Load initial state with `consistentAfter=position`, then poll from `lastEventId`: nothing falls in between. Event ids are `<commit>-<prepare>` global positions, not `<position>-0`: positions are handed out at insert, and commit order is the pair.',
+      'Load initial state with `consistentAfter=position`, then poll from `lastEventId`: nothing falls in between. Event ids are `<transactionId>-<sequence>` global positions, not `<position>-0`: positions are handed out at insert, and commit order is the pair.',
     security: bearerSecurity,
     request: {
       body: {

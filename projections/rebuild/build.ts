@@ -227,7 +227,7 @@ async function advanceParallel(
     parts = Array.from({ length: of }, () => s.position)
     for (let k = 0; k < of; k++) {
       await sql`insert into ${id(s.schema, CHECKPOINTS)} (name, version, commit_position, prepare_position, status)
-                values (${partName(s.p, k, of)}, ${s.p.version}, ${s.position.commit.toString()}::xid8, ${s.position.prepare.toString()}, 'building')`.execute(
+                values (${partName(s.p, k, of)}, ${s.p.version}, ${s.position.transactionId.toString()}::xid8, ${s.position.sequence.toString()}, 'building')`.execute(
         deps.db,
       )
     }
@@ -256,7 +256,7 @@ async function advanceParallel(
     const idle = writers.filter((_, k) => comparePositions(parts[k]!, position) < 0).map((w) => w.name)
     if (idle.length) {
       await sql`update ${id(s.schema, CHECKPOINTS)}
-                   set commit_position = ${position.commit.toString()}::xid8, prepare_position = ${position.prepare.toString()}
+                   set commit_position = ${position.transactionId.toString()}::xid8, prepare_position = ${position.sequence.toString()}
                  where version = ${s.p.version} and name = any(${idle}::text[])`.execute(deps.db)
       for (const [k, w] of writers.entries()) if (idle.includes(w.name)) parts[k] = position
     }
@@ -270,7 +270,7 @@ async function advanceParallel(
       trx,
     )
     await sql`update ${id(s.schema, CHECKPOINTS)}
-                 set commit_position = ${done.commit.toString()}::xid8, prepare_position = ${done.prepare.toString()}, updated_at = now()
+                 set commit_position = ${done.transactionId.toString()}::xid8, prepare_position = ${done.sequence.toString()}, updated_at = now()
                where name = ${s.p.name} and version = ${s.p.version}`.execute(trx)
   })
   s.position = done

@@ -41,7 +41,7 @@ export async function swapIn(
     await swapTables(trx, p, s.schema, retired)
     await sql`delete from ${id(p.schema, CHECKPOINTS)} where name = ${p.name}`.execute(trx)
     await sql`insert into ${id(p.schema, CHECKPOINTS)} (name, version, commit_position, prepare_position, status, updated_at)
-              values (${p.name}, ${p.version}, ${s.position.commit.toString()}::xid8, ${s.position.prepare.toString()}, 'live', now())`.execute(
+              values (${p.name}, ${p.version}, ${s.position.transactionId.toString()}::xid8, ${s.position.sequence.toString()}, 'live', now())`.execute(
       trx,
     )
     await forgetParked(trx, 'projector', p.name)

@@ -109,7 +109,7 @@ export async function compareWithLive(
     const live = (await loadCheckpoint(trx, p, { create: false })) ?? START
     await reload(trx, s)
     if (comparePositions(s.position, live) > 0) {
-      throw new Error(`${p.name}: the live checkpoint (${live.prepare}) is behind the rebuild (${s.position.prepare})`)
+      throw new Error(`${p.name}: the live checkpoint (${live.sequence}) is behind the rebuild (${s.position.sequence})`)
     }
     await advance(deps, s, { ...options, until: live, trx, phase: 'verify' }, live)
     await asOwner(trx)

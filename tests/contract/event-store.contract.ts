@@ -358,7 +358,7 @@ export function eventStoreContract(name: string, factory: EventStoreFactory) {
           await new Promise((res) => setTimeout(res, 10))
         }
         expect(comparePositions(await store.headPosition(), r.position)).toBeGreaterThanOrEqual(0)
-        expect(await store.resolvePosition(r.position.prepare)).toEqual(r.position)
+        expect(await store.resolvePosition(r.position.sequence)).toEqual(r.position)
       })
     })
 

@@ -6,7 +6,7 @@ import type { HarnessFactory, UserStreamsHarness } from '../support/user-streams
 
 let nextPrepare = 1_000
 const lastIds = new Map<string, string>()
-/** Entries at increasing global positions (commit, prepare), each naming the user's one before, like the fan-out. */
+/** Entries at increasing global positions (transaction id, sequence), each naming the user's one before, like the fan-out. */
 const entry = (userId: string, type = 'message.created', data: unknown = { n: nextPrepare }): UserStreamEntry => {
   nextPrepare += 1
   const id = `${nextPrepare * 10}-${nextPrepare}`
@@ -127,7 +127,7 @@ export function userStreamsContract(name: string, setup: HarnessFactory) {
         expect((await streams.append([e, e, { ...e }])).appended).toBe(1)
       })
 
-      it('orders (commit, prepare) ids numerically, commit first', async () => {
+      it('orders (transactionId, sequence) ids numerically, transaction id first', async () => {
         const user = uuid()
         const ids = ['9-500', '10-2', '10-11', '100-1']
         await streams.append(

@@ -31,7 +31,7 @@ afterAll(async () => {
 })
 
 const checkpoints = async () =>
-  Promise.all(api.services.projectors.map(async (p) => `${p.name}@${(await loadCheckpoint(api.services.db, p)).prepare}`))
+  Promise.all(api.services.projectors.map(async (p) => `${p.name}@${(await loadCheckpoint(api.services.db, p)).sequence}`))
 
 /** The newest event written (the store's head may sit below transactions other tests hold open on the cluster). */
 const lastEvent = async () =>

@@ -80,7 +80,7 @@ beforeAll(async () => {
   const head = await server.services.store.headPosition()
   await server.services.waiter.waitFor(
     server.services.projectors.map((p) => p.name),
-    BigInt(head.prepare),
+    BigInt(head.sequence),
   )
 }, 120_000)
 afterAll(async () => {

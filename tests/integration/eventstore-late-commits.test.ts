@@ -79,8 +79,8 @@ it('a subscriber sees every event exactly once, in order, while 16 writers commi
   expect(new Set(ids)).toEqual(committed)
   for (let i = 1; i < seen.length; i++) expect(comparePositions(seen[i - 1]!.position, seen[i]!.position)).toBe(-1)
   // Positions are handed out at insert, commits land out of order: the test proves something only if they did.
-  const prepares = seen.map((e) => e.position.prepare)
-  expect(prepares.some((p, i) => i > 0 && p < prepares[i - 1]!)).toBe(true)
+  const sequences = seen.map((e) => e.position.sequence)
+  expect(sequences.some((p, i) => i > 0 && p < sequences[i - 1]!)).toBe(true)
 })
 
 async function client_notify() {

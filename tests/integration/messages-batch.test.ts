@@ -115,7 +115,7 @@ function history(steps: readonly Step[]): RecordedEvent[] {
       data,
       streamName: `x-${n}`,
       revision: 0n,
-      position: { commit: BigInt(1000 + n), prepare: BigInt(n + 1) },
+      position: { transactionId: BigInt(1000 + n), sequence: BigInt(n + 1) },
       metadata: {
         tenantId: tenants[s.tenant]!,
         actor: { type: 'user', id: user },

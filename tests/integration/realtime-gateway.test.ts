@@ -81,12 +81,12 @@ describe.each<[string, HarnessFactory]>([
     await streams.append([e])
     const n = BigInt(e.position)
     // A later transaction with a lower position stands after e: the client loads state there and polls after it.
-    const after: Position = { commit: n + 2n, prepare: n - 2n }
+    const after: Position = { transactionId: n + 2n, sequence: n - 2n }
     const q = await newGateway(streams, { fannedOutUpTo: async () => after }).register(user)
     expect(q).toMatchObject({ lastEventId: formatPosition(after), position: Number(n - 2n) })
     const at = (c: bigint, p: bigint, previousId: string): UserStreamEntry => ({
       ...entry(user),
-      id: formatPosition({ commit: c, prepare: p }),
+      id: formatPosition({ transactionId: c, sequence: p }),
       previousId,
       position: Number(p),
     })
@@ -97,7 +97,7 @@ describe.each<[string, HarnessFactory]>([
       next.id,
     ])
     // An earlier transaction with a higher position stands before the stream's last entry: start there.
-    const before: Position = { commit: n, prepare: n + 9n }
+    const before: Position = { transactionId: n, sequence: n + 9n }
     expect(await newGateway(streams, { fannedOutUpTo: async () => before }).register(user)).toMatchObject({
       lastEventId: next.id,
       position: next.position,

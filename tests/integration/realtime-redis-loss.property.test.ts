@@ -200,7 +200,7 @@ it('after any loss of Redis data, each user’s state at registration plus the e
 
         // The crossed posts are in: an event before another in the order, with the higher position.
         const positions = expectedEvents.map((e) => e.position)
-        expect(positions.some((p, i) => positions.slice(i + 1).some((q) => q.prepare < p.prepare))).toBe(true)
+        expect(positions.some((p, i) => positions.slice(i + 1).some((q) => q.sequence < p.sequence))).toBe(true)
         for (const [u, c] of clients.entries()) {
           for (const epoch of c.epochs) {
             expect(epoch, `user ${u}: a registration's state + events is a prefix of what they may see`).toEqual(

@@ -180,7 +180,7 @@ describe('rebuild', () => {
         .catch(() => ({ rows: [{ n: null }] }))
       return Number(rows[0]?.n ?? 0)
     }
-    const head = Number((await store.headPosition()).prepare)
+    const head = Number((await store.headPosition()).sequence)
     const child = tool(['messages', '--batch-size', '25', '--quiet'])
     const deadline = Date.now() + 30_000
     while ((await progress()) < head / 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))

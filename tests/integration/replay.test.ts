@@ -90,7 +90,7 @@ describe('npm run replay', () => {
     expect(r.code).toBe(0)
     const got = jsonl(r.stdout)
     // Through the tenant index, in position order (concurrent transactions may have committed in another order).
-    expect(got.map((e) => e.position)).toEqual(expected.map((e) => Number(e.position.prepare)).sort((a, b) => a - b))
+    expect(got.map((e) => e.position)).toEqual(expected.map((e) => Number(e.position.sequence)).sort((a, b) => a - b))
     expect(r.stderr).toContain('tenant index')
   })
 

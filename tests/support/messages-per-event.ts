@@ -56,7 +56,7 @@ export const messagesPerEvent: Pick<Projector, 'apply'> = {
             select ${tenantId}, ${d.messageId}, ${d.roomId},
                    coalesce((select max(seq) from messages where tenant_id = ${tenantId} and room_id = ${d.roomId}), 0) + 1,
                    ${d.authorId}, ${d.authorType}, ${d.text}, ${d.threadRootId}, ${JSON.stringify(d.mentions)}::jsonb, ${d.at},
-                   ${recorded.position.prepare.toString()}
+                   ${recorded.position.sequence.toString()}
             on conflict do nothing`.execute(trx)
           if (d.threadRootId) {
             await trx

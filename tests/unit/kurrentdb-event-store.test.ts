@@ -136,7 +136,7 @@ describe('KurrentDB mappings', () => {
   })
 
   it('keeps positions the server sent and refuses sentinels', () => {
-    expect(validPosition({ commit: 120n, prepare: 120n })).toEqual({ commit: 120n, prepare: 120n })
+    expect(validPosition({ commit: 120n, prepare: 120n })).toEqual({ transactionId: 120n, sequence: 120n })
     expect(validPosition(undefined)).toBeNull()
     expect(validPosition({ commit: -1n, prepare: -1n })).toBeNull()
     expect(validPosition({ commit: 2n ** 64n - 1n, prepare: 2n ** 64n - 1n })).toBeNull()
@@ -144,10 +144,10 @@ describe('KurrentDB mappings', () => {
 
   it('reads from the start for START and from the position otherwise; compares exclusively', () => {
     expect(toReadPosition(START)).toBe('start')
-    expect(toReadPosition({ commit: 5n, prepare: 5n })).toEqual({ commit: 5n, prepare: 5n })
-    expect(isAfter({ commit: 5n, prepare: 5n }, { commit: 5n, prepare: 5n })).toBe(false)
-    expect(isAfter({ commit: 6n, prepare: 6n }, { commit: 5n, prepare: 5n })).toBe(true)
-    expect(isAfter({ commit: 5n, prepare: 6n }, { commit: 5n, prepare: 5n })).toBe(true)
+    expect(toReadPosition({ transactionId: 5n, sequence: 5n })).toEqual({ commit: 5n, prepare: 5n })
+    expect(isAfter({ transactionId: 5n, sequence: 5n }, { transactionId: 5n, sequence: 5n })).toBe(false)
+    expect(isAfter({ transactionId: 6n, sequence: 6n }, { transactionId: 5n, sequence: 5n })).toBe(true)
+    expect(isAfter({ transactionId: 5n, sequence: 6n }, { transactionId: 5n, sequence: 5n })).toBe(true)
   })
 
   it('tells system events by type or stream', () => {
@@ -242,7 +242,7 @@ describe('KurrentDB mappings', () => {
       metadata: m,
       streamName: 'room-1',
       revision: 3n,
-      position: { commit: 900n, prepare: 900n },
+      position: { transactionId: 900n, sequence: 900n },
     } satisfies RecordedEvent)
     const foreign = toRecordedEvent(resolved({ id: 'e2', stream: 'other-1', type: 'x', revision: 0n, pos: 1n }))
     expect(foreign?.metadata).toEqual({
@@ -287,7 +287,7 @@ describe('KurrentDbEventStore against a fake client', () => {
     const events = [newEvent(), newEvent()]
     expect(await store.append('s', events, { expectedRevision: 'no_stream' })).toEqual({
       nextExpectedRevision: 1n,
-      position: { commit: 500n, prepare: 500n },
+      position: { transactionId: 500n, sequence: 500n },
     })
     expect(calls).toEqual([['s', events.map(toEventData), { streamState: 'no_stream' }]])
     await expect(store.append('s', [], { expectedRevision: 'any' })).rejects.toThrow(/at least one/)
@@ -305,7 +305,7 @@ describe('KurrentDbEventStore against a fake client', () => {
     )
     expect(await store.append('s', [newEvent()], { expectedRevision: 3n })).toEqual({
       nextExpectedRevision: 4n,
-      position: { commit: 77n, prepare: 77n },
+      position: { transactionId: 77n, sequence: 77n },
     })
   })
 
@@ -370,8 +370,8 @@ describe('KurrentDbEventStore against a fake client', () => {
       }),
     )
     expect((await flaky.append('s', [newEvent()], { expectedRevision: 'no_stream' })).position).toEqual({
-      commit: 9n,
-      prepare: 9n,
+      transactionId: 9n,
+      sequence: 9n,
     })
     expect(attempts).toBe(2)
     const down = new KurrentDbEventStore(
@@ -445,16 +445,16 @@ describe('KurrentDbEventStore against a fake client', () => {
     const store = new KurrentDbEventStore(client(fakeLog(log, calls)))
     expect((await store.readAll()).map((e) => e.id)).toEqual(['a', 'b', 'c', 'd'])
     expect(calls[0]).toMatchObject({ direction: 'forwards', fromPosition: 'start', filter: { filterOn: 'eventType' } })
-    expect((await store.readAll({ from: { commit: 100n, prepare: 100n } })).map((e) => e.id)).toEqual(['b', 'c', 'd'])
+    expect((await store.readAll({ from: { transactionId: 100n, sequence: 100n } })).map((e) => e.id)).toEqual(['b', 'c', 'd'])
     // The $stats event passes the server's type filter; dropping it must not cut the page short.
     calls.length = 0
-    expect((await store.readAll({ from: { commit: 300n, prepare: 300n }, maxCount: 1 })).map((e) => e.id)).toEqual(['c'])
+    expect((await store.readAll({ from: { transactionId: 300n, sequence: 300n }, maxCount: 1 })).map((e) => e.id)).toEqual(['c'])
     expect(calls.length).toBe(2)
-    expect(await store.readAll({ from: { commit: 600n, prepare: 600n } })).toEqual([])
+    expect(await store.readAll({ from: { transactionId: 600n, sequence: 600n } })).toEqual([])
   })
 
   it('answers the head from the newest non-system event, START when there is none', async () => {
-    expect(await new KurrentDbEventStore(client(fakeLog(log))).headPosition()).toEqual({ commit: 600n, prepare: 600n })
+    expect(await new KurrentDbEventStore(client(fakeLog(log))).headPosition()).toEqual({ transactionId: 600n, sequence: 600n })
     const onlySystem = log.filter((e) => isSystemEvent({ streamName: e.stream, type: e.type }))
     expect(await new KurrentDbEventStore(client(fakeLog(onlySystem))).headPosition()).toEqual(START)
     expect(await new KurrentDbEventStore(client(fakeLog([]))).headPosition()).toEqual(START)
@@ -462,7 +462,7 @@ describe('KurrentDbEventStore against a fake client', () => {
 
   it('resolves a public position to the event standing there, or null', async () => {
     const store = new KurrentDbEventStore(client(fakeLog(log)))
-    expect(await store.resolvePosition(300n)).toEqual({ commit: 300n, prepare: 300n })
+    expect(await store.resolvePosition(300n)).toEqual({ transactionId: 300n, sequence: 300n })
     expect(await store.resolvePosition(301n)).toBeNull()
     expect(await store.resolvePosition(9_000n)).toBeNull()
     expect(await store.resolvePosition(-1n)).toBeNull()
@@ -499,7 +499,7 @@ describe('KurrentDbEventStore against a fake client', () => {
         },
       }),
     )
-    const sub = store.subscribeAll({ from: { commit: 100n, prepare: 100n }, maxBatch: 2 })
+    const sub = store.subscribeAll({ from: { transactionId: 100n, sequence: 100n }, maxBatch: 2 })
     const it = sub[Symbol.asyncIterator]()
     const first = it.next()
     expect(options[0]).toMatchObject({ fromPosition: { commit: 100n, prepare: 100n }, filter: { filterOn: 'eventType' } })
@@ -616,7 +616,7 @@ describe('KurrentDbEventStore: conditional appends', () => {
       ],
     })
     // The answer's single number is not a Position: the position is the last event's, read back.
-    expect(result).toEqual({ nextExpectedRevision: 1n, position: { commit: 900n, prepare: 900n } })
+    expect(result).toEqual({ nextExpectedRevision: 1n, position: { transactionId: 900n, sequence: 900n } })
     expect(calls).toEqual([
       {
         records: events.map((e) => toAppendRecord('message-1', e)),
@@ -658,7 +658,7 @@ describe('KurrentDbEventStore: conditional appends', () => {
         expectedRevision: 'no_stream',
         alsoExpect: [{ stream: 'room-1', expectedRevision: 3n }],
       }),
-    ).toEqual({ nextExpectedRevision: 0n, position: { commit: 900n, prepare: 900n } })
+    ).toEqual({ nextExpectedRevision: 0n, position: { transactionId: 900n, sequence: 900n } })
     const [request] = real.requests as [
       {
         recordsList: {
@@ -779,7 +779,7 @@ describe('KurrentDbEventStore: conditional appends', () => {
     }))
     expect(await store.append('message-1', events, options)).toEqual({
       nextExpectedRevision: 6n,
-      position: { commit: 51n, prepare: 51n },
+      position: { transactionId: 51n, sequence: 51n },
     })
     expect(reads).toEqual([expect.objectContaining({ fromRevision: 5n, maxCount: 2 })])
     following = [following[0]!, { id: uuid(), stream: 'message-1', type: 't', revision: 6n, pos: 51n }]
@@ -790,7 +790,9 @@ describe('KurrentDbEventStore: conditional appends', () => {
 describe('KurrentDbEventStore.readTenant', () => {
   const tenant = uuid()
   const other = uuid()
-  const at = (pos: bigint) => ({ commit: pos, prepare: pos })
+  const at = (pos: bigint) => ({ transactionId: pos, sequence: pos })
+  /** The same place in the server's vocabulary. */
+  const logAt = (pos: bigint) => ({ commit: pos, prepare: pos })
   // 1,200 events of four kinds, round-robin, one every 10 positions: more than two server pages of the types read.
   const kinds = [
     { type: 'message.posted', tenantId: tenant, roomId: 'r1' },
@@ -830,7 +832,7 @@ describe('KurrentDbEventStore.readTenant', () => {
       filter: { filterOn: 'eventType', regex: '^(?:message\\.posted)$' },
     })
     // 900 events of that type on the server: pages of 500, the second starting at the last one seen (e665).
-    expect(calls.map((c) => c.fromPosition)).toEqual(['start', at(6_660n)])
+    expect(calls.map((c) => c.fromPosition)).toEqual(['start', logAt(6_660n)])
     const both = await store.readTenant(tenant, { types: ['message.posted', 'room.renamed'] })
     expect(ids(both)).toEqual(expected((i) => i % 4 !== 1))
     expect(await store.readTenant(uuid(), { types: ['message.posted'] })).toEqual([])
@@ -849,7 +851,7 @@ describe('KurrentDbEventStore.readTenant', () => {
     const within = await store.readTenant(tenant, { types: ['message.posted'], from: at(50n), to: at(90n) })
     expect(ids(within)).toEqual(['e4', 'e6', 'e8'])
     expect(calls.length).toBe(1)
-    expect(calls[0]!.fromPosition).toEqual(at(50n))
+    expect(calls[0]!.fromPosition).toEqual(logAt(50n))
     // A bound inside the second page: the read goes no further.
     calls.length = 0
     const late = await store.readTenant(tenant, { types: ['message.posted'], from: at(9_000n), to: at(9_030n) })
