@@ -396,18 +396,6 @@ function authMethod(metadata: oidc.ServerMetadata, preferred?: TokenEndpointAuth
   throw new OidcDiscoveryError('issuer supports neither client_secret_basic nor client_secret_post')
 }
 
-/**
- * client_secret_basic, each part form-urlencoded (RFC 6749 §2.3.1) as encodeURIComponent does it.
- * openid-client's ClientSecretBasic also escapes `-_.!~*'()`, which an issuer that compares the
- * Basic username undecoded refuses (a client id like `workspace-app`); a decoding issuer reads both alike.
- */
-const clientSecretBasic =
-  (secret: string): oidc.ClientAuth =>
-  (_as, client, _body, headers) => {
-    const encode = (s: string) => encodeURIComponent(s).replace(/%20/g, '+')
-    headers.set('authorization', `Basic ${Buffer.from(`${encode(client.client_id)}:${encode(secret)}`).toString('base64')}`)
-  }
-
 export function createOidcClient(config: OidcClientConfig): OidcClient {
   if (!config.clientId || !config.clientSecret) throw new TypeError('clientId and clientSecret are required')
   const scopes = config.scopes ?? ['openid', 'email']
@@ -436,7 +424,8 @@ export function createOidcClient(config: OidcClientConfig): OidcClient {
     return response
   }
   const authenticate: oidc.ClientAuth = (as, client, body, headers) =>
-    (authMethod(as, config.tokenEndpointAuthMethod) === 'client_secret_post' ? oidc.ClientSecretPost : clientSecretBasic)(
+    // client_secret_basic form-urlencodes id and secret (RFC 6749 §2.3.1), `-_.!~*'()` included.
+    (authMethod(as, config.tokenEndpointAuthMethod) === 'client_secret_post' ? oidc.ClientSecretPost : oidc.ClientSecretBasic)(
       config.clientSecret,
     )(as, client, body, headers)
 

@@ -52,10 +52,13 @@ async function startIdp() {
   })
   app.post('/token', async (c) => {
     const auth = c.req.header('authorization') ?? ''
-    const [id, secret] = Buffer.from(auth.replace(/^Basic /, ''), 'base64')
-      .toString()
-      .split(':')
-    if (id !== CLIENT_ID || decodeURIComponent(secret ?? '') !== CLIENT_SECRET) return c.json({ error: 'invalid_client' }, 401)
+    // RFC 6749 §2.3.1: client id and secret are each form-urlencoded before Basic, so decode both.
+    const decoded = Buffer.from(auth.replace(/^Basic /, ''), 'base64').toString()
+    const colon = decoded.indexOf(':')
+    const formDecode = (s: string) => decodeURIComponent(s.replace(/\+/g, ' '))
+    const id = colon < 0 ? '' : formDecode(decoded.slice(0, colon))
+    const secret = colon < 0 ? '' : formDecode(decoded.slice(colon + 1))
+    if (id !== CLIENT_ID || secret !== CLIENT_SECRET) return c.json({ error: 'invalid_client' }, 401)
     return c.json({ id_token: await mint(pendingNonce), access_token: 'access-token', token_type: 'Bearer' })
   })
   app.get('/userinfo', (c) =>

@@ -318,8 +318,8 @@ describe('the client: authorization request', () => {
 describe('the client: callback', () => {
   it('exchanges the code with the PKCE verifier, as client_secret_basic, and accepts the nonce once', async () => {
     const idp = fakeIssuer()
-    const client = clientFor(idp, { clientId: 'id:x', clientSecret: 's e/cr%t', replayCache: new MemoryReplayCache() })
-    const { request, params, result } = await signIn(client, idp, (n) => mint(rsa, { ...liveClaims(n), aud: 'id:x' }))
+    const client = clientFor(idp, { clientId: 'id:x-app', clientSecret: 's e/cr%t-_.!~*', replayCache: new MemoryReplayCache() })
+    const { request, params, result } = await signIn(client, idp, (n) => mint(rsa, { ...liveClaims(n), aud: 'id:x-app' }))
     const { claims, idToken, tokens } = await result
     expect(claims).toMatchObject({ sub: 'user-123', email: 'alice@example.com', email_verified: true, nonce: request.nonce })
     expect(idToken.split('.')).toHaveLength(3)
@@ -332,9 +332,10 @@ describe('the client: callback', () => {
       redirect_uri: 'https://app.example.com/auth/callback',
       code_verifier: request.codeVerifier,
     })
-    // RFC 6749 §2.3.1: both parts form-urlencoded before base64.
+    // RFC 6749 §2.3.1: both parts form-urlencoded before base64 (openid-client's ClientSecretBasic,
+    // which escapes `-_.!~*` too; an issuer decodes them).
     const basic = token.headers.get('authorization')!
-    expect(Buffer.from(basic.replace(/^Basic /, ''), 'base64').toString()).toBe('id%3Ax:s+e%2Fcr%25t')
+    expect(Buffer.from(basic.replace(/^Basic /, ''), 'base64').toString()).toBe('id%3Ax%2Dapp:s+e%2Fcr%25t%2D%5F%2E%21%7E%2A')
 
     // The same redirect again: the issuer answers with the same ID token, whose nonce is spent.
     await expect(client.handleCallback(params, request)).rejects.toBeInstanceOf(IdTokenReplayedError)
