@@ -55,7 +55,10 @@ export async function signInAccount(
 
 const TOKEN_KIND: Record<CredentialKind, 'session' | 'personal'> = { session: 'session', personal_token: 'personal' }
 
-/** Issues a session or personal token. The clear token is returned once; only its hash is stored. */
+/**
+ * Issues a session or personal token. The clear token is returned once; only its hash is stored. One opened
+ * from another (`parentId`: a tenant session from its account session) expires no later than its parent.
+ */
 export async function issueCredential(
   deps: PipelineDeps,
   ctx: CommandContext,
@@ -72,7 +75,13 @@ export async function issueCredential(
   const credentialId = ctx.newId()
   // The stream id rides in the token, so checking it is one indexed read; the secret is checked by hash.
   const token = `${generateToken(TOKEN_KIND[input.kind])}.${credentialId}`
-  const expiresAt = new Date(ctx.now().getTime() + input.ttlMs).toISOString()
+  let expiresAt = new Date(ctx.now().getTime() + input.ttlMs).toISOString()
+  if (input.parentId) {
+    // A child stops working with its parent (verifyToken), so it announces no later expiry than the parent's.
+    const { state: parent } = await loadCredential(deps, input.parentId)
+    if (parent.exists && Date.parse(parent.expiresAt) < Date.parse(expiresAt))
+      expiresAt = new Date(parent.expiresAt).toISOString()
+  }
   const r = await handleCommand(
     deps,
     credential,
