@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type AuthDeps, requireAccount } from '../http/account-auth.ts'
+import { type AuthDeps, requireAccountSession } from '../http/account-auth.ts'
 import { loadAccount } from '../http/accounts.ts'
 import { consistent } from '../http/consistent-after.ts'
 import { router } from '../http/router.ts'
-import { consistentAfterQuery, json, Uuid } from '../http/schemas.ts'
+import { consistentAfterQuery, json, problemResponse, Uuid } from '../http/schemas.ts'
 import { bearerSecurity } from '../http/tenant-route.ts'
 
 const route = createRoute({
@@ -11,6 +11,8 @@ const route = createRoute({
   path: '/auth/me',
   tags: ['auth'],
   summary: 'The global account and its org memberships',
+  description:
+    'Only the account session (the login host’s cookie, or its value as a bearer) may: a tenant session, a personal API token or an agent token is 403 ACCOUNT_SESSION_REQUIRED.',
   security: bearerSecurity,
   request: { query: z.object({ ...consistentAfterQuery }) },
   responses: {
@@ -24,13 +26,15 @@ const route = createRoute({
         ),
       }),
     ),
+    403: problemResponse('a credential bound to one org (ACCOUNT_SESSION_REQUIRED)'),
   },
 })
 
 export function authQueries(deps: AuthDeps) {
   const app = router()
   app.openapi(route, async (c) => {
-    const caller = await requireAccount(c, deps)
+    // Every membership in every org: for the account session only, never a credential bound to one org.
+    const caller = await requireAccountSession(c, deps)
     await consistent(c, deps, ['memberships', 'orgs'])
     const acct = await loadAccount(deps, caller.credential.accountId)
     // control.memberships is the control plane's own table, read as the owner: it has no tenant rows.

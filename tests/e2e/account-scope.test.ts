@@ -6,8 +6,8 @@ import { startTestServer, type TestServer } from '../support/server.ts'
 /*
  * A credential bound to one org (a tenant session, bearer or cookie on the org host; a personal API token;
  * an agent token) acts in that org only. Whoever holds one must not reach the account behind it: open
- * sessions for the account's other orgs, hand the browser off, create orgs, accept invites, or mint and
- * revoke personal tokens. Those need the account session itself.
+ * sessions for the account's other orgs, hand the browser off, create orgs, accept invites, mint and
+ * revoke personal tokens, or list the account's memberships (GET /auth/me). Those need the account session itself.
  */
 
 let server: TestServer
@@ -67,6 +67,8 @@ async function personalToken(name: string) {
 
 /** Every account-level route; each refusal must leave no trace (checked after the refusals). */
 const accountRoutes = (): [string, string, unknown?][] => [
+  // The account and every membership of it, in every org: not for a credential bound to one.
+  ['GET', '/auth/me'],
   ['POST', '/auth/tenant-session', { org: second.slug }],
   ['POST', '/auth/handoff', { org: second.slug, returnTo: '/' }],
   ['POST', '/orgs/onboard', { name: 'Spawned By Tenant' }],
@@ -123,6 +125,11 @@ describe('credentials bound to a tenant cannot act for the account', () => {
 describe('the account session does all of it', () => {
   it('sessions and handoffs for any of its orgs, personal tokens for a named org, onboarding, invites', async () => {
     const send = bearer(owner.accountToken)
+    const account = await send('GET', '/auth/me')
+    expect(account.status).toBe(200)
+    expect(account.body.memberships.map((m: { orgId: string }) => m.orgId)).toEqual(
+      expect.arrayContaining([owner.orgId, second.orgId]),
+    )
     const session = await send('POST', '/auth/tenant-session', { org: second.slug })
     expect(session.status).toBe(200)
     expect(session.body.orgId).toBe(second.orgId)

@@ -211,7 +211,9 @@ describe('agents', () => {
     const agents = await server.request('GET', `/api/users?type=agent&consistentAfter=${agent.position}`, as(owner))
     expect(agents.body.items.map((u: { id: string }) => u.id)).toContain(agent.agentId)
     // Agent tokens are for /api, never for the account routes.
-    expect((await server.request('GET', '/auth/me', { token })).status).toBe(401)
+    const account = await server.request('GET', '/auth/me', { token })
+    expect(account.status).toBe(403)
+    expect(account.body.code).toBe('ACCOUNT_SESSION_REQUIRED')
   })
 
   it('refuses replayed, stale, forged and unknown credentials with one 401', async () => {
