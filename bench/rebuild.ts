@@ -15,6 +15,7 @@ import { v7 as uuid } from 'uuid'
 import { createKysely, createPool } from '../adapters/postgres.ts'
 import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
 import { formatCount, Progress } from '../adapters/progress.ts'
+import { rng } from '../bin/seed-workload.ts'
 import { migrateAll } from '../migrations/index.ts'
 import type { Projector } from '../projections/engine.ts'
 import { messagesProjector } from '../projections/messages.ts'
@@ -30,16 +31,6 @@ const log = (line: string) => process.stderr.write(`${line}\n`)
 
 // --- the history: a busy chat workload, deterministic for a seed
 
-const rng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
 const WORDS = 'ship the build review rollout agent customer design shadow tables green flaky fix plan lunch noon doc'.split(' ')
 
 type Row = {

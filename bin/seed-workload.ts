@@ -45,7 +45,7 @@ export type SeededOrg = { orgId: string; slug: string; users: SeededUser[]; room
 export type SeedSummary = { orgs: SeededOrg[]; commands: number; events: Record<string, number> }
 
 /** mulberry32: a small seeded generator, so a seed gives the same workload. */
-const rng = (seed: number) => {
+export const rng = (seed: number) => {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0
