@@ -58,7 +58,7 @@ const requireId = (id: string) => {
 export class PostgresUserStreams implements UserStreams {
   private readonly pool: pg.Pool
   private readonly maxLen: number
-  private readonly queueTtlMs: number
+  readonly queueTtlMs: number
   private readonly registry = new WakeRegistry()
   private readonly listener: PgListener
   private retry: NodeJS.Timeout | null = null

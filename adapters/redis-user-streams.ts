@@ -121,7 +121,7 @@ export class RedisUserStreams implements UserStreams {
   private readonly sub: Redis
   private readonly prefix: string
   private readonly maxLen: number
-  private readonly queueTtlMs: number
+  readonly queueTtlMs: number
   private readonly unsubscribeAfterMs: number
   private readonly registry = new WakeRegistry()
   /** Channels subscribed (or being subscribed), with the promise of the subscription. */

@@ -66,6 +66,8 @@ export type QueueState = {
 export type Unsubscribe = () => void
 
 export interface UserStreams {
+  /** A queue not touched for this long expires: a gateway that keeps queues in memory forgets them as the backend does. */
+  readonly queueTtlMs: number
   /**
    * Appends entries to their users' streams in as few round trips as the backend allows, idempotent
    * per (user, id); then wakes each user whose stream grew with one publish.

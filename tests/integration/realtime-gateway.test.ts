@@ -348,6 +348,78 @@ describe.each<[string, HarnessFactory]>([
     expect(ids(await next)).toEqual([e2.id])
   })
 
+  it('a poll with nothing waiting for it makes no round trip to the backend', async () => {
+    const calls: string[] = []
+    // Every call the gateway makes to the port, by name.
+    const counted = new Proxy(streams, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver)
+        if (typeof value !== 'function') return value
+        return (...args: unknown[]) => {
+          calls.push(String(name))
+          return value.apply(target, args)
+        }
+      },
+    })
+    const g = newGateway(counted)
+    const user = uuid()
+    const q = await g.register(user)
+    const first = g.poll({ queueId: q.queueId, userId: user, lastEventId: q.lastEventId })
+    await sleep(100)
+    const e1 = entry(user)
+    await streams.append([e1])
+    expect(ids(await first)).toEqual([e1.id])
+    calls.length = 0
+    // The queue is known here, and so is the newest id in the user's stream: the next poll just waits.
+    const second = g.poll({ queueId: q.queueId, userId: user, lastEventId: e1.id })
+    expect(await pendingAfter(second, 150)).toBe(true)
+    expect(await g.poll({ queueId: q.queueId, userId: user, lastEventId: e1.id, dontBlock: true })).toEqual({
+      type: 'events',
+      events: [],
+    })
+    expect(calls).toEqual([])
+    const e2 = entry(user)
+    await streams.append([e2])
+    expect(ids(await second)).toEqual([e2.id])
+    expect(calls).toEqual(['read'])
+  })
+
+  it('keeps a polled queue alive in the backend, though it touches it only now and then', async () => {
+    const short = harness.create({ queueTtlMs: 400 })
+    const g = newGateway(short)
+    const user = uuid()
+    const q = await g.register(user)
+    const e = entry(user)
+    await short.append([e])
+    for (let i = 0; i < 8; i++) {
+      await sleep(150)
+      expect(await g.poll({ queueId: q.queueId, userId: user, lastEventId: e.id, dontBlock: true })).toEqual({
+        type: 'events',
+        events: [],
+      })
+    }
+    // Stored with the acknowledgement it was last polled with, and an expiry still ahead.
+    expect(await harness.storedQueue(q.queueId)).toMatchObject({ lastAckedId: e.id })
+    expect(await short.getQueue(q.queueId)).toMatchObject({ userId: user, lastAckedId: e.id })
+  })
+
+  it('a queue registered through another process is polled here, and stays its user’s', async () => {
+    const [alice, mallory] = [uuid(), uuid()]
+    const q = await newGateway(streams).register(alice)
+    const here = newGateway(streams)
+    await expect(here.poll({ queueId: q.queueId, userId: mallory, dontBlock: true })).rejects.toMatchObject({
+      code: 'BAD_EVENT_QUEUE_ID',
+    })
+    const poll = here.poll({ queueId: q.queueId, userId: alice, lastEventId: q.lastEventId })
+    await sleep(50)
+    const e = entry(alice)
+    await streams.append([e])
+    expect(ids(await poll)).toEqual([e.id])
+    await expect(here.poll({ queueId: q.queueId, userId: mallory, dontBlock: true })).rejects.toMatchObject({
+      code: 'BAD_EVENT_QUEUE_ID',
+    })
+  })
+
   it('an event appended during the break is delivered, not slept through', async () => {
     const own = harness.create()
     const g = newGateway(own)
@@ -425,6 +497,7 @@ describe('realtime gateway with a stalled wakeup subscription', () => {
   const queueId = uuid()
   const userId = uuid()
   const stalled: UserStreams = {
+    queueTtlMs: 600_000,
     append: async () => ({ appended: 0, wokenUsers: [] }),
     read: async () => ({ events: [], truncated: false }),
     lastId: async () => STREAM_START_ID,
