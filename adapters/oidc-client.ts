@@ -1,39 +1,29 @@
-import {
-  createRemoteJWKSet,
-  decodeProtectedHeader,
-  errors,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-  customFetch as joseFetch,
-  jwtVerify,
-} from 'jose'
+import { decodeProtectedHeader } from 'jose'
 import * as oidc from 'openid-client'
 import type { ReplayCache } from './replay-cache.ts'
 
 /**
- * OpenID Connect relying party: a thin adapter over `openid-client` (discovery, the authorization
- * code flow with PKCE S256, state and nonce, client authentication, the code exchange, ID token
- * validation including its signature, userinfo). What it adds: the nonce is accepted once (replay
- * cache), only asymmetric algorithms, and every refusal as a typed OidcError.
+ * OpenID Connect relying party over `openid-client`, which does discovery, the authorization code
+ * flow (PKCE S256, state, nonce, RFC 9207 `iss`), client authentication, the code exchange, ID token
+ * validation with its signature against the issuer's JWKS, userinfo, https-only and timeouts. What
+ * this adds: a narrower list of asymmetric algorithms, the nonce accepted once (replay cache), and
+ * every refusal as a typed OidcError.
  *
- * Stateless by design: `authorizationRequest` returns the state, nonce and code verifier, and the
- * caller keeps them (signed, http-only, short-lived cookie) until the callback, where it hands them
- * back to `handleCallback`.
+ * Stateless: `authorizationRequest` returns the state, nonce and code verifier; the caller keeps them
+ * (signed, http-only, short-lived cookie) and hands them back to `handleCallback`.
  */
 
-/** Asymmetric algorithms only: never `none`, never HS* (a public key must not become an HMAC secret). */
+/** Asymmetric only: never `none`, never HS* (a public key must not become an HMAC secret). */
 export const ID_TOKEN_ALGORITHMS = ['RS256', 'ES256', 'PS256', 'EdDSA'] as const
 export type IdTokenAlgorithm = (typeof ID_TOKEN_ALGORITHMS)[number]
 export const MAX_CLOCK_TOLERANCE_SECONDS = 60
 
 export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>
-
 export type ProviderMetadata = Readonly<oidc.ServerMetadata> & {
   readonly authorization_endpoint: string
   readonly token_endpoint: string
   readonly jwks_uri: string
 }
-
 export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post'
 
 export type OidcClientConfig = {
@@ -51,49 +41,20 @@ export type OidcClientConfig = {
   algorithms?: IdTokenAlgorithm[]
   /** Where used nonces are remembered so an ID token (or its nonce) is accepted once. */
   replayCache?: ReplayCache
-  /**
-   * Plain http to an http issuer that is not on a loopback address (the dev IdP behind a LAN
-   * PUBLIC_URL). An http issuer on a loopback address is always allowed; https is otherwise required.
-   */
+  /** Plain http to an http issuer off loopback (the dev IdP behind a LAN PUBLIC_URL); loopback is always allowed. */
   allowInsecureRequests?: boolean
   fetch?: FetchLike
-  /** Per-request timeout for discovery, token, userinfo and JWKS requests. Default 10 s. */
-  timeoutMs?: number
+  /** openid-client's per-request timeout (discovery, token, userinfo, JWKS), in seconds. Default 10. */
+  timeout?: number
 }
 
 /** What the caller stores between login and callback. */
-export type PendingAuthorization = {
-  state: string
-  nonce: string
-  codeVerifier: string
-}
-
+export type PendingAuthorization = { state: string; nonce: string; codeVerifier: string }
 export type AuthorizationRequest = PendingAuthorization & { url: string }
-
-export type IdTokenClaims = JWTPayload & {
-  iss: string
-  sub: string
-  aud: string | string[]
-  exp: number
-  iat: number
-  nonce?: string
-  email?: string
-  email_verified?: boolean
-  name?: string
-}
-
+export type IdTokenClaims = oidc.IDToken & { email?: string; email_verified?: boolean; name?: string }
 export type TokenResponse = oidc.TokenEndpointResponse & { readonly id_token: string }
-
-export type CallbackResult = {
-  claims: IdTokenClaims
-  idToken: string
-  tokens: TokenResponse
-}
-
+export type CallbackResult = { claims: IdTokenClaims; idToken: string; tokens: TokenResponse }
 export type UserInfo = oidc.UserInfoResponse
-
-// ---------------------------------------------------------------------------------------------
-// typed refusals
 
 export type OidcErrorCode =
   | 'discovery_failed'
@@ -120,6 +81,7 @@ export class OidcError extends Error {
     this.code = code
   }
 }
+type Refusal = new (message?: string, options?: ErrorOptions) => OidcError
 /** The base of a refusal with a code and a default message; an instance is named after its class. */
 const refusal = (code: OidcErrorCode, defaultMessage: string) =>
   class extends OidcError {
@@ -133,10 +95,7 @@ export class OidcDiscoveryError extends refusal('discovery_failed', 'discovery f
 /** The callback's `state` is missing or differs from the stored one (CSRF, or a stale tab). */
 export class OidcStateMismatchError extends refusal('state_mismatch', 'state does not match') {}
 /** RFC 9207: the authorization response names another issuer (mix-up attack). */
-export class OidcIssuerMismatchError extends refusal(
-  'issuer_mismatch_in_response',
-  'authorization response comes from another issuer',
-) {}
+export class OidcIssuerMismatchError extends refusal('issuer_mismatch_in_response', 'response from another issuer') {}
 /** The issuer's JWKS could not be fetched (not a verdict on the token). */
 export class OidcJwksError extends refusal('jwks_unavailable', 'JWKS unavailable') {}
 export class IdTokenMalformedError extends refusal('id_token_malformed', 'ID token is malformed') {}
@@ -176,201 +135,43 @@ export class OidcTokenExchangeError extends OidcError {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// checks the libraries leave to us
-
-function allowedAlgorithms(requested?: readonly string[]): IdTokenAlgorithm[] {
-  const list = requested ?? ID_TOKEN_ALGORITHMS
-  for (const alg of list) {
-    if (!ID_TOKEN_ALGORITHMS.includes(alg as IdTokenAlgorithm)) throw new TypeError(`ID token algorithm ${alg} is not allowed`)
-  }
-  if (list.length === 0) throw new TypeError('no ID token algorithm allowed')
-  return [...list] as IdTokenAlgorithm[]
-}
-
-/** Throws IdTokenMalformedError or IdTokenAlgorithmError unless the token's `alg` is allowed. */
-function checkAlgorithm(idToken: string, algorithms: readonly IdTokenAlgorithm[]): void {
-  if (typeof idToken !== 'string' || idToken.split('.').length !== 3)
-    throw new IdTokenMalformedError('ID token is not a compact JWS')
-  let alg: unknown
-  try {
-    alg = decodeProtectedHeader(idToken).alg
-  } catch (cause) {
-    throw new IdTokenMalformedError('ID token header is not valid', { cause })
-  }
-  if (typeof alg !== 'string' || !algorithms.includes(alg as IdTokenAlgorithm)) {
-    throw new IdTokenAlgorithmError(`ID token algorithm ${String(alg)} is not allowed`)
-  }
-}
-
-const clampTolerance = (seconds: number | undefined): number => Math.min(Math.max(seconds ?? 30, 0), MAX_CLOCK_TOLERANCE_SECONDS)
-
-type ClaimChecks = {
-  issuer: string
-  clientId: string
-  nonce: string
-  tolerance: number
-  now: Date
-  replayCache?: ReplayCache
-}
-
-/** After the signature, issuer, audience and expiry: sub, iat, azp, nonce, and the nonce used once. */
-async function checkClaims(claims: IdTokenClaims, checks: ClaimChecks): Promise<IdTokenClaims> {
-  if (typeof claims.sub !== 'string' || claims.sub.length === 0 || claims.sub.length > 255) {
-    throw new IdTokenClaimsError('sub must be a non-empty string of at most 255 characters')
-  }
-  if (typeof claims.iat !== 'number' || claims.iat > checks.now.getTime() / 1000 + checks.tolerance) {
-    throw new IdTokenClaimsError('iat is in the future')
-  }
-  const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud]
-  if (claims.azp !== undefined ? claims.azp !== checks.clientId : aud.length > 1) {
-    throw new IdTokenAudienceError('azp must name this client when the token has several audiences')
-  }
-  if (typeof claims.nonce !== 'string' || claims.nonce !== checks.nonce) throw new IdTokenNonceError()
-  if (checks.replayCache) {
-    const expiresAtMs = (claims.exp + checks.tolerance) * 1000
-    const fresh = await checks.replayCache.claim(`oidc-nonce:${checks.issuer}:${claims.nonce}`, expiresAtMs)
-    if (!fresh) throw new IdTokenReplayedError()
-  }
-  return claims
-}
-
-// ---------------------------------------------------------------------------------------------
-// an ID token on its own (outside the callback): jose against the issuer's keys
-
-export type VerifyIdTokenOptions = {
-  issuer: string
-  clientId: string
-  /** The nonce stored with the authorization request. */
-  nonce: string
-  /** Key resolver: `createRemoteJWKSet(jwks_uri)` in production, `createLocalJWKSet` in tests. */
-  keys: JWTVerifyGetKey
-  algorithms?: readonly IdTokenAlgorithm[]
-  clockToleranceSeconds?: number
-  replayCache?: ReplayCache
-  now?: Date
-}
-
-/** Verifies an ID token (OIDC Core §3.1.3.7) and throws a typed OidcError for every refusal. */
-export async function verifyIdToken(idToken: string, options: VerifyIdTokenOptions): Promise<IdTokenClaims> {
-  const algorithms = allowedAlgorithms(options.algorithms)
-  // Checked before any key lookup: `none` and HS* never reach the verifier.
-  checkAlgorithm(idToken, algorithms)
-  const tolerance = clampTolerance(options.clockToleranceSeconds)
-  const now = options.now ?? new Date()
-  let payload: JWTPayload
-  try {
-    ;({ payload } = await jwtVerify(idToken, options.keys, {
-      issuer: options.issuer,
-      audience: options.clientId,
-      algorithms,
-      clockTolerance: tolerance,
-      currentDate: now,
-      requiredClaims: ['iss', 'sub', 'aud', 'exp', 'iat'],
-    }))
-  } catch (e) {
-    throw fromJose(e)
-  }
-  return checkClaims(payload as IdTokenClaims, { ...options, tolerance, now })
-}
-
-function fromJose(e: unknown): OidcError {
-  if (e instanceof OidcError) return e
-  if (e instanceof errors.JWTExpired) return new IdTokenExpiredError(undefined, { cause: e })
-  if (e instanceof errors.JWTClaimValidationFailed) {
-    if (e.claim === 'iss') return new IdTokenIssuerError(undefined, { cause: e })
-    if (e.claim === 'aud') return new IdTokenAudienceError(undefined, { cause: e })
-    return new IdTokenClaimsError(`claim ${e.claim}: ${e.reason}`, { cause: e })
-  }
-  if (e instanceof errors.JOSEAlgNotAllowed) return new IdTokenAlgorithmError(undefined, { cause: e })
-  if (e instanceof errors.JWSSignatureVerificationFailed) return new IdTokenSignatureError(undefined, { cause: e })
-  if (e instanceof errors.JWKSNoMatchingKey || e instanceof errors.JWKSMultipleMatchingKeys) {
-    return new IdTokenSignatureError('ID token is signed with a key the issuer does not publish', { cause: e })
-  }
-  if (e instanceof errors.JWKSTimeout || e instanceof errors.JWKSInvalid) return new OidcJwksError(undefined, { cause: e })
-  if (e instanceof errors.JOSEError) return new IdTokenMalformedError(e.message, { cause: e })
-  return new OidcJwksError('could not obtain the issuer keys', { cause: e })
-}
-
-// ---------------------------------------------------------------------------------------------
-// openid-client's errors as typed refusals
-
-type Detail = {
-  claim?: unknown
-  alg?: unknown
-  header?: unknown
-  signature?: unknown
-  claims?: unknown
-  parameters?: unknown
-  body?: unknown
+/** openid-client names the failed JWT claim in its error's details. */
+const byClaim: Record<string, Refusal> = {
+  exp: IdTokenExpiredError,
+  iss: IdTokenIssuerError,
+  aud: IdTokenAudienceError,
+  azp: IdTokenAudienceError,
+  nonce: IdTokenNonceError,
 }
 
 /**
- * openid-client throws ClientError (code `OAUTH_*`, cause the failed check with its details),
- * ResponseBodyError (the token endpoint's OAuth error) and AuthorizationResponseError (the
- * callback's `error`). Errors this adapter raised itself (from its fetch) come back as causes.
+ * openid-client's errors as typed refusals: ClientError (code `OAUTH_*`, its cause the failed check
+ * with details), ResponseBodyError and WWWAuthenticateChallengeError (the issuer's OAuth error),
+ * AuthorizationResponseError (the callback's `error`). Our own fetch's refusals come back as causes.
  */
-function fromLibrary(e: unknown): unknown {
+function refusalOf(e: unknown): unknown {
   for (let c: unknown = e; c instanceof Error; c = c.cause) if (c instanceof OidcError) return c
   if (e instanceof oidc.AuthorizationResponseError) return new OidcAuthorizationError(e.error, e.error_description)
-  if (e instanceof oidc.ResponseBodyError) {
-    const description = e.error_description ? `: ${e.error_description}` : ''
-    return new OidcTokenExchangeError(`token endpoint refused the code (${e.error}${description})`, {
-      status: e.status,
-      error: e.error,
-      cause: e,
-    })
-  }
-  if (e instanceof oidc.WWWAuthenticateChallengeError) {
-    const error = e.cause.find((challenge) => challenge.parameters.error)?.parameters.error
-    return new OidcTokenExchangeError(`${e.status} from the issuer (${error ?? e.cause[0]?.scheme})`, {
-      status: e.status,
-      error,
-      cause: e,
-    })
+  if (e instanceof oidc.ResponseBodyError || e instanceof oidc.WWWAuthenticateChallengeError) {
+    const error = e instanceof oidc.ResponseBodyError ? e.error : e.cause.find((c) => c.parameters.error)?.parameters.error
+    return new OidcTokenExchangeError(`the issuer answered ${e.status} (${error})`, { status: e.status, error, cause: e })
   }
   if (!(e instanceof oidc.ClientError)) return e // a TypeError is a bug here, not a refusal
-  const failed = e.cause instanceof Error ? e.cause : e
-  const detail: Detail = typeof failed.cause === 'object' && failed.cause !== null ? (failed.cause as Detail) : {}
-  const message = failed.message
-  const options = { cause: e }
-  switch (e.code) {
-    case 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED':
-      return detail.claim === 'exp' ? new IdTokenExpiredError(undefined, options) : new IdTokenClaimsError(message, options)
-    case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED':
-      if (detail.claim === 'iss') return new IdTokenIssuerError(undefined, options)
-      if (detail.claim === 'aud' || detail.claim === 'azp') return new IdTokenAudienceError(undefined, options)
-      if (detail.claim === 'nonce') return new IdTokenNonceError(undefined, options)
-      return new IdTokenClaimsError(message, options)
-    case 'OAUTH_KEY_SELECTION_FAILED':
-      return new IdTokenSignatureError('ID token is signed with a key the issuer does not publish', options)
-    case 'OAUTH_UNSUPPORTED_OPERATION':
-      if (detail.alg !== undefined)
-        return new IdTokenAlgorithmError(`ID token algorithm ${String(detail.alg)} is not allowed`, options)
-      return new OidcTokenExchangeError(message, options)
-    case 'OAUTH_PARSE_ERROR':
-      return new IdTokenMalformedError(message, options)
-    case 'OAUTH_INVALID_RESPONSE':
-      if (/authorization code/.test(message))
-        return new OidcAuthorizationError('invalid_request', 'no code in the authorization response')
-      if (detail.parameters !== undefined) {
-        return /"state"/.test(message)
-          ? new OidcStateMismatchError(undefined, options)
-          : new OidcIssuerMismatchError(undefined, options)
-      }
-      if (detail.body !== undefined) return new OidcTokenExchangeError(message, options)
-      if (detail.signature !== undefined) return new IdTokenSignatureError(undefined, options)
-      if (detail.header !== undefined) return new IdTokenAlgorithmError(undefined, options)
-      if (detail.claims !== undefined)
-        return /"nonce"/.test(message) ? new IdTokenNonceError(message, options) : new IdTokenClaimsError(message, options)
-      return new IdTokenMalformedError(message, options)
-    default:
-      return new OidcTokenExchangeError(message, options)
-  }
+  const { message, cause } = e.cause instanceof Error ? e.cause : e
+  const detail = (typeof cause === 'object' && cause !== null ? cause : {}) as Record<string, unknown>
+  const as = (Refused: Refusal) => new Refused(message, { cause: e })
+  if (typeof detail.claim === 'string') return as(byClaim[detail.claim] ?? IdTokenClaimsError)
+  if (e.code === 'OAUTH_KEY_SELECTION_FAILED' || detail.signature) return as(IdTokenSignatureError)
+  if (detail.alg || detail.header) return as(IdTokenAlgorithmError)
+  if (detail.parameters) return as(/"state"/.test(message) ? OidcStateMismatchError : OidcIssuerMismatchError)
+  if (detail.claims) return as(/"nonce"/.test(message) ? IdTokenNonceError : IdTokenClaimsError)
+  if (/authorization code/.test(message)) return new OidcAuthorizationError('invalid_request', message)
+  if (e.code === 'OAUTH_PARSE_ERROR' || (e.code === 'OAUTH_INVALID_RESPONSE' && !detail.body)) return as(IdTokenMalformedError)
+  return new OidcTokenExchangeError(message, { cause: e })
 }
-
-// ---------------------------------------------------------------------------------------------
-// the client
+const rethrow = (e: unknown): never => {
+  throw refusalOf(e)
+}
 
 export type OidcClient = {
   readonly config: Readonly<OidcClientConfig>
@@ -400,68 +201,69 @@ export function createOidcClient(config: OidcClientConfig): OidcClient {
   if (!config.clientId || !config.clientSecret) throw new TypeError('clientId and clientSecret are required')
   const scopes = config.scopes ?? ['openid', 'email']
   if (!scopes.includes('openid')) throw new TypeError('scopes must include openid')
-  const algorithms = allowedAlgorithms(config.algorithms)
-  const tolerance = clampTolerance(config.clockToleranceSeconds)
-  const timeoutMs = config.timeoutMs ?? 10_000
+  const algorithms: readonly string[] = config.algorithms ?? ID_TOKEN_ALGORITHMS
+  if (!algorithms.length || !algorithms.every((alg) => (ID_TOKEN_ALGORITHMS as readonly string[]).includes(alg)))
+    throw new TypeError(`ID token algorithms [${algorithms}] not allowed: a subset of ${ID_TOKEN_ALGORITHMS} is`)
+  const tolerance = Math.min(Math.max(config.clockToleranceSeconds ?? 30, 0), MAX_CLOCK_TOLERANCE_SECONDS)
   const fetchImpl = config.fetch ?? fetch
   const issuerUrl = new URL(config.issuer)
   const insecure = issuerUrl.protocol === 'http:' && (isLoopback(issuerUrl) || config.allowInsecureRequests === true)
+  const extensions = insecure ? [oidc.allowInsecureRequests] : []
+  const timeout = config.timeout ?? 10
 
   let jwksUri: string | undefined
-  let tokenEndpoint: string | undefined
-  /** openid-client's requests, failures named by endpoint (they come back as a ClientError's cause). */
+  /** A JWKS that does not answer makes the issuer unavailable (503), not the token bad (401). */
   const send: oidc.CustomFetch = async (url, init) => {
-    let response: Response
-    try {
-      response = await fetchImpl(url, init as RequestInit)
-    } catch (cause) {
-      if (url === jwksUri) throw new OidcJwksError(`JWKS at ${url} unreachable`, { cause })
-      if (url === tokenEndpoint) throw new OidcTokenExchangeError('token endpoint unreachable', { cause })
-      if (tokenEndpoint === undefined) throw new OidcDiscoveryError(`${url} unreachable`, { cause })
-      throw new OidcTokenExchangeError(`${url} unreachable`, { cause })
-    }
+    const response = await fetchImpl(url, init as RequestInit).catch((cause: unknown) => {
+      throw url === jwksUri
+        ? new OidcJwksError(`JWKS at ${url} unreachable`, { cause })
+        : new OidcTokenExchangeError(`${url} unreachable`, { cause })
+    })
     if (url === jwksUri && !response.ok) throw new OidcJwksError(`JWKS at ${url} answered ${response.status}`)
     return response
   }
-  const authenticate: oidc.ClientAuth = (as, client, body, headers) =>
-    // client_secret_basic form-urlencodes id and secret (RFC 6749 §2.3.1), `-_.!~*'()` included.
-    (authMethod(as, config.tokenEndpointAuthMethod) === 'client_secret_post' ? oidc.ClientSecretPost : oidc.ClientSecretBasic)(
-      config.clientSecret,
-    )(as, client, body, headers)
 
-  let configuration: Promise<{ server: oidc.Configuration; metadata: ProviderMetadata }> | undefined
   const discover = async () => {
-    let server: oidc.Configuration
+    let metadata: ReturnType<oidc.Configuration['serverMetadata']>
     try {
-      server = await oidc.discovery(
-        issuerUrl,
-        config.clientId,
-        { client_secret: config.clientSecret, [oidc.clockTolerance]: tolerance },
-        authenticate,
-        {
+      metadata = (
+        await oidc.discovery(issuerUrl, config.clientId, undefined, undefined, {
           [oidc.customFetch]: send,
-          timeout: Math.ceil(timeoutMs / 1000),
-          execute: [oidc.enableNonRepudiationChecks, ...(insecure ? [oidc.allowInsecureRequests] : [])],
-        },
-      )
+          timeout,
+          execute: extensions,
+        })
+      ).serverMetadata()
     } catch (cause) {
       throw new OidcDiscoveryError(`discovery of ${config.issuer} failed: ${(cause as Error).message}`, { cause })
     }
-    const metadata = server.serverMetadata()
-    for (const field of ['authorization_endpoint', 'token_endpoint', 'jwks_uri'] as const) {
-      const url = URL.parse(metadata[field] ?? '')
-      if (!url || (url.protocol !== 'https:' && !(insecure && url.protocol === 'http:'))) {
-        throw new OidcDiscoveryError(`${field} must be an https URL`)
-      }
+    // openid-client checks these only when it uses them: refusing here makes a misconfigured issuer
+    // unavailable at /auth/login rather than a failed sign-in after the person has logged in.
+    const { authorization_endpoint, token_endpoint, jwks_uri } = metadata
+    for (const endpoint of [authorization_endpoint, token_endpoint, jwks_uri]) {
+      const protocol = URL.parse(endpoint ?? '')?.protocol
+      if (protocol !== 'https:' && !(insecure && protocol === 'http:'))
+        throw new OidcDiscoveryError(`${endpoint} is not an https URL`)
     }
-    if (metadata.code_challenge_methods_supported && !metadata.supportsPKCE()) {
+    if (metadata.code_challenge_methods_supported && !metadata.supportsPKCE())
       throw new OidcDiscoveryError('issuer does not support PKCE S256')
+    const authenticate =
+      authMethod(metadata, config.tokenEndpointAuthMethod) === 'client_secret_post'
+        ? oidc.ClientSecretPost
+        : oidc.ClientSecretBasic
+    jwksUri = new URL(jwks_uri!).href
+    /** Signatures are checked against the JWKS (non-repudiation), even for an ID token straight from the token endpoint. */
+    const configure = (...more: ((c: oidc.Configuration) => void)[]) => {
+      const client = { client_secret: config.clientSecret, [oidc.clockTolerance]: tolerance }
+      const configuration = new oidc.Configuration(metadata, config.clientId, client, authenticate(config.clientSecret))
+      configuration[oidc.customFetch] = send
+      configuration.timeout = timeout
+      for (const extend of [...extensions, oidc.enableNonRepudiationChecks, ...more]) extend(configuration)
+      return configuration
     }
-    authMethod(metadata, config.tokenEndpointAuthMethod)
-    jwksUri = new URL(metadata.jwks_uri!).href
-    tokenEndpoint = new URL(metadata.token_endpoint!).href
-    return { server, metadata: metadata as ProviderMetadata }
+    // An ID token on its own is what openid-client validates as an implicit (response_type=id_token) response.
+    return { code: configure(), idToken: configure(oidc.useIdTokenResponseType), metadata: metadata as ProviderMetadata }
   }
+  let configuration: ReturnType<typeof discover> | undefined
   const configured = () => {
     configuration ??= discover().catch((e) => {
       configuration = undefined
@@ -470,35 +272,25 @@ export function createOidcClient(config: OidcClientConfig): OidcClient {
     return configuration
   }
 
-  let keys: JWTVerifyGetKey | undefined
-  const verify = async (idToken: string, nonce: string): Promise<IdTokenClaims> => {
-    const { metadata } = await configured()
-    keys ??= createRemoteJWKSet(new URL(metadata.jwks_uri), {
-      timeoutDuration: timeoutMs,
-      [joseFetch]: (url, init) => fetchImpl(url, init as RequestInit),
-    })
-    const { issuer } = metadata
-    return verifyIdToken(idToken, {
-      issuer,
-      clientId: config.clientId,
-      nonce,
-      keys,
-      algorithms,
-      clockToleranceSeconds: tolerance,
-      replayCache: config.replayCache,
-    })
+  /** After openid-client's checks: our algorithms, iat not in the future, sub within 255 characters, the nonce used once. */
+  const accept = async (idToken: string, claims: oidc.IDToken): Promise<IdTokenClaims> => {
+    const { alg } = decodeProtectedHeader(idToken)
+    if (!algorithms.includes(alg!)) throw new IdTokenAlgorithmError(`ID token algorithm ${alg} is not allowed`)
+    if (claims.iat > Date.now() / 1000 + tolerance) throw new IdTokenClaimsError('iat is in the future')
+    if (claims.sub.length > 255) throw new IdTokenClaimsError('sub is longer than 255 characters')
+    const fresh = await config.replayCache?.claim(`oidc-nonce:${claims.iss}:${claims.nonce}`, (claims.exp + tolerance) * 1000)
+    if (fresh === false) throw new IdTokenReplayedError()
+    return claims as IdTokenClaims
   }
 
   return {
     config,
     metadata: async () => (await configured()).metadata,
     async authorizationRequest(options = {}) {
-      const { server } = await configured()
+      const { code } = await configured()
       const pending = { state: oidc.randomState(), nonce: oidc.randomNonce(), codeVerifier: oidc.randomPKCECodeVerifier() }
-      const url = oidc.buildAuthorizationUrl(server, {
+      const url = oidc.buildAuthorizationUrl(code, {
         ...options.extra,
-        response_type: 'code',
-        client_id: config.clientId,
         redirect_uri: config.redirectUri,
         scope: scopes.join(' '),
         state: pending.state,
@@ -509,42 +301,25 @@ export function createOidcClient(config: OidcClientConfig): OidcClient {
       return { url: url.href, ...pending }
     },
     async handleCallback(params, pending) {
-      const { server, metadata } = await configured()
+      const { code } = await configured()
       // The redirect as our redirect URI received it: openid-client sends its query-less form as redirect_uri.
       const callbackUrl = new URL(config.redirectUri)
       for (const [k, v] of params) callbackUrl.searchParams.append(k, v)
-      let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>
-      try {
-        tokens = await oidc.authorizationCodeGrant(server, callbackUrl, {
-          expectedState: pending.state,
-          expectedNonce: pending.nonce,
-          pkceCodeVerifier: pending.codeVerifier,
-        })
-      } catch (e) {
-        throw fromLibrary(e)
-      }
-      // openid-client has checked the signature, issuer, audience, azp, expiry and nonce.
+      const checks = { expectedState: pending.state, expectedNonce: pending.nonce, pkceCodeVerifier: pending.codeVerifier }
+      const tokens = await oidc.authorizationCodeGrant(code, callbackUrl, checks).catch(rethrow)
       const idToken = tokens.id_token!
-      checkAlgorithm(idToken, algorithms)
-      const claims = await checkClaims(tokens.claims() as IdTokenClaims, {
-        issuer: metadata.issuer,
-        clientId: config.clientId,
-        nonce: pending.nonce,
-        tolerance,
-        now: new Date(),
-        replayCache: config.replayCache,
-      })
-      return { claims, idToken, tokens: tokens as TokenResponse }
+      return { claims: await accept(idToken, tokens.claims()!), idToken, tokens: tokens as TokenResponse }
     },
-    verifyIdToken: verify,
+    async verifyIdToken(idToken, nonce) {
+      const response = new URL(config.redirectUri)
+      response.hash = new URLSearchParams({ id_token: idToken }).toString()
+      const claims = await oidc.implicitAuthentication((await configured()).idToken, response, nonce).catch(rethrow)
+      return accept(idToken, claims)
+    },
     async userinfo(accessToken, subject) {
-      const { server, metadata } = await configured()
+      const { code, metadata } = await configured()
       if (!metadata.userinfo_endpoint) return null
-      try {
-        return await oidc.fetchUserInfo(server, accessToken, subject)
-      } catch (e) {
-        throw fromLibrary(e)
-      }
+      return oidc.fetchUserInfo(code, accessToken, subject).catch(rethrow)
     },
   }
 }
