@@ -10,89 +10,124 @@ type Data = Record<string, unknown> & { roomId?: string; spaceId?: string; userI
 /** The events the fan-out reads: those its allow-list delivers (their data is read through `Data`). */
 type Delivered = DomainEvent<keyof typeof realtimePayloads>
 
-const roomReaders = async (trx: ProjectionTransaction, tenantId: string, roomId: string): Promise<string[]> => {
-  const { rows } = await sql<{ user_id: string }>`
-    select m.user_id from fanout_members m
-     where m.tenant_id = ${tenantId} and m.room_id = ${roomId}
-    union
-    select u.user_id from fanout_users u
-      join fanout_rooms r on r.tenant_id = u.tenant_id and r.room_id = ${roomId}
-     where u.tenant_id = ${tenantId} and u.active and u.role <> 'guest' and r.visibility = 'public' and r.kind = 'room'`.execute(
-    trx,
-  )
-  return rows.map((r) => r.user_id)
+/**
+ * One tenant's audience tables as the fan-out keeps them in memory: loaded once (four selects), then changed by
+ * the same events that change the tables, so computing who may see an event reads no table.
+ */
+type Audience = {
+  readonly users: Map<string, { role: string; active: boolean }>
+  readonly rooms: Map<string, { visibility: string; kind: string }>
+  /** Members by room, as fanout_members holds them (a member row needs no room row). */
+  readonly members: Map<string, Set<string>>
+  readonly spaces: Map<string, { kind: string; ownerId: string }>
 }
 
-const activeUsers = async (trx: ProjectionTransaction, tenantId: string): Promise<string[]> => {
-  const { rows } = await sql<{ user_id: string }>`
-    select user_id from fanout_users where tenant_id = ${tenantId} and active`.execute(trx)
-  return rows.map((r) => r.user_id)
+async function loadAudience(trx: ProjectionTransaction, tenantId: string): Promise<Audience> {
+  const [users, rooms, members, spaces] = await Promise.all([
+    sql<{ user_id: string; role: string; active: boolean }>`
+      select user_id, role, active from fanout_users where tenant_id = ${tenantId}`.execute(trx),
+    sql<{ room_id: string; visibility: string; kind: string }>`
+      select room_id, visibility, kind from fanout_rooms where tenant_id = ${tenantId}`.execute(trx),
+    sql<{ room_id: string; user_id: string }>`
+      select room_id, user_id from fanout_members where tenant_id = ${tenantId}`.execute(trx),
+    sql<{ space_id: string; kind: string; owner_id: string }>`
+      select space_id, kind, owner_id from fanout_spaces where tenant_id = ${tenantId}`.execute(trx),
+  ])
+  const audience: Audience = { users: new Map(), rooms: new Map(), members: new Map(), spaces: new Map() }
+  for (const u of users.rows) audience.users.set(u.user_id, { role: u.role, active: u.active })
+  for (const r of rooms.rows) audience.rooms.set(r.room_id, { visibility: r.visibility, kind: r.kind })
+  for (const m of members.rows) addMember(audience, m.room_id, m.user_id)
+  for (const sp of spaces.rows) audience.spaces.set(sp.space_id, { kind: sp.kind, ownerId: sp.owner_id })
+  return audience
 }
 
-/** Every user of the org, active or not: whose streams may hold what an erased person said. */
-const everyUser = async (trx: ProjectionTransaction, tenantId: string): Promise<string[]> => {
-  const { rows } = await sql<{ user_id: string }>`select user_id from fanout_users where tenant_id = ${tenantId}`.execute(trx)
-  return rows.map((r) => r.user_id)
+const addMember = (a: Audience, roomId: string, userId: string) => {
+  const set = a.members.get(roomId)
+  if (set) set.add(userId)
+  else a.members.set(roomId, new Set([userId]))
 }
+
+const roomReaders = (a: Audience, roomId: string): string[] => {
+  const readers = new Set(a.members.get(roomId))
+  const room = a.rooms.get(roomId)
+  if (room?.visibility === 'public' && room.kind === 'room') {
+    for (const [userId, u] of a.users) if (u.active && u.role !== 'guest') readers.add(userId)
+  }
+  return [...readers]
+}
+
+const activeUsers = (a: Audience): string[] => [...a.users].filter(([, u]) => u.active).map(([userId]) => userId)
 
 /** Keeps the audience tables current with one event; called before (and for removals, after) computing it. */
-async function evolveAudience(trx: ProjectionTransaction, tenantId: string, e: RecordedEvent): Promise<void> {
+async function evolveAudience(trx: ProjectionTransaction, tenantId: string, e: RecordedEvent, a: Audience | null): Promise<void> {
   const d = e.data as Data & Record<string, never>
   switch (e.type) {
     case 'user.joined':
       await sql`insert into fanout_users values (${tenantId}, ${d.userId}, ${d.role}, true)
                 on conflict (tenant_id, user_id) do update set role = excluded.role, active = true`.execute(trx)
+      a?.users.set(d.userId!, { role: (e.data as { role: string }).role, active: true })
       break
-    case 'user.role_changed':
+    case 'user.role_changed': {
       await sql`update fanout_users set role = ${d.role} where tenant_id = ${tenantId} and user_id = ${d.userId}`.execute(trx)
+      const u = a?.users.get(d.userId!)
+      if (u) u.role = (e.data as { role: string }).role
       break
-    case 'user.deactivated':
+    }
+    case 'user.deactivated': {
       await sql`update fanout_users set active = false where tenant_id = ${tenantId} and user_id = ${d.userId}`.execute(trx)
+      const u = a?.users.get(d.userId!)
+      if (u) u.active = false
       break
+    }
     case 'room.created': {
       const room = e.data as { roomId: string; visibility: string; kind: string; members: { memberId: string }[] }
       await sql`insert into fanout_rooms values (${tenantId}, ${room.roomId}, ${room.visibility}, ${room.kind})
                 on conflict do nothing`.execute(trx)
-      for (const m of room.members) {
-        await sql`insert into fanout_members values (${tenantId}, ${room.roomId}, ${m.memberId}) on conflict do nothing`.execute(
-          trx,
-        )
+      if (room.members.length) {
+        await sql`insert into fanout_members
+                  select ${tenantId}::uuid, ${room.roomId}::uuid, m from unnest(${room.members.map((m) => m.memberId)}::uuid[]) m
+                  on conflict do nothing`.execute(trx)
       }
+      if (a && !a.rooms.has(room.roomId)) a.rooms.set(room.roomId, { visibility: room.visibility, kind: room.kind })
+      if (a) for (const m of room.members) addMember(a, room.roomId, m.memberId)
       break
     }
-    case 'room.member_added':
-      await sql`insert into fanout_members values (${tenantId}, ${d.roomId}, ${(e.data as { memberId: string }).memberId})
-                on conflict do nothing`.execute(trx)
+    case 'room.member_added': {
+      const memberId = (e.data as { memberId: string }).memberId
+      await sql`insert into fanout_members values (${tenantId}, ${d.roomId}, ${memberId}) on conflict do nothing`.execute(trx)
+      if (a) addMember(a, d.roomId!, memberId)
       break
-    case 'room.member_removed':
+    }
+    case 'room.member_removed': {
+      const memberId = (e.data as { memberId: string }).memberId
       await sql`delete from fanout_members
-                 where tenant_id = ${tenantId} and room_id = ${d.roomId} and user_id = ${(e.data as { memberId: string }).memberId}`.execute(
-        trx,
-      )
+                 where tenant_id = ${tenantId} and room_id = ${d.roomId} and user_id = ${memberId}`.execute(trx)
+      a?.members.get(d.roomId!)?.delete(memberId)
       break
+    }
     case 'space.created': {
       const s = e.data as { spaceId: string; kind: string; ownerId: string }
       await sql`insert into fanout_spaces values (${tenantId}, ${s.spaceId}, ${s.kind}, ${s.ownerId}) on conflict do nothing`.execute(
         trx,
       )
+      if (a && !a.spaces.has(s.spaceId)) a.spaces.set(s.spaceId, { kind: s.kind, ownerId: s.ownerId })
       break
     }
   }
 }
 
 /** Who may see an event, as of its position. */
-async function audience(trx: ProjectionTransaction, tenantId: string, e: RecordedEvent): Promise<string[]> {
+function audience(a: Audience, e: RecordedEvent): string[] {
   const d = e.data as Data
-  if (e.type.startsWith('message.') || e.type.startsWith('room.')) return d.roomId ? roomReaders(trx, tenantId, d.roomId) : []
+  if (e.type.startsWith('message.') || e.type.startsWith('room.')) return d.roomId ? roomReaders(a, d.roomId) : []
   if (e.type.startsWith('space.')) {
-    const { rows } = await sql<{ kind: string; owner_id: string }>`
-      select kind, owner_id from fanout_spaces where tenant_id = ${tenantId} and space_id = ${d.spaceId}`.execute(trx)
-    const s = rows[0]
+    const s = d.spaceId ? a.spaces.get(d.spaceId) : undefined
     if (!s) return []
-    return s.kind === 'personal' ? [s.owner_id] : activeUsers(trx, tenantId)
+    return s.kind === 'personal' ? [s.ownerId] : activeUsers(a)
   }
-  if (e.type === 'user.erased') return everyUser(trx, tenantId)
-  if (e.type.startsWith('user.')) return activeUsers(trx, tenantId)
+  // Every user of the org, active or not: whose streams may hold what an erased person said.
+  if (e.type === 'user.erased') return [...a.users.keys()]
+  if (e.type.startsWith('user.')) return activeUsers(a)
   return []
 }
 
@@ -104,6 +139,12 @@ async function audience(trx: ProjectionTransaction, tenantId: string, e: Recorde
  * twice. Without an outbox (a rebuild) it keeps its audience tables and delivers nothing.
  */
 export function realtimeProjector(outbox?: RealtimeOutbox): Projector<Delivered> {
+  const audiences = new Map<string, Audience>()
+  // Batches are told apart by their transaction. The memory changes with each batch as it applies; a batch that
+  // did not reach afterCommit (it failed, or another runner's went first) may have left changes the tables do
+  // not have: the next batch then starts from the tables again.
+  let batch: ProjectionTransaction | null = null
+  let uncommitted = false
   return {
     name: 'realtime',
     version: 1,
@@ -112,17 +153,27 @@ export function realtimeProjector(outbox?: RealtimeOutbox): Projector<Delivered>
     // The allow-list's keys, the types it is typed by.
     eventTypes: [...deliveredEventTypes] as Delivered['type'][],
     async apply(trx, events) {
+      if (trx !== batch) {
+        if (uncommitted) audiences.clear()
+        batch = trx
+      }
+      uncommitted = true
       const deliveries: Delivery[] = []
       for (const e of events) {
         const tenantId = e.metadata.tenantId
         if (!tenantId) continue
         if (!outbox) {
-          await evolveAudience(trx, tenantId, e)
+          await evolveAudience(trx, tenantId, e, null)
           continue
         }
+        let a = audiences.get(tenantId)
+        if (!a) {
+          a = await loadAudience(trx, tenantId)
+          audiences.set(tenantId, a)
+        }
         // A member who leaves still hears that they left; one who joins hears that they joined.
-        const before = e.type === 'room.member_removed' || e.type === 'user.deactivated' ? await audience(trx, tenantId, e) : []
-        await evolveAudience(trx, tenantId, e)
+        const before = e.type === 'room.member_removed' || e.type === 'user.deactivated' ? audience(a, e) : []
+        await evolveAudience(trx, tenantId, e, a)
         const delivered = realtimePayload(e.type, e.data)
         if (!delivered) continue
         deliveries.push({
@@ -130,11 +181,18 @@ export function realtimeProjector(outbox?: RealtimeOutbox): Projector<Delivered>
           type: delivered.type,
           occurredAt: e.metadata.occurredAt,
           data: delivered.data,
-          users: [...new Set([...before, ...(await audience(trx, tenantId, e))])],
+          users: [...new Set([...before, ...audience(a, e)])],
         })
       }
       await outbox?.record(trx, deliveries)
     },
-    ...(outbox ? { afterCommit: () => outbox.kick() } : {}),
+    ...(outbox
+      ? {
+          afterCommit: () => {
+            uncommitted = false
+            outbox.kick()
+          },
+        }
+      : {}),
   }
 }
