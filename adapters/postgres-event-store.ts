@@ -17,6 +17,7 @@ import {
   type Subscription,
   WrongExpectedRevisionError,
 } from './event-store.ts'
+import { GroupCommit, type GroupCommitOptions, type Settled } from './group-commit.ts'
 import { PgListener } from './pg-listener.ts'
 
 const CHANNEL = 'eventstore_appended'
@@ -51,6 +52,61 @@ const toRecorded = (r: EventRow): RecordedEvent => ({
   revision: BigInt(r.stream_revision),
   position: { transactionId: BigInt(r.transaction_id), sequence: BigInt(r.global_position) },
 })
+
+type AppendJob = { readonly stream: string; readonly events: readonly NewEvent[]; readonly options: AppendOptions }
+
+/** One append as eventstore.append and eventstore.append_group take it. */
+const toMember = ({ stream, events, options }: AppendJob) => ({
+  stream,
+  expected: expectedCode(options.expectedRevision),
+  events: events.map((e) => ({ id: e.id, type: e.type, data: e.data, metadata: e.metadata })),
+  tenant: events[0]!.metadata.tenantId,
+  conditions: options.alsoExpect?.length
+    ? options.alsoExpect.map((c) => ({ stream: c.stream, expected: expectedCode(c.expectedRevision) }))
+    : null,
+})
+
+type ResultRow = { next_revision: string; commit_position: string; global_position: string }
+
+type GroupRow = { ordinal: string } & { [K in keyof ResultRow]: ResultRow[K] | null } & {
+  error_code: string | null
+  error_message: string | null
+  error_detail: string | null
+  error_hint: string | null
+  error_constraint: string | null
+}
+
+const toResult = (row: { [K in keyof ResultRow]: ResultRow[K] | null }): AppendResult => ({
+  nextExpectedRevision: BigInt(row.next_revision!),
+  position: { transactionId: BigInt(row.commit_position!), sequence: BigInt(row.global_position!) },
+})
+
+type SqlError = {
+  code?: string | undefined
+  message: string
+  detail?: string | undefined
+  hint?: string | undefined
+  constraint?: string | undefined
+}
+
+/** The port's error for what eventstore.append refused, or null for any other failure. */
+function appendError({ stream, options }: AppendJob, err: SqlError): Error | null {
+  if (err.code === 'ES409') {
+    const moved = err.hint ?? stream
+    const expected =
+      moved === stream
+        ? options.expectedRevision
+        : (options.alsoExpect?.find((c) => c.stream === moved)?.expectedRevision ?? 'any')
+    const actual = err.detail === 'no_stream' || err.detail === undefined ? 'no_stream' : BigInt(err.detail)
+    return new WrongExpectedRevisionError(moved, expected, actual)
+  }
+  if (err.code === 'ES422') return new PartialIdempotencyError(err.message)
+  // An id the function did not probe (not the first) was written before, in this stream or another.
+  if (err.code === '23505' && err.constraint === 'events_event_id') {
+    return new PartialIdempotencyError('some of these event ids were already appended')
+  }
+  return null
+}
 
 /**
  * Wakes subscribers after appends. In-process waiters are woken directly; other processes through a
@@ -165,6 +221,12 @@ export type PostgresEventStoreOptions = {
    * quiet spell goes at once). In-process subscribers are woken at once regardless.
    */
   readonly notifyIntervalMs?: number
+  /**
+   * Group commit (on by default): at most maxInFlight appends run at once (default 4), and those that queue
+   * meanwhile go as one transaction of at most maxGroup appends (default 32), each still checked and failing
+   * on its own. false: every append is a transaction of its own.
+   */
+  readonly groupCommit?: Partial<GroupCommitOptions> | false
 }
 
 export class PostgresEventStore implements EventStore {
@@ -172,11 +234,21 @@ export class PostgresEventStore implements EventStore {
   private readonly notifier: Notifier
   private readonly subscriptions = new Set<Subscription>()
   private readonly idlePollMs: number
+  private readonly groupCommit: GroupCommit<AppendJob, AppendResult> | null
 
   constructor(pool: pg.Pool, options: PostgresEventStoreOptions = {}) {
     this.pool = pool
     this.notifier = new Notifier(pool, options.notifyIntervalMs ?? 3)
     this.idlePollMs = options.idlePollMs ?? 5_000
+    const group = options.groupCommit ?? {}
+    this.groupCommit =
+      group === false
+        ? null
+        : new GroupCommit(
+            (job) => this.appendAlone(job),
+            (jobs) => this.appendGroup(jobs),
+            { maxInFlight: group.maxInFlight ?? 4, maxGroup: group.maxGroup ?? 32 },
+          )
   }
 
   /**
@@ -199,44 +271,83 @@ export class PostgresEventStore implements EventStore {
 
   async append(stream: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
     if (events.length === 0) throw new Error('append needs at least one event')
-    const payload = JSON.stringify(events.map((e) => ({ id: e.id, type: e.type, data: e.data, metadata: e.metadata })))
-    const conditions = options.alsoExpect?.length
-      ? JSON.stringify(options.alsoExpect.map((c) => ({ stream: c.stream, expected: expectedCode(c.expectedRevision) })))
-      : null
-    const expectedOf = (s: string) =>
-      s === stream ? options.expectedRevision : (options.alsoExpect?.find((c) => c.stream === s)?.expectedRevision ?? 'any')
+    const job: AppendJob = { stream, events, options }
     try {
-      const { rows } = await this.pool.query<{
-        next_revision: string
-        commit_position: string
-        global_position: string
-      }>({
-        name: 'eventstore_append',
-        text: 'select next_revision, commit_position, global_position from eventstore.append($1, $2, $3, $4, $5)',
-        values: [stream, expectedCode(options.expectedRevision), payload, events[0]!.metadata.tenantId, conditions],
-      })
-      const row = rows[0]!
-      return {
-        nextExpectedRevision: BigInt(row.next_revision),
-        position: { transactionId: BigInt(row.commit_position), sequence: BigInt(row.global_position) },
-      }
-    } catch (e) {
-      const err = e as { code?: string; detail?: string; hint?: string; constraint?: string }
-      if (err.code === 'ES409') {
-        const moved = err.hint ?? stream
-        const actual = err.detail === 'no_stream' || err.detail === undefined ? 'no_stream' : BigInt(err.detail)
-        throw new WrongExpectedRevisionError(moved, expectedOf(moved), actual)
-      }
-      if (err.code === 'ES422') throw new PartialIdempotencyError(String((e as Error).message))
-      // An id the function did not probe (not the first) was written before, in this stream or another.
-      if (err.code === '23505' && err.constraint === 'events_event_id') {
-        throw new PartialIdempotencyError('some of these event ids were already appended')
-      }
-      throw e
+      return await (this.groupCommit ? this.groupCommit.submit(job) : this.appendAlone(job))
     } finally {
       // A failed append may have been the in-flight transaction holding readers back: wake them too.
       this.notifier.appended()
     }
+  }
+
+  /** One append, one call of eventstore.append, one transaction. */
+  private async appendAlone(job: AppendJob): Promise<AppendResult> {
+    const member = toMember(job)
+    try {
+      const { rows } = await this.pool.query<ResultRow>({
+        name: 'eventstore_append',
+        text: 'select next_revision, commit_position, global_position from eventstore.append($1, $2, $3, $4, $5)',
+        values: [
+          member.stream,
+          member.expected,
+          JSON.stringify(member.events),
+          member.tenant,
+          member.conditions && JSON.stringify(member.conditions),
+        ],
+      })
+      return toResult(rows[0]!)
+    } catch (e) {
+      throw appendError(job, e as SqlError) ?? e
+    }
+  }
+
+  /**
+   * Appends that queued, in one call of eventstore.append_group: one transaction, one commit. Each member
+   * answers as it would alone; a member that failed for a reason of its own kind (not a wrong revision or a
+   * partial retry) runs again alone, so its caller sees exactly the error an append of its own raises. A group
+   * that fails as a whole runs again member by member: appends are idempotent by event id, so a member the
+   * group did commit answers as the first time.
+   */
+  private async appendGroup(jobs: readonly AppendJob[]): Promise<Settled<AppendResult>[]> {
+    let rows: GroupRow[]
+    try {
+      ;({ rows } = await this.pool.query<GroupRow>({
+        name: 'eventstore_append_group',
+        text: `select ordinal, next_revision, commit_position, global_position, error_code, error_message,
+                 error_detail, error_hint, error_constraint
+               from eventstore.append_group($1)`,
+        values: [JSON.stringify(jobs.map(toMember))],
+      }))
+    } catch {
+      rows = []
+    }
+    const settled: Settled<AppendResult>[] = []
+    for (const [i, job] of jobs.entries()) {
+      const row = rows.find((r) => Number(r.ordinal) === i + 1)
+      if (row && row.error_code === null) {
+        settled.push({ ok: true, value: toResult(row) })
+        continue
+      }
+      const known =
+        row &&
+        appendError(job, {
+          code: row.error_code ?? undefined,
+          message: row.error_message ?? '',
+          detail: row.error_detail || undefined,
+          hint: row.error_hint || undefined,
+          constraint: row.error_constraint || undefined,
+        })
+      if (known) {
+        settled.push({ ok: false, error: known })
+        continue
+      }
+      try {
+        settled.push({ ok: true, value: await this.appendAlone(job) })
+      } catch (error) {
+        settled.push({ ok: false, error })
+      }
+    }
+    return settled
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {

@@ -140,6 +140,72 @@ export function eventStoreContract(name: string, factory: EventStoreFactory) {
       })
     })
 
+    describe('concurrent appends answer each as it would alone', () => {
+      it('a stale revision, a conflict, a retry and a partial retry fail or answer alone; the others land', async () => {
+        const existing = stream()
+        const first = await store.append(existing, [newEvent(), newEvent()], { expectedRevision: 'no_stream' })
+        const retried = [newEvent()]
+        const retriedStream = stream()
+        const original = await store.append(retriedStream, retried, { expectedRevision: 'no_stream' })
+        const shared = stream()
+        const fresh = Array.from({ length: 6 }, () => stream())
+        const results = await Promise.allSettled([
+          ...fresh.map((s) => store.append(s, [newEvent()], { expectedRevision: 'no_stream' })),
+          store.append(existing, [newEvent()], { expectedRevision: 0n }),
+          store.append(existing, [newEvent()], { expectedRevision: 'no_stream' }),
+          store.append(retriedStream, retried, { expectedRevision: 'no_stream' }),
+          store.append(retriedStream, [retried[0]!, newEvent()], { expectedRevision: 'any' }),
+          ...Array.from({ length: 4 }, () => store.append(shared, [newEvent()], { expectedRevision: 'any' })),
+        ])
+        const [landed, stale, conflict, retry, partial, sharedResults] = [
+          results.slice(0, 6),
+          results[6]!,
+          results[7]!,
+          results[8]!,
+          results[9]!,
+          results.slice(10),
+        ]
+        for (const r of landed) expect(r).toMatchObject({ status: 'fulfilled', value: { nextExpectedRevision: 0n } })
+        expect(stale.status === 'rejected' && stale.reason).toBeInstanceOf(WrongExpectedRevisionError)
+        expect(stale.status === 'rejected' && stale.reason).toMatchObject({ stream: existing, expected: 0n, actual: 1n })
+        expect(conflict.status === 'rejected' && conflict.reason).toMatchObject({
+          stream: existing,
+          expected: 'no_stream',
+          actual: 1n,
+        })
+        expect(retry).toEqual({ status: 'fulfilled', value: original })
+        expect(partial.status === 'rejected' && partial.reason).toBeInstanceOf(PartialIdempotencyError)
+        expect(sharedResults.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'])
+        expect((await store.readStream(shared)).map((e) => e.revision)).toEqual([0n, 1n, 2n, 3n])
+        expect((await store.readStream(existing)).map((e) => e.revision)).toEqual([0n, 1n])
+        expect(first.nextExpectedRevision).toBe(1n)
+        expect(await store.readStream(retriedStream)).toHaveLength(1)
+        for (const s of fresh) expect(await store.readStream(s)).toHaveLength(1)
+      })
+
+      it('16 concurrent appends to one stream at successive expected revisions keep it gap-free', async () => {
+        // Each writer retries on a wrong revision from where the stream stands, as the command pipeline does.
+        const s = stream()
+        await Promise.all(
+          Array.from({ length: 16 }, async (_, w) => {
+            let expected: bigint | 'no_stream' = 'no_stream'
+            for (;;) {
+              try {
+                await store.append(s, [newEvent('thing.counted', { w })], { expectedRevision: expected })
+                return
+              } catch (e) {
+                if (!(e instanceof WrongExpectedRevisionError)) throw e
+                expected = e.actual
+              }
+            }
+          }),
+        )
+        const events = await store.readStream(s)
+        expect(events.map((e) => e.revision)).toEqual(Array.from({ length: 16 }, (_, i) => BigInt(i)))
+        expect(new Set(events.map((e) => (e.data as { w: number }).w)).size).toBe(16)
+      })
+    })
+
     describe('conditions on other streams', () => {
       it('appends when every other stream stands where the decision read it', async () => {
         const room = stream()
