@@ -1,8 +1,9 @@
 /**
  * npm run bench:eventstore
  *
- * One run, one Postgres: our PostgresEventStore, Emmett's PostgreSQL event store and a raw multi-row
- * INSERT into an equivalent table (the ceiling), each in a fresh database and a process of its own
+ * One run, one Postgres: our PostgresEventStore, the same store without group commit (every append a
+ * transaction of its own: the baseline group commit is measured against), Emmett's PostgreSQL event store
+ * and a raw multi-row INSERT into an equivalent table (the ceiling), each in a fresh database and a process of its own
  * (Emmett's driver installs global pg type parsers that must not touch ours). Figures:
  * - single-event appends/s with 1 writer and with BENCH_WRITERS concurrent writers (each writer its own
  *   streams, every append with the expected revision of the previous one);
@@ -13,7 +14,7 @@
  * on the machine does not land on one subject only.
  *
  * Progress goes to stderr; the last line on stdout is one JSON object with every figure and the ratios
- * vs_emmett (ours / emmett) and vs_raw (ours / raw), per figure.
+ * vs_emmett (ours / emmett), vs_raw (ours / raw) and vs_ungrouped (ours / ours without group commit), per figure.
  *
  * Sizes (env, totals over all rounds): BENCH_SINGLE (1-writer appends, 1500), BENCH_WRITERS (16),
  * BENCH_CONCURRENT (appends over all writers, 6400), BENCH_BATCHES (250), BENCH_BATCH_SIZE (100),
@@ -21,7 +22,8 @@
  * so that a loaded machine does not stretch the run; 1.5), BENCH_WARMUP (share of each size run untimed
  * first, 0.15), BENCH_READ_EVENTS (at least this many events in each store before the catch-up, topped
  * up untimed to the same count everywhere, 30000), BENCH_PAGE (1000), BENCH_READ_ROUNDS (3),
- * BENCH_SUBJECTS (ours,emmett,raw). DATABASE_URL names the server (default postgres@127.0.0.1:5432).
+ * BENCH_SUBJECTS (ours,ungrouped,emmett,raw), BENCH_GROUP_IN_FLIGHT and BENCH_GROUP_MAX (ours' group commit;
+ * the store's defaults otherwise). DATABASE_URL names the server (default postgres@127.0.0.1:5432).
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -173,8 +175,8 @@ async function runWorker(name: SubjectName, url: string): Promise<void> {
         // The figure is the time to catch up with what the store holds. Emmett pages by global_position
         // alone while it orders by (transaction_id, global_position): after concurrent writers it may
         // deliver some events twice or skip some. That is reported, never counted as throughput.
-        if (name === 'ours' && !step.warmup && delivered !== written) {
-          throw new Error(`ours: catch-up read ${delivered} events, ${written} were written`)
+        if ((name === 'ours' || name === 'ungrouped') && !step.warmup && delivered !== written) {
+          throw new Error(`${name}: catch-up read ${delivered} events, ${written} were written`)
         }
         result = { events: written, seconds, delivered }
       } else if (step.op === 'close') {
@@ -259,7 +261,7 @@ const round2 = (n: number) => Math.round(n * 100) / 100
 
 async function main(): Promise<void> {
   const base = process.env.DATABASE_URL || DEFAULT_URL
-  const names = (process.env.BENCH_SUBJECTS || 'ours,emmett,raw').split(',').map((s) => s.trim()) as SubjectName[]
+  const names = (process.env.BENCH_SUBJECTS || 'ours,ungrouped,emmett,raw').split(',').map((s) => s.trim()) as SubjectName[]
   for (const n of names) if (!(n in subjects)) throw new Error(`unknown subject ${n} in BENCH_SUBJECTS`)
   const runId = randomBytes(4).toString('hex')
   const databases = new Map(names.map((n) => [n, `bench_es_${runId}_${n}`]))
@@ -363,6 +365,7 @@ async function main(): Promise<void> {
   }
   const vsEmmett = ratios('emmett')
   const vsRaw = ratios('raw')
+  const vsUngrouped = ratios('ungrouped')
   const delivered = Object.fromEntries(
     names.map((n) => {
       const r = rounds[n]![keys.read]?.[0]
@@ -377,8 +380,10 @@ async function main(): Promise<void> {
     ours: figures.ours ?? null,
     emmett: figures.emmett ?? null,
     raw: figures.raw ?? null,
+    ungrouped: figures.ungrouped ?? null,
     vs_emmett: vsEmmett,
     vs_raw: vsRaw,
+    vs_ungrouped: vsUngrouped,
     targets:
       vsEmmett && vsRaw
         ? {
@@ -400,7 +405,8 @@ async function main(): Promise<void> {
     log(
       `${k}: ours ${v}` +
         (figures.emmett ? `, emmett ${figures.emmett[k]} (x${vsEmmett?.[k]})` : '') +
-        (figures.raw ? `, raw ${figures.raw[k]} (x${vsRaw?.[k]})` : ''),
+        (figures.raw ? `, raw ${figures.raw[k]} (x${vsRaw?.[k]})` : '') +
+        (figures.ungrouped ? `, ungrouped ${figures.ungrouped[k]} (x${vsUngrouped?.[k]})` : ''),
     )
   }
   if (output.targets) log(`targets: ${JSON.stringify(output.targets)}`)

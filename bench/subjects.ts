@@ -1,7 +1,7 @@
 import type { NewEvent, Position } from '../adapters/event-store.ts'
 import { START } from '../adapters/event-store.ts'
 import { createKysely, createPool, migrate, type PgPool } from '../adapters/postgres.ts'
-import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
+import { PostgresEventStore, type PostgresEventStoreOptions } from '../adapters/postgres-event-store.ts'
 import * as eventstoreMigrations from '../migrations/eventstore/index.ts'
 
 /** One stream a writer appends to; `revision` is the revision of its last event, -1n before the first. */
@@ -28,15 +28,35 @@ async function migrateEventStore(pool: PgPool): Promise<void> {
   await migrate(db, eventstoreMigrations)
 }
 
-export async function ours(url: string, writers: number): Promise<Subject> {
-  const pool = createPool(url, { max: poolSize(writers), applicationName: 'bench-ours' })
-  await migrateEventStore(pool)
-  const store = new PostgresEventStore(pool)
+/** Group commit as the app runs it, unless BENCH_GROUP_IN_FLIGHT / BENCH_GROUP_MAX say otherwise. */
+const groupCommit = (): PostgresEventStoreOptions['groupCommit'] => {
+  const inFlight = Number(process.env.BENCH_GROUP_IN_FLIGHT || Number.NaN)
+  const max = Number(process.env.BENCH_GROUP_MAX || Number.NaN)
   return {
-    name: 'ours',
+    ...(Number.isInteger(inFlight) && inFlight > 0 ? { maxInFlight: inFlight } : {}),
+    ...(Number.isInteger(max) && max > 0 ? { maxGroup: max } : {}),
+  }
+}
+
+export const ours = (url: string, writers: number) => postgresEventStore('ours', url, writers, { groupCommit: groupCommit() })
+
+/** Ours as it was before group commit: every append a transaction of its own (the baseline of the same run). */
+export const ungrouped = (url: string, writers: number) => postgresEventStore('ungrouped', url, writers, { groupCommit: false })
+
+async function postgresEventStore(
+  name: string,
+  url: string,
+  writers: number,
+  options: PostgresEventStoreOptions,
+): Promise<Subject> {
+  const pool = createPool(url, { max: poolSize(writers), applicationName: `bench-${name}` })
+  await migrateEventStore(pool)
+  const store = new PostgresEventStore(pool, options)
+  return {
+    name,
     measures:
-      'PostgresEventStore.append (expected revision checked, one round trip) and readAll pages from START ' +
-      '(late-commit safe: transaction_id < snapshot xmin, ordered by (transaction_id, global_position))',
+      `PostgresEventStore.append (expected revision checked, one round trip; group commit ${JSON.stringify(options.groupCommit)}) ` +
+      'and readAll pages from START (late-commit safe: transaction_id < snapshot xmin, ordered by (transaction_id, global_position))',
     tables: ['eventstore.events'],
     async append(stream, events) {
       const result = await store.append(stream.name, events, {
@@ -185,5 +205,5 @@ export async function emmett(url: string, writers: number): Promise<Subject> {
   }
 }
 
-export const subjects = { ours, emmett, raw } as const
+export const subjects = { ours, ungrouped, emmett, raw } as const
 export type SubjectName = keyof typeof subjects
