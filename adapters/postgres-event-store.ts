@@ -223,8 +223,8 @@ export type PostgresEventStoreOptions = {
   readonly notifyIntervalMs?: number
   /**
    * Group commit (on by default): at most maxInFlight appends run at once (default 4), and those that queue
-   * meanwhile go as one transaction of at most maxGroup appends (default 32), each still checked and failing
-   * on its own. false: every append is a transaction of its own.
+   * meanwhile go as one transaction of at most maxGroup appends (default 32, at most 64), each still checked
+   * and failing on its own. A lone writer never waits. false: every append is a transaction of its own.
    */
   readonly groupCommit?: Partial<GroupCommitOptions> | false
 }
@@ -247,7 +247,8 @@ export class PostgresEventStore implements EventStore {
         : new GroupCommit(
             (job) => this.appendAlone(job),
             (jobs) => this.appendGroup(jobs),
-            { maxInFlight: group.maxInFlight ?? 4, maxGroup: group.maxGroup ?? 32 },
+            // 64 at most: Postgres tracks that many subtransactions (one a member) per backend in shared memory.
+            { maxInFlight: group.maxInFlight ?? 4, maxGroup: Math.min(group.maxGroup ?? 32, 64) },
           )
   }
 
