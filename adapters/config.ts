@@ -38,7 +38,14 @@ const schema = z.object({
     )
     .pipe(z.array(z.enum(roles)).min(1)),
   DATA_DIR: z.string().min(1).default('.data'),
+  /** Every logical database at once (control, tenant, event store), unless one has its own URL below. */
   DATABASE_URL: optionalUrl,
+  /** The control plane: the orgs registry, memberships, operators' data, parked events, keys. */
+  CONTROL_DATABASE_URL: optionalUrl,
+  /** Product data under row-level security, with the realtime streams and the fan-out's outbox. */
+  TENANT_DATABASE_URL: optionalUrl,
+  /** The Postgres event store (unset: the tenant database). */
+  EVENTSTORE_DATABASE_URL: optionalUrl,
   /** The owner's login, which migrates (unset: DATABASE_URL, when that login owns the database or is a superuser). */
   MIGRATION_DATABASE_URL: optionalUrl,
   /** Password of the app's login role when the server derives that login from an owner's DATABASE_URL. */
@@ -101,6 +108,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (parsedConfig.OIDC_ISSUER && !parsedConfig.OIDC_CLIENT_SECRET) {
     throw new ConfigError('invalid configuration:\n  OIDC_CLIENT_SECRET: required with OIDC_ISSUER')
+  }
+  const separate = [parsedConfig.CONTROL_DATABASE_URL, parsedConfig.TENANT_DATABASE_URL]
+  if (!parsedConfig.DATABASE_URL && separate.some(Boolean) && !separate.every(Boolean)) {
+    throw new ConfigError(
+      'invalid configuration:\n  CONTROL_DATABASE_URL: CONTROL_DATABASE_URL and TENANT_DATABASE_URL go together, or DATABASE_URL names the database of the one unset',
+    )
   }
   const production = parsedConfig.NODE_ENV === 'production'
   const origin = publicUrl(parsedConfig)

@@ -168,7 +168,7 @@ function apiRoutes(app: OpenAPIHono<AppEnv>, services: Services): void {
   const { config } = services
   app.use(
     '/control/*',
-    idempotency({ db: services.db, actorOf: (c) => (isOperator(c, config.OPERATOR_TOKEN) ? 'operator' : null) }),
+    idempotency({ db: services.controlDb, actorOf: (c) => (isOperator(c, config.OPERATOR_TOKEN) ? 'operator' : null) }),
   )
   for (const module of [orgsQueries, controlCommands, controlQueries]) app.route('/', module(services))
   for (const module of [authCommands, authQueries, onboardingCommands]) app.route('/', module(services))
@@ -177,7 +177,7 @@ function apiRoutes(app: OpenAPIHono<AppEnv>, services: Services): void {
   app.use(
     '/api/*',
     idempotency({
-      db: services.db,
+      db: services.controlDb,
       actorOf: (c) => (c.get('principal') ? `${c.get('principal')!.tenantId}:${c.get('principal')!.userId}` : null),
     }),
   )

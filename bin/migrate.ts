@@ -1,17 +1,18 @@
 // npm run migrate
 import { parseArgs } from 'node:util'
-import { sql } from 'kysely'
 import { ConfigError, loadConfig } from '../adapters/config.ts'
-import { createKysely, createPool, keepLoginPassword, loginOf, migrate } from '../adapters/postgres.ts'
-import { migrationSets } from '../migrations/index.ts'
+import { loginOf } from '../adapters/postgres.ts'
+import { logicalDatabases, migrationSets } from '../migrations/index.ts'
 import { ROLES } from '../migrations/shared.ts'
-import { EXIT, openDatabase, runTool, UsageError } from './tooling.ts'
+import { byLocation, databaseUrls, openDatabases, prepareDatabases } from './databases.ts'
+import { EXIT, runTool, UsageError } from './tooling.ts'
 
 const USAGE = `usage: npm run migrate
 
-Applies every pending migration (migrations/index.ts: eventstore, control, tenant, realtime, in that order) as the
-owner's login: MIGRATION_DATABASE_URL, else DATABASE_URL when that login owns the database or is a superuser, else
-the embedded Postgres under DATA_DIR. Then the app's login (${ROLES.app}) is made to log in with the password the
+Applies every pending migration of each logical database (migrations/index.ts: eventstore, control, then tenant
+with realtime) as the owner's login: MIGRATION_DATABASE_URL's login, else the database's URL (EVENTSTORE_,
+CONTROL_, TENANT_DATABASE_URL, each defaulting to DATABASE_URL) when that login owns the database or is a
+superuser, else the embedded Postgres under DATA_DIR. Then the app's login (${ROLES.app}) is made to log in with the password the
 server will use. Applied migrations are skipped, so running it again changes nothing. The server also migrates at
 start when it knows the owner's login; this runs them ahead of a deploy.
 
@@ -38,44 +39,36 @@ runTool(async () => {
     return EXIT.ok
   }
   const config = loadConfig()
-  let step = config.DATABASE_URL ? `connecting to ${shown(config.DATABASE_URL)}` : 'starting the embedded Postgres'
+  const urls = databaseUrls(config)
+  let step = urls
+    ? `connecting to ${[...new Set(logicalDatabases.map((d) => shown(urls[d].url)))].join(', ')}`
+    : 'starting the embedded Postgres'
   try {
-    const database = await openDatabase(config)
+    const databases = await openDatabases(config)
     try {
-      if (!database.ownerUrl) {
+      const unowned = logicalDatabases.filter((d) => !databases[d].ownerUrl)
+      if (unowned.length) {
+        const { variable, appUrl } = databases[unowned[0]!]
         throw new ConfigError(
-          `invalid configuration:\n  MIGRATION_DATABASE_URL: required: DATABASE_URL logs in as "${loginOf(database.appUrl).user}", which neither owns the database nor is a superuser; set MIGRATION_DATABASE_URL to the owner's login`,
+          `invalid configuration:\n  MIGRATION_DATABASE_URL: required: ${variable} logs in as "${loginOf(appUrl).user}", which neither owns the database nor is a superuser; set MIGRATION_DATABASE_URL to the owner's login`,
         )
       }
-      step = `connecting to ${shown(database.ownerUrl)}`
-      const db = createKysely(createPool(database.ownerUrl, { max: 2, applicationName: 'workspace-migrate' }))
-      try {
-        await sql`select 1`.execute(db)
-        process.stderr.write(`migrate ${shown(database.ownerUrl)}\n`)
-        const applied: string[] = []
-        for (const set of migrationSets) {
-          step = `migrating ${set.schema}`
-          const names = await migrate(db, set)
-          const done = names.map((n) => n.slice(set.schema.length + 1))
-          process.stderr.write(`migrate ${set.schema}: ${done.length ? `applied ${done.join(', ')}` : 'up to date'}\n`)
-          applied.push(...names)
-        }
-        const { user } = loginOf(database.appUrl)
-        if (user === ROLES.app) {
-          step = `setting the password of the app login ${user}`
-          await keepLoginPassword(db, database.appUrl)
-          process.stderr.write(`migrate: the app logs in as ${user}\n`)
-        }
-        const known = migrationSets.reduce((n, s) => n + Object.keys(s.migrations).length, 0)
-        process.stdout.write(
-          applied.length ? `${applied.length} migration(s) applied\n` : `up to date: ${known} migration(s) already applied\n`,
-        )
-        return EXIT.ok
-      } finally {
-        await db.destroy()
+      for (const ownerUrl of byLocation(databases, 'ownerUrl').keys()) process.stderr.write(`migrate ${shown(ownerUrl)}\n`)
+      step = 'migrating'
+      const applied = await prepareDatabases(databases, (schema, names) => {
+        const done = names.map((n) => n.slice(n.indexOf('/') + 1))
+        process.stderr.write(`migrate ${schema}: ${done.length ? `applied ${done.join(', ')}` : 'up to date'}\n`)
+      })
+      for (const login of new Set(logicalDatabases.map((d) => loginOf(databases[d].appUrl).user))) {
+        if (login === ROLES.app) process.stderr.write(`migrate: the app logs in as ${login}\n`)
       }
+      const known = migrationSets.reduce((n, s) => n + Object.keys(s.migrations).length, 0)
+      process.stdout.write(
+        applied.length ? `${applied.length} migration(s) applied\n` : `up to date: ${known} migration(s) already applied\n`,
+      )
+      return EXIT.ok
     } finally {
-      await database.stop?.()
+      await databases.stop?.()
     }
   } catch (e) {
     if (e instanceof ConfigError) throw e

@@ -7,7 +7,7 @@ import { createEventStore } from '../adapters/event-store-factory.ts'
 import { type Identity, startIdentity } from '../adapters/identity.ts'
 import type { Logger } from '../adapters/logger.ts'
 import { withPersonalData } from '../adapters/personal-data-store.ts'
-import { createKysely, createPool, type PgPool } from '../adapters/postgres.ts'
+import type { PgPool } from '../adapters/postgres.ts'
 import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
 import { PostgresUserStreams } from '../adapters/postgres-user-streams.ts'
 import { MemoryRateLimiter, type RateLimiter, RedisRateLimiter } from '../adapters/rate-limit.ts'
@@ -18,6 +18,7 @@ import { personalData } from '../domain/personal-data.ts'
 import { eventUpcasters } from '../domain/schema-versions.ts'
 import type { AppDeps } from '../http/context.ts'
 import { startIdempotencySweep } from '../http/idempotency.ts'
+import { logicalDatabases } from '../migrations/index.ts'
 import { ConsistencyWaiter } from '../projections/consistency.ts'
 import type { Projector } from '../projections/engine.ts'
 import { loadCheckpoint, ProjectionEngine } from '../projections/engine.ts'
@@ -25,7 +26,7 @@ import { projectors as readModelProjectors } from '../projections/index.ts'
 import { realtimeProjector } from '../projections/realtime.ts'
 import { RealtimeOutbox } from '../projections/realtime-outbox.ts'
 import { RealtimeGateway } from '../realtime/gateway.ts'
-import { assertAppLogin, openDatabase, prepareDatabase } from './tooling.ts'
+import { assertAppLogins, connect, databaseUrls, openDatabases, prepareDatabases } from './databases.ts'
 
 export type Services = AppDeps & {
   readonly pool: PgPool
@@ -41,30 +42,33 @@ export type Services = AppDeps & {
 }
 
 export async function startServices(config: Config, logger: Logger): Promise<Services> {
-  if (!config.DATABASE_URL) {
+  if (!databaseUrls(config)) {
     logger.info(
       { dir: join(config.DATA_DIR, 'postgres'), port: config.EMBEDDED_POSTGRES_PORT },
       'DATABASE_URL unset: starting embedded Postgres',
     )
   }
-  const database = await openDatabase(config, (line) => logger.debug({ postgres: line }))
-  const applied = await prepareDatabase(database)
+  const databases = await openDatabases(config, (line) => logger.debug({ postgres: line }))
+  const applied = await prepareDatabases(databases)
   if (applied.length) logger.info({ applied }, 'migrations applied')
-  if (!database.ownerUrl) logger.info('DATABASE_URL is the app login and MIGRATION_DATABASE_URL is unset: no migrations at start')
-  const pool = createPool(database.appUrl, { max: config.DATABASE_POOL_SIZE })
-  const db = createKysely(pool)
-  await assertAppLogin(pool).catch(async (e: unknown) => {
-    await db.destroy()
-    await database.stop?.()
+  const unowned = logicalDatabases.filter((d) => !databases[d].ownerUrl)
+  if (unowned.length) logger.info({ databases: unowned }, 'no owner login (MIGRATION_DATABASE_URL unset): no migrations at start')
+  const connections = connect(databases, { max: config.DATABASE_POOL_SIZE })
+  const pool = connections.poolOf('tenant')
+  const db = connections.dbOf('tenant')
+  const controlDb = connections.dbOf('control')
+  await assertAppLogins(databases, connections).catch(async (e: unknown) => {
+    await connections.close()
+    await databases.stop?.()
     throw e
   })
 
-  const identity = await startIdentity(config, db)
+  const identity = await startIdentity(config, controlDb)
 
-  const adapter = createEventStore(config, pool)
+  const adapter = createEventStore(config, connections.poolOf('eventstore'))
   if (adapter instanceof PostgresEventStore) await adapter.assertHistoryOrdered()
   // Decrypted before upcast: upcasters, deciders and projectors see plaintext (or what an erased field reads as).
-  const dataKeys = new PostgresDataKeys(db, async () => identity.keys.dataKeyWrapper)
+  const dataKeys = new PostgresDataKeys(controlDb, async () => identity.keys.dataKeyWrapper)
   const store: EventStore = withUpcasting(withPersonalData(adapter, dataKeys, personalData), eventUpcasters)
 
   // Per-user realtime streams: Redis when configured, else Postgres (the embedded default).
@@ -92,18 +96,19 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     fannedOutUpTo: () => loadCheckpoint(db, fanout),
   })
 
-  const engine = config.ROLES.includes('projector') ? new ProjectionEngine({ store, db, logger }, projectors) : null
+  const engine = config.ROLES.includes('projector') ? new ProjectionEngine({ store, db, controlDb, logger }, projectors) : null
   if (config.ROLES.includes('processors')) {
     // Accepted so that deployments can name it now; it must not look like it runs something.
     logger.info({ role: 'processors' }, 'ROLES includes processors, but no processor exists yet: this role does nothing')
   }
   engine?.start()
-  const stopIdempotencySweep = config.ROLES.includes('api') ? startIdempotencySweep(db, logger) : null
+  const stopIdempotencySweep = config.ROLES.includes('api') ? startIdempotencySweep(controlDb, logger) : null
   // Deliveries a previous process recorded and did not get to append; each fan-out batch then kicks it again.
   if (engine) outbox.kick()
   const waiter = new ConsistencyWaiter({
     store,
     db,
+    controlDb,
     projectors,
     engine: engine ?? undefined,
     timeoutMs: config.CONSISTENCY_TIMEOUT_MS,
@@ -115,6 +120,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     store,
     upcasters: eventUpcasters,
     db,
+    controlDb,
     pool,
     engine,
     projectors,
@@ -125,10 +131,15 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     identity,
     async ready() {
       const checks: Record<string, string> = {}
-      checks.postgres = await pool.query('select 1').then(
-        () => 'ok',
-        (e: Error) => e.message,
+      const answers = await Promise.all(
+        connections.all().map((p) =>
+          p.query('select 1').then(
+            () => 'ok',
+            (e: Error) => e.message,
+          ),
+        ),
       )
+      checks.postgres = answers.find((a) => a !== 'ok') ?? 'ok'
       if (redis) {
         checks.redis = await redis.ping().then(
           () => 'ok',
@@ -150,8 +161,8 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
       redis?.disconnect()
       await stopIdempotencySweep?.()
       await store.close()
-      await db.destroy()
-      await database.stop?.()
+      await connections.close()
+      await databases.stop?.()
     },
   }
 }

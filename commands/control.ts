@@ -88,7 +88,11 @@ export function controlCommands(deps: AppDeps) {
   })
   app.openapi(eraseUserRoute, async (c) => {
     const { id } = c.req.valid('param')
-    const r = await eraseUser({ ...pipelineDeps(deps), db: deps.db }, commandContext(c, operatorActor, null), id)
+    const r = await eraseUser(
+      { ...pipelineDeps(deps), db: deps.db, controlDb: deps.controlDb },
+      commandContext(c, operatorActor, null),
+      id,
+    )
     return c.json({ userId: id, orgId: r.orgId, position: r.position && publicPosition(r.position) }, 200)
   })
   return app

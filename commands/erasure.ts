@@ -14,9 +14,17 @@ export const erasureStream = (userId: string) => streamName('erasure', userId)
  * as events, are deleted. Asking again changes nothing new and answers the same. Agents are not people: only
  * users with a sign-in account are found.
  */
-export async function eraseUser(deps: PipelineDeps & { readonly db: AnyDb }, ctx: CommandContext, userId: string) {
+export async function eraseUser(
+  deps: PipelineDeps & { readonly db: AnyDb; readonly controlDb: AnyDb },
+  ctx: CommandContext,
+  userId: string,
+) {
   // The registry of memberships only finds the org; the org's own stream decides whether the user is there.
-  const found = await deps.db.selectFrom('control.memberships').select('org_id').where('user_id', '=', userId).executeTakeFirst()
+  const found = await deps.controlDb
+    .selectFrom('control.memberships')
+    .select('org_id')
+    .where('user_id', '=', userId)
+    .executeTakeFirst()
   const orgId = found?.org_id as string | undefined
   const org = orgId ? await loadOrg(deps, orgId) : null
   if (!orgId || org?.status === 'none' || !org?.members.has(userId)) {

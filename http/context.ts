@@ -19,7 +19,10 @@ export type AppDeps = {
   readonly logger: Logger
   readonly store: EventStore
   readonly upcasters: UpcasterRegistry
+  /** The tenant database: read models under row-level security, drafts, realtime. */
   readonly db: AnyDb
+  /** The control database: the orgs registry, memberships, idempotency keys, parked events. Never joined with `db`. */
+  readonly controlDb: AnyDb
   readonly waiter: ConsistencyWaiter
 }
 

@@ -57,7 +57,7 @@ async function claimOf(c: Context<AppEnv>, deps: AuthDeps): Promise<Claimed> {
   if (credential.tenantId && credential.tenantId !== tenantId) throw unauthorized('this session is for another org')
   let userId = credential.userId
   if (!userId) {
-    const row = await deps.db
+    const row = await deps.controlDb
       .selectFrom('control.memberships')
       .select('user_id')
       .where('account_id', '=', credential.accountId)
@@ -96,17 +96,21 @@ export const authenticateTenant =
     // consistentAfter (or Consistent-After) also holds for who the caller is: their role, the org's status.
     await consistent(c, deps, ['users', 'orgs'])
     const who = { tenantId: claimed.tenantId, userId: claimed.userId }
-    const load = () =>
-      inTenant(deps.db, who, async (trx) => {
-        const user = (await trx
-          .selectFrom('tenant.users')
-          .select(['id', 'account_id', 'type', 'role', 'username', 'status'])
-          .where('tenant_id', '=', who.tenantId)
-          .where('id', '=', who.userId)
-          .executeTakeFirst()) as UserRow | undefined
-        const org = await trx.selectFrom('control.orgs').select('status').where('id', '=', who.tenantId).executeTakeFirst()
-        return { user, orgStatus: org?.status as string | undefined }
-      })
+    // The user from the tenant database, the org's status from the control database: two databases, asked at once.
+    const load = async () => {
+      const [user, org] = await Promise.all([
+        inTenant(deps.db, who, (trx) =>
+          trx
+            .selectFrom('tenant.users')
+            .select(['id', 'account_id', 'type', 'role', 'username', 'status'])
+            .where('tenant_id', '=', who.tenantId)
+            .where('id', '=', who.userId)
+            .executeTakeFirst(),
+        ),
+        deps.controlDb.selectFrom('control.orgs').select('status').where('id', '=', who.tenantId).executeTakeFirst(),
+      ])
+      return { user: user as UserRow | undefined, orgStatus: org?.status as string | undefined }
+    }
     let found = await load()
     if (!found.user || !found.orgStatus) {
       // Issued just now: wait (bounded) until the read models know what the credential names.

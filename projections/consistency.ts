@@ -1,6 +1,5 @@
 import { comparePositions, type EventStore, type Position } from '../adapters/event-store.ts'
-import type { AnyDb } from '../adapters/postgres.ts'
-import { loadCheckpoint, type ProjectionEngine, type Projector } from './engine.ts'
+import { databaseOf, loadCheckpoint, type ProjectionDatabases, type ProjectionEngine, type Projector } from './engine.ts'
 
 export class ConsistencyTimeoutError extends Error {
   override readonly name = 'ConsistencyTimeoutError'
@@ -29,9 +28,8 @@ export const MAX_WAITS_PER_CALLER = 8
  * (a command's answer, a realtime registration) is of a committed event, so only a made-up one is unknown.
  */
 export class ConsistencyWaiter {
-  private readonly deps: {
+  private readonly deps: ProjectionDatabases & {
     store: EventStore
-    db: AnyDb
     projectors: readonly Projector[]
     engine?: ProjectionEngine | undefined
     timeoutMs: number
@@ -99,7 +97,7 @@ export class ConsistencyWaiter {
     for (const name of names) {
       const p = this.deps.projectors.find((x) => x.name === name)
       if (!p) throw new Error(`unknown projector ${name}`)
-      const checkpoint = await loadCheckpoint(this.deps.db, p, { create: false })
+      const checkpoint = await loadCheckpoint(databaseOf(this.deps, p), p, { create: false })
       if (!checkpoint || comparePositions(checkpoint, target) < 0) return false
     }
     return true

@@ -80,6 +80,20 @@ export const batchLockKey = (schema: string, name: string): string => `projectio
 const checkpointTable = (p: Pick<Projector, 'schema'>) => `${p.schema}.projection_checkpoints`
 
 /**
+ * Where projectors write: the tenant database, and the control database for projectors of the control schema. One
+ * Kysely for both when one database holds them (`controlDb` unset, or the same object): nothing joins across them.
+ */
+export type ProjectionDatabases = { readonly db: AnyDb; readonly controlDb?: AnyDb }
+
+/** The database a projector's tables and checkpoint are in. */
+export const databaseOf = (d: ProjectionDatabases, p: Pick<Projector, 'schema'>): AnyDb =>
+  p.schema === 'control' ? (d.controlDb ?? d.db) : d.db
+
+/** Where parked events go: the control database, in the projector's own transaction when that is the same one. */
+export const parkingIn = (d: ProjectionDatabases, p: Pick<Projector, 'schema'>, trx: ProjectionTransaction): AnyDb =>
+  databaseOf(d, p) === (d.controlDb ?? d.db) ? trx : (d.controlDb ?? d.db)
+
+/**
  * The one reading of checkpoint rows: those of `table` named `name` (with `parts`, the parallel writers of a
  * rebuild, `name#k/n`), of `version` or of any version, newest first.
  */
@@ -282,18 +296,18 @@ export class ProjectionEngine {
   /** Aborts the waits between retries when the engine stops. */
   private readonly stopping = new AbortController()
   private readonly store: EventStore
-  private readonly db: AnyDb
+  private readonly databases: ProjectionDatabases
   private readonly logger: Logger
   private readonly projectors: readonly Projector[]
   private readonly options: Required<EngineOptions>
 
   constructor(
-    deps: { store: EventStore; db: AnyDb; logger: Logger },
+    deps: ProjectionDatabases & { store: EventStore; logger: Logger },
     projectors: readonly Projector[],
     options: EngineOptions = {},
   ) {
     this.store = deps.store
-    this.db = deps.db
+    this.databases = { db: deps.db, ...(deps.controlDb ? { controlDb: deps.controlDb } : {}) }
     this.logger = deps.logger
     this.projectors = projectors
     this.options = {
@@ -317,7 +331,8 @@ export class ProjectionEngine {
     let failing: { at: Position; attempts: number } | null = null
     while (!this.stopped) {
       try {
-        const other = await otherVersion(this.db, p)
+        const db = databaseOf(this.databases, p)
+        const other = await otherVersion(db, p)
         if (other !== null) {
           // The live tables hold another version's read model: never write this version's rows into them.
           if (other > p.version) {
@@ -331,7 +346,7 @@ export class ProjectionEngine {
           await this.pause(Math.max(this.options.retryMs, 1_000))
           continue
         }
-        let checkpoint = await loadCheckpoint(this.db, p)
+        let checkpoint = await loadCheckpoint(db, p)
         const entry = { status: this.status(p, checkpoint), subscription: null as Subscription | null }
         this.state.set(p.name, entry)
         entry.subscription = this.store.subscribeAll({ from: checkpoint, maxBatch: this.options.batchSize })
@@ -388,7 +403,7 @@ export class ProjectionEngine {
   /** applyBatch, with a failure of the projector's code told apart from a backing service's. */
   private async applyBlaming(p: Projector, from: Position, batch: readonly RecordedEvent[]): Promise<Position> {
     try {
-      return await applyBatch(this.db, p, from, batch)
+      return await applyBatch(databaseOf(this.databases, p), p, from, batch)
     } catch (e) {
       throw e instanceof CheckpointMovedError || isTransient(e) ? e : new BatchFailedError(from, e)
     }
@@ -406,12 +421,21 @@ export class ProjectionEngine {
     attempts: number,
     log: Logger,
   ): Promise<{ checkpoint: Position; rest: readonly RecordedEvent[] }> {
-    const done = await this.db.transaction().execute(async (trx) => {
-      const { checkpoint, failure } = await applyUntilFailure(trx, p, from, batch)
-      if (!failure) return { checkpoint, failure }
-      await park(trx, { kind: 'projector', name: p.name, version: p.version }, failure.event, failure.error, attempts + 1)
-      return { checkpoint: await moveCheckpoint(trx, p, checkpoint, failure.event.position), failure }
-    })
+    const done = await databaseOf(this.databases, p)
+      .transaction()
+      .execute(async (trx) => {
+        const { checkpoint, failure } = await applyUntilFailure(trx, p, from, batch)
+        if (!failure) return { checkpoint, failure }
+        // In another database, parked before this transaction commits: a crash in between parks it again (an upsert).
+        await park(
+          parkingIn(this.databases, p, trx),
+          { kind: 'projector', name: p.name, version: p.version },
+          failure.event,
+          failure.error,
+          attempts + 1,
+        )
+        return { checkpoint: await moveCheckpoint(trx, p, checkpoint, failure.event.position), failure }
+      })
     if (!done.failure) {
       log.warn('a failing batch went through event by event: nothing parked')
       return { checkpoint: done.checkpoint, rest: [] }

@@ -38,7 +38,7 @@ export function authQueries(deps: AuthDeps) {
     await consistent(c, deps, ['memberships', 'orgs'])
     const acct = await loadAccount(deps, caller.credential.accountId)
     // control.memberships is the control plane's own table, read as the owner: it has no tenant rows.
-    const rows = await deps.db
+    const rows = await deps.controlDb
       .selectFrom('control.memberships as m')
       .innerJoin('control.orgs as o', 'o.id', 'm.org_id')
       .select(['m.org_id', 'o.slug', 'o.name', 'm.user_id', 'm.role', 'o.status'])

@@ -33,7 +33,7 @@ export function controlQueries(deps: AppDeps) {
     const { limit, cursor } = c.req.valid('query')
     await consistent(c, deps, ['orgs'])
     const after = decodeCursor(cursor, 2)
-    let q = deps.db
+    let q = deps.controlDb
       .selectFrom('control.orgs')
       .select(['id', 'name', 'slug', 'status', 'created_at'])
       .orderBy('created_at')

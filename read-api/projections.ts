@@ -5,7 +5,7 @@ import type { AppDeps } from '../http/context.ts'
 import { requireOperator } from '../http/operator.ts'
 import { router } from '../http/router.ts'
 import { json, Uuid } from '../http/schemas.ts'
-import type { Projector } from '../projections/engine.ts'
+import { databaseOf, type Projector } from '../projections/engine.ts'
 
 export type ProjectionLag = {
   name: string
@@ -25,7 +25,7 @@ export async function projectionLag(deps: AppDeps, projectors: readonly Projecto
     const row = await sql<{ sequence: string; updated_at: Date }>`
       select prepare_position::text as sequence, updated_at from ${sql.table(`${p.schema}.projection_checkpoints`)}
        where name = ${p.name} and version = ${p.version}`
-      .execute(deps.db)
+      .execute(databaseOf(deps, p))
       .then((r) => r.rows[0])
     const checkpoint = row ? Number(row.sequence) : 0
     const headN = Number(head.sequence)
@@ -47,7 +47,7 @@ export async function parkedCounts(
   projectors: readonly Projector[],
 ): Promise<{ name: string; version: number; parked: number }[]> {
   const counts = new Map(projectors.map((p) => [`${p.name}@${p.version}`, { name: p.name, version: p.version, parked: 0 }]))
-  for (const c of await countParked(deps.db, 'projector')) counts.set(`${c.name}@${c.version}`, c)
+  for (const c of await countParked(deps.controlDb, 'projector')) counts.set(`${c.name}@${c.version}`, c)
   return [...counts.values()]
 }
 
@@ -87,7 +87,7 @@ const view = (e: ParkedEvent) => ({
 async function projectionsWithParked(deps: AppDeps, projectors: readonly Projector[]) {
   const [lag, parked, counts] = await Promise.all([
     projectionLag(deps, projectors),
-    listParked(deps.db, 'projector', PARKED_SHOWN),
+    listParked(deps.controlDb, 'projector', PARKED_SHOWN),
     parkedCounts(deps, projectors),
   ])
   return lag.map((p) => {

@@ -7,17 +7,13 @@ import { createRoles, grantCheckpointsToApp, ROLES } from '../shared.ts'
  * it does outside such a transaction is granted to it by name here, table by table (README, "Tenancy in
  * Postgres"). Databases migrated before this get the role here; new ones get it from 001 (createRoles).
  *
- * The realtime schema is migrated after this set, on a new database: its tables, all of them plumbing the
- * app runs outside any tenant transaction (user streams, queues, the fan-out's outbox), are granted by default
- * privileges of the migrating owner, so later realtime migrations need no grant of their own.
+ * The event store's and the realtime schema's grants moved to their own sets (eventstore/010, realtime/000),
+ * which run in whichever database holds them: the control database may be one of its own. Databases migrated
+ * while this file still granted them keep those grants; the new migrations grant the same again.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   const app = sql.id(ROLES.app)
   await createRoles(db)
-
-  // Commands append and read streams, authentication reads credential streams, projectors follow $all.
-  await sql`grant usage on schema eventstore to ${app}`.execute(db)
-  await sql`grant select, insert on eventstore.events to ${app}`.execute(db)
 
   await sql`grant usage on schema control to ${app}`.execute(db)
   await sql`grant select on control.orgs, control.memberships to ${app}`.execute(db)
@@ -30,9 +26,4 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await grantCheckpointsToApp(db, 'control')
   const { rows } = await sql<{ t: string | null }>`select to_regclass('tenant.projection_checkpoints')::text as t`.execute(db)
   if (rows[0]?.t) await grantCheckpointsToApp(db, 'tenant')
-
-  await sql`create schema if not exists realtime`.execute(db)
-  await sql`grant usage on schema realtime to ${app}`.execute(db)
-  await sql`grant select, insert, update, delete on all tables in schema realtime to ${app}`.execute(db)
-  await sql`alter default privileges in schema realtime grant select, insert, update, delete on tables to ${app}`.execute(db)
 }

@@ -5,6 +5,7 @@ import * as m005 from './005_idempotency.ts'
 import * as m006 from './006_parked_events.ts'
 import * as m007 from './007_login_roles.ts'
 import * as m008 from './008_data_keys.ts'
+import * as m009 from './009_parking_by_app.ts'
 
 export const schema = 'control'
 export const migrations = {
@@ -15,4 +16,5 @@ export const migrations = {
   '006_parked_events': m006,
   '007_login_roles': m007,
   '008_data_keys': m008,
+  '009_parking_by_app': m009,
 }
