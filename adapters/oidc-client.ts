@@ -1,6 +1,17 @@
 import { decodeProtectedHeader } from 'jose'
 import * as oidc from 'openid-client'
+import {
+  IdTokenAlgorithmError,
+  IdTokenClaimsError,
+  IdTokenReplayedError,
+  OidcDiscoveryError,
+  OidcJwksError,
+  OidcTokenExchangeError,
+  rethrow,
+} from './oidc-errors.ts'
 import type { ReplayCache } from './replay-cache.ts'
+
+export * from './oidc-errors.ts'
 
 /**
  * OpenID Connect relying party over `openid-client`, which does discovery, the authorization code
@@ -56,123 +67,6 @@ export type TokenResponse = oidc.TokenEndpointResponse & { readonly id_token: st
 export type CallbackResult = { claims: IdTokenClaims; idToken: string; tokens: TokenResponse }
 export type UserInfo = oidc.UserInfoResponse
 
-export type OidcErrorCode =
-  | 'discovery_failed'
-  | 'state_mismatch'
-  | 'authorization_denied'
-  | 'issuer_mismatch_in_response'
-  | 'token_exchange_failed'
-  | 'jwks_unavailable'
-  | 'id_token_malformed'
-  | 'id_token_algorithm'
-  | 'id_token_signature'
-  | 'id_token_expired'
-  | 'id_token_issuer'
-  | 'id_token_audience'
-  | 'id_token_nonce'
-  | 'id_token_replayed'
-  | 'id_token_claims'
-
-export class OidcError extends Error {
-  override name = 'OidcError'
-  readonly code: OidcErrorCode
-  constructor(code: OidcErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-  }
-}
-type Refusal = new (message?: string, options?: ErrorOptions) => OidcError
-/** The base of a refusal with a code and a default message; an instance is named after its class. */
-const refusal = (code: OidcErrorCode, defaultMessage: string) =>
-  class extends OidcError {
-    constructor(message = defaultMessage, options?: ErrorOptions) {
-      super(code, message, options)
-      this.name = new.target.name
-    }
-  }
-/** Discovery document unreachable, invalid, or for another issuer. */
-export class OidcDiscoveryError extends refusal('discovery_failed', 'discovery failed') {}
-/** The callback's `state` is missing or differs from the stored one (CSRF, or a stale tab). */
-export class OidcStateMismatchError extends refusal('state_mismatch', 'state does not match') {}
-/** RFC 9207: the authorization response names another issuer (mix-up attack). */
-export class OidcIssuerMismatchError extends refusal('issuer_mismatch_in_response', 'response from another issuer') {}
-/** The issuer's JWKS could not be fetched (not a verdict on the token). */
-export class OidcJwksError extends refusal('jwks_unavailable', 'JWKS unavailable') {}
-export class IdTokenMalformedError extends refusal('id_token_malformed', 'ID token is malformed') {}
-/** `alg` is none, HS*, or otherwise outside the allow-list. */
-export class IdTokenAlgorithmError extends refusal('id_token_algorithm', 'ID token algorithm is not allowed') {}
-/** Signed by a key the issuer does not publish, or the signature does not verify (forged). */
-export class IdTokenSignatureError extends refusal('id_token_signature', 'ID token signature is invalid') {}
-export class IdTokenExpiredError extends refusal('id_token_expired', 'ID token has expired') {}
-export class IdTokenIssuerError extends refusal('id_token_issuer', 'ID token issuer is wrong') {}
-/** `aud` does not contain our client id, or `azp` names another client. */
-export class IdTokenAudienceError extends refusal('id_token_audience', 'ID token audience is wrong') {}
-export class IdTokenNonceError extends refusal('id_token_nonce', 'ID token nonce does not match') {}
-/** The nonce was already used by an accepted ID token. */
-export class IdTokenReplayedError extends refusal('id_token_replayed', 'ID token nonce was already used') {}
-/** Any other claim check (nbf/iat in the future, missing sub, …). */
-export class IdTokenClaimsError extends refusal('id_token_claims', 'ID token claims are invalid') {}
-/** The issuer answered the authorization request with an error (e.g. access_denied). */
-export class OidcAuthorizationError extends OidcError {
-  override name = 'OidcAuthorizationError'
-  readonly error: string
-  readonly errorDescription: string | undefined
-  constructor(error: string, errorDescription?: string) {
-    super('authorization_denied', `authorization failed: ${error}${errorDescription ? ` (${errorDescription})` : ''}`)
-    this.error = error
-    this.errorDescription = errorDescription
-  }
-}
-/** The token endpoint refused the code or answered something unusable. */
-export class OidcTokenExchangeError extends OidcError {
-  override name = 'OidcTokenExchangeError'
-  readonly status: number | undefined
-  readonly error: string | undefined
-  constructor(message: string, details: { status?: number; error?: string; cause?: unknown } = {}) {
-    super('token_exchange_failed', message, { cause: details.cause })
-    this.status = details.status
-    this.error = details.error
-  }
-}
-
-/** openid-client names the failed JWT claim in its error's details. */
-const byClaim: Record<string, Refusal> = {
-  exp: IdTokenExpiredError,
-  iss: IdTokenIssuerError,
-  aud: IdTokenAudienceError,
-  azp: IdTokenAudienceError,
-  nonce: IdTokenNonceError,
-}
-
-/**
- * openid-client's errors as typed refusals: ClientError (code `OAUTH_*`, its cause the failed check
- * with details), ResponseBodyError and WWWAuthenticateChallengeError (the issuer's OAuth error),
- * AuthorizationResponseError (the callback's `error`). Our own fetch's refusals come back as causes.
- */
-function refusalOf(e: unknown): unknown {
-  for (let c: unknown = e; c instanceof Error; c = c.cause) if (c instanceof OidcError) return c
-  if (e instanceof oidc.AuthorizationResponseError) return new OidcAuthorizationError(e.error, e.error_description)
-  if (e instanceof oidc.ResponseBodyError || e instanceof oidc.WWWAuthenticateChallengeError) {
-    const error = e instanceof oidc.ResponseBodyError ? e.error : e.cause.find((c) => c.parameters.error)?.parameters.error
-    return new OidcTokenExchangeError(`the issuer answered ${e.status} (${error})`, { status: e.status, error, cause: e })
-  }
-  if (!(e instanceof oidc.ClientError)) return e // a TypeError is a bug here, not a refusal
-  const { message, cause } = e.cause instanceof Error ? e.cause : e
-  const detail = (typeof cause === 'object' && cause !== null ? cause : {}) as Record<string, unknown>
-  const as = (Refused: Refusal) => new Refused(message, { cause: e })
-  if (typeof detail.claim === 'string') return as(byClaim[detail.claim] ?? IdTokenClaimsError)
-  if (e.code === 'OAUTH_KEY_SELECTION_FAILED' || detail.signature) return as(IdTokenSignatureError)
-  if (detail.alg || detail.header) return as(IdTokenAlgorithmError)
-  if (detail.parameters) return as(/"state"/.test(message) ? OidcStateMismatchError : OidcIssuerMismatchError)
-  if (detail.claims) return as(/"nonce"/.test(message) ? IdTokenNonceError : IdTokenClaimsError)
-  if (/authorization code/.test(message)) return new OidcAuthorizationError('invalid_request', message)
-  if (e.code === 'OAUTH_PARSE_ERROR' || (e.code === 'OAUTH_INVALID_RESPONSE' && !detail.body)) return as(IdTokenMalformedError)
-  return new OidcTokenExchangeError(message, { cause: e })
-}
-const rethrow = (e: unknown): never => {
-  throw refusalOf(e)
-}
-
 export type OidcClient = {
   readonly config: Readonly<OidcClientConfig>
   /** Discovery, fetched once and cached (a failure is retried on the next call). */
@@ -181,6 +75,7 @@ export type OidcClient = {
   authorizationRequest(options?: { extra?: Record<string, string> }): Promise<AuthorizationRequest>
   /** The whole callback: state, code exchange, ID token verification, the nonce used once. */
   handleCallback(params: URLSearchParams, pending: PendingAuthorization): Promise<CallbackResult>
+  /** An ID token on its own, checked as in the callback (signature against the JWKS, claims, the nonce used once). */
   verifyIdToken(idToken: string, nonce: string): Promise<IdTokenClaims>
   /** The userinfo of the access token's subject (which must be `subject`); null when the issuer has no userinfo endpoint. */
   userinfo(accessToken: string, subject: string): Promise<UserInfo | null>
@@ -208,16 +103,13 @@ export function createOidcClient(config: OidcClientConfig): OidcClient {
   const fetchImpl = config.fetch ?? fetch
   const issuerUrl = new URL(config.issuer)
   const insecure = issuerUrl.protocol === 'http:' && (isLoopback(issuerUrl) || config.allowInsecureRequests === true)
-  const extensions = insecure ? [oidc.allowInsecureRequests] : []
-  const timeout = config.timeout ?? 10
+  const requests = { timeout: config.timeout ?? 10, execute: insecure ? [oidc.allowInsecureRequests] : [] }
 
   let jwksUri: string | undefined
   /** A JWKS that does not answer makes the issuer unavailable (503), not the token bad (401). */
   const send: oidc.CustomFetch = async (url, init) => {
     const response = await fetchImpl(url, init as RequestInit).catch((cause: unknown) => {
-      throw url === jwksUri
-        ? new OidcJwksError(`JWKS at ${url} unreachable`, { cause })
-        : new OidcTokenExchangeError(`${url} unreachable`, { cause })
+      throw new (url === jwksUri ? OidcJwksError : OidcTokenExchangeError)(`${url} unreachable`, { cause })
     })
     if (url === jwksUri && !response.ok) throw new OidcJwksError(`JWKS at ${url} answered ${response.status}`)
     return response
@@ -226,13 +118,11 @@ export function createOidcClient(config: OidcClientConfig): OidcClient {
   const discover = async () => {
     let metadata: ReturnType<oidc.Configuration['serverMetadata']>
     try {
-      metadata = (
-        await oidc.discovery(issuerUrl, config.clientId, undefined, undefined, {
-          [oidc.customFetch]: send,
-          timeout,
-          execute: extensions,
-        })
-      ).serverMetadata()
+      const discovered = await oidc.discovery(issuerUrl, config.clientId, undefined, undefined, {
+        ...requests,
+        [oidc.customFetch]: send,
+      })
+      metadata = discovered.serverMetadata()
     } catch (cause) {
       throw new OidcDiscoveryError(`discovery of ${config.issuer} failed: ${(cause as Error).message}`, { cause })
     }
@@ -256,8 +146,8 @@ export function createOidcClient(config: OidcClientConfig): OidcClient {
       const client = { client_secret: config.clientSecret, [oidc.clockTolerance]: tolerance }
       const configuration = new oidc.Configuration(metadata, config.clientId, client, authenticate(config.clientSecret))
       configuration[oidc.customFetch] = send
-      configuration.timeout = timeout
-      for (const extend of [...extensions, oidc.enableNonRepudiationChecks, ...more]) extend(configuration)
+      configuration.timeout = requests.timeout
+      for (const extend of [...requests.execute, oidc.enableNonRepudiationChecks, ...more]) extend(configuration)
       return configuration
     }
     // An ID token on its own is what openid-client validates as an implicit (response_type=id_token) response.

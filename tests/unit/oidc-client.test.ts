@@ -423,6 +423,10 @@ describe('the client: callback', () => {
     const refused = await (await signIn(client, idp)).result.catch((e) => e)
     expect(refused).toBeInstanceOf(OidcTokenExchangeError)
     expect(refused).toMatchObject({ status: 400, error: 'invalid_grant' })
+    // A refused client authentication, said in a challenge (RFC 6750 §3).
+    const challenge = { 'www-authenticate': 'Basic realm="idp", error="invalid_client"' }
+    idp.token = Response.json({ error: 'invalid_client' }, { status: 401, headers: challenge })
+    expect(await (await signIn(client, idp)).result.catch((e) => e)).toMatchObject({ status: 401, error: 'invalid_client' })
     idp.token = Response.json({ token_type: 'Bearer', access_token: 'at' })
     expect(await refusal((await signIn(client, idp)).result)).toBe('token_exchange_failed')
     idp.token = undefined
