@@ -378,12 +378,17 @@ export function eventStoreContract(name: string, factory: EventStoreFactory) {
         ])
         const seen: string[] = []
         let from = start
-        for (let page = 0; page < 100 && seen.filter((id) => events.some((e) => e.id === id)).length < 25; page++) {
+        // A transaction open elsewhere on a shared cluster holds readers back for a while, never for good: empty
+        // pages wait up to 20 s in all; pages with events are bounded by count.
+        const deadline = Date.now() + 20_000
+        for (let page = 0; page < 100 && seen.filter((id) => events.some((e) => e.id === id)).length < 25; ) {
           const batch = await store.readAll({ from, maxCount: 7 })
           if (batch.length === 0) {
+            if (Date.now() > deadline) break
             await new Promise((r) => setTimeout(r, 20))
             continue
           }
+          page++
           seen.push(...batch.map((e) => e.id))
           from = batch[batch.length - 1]!.position
         }
