@@ -16,7 +16,7 @@ import type { ProjectionTransaction } from './engine.ts'
 
 type Reactions = Record<string, string[]>
 
-type Row = {
+export type MessageRow = {
   id: string
   room_id: string
   seq: number
@@ -31,9 +31,29 @@ type Row = {
   edited_at: string | null
   deleted_at: string | null
   position: string
-  /** Inserted by this batch (else: loaded, and updated when dirty). */
+  /** Not in the table yet: inserted when written (else: in the table, and updated when dirty). */
   fresh: boolean
   dirty: boolean
+}
+
+export type MessageEdit = { message_id: string; version: number; text: string; replaced_at: string }
+export type RoomRead = { room_id: string; user_id: string; message_id: string; seq: number }
+
+/**
+ * What a fold of one tenant's events reads and writes: the rows it holds (every row the events touch must be
+ * there, or be known absent), each room's last sequence number and each message's last edit version (for those
+ * the events create or edit), and what it produced for the other tables: edits, read marks, and the messages
+ * whose stored edits go (tombstoned).
+ */
+export type MessagesFold = {
+  readonly rows: Map<string, MessageRow>
+  readonly maxSeq: Map<string, number>
+  readonly editVersion: Map<string, number>
+  edits: MessageEdit[]
+  readonly reads: Map<string, RoomRead>
+  readonly purged: Set<string>
+  /** When given: every row the fold creates or changes goes in (what a bulk build writes next). */
+  readonly changed?: Set<MessageRow>
 }
 
 type Any = MessageEvent | ReadEvent | Extract<RoomEvent, { type: 'message.range_deleted' }>
@@ -75,17 +95,16 @@ async function applyRun(trx: ProjectionTransaction, recorded: readonly RecordedE
   if (!(await attempt(trx, recorded, false))) await attempt(trx, recorded, true)
 }
 
-/** One application of a tenant's batch; false (and nothing written) when `exact` was needed. */
-async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEvent[], exact: boolean): Promise<boolean> {
-  const tenantId = recorded[0]!.metadata.tenantId!
-  const events = recorded as readonly (RecordedEvent & Any)[]
-
-  // What the batch touches.
+/** The ids, rooms and messages a tenant's events touch: what must be loaded before they are folded. */
+export function touchedBy(
+  events: readonly RecordedEvent[],
+  exact: boolean,
+): { ids: Set<string>; rooms: Set<string>; edited: Set<string>; deleted: Set<string> } {
   const ids = new Set<string>()
   const rooms = new Set<string>()
   const edited = new Set<string>()
   const deleted = new Set<string>()
-  for (const e of events) {
+  for (const e of events as readonly (RecordedEvent & Any)[]) {
     switch (e.type) {
       case 'message.created':
         if (exact) ids.add(e.data.messageId)
@@ -112,43 +131,20 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
         break
     }
   }
+  return { ids, rooms, edited, deleted }
+}
 
-  const rows = new Map<string, Row>()
-  const load = async (wanted: string[]) => {
-    if (wanted.length === 0) return
-    const { rows: found } = await sql<Omit<Row, 'fresh' | 'dirty' | 'seq'> & { seq: string }>`
-      select id, room_id, seq::text as seq, author_id, author_type, text, thread_root_id, reply_count, mentions, reactions,
-             created_at::text as created_at, edited_at::text as edited_at, deleted_at::text as deleted_at,
-             position::text as position
-        from messages where tenant_id = ${tenantId} and id = any(${wanted}::uuid[])`.execute(trx)
-    for (const r of found) rows.set(r.id, { ...r, seq: Number(r.seq), fresh: false, dirty: false })
-  }
-  await load([...ids])
-  // A deleted reply lowers its root's count: roots of deleted messages that the batch did not load yet.
-  await load(uniq([...deleted].flatMap((id) => rows.get(id)?.thread_root_id ?? [])).filter((id) => !rows.has(id)))
-
-  const maxSeq = new Map<string, number>()
-  if (rooms.size) {
-    const { rows: found } = await sql<{ room_id: string; seq: string | null }>`
-      select r.room_id, (select max(m.seq) from messages m where m.tenant_id = ${tenantId} and m.room_id = r.room_id)::text as seq
-        from unnest(${[...rooms]}::uuid[]) as r(room_id)`.execute(trx)
-    for (const r of found) if (r.seq !== null) maxSeq.set(r.room_id, Number(r.seq))
-  }
-  const editVersion = new Map<string, number>()
-  if (edited.size) {
-    const { rows: found } = await sql<{ message_id: string; version: number }>`
-      select message_id, max(version) as version from message_edits
-       where tenant_id = ${tenantId} and message_id = any(${[...edited]}::uuid[]) group by message_id`.execute(trx)
-    for (const r of found) editVersion.set(r.message_id, r.version)
-  }
-
-  const edits: { message_id: string; version: number; text: string; replaced_at: string }[] = []
-  const reads = new Map<string, { room_id: string; user_id: string; message_id: string; seq: number }>()
-  const touch = (r: Row) => {
+/**
+ * Applies one tenant's events (no erasure among them), in order, to the rows a fold holds: the semantics of the
+ * messages read model, shared by the live batches (applyBatched) and a rebuild's bulk build (rebuild/messages-bulk.ts).
+ */
+export function foldMessages(f: MessagesFold, recorded: readonly RecordedEvent[]): void {
+  const { rows, maxSeq, editVersion, reads, purged, changed } = f
+  const touch = (r: MessageRow) => {
     if (!r.fresh) r.dirty = true
+    changed?.add(r)
   }
-  /** Tombstoned by this batch (what a tombstone is: `tombstone` in messages.ts): their edits, stored or new, go. */
-  const purged = new Set<string>()
+  /** Tombstoned (what a tombstone is: `tombstone` in messages.ts): its edits, stored or new, go. */
   const tombstone = (id: string, at: string) => {
     const r = rows.get(id)
     if (!r || r.deleted_at !== null) return
@@ -166,7 +162,7 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
     }
   }
 
-  for (const e of events) {
+  for (const e of recorded as readonly (RecordedEvent & Any)[]) {
     switch (e.type) {
       case 'message.created': {
         const d = e.data
@@ -174,7 +170,7 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
         if (!rows.has(d.messageId)) {
           const seq = (maxSeq.get(d.roomId) ?? 0) + 1
           maxSeq.set(d.roomId, seq)
-          rows.set(d.messageId, {
+          const row: MessageRow = {
             id: d.messageId,
             room_id: d.roomId,
             seq,
@@ -191,7 +187,9 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
             position: e.position.sequence.toString(),
             fresh: true,
             dirty: false,
-          })
+          }
+          rows.set(d.messageId, row)
+          changed?.add(row)
         }
         const root = d.threadRootId ? rows.get(d.threadRootId) : undefined
         if (root) {
@@ -206,7 +204,7 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
         if (!r || r.deleted_at !== null) break
         const version = (editVersion.get(d.messageId) ?? 0) + 1
         editVersion.set(d.messageId, version)
-        edits.push({ message_id: d.messageId, version, text: d.previousText, replaced_at: d.at })
+        f.edits.push({ message_id: d.messageId, version, text: d.previousText, replaced_at: d.at })
         r.text = d.text
         r.mentions = d.mentions
         r.edited_at = d.at
@@ -241,6 +239,66 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
       }
     }
   }
+}
+
+/**
+ * eraseAuthor on the rows a fold holds (all of the tenant's: a bulk build holds every row): texts emptied, edit
+ * history gone, the edit versions with it. Returns the messages whose stored edits must go.
+ */
+export function eraseInFold(f: MessagesFold, userId: string): string[] {
+  const erased: string[] = []
+  for (const r of f.rows.values()) {
+    if (r.author_id !== userId) continue
+    erased.push(r.id)
+    f.editVersion.delete(r.id)
+    if (r.text !== '') {
+      r.text = ''
+      if (!r.fresh) r.dirty = true
+      f.changed?.add(r)
+    }
+  }
+  const gone = new Set(erased)
+  f.edits = f.edits.filter((e) => !gone.has(e.message_id))
+  return erased
+}
+
+/** One application of a tenant's batch; false (and nothing written) when `exact` was needed. */
+async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEvent[], exact: boolean): Promise<boolean> {
+  const tenantId = recorded[0]!.metadata.tenantId!
+  const { ids, rooms, edited, deleted } = touchedBy(recorded, exact)
+
+  const rows = new Map<string, MessageRow>()
+  const load = async (wanted: string[]) => {
+    if (wanted.length === 0) return
+    const { rows: found } = await sql<Omit<MessageRow, 'fresh' | 'dirty' | 'seq'> & { seq: string }>`
+      select id, room_id, seq::text as seq, author_id, author_type, text, thread_root_id, reply_count, mentions, reactions,
+             created_at::text as created_at, edited_at::text as edited_at, deleted_at::text as deleted_at,
+             position::text as position
+        from messages where tenant_id = ${tenantId} and id = any(${wanted}::uuid[])`.execute(trx)
+    for (const r of found) rows.set(r.id, { ...r, seq: Number(r.seq), fresh: false, dirty: false })
+  }
+  await load([...ids])
+  // A deleted reply lowers its root's count: roots of deleted messages that the batch did not load yet.
+  await load(uniq([...deleted].flatMap((id) => rows.get(id)?.thread_root_id ?? [])).filter((id) => !rows.has(id)))
+
+  const maxSeq = new Map<string, number>()
+  if (rooms.size) {
+    const { rows: found } = await sql<{ room_id: string; seq: string | null }>`
+      select r.room_id, (select max(m.seq) from messages m where m.tenant_id = ${tenantId} and m.room_id = r.room_id)::text as seq
+        from unnest(${[...rooms]}::uuid[]) as r(room_id)`.execute(trx)
+    for (const r of found) if (r.seq !== null) maxSeq.set(r.room_id, Number(r.seq))
+  }
+  const editVersion = new Map<string, number>()
+  if (edited.size) {
+    const { rows: found } = await sql<{ message_id: string; version: number }>`
+      select message_id, max(version) as version from message_edits
+       where tenant_id = ${tenantId} and message_id = any(${[...edited]}::uuid[]) group by message_id`.execute(trx)
+    for (const r of found) editVersion.set(r.message_id, r.version)
+  }
+
+  const fold: MessagesFold = { rows, maxSeq, editVersion, edits: [], reads: new Map(), purged: new Set() }
+  foldMessages(fold, recorded)
+  const { edits, reads, purged } = fold
 
   const fresh = [...rows.values()].filter((r) => r.fresh)
   if (fresh.length) {

@@ -3,8 +3,8 @@ import type { AnyDb } from '../adapters/postgres.ts'
 import { loadCheckpoint, otherVersion, type ProjectionTransaction, type Projector } from './engine.ts'
 import { projectors as readModels } from './index.ts'
 import { realtimeProjector } from './realtime.ts'
-import { buildTo, type RebuildDeps, type RebuildOptions, startBuild } from './rebuild/build.ts'
-import { createDeferredIndexes, dropShadow } from './rebuild/shadow.ts'
+import { buildTo, type RebuildDeps, type RebuildOptions, shadowDepsOf, startBuild } from './rebuild/build.ts'
+import { dropShadow, finishShadow } from './rebuild/shadow.ts'
 import { swapIn } from './rebuild/swap.ts'
 import { compareWithLive, type VerifyResult } from './rebuild/verify.ts'
 
@@ -43,10 +43,11 @@ export async function buildShadow(
   options: RebuildOptions & { until?: Position } = {},
 ): Promise<{ schema: string; events: number; position: Position; ms: number }> {
   const started = Date.now()
-  const s = await startBuild(deps, p, options)
+  const on = shadowDepsOf(deps, p)
+  const s = await startBuild(on, p, options)
   const until = options.until
-  await buildTo(deps, s, options, until ? async () => until : undefined)
-  await createDeferredIndexes(deps.db, s.schema)
+  await buildTo(on, s, options, until ? async () => until : undefined)
+  await finishShadow(on.db, s.schema)
   return { schema: s.schema, events: s.events, position: s.position, ms: Date.now() - started }
 }
 
@@ -65,16 +66,17 @@ export type RebuildResult = {
  */
 export async function rebuild(deps: RebuildDeps, p: Projector, options: RebuildOptions = {}): Promise<RebuildResult> {
   const started = Date.now()
-  const s = await startBuild(deps, p, options)
+  const on = shadowDepsOf(deps, p)
+  const s = await startBuild(on, p, options)
   const resumedFrom = comparePositions(s.start, START) > 0 ? s.start : null
   // The shadow follows the live checkpoint, never passing it: the swap then hands over exactly where the live
   // projector stood, and it goes on from there (nothing applied twice, nothing a projector with effects
   // outside its tables, like the realtime fan-out, would skip). No live checkpoint: up to the head.
-  const target = async (db: AnyDb | ProjectionTransaction = deps.db) =>
-    (await loadCheckpoint(db, p, { create: false, anyVersion: true })) ?? deps.store.headPosition()
-  await buildTo(deps, s, options, () => target())
-  await createDeferredIndexes(deps.db, s.schema)
-  await swapIn(deps, s, options, target)
+  const target = async (db: AnyDb | ProjectionTransaction = on.db) =>
+    (await loadCheckpoint(db, p, { create: false, anyVersion: true })) ?? on.store.headPosition()
+  await buildTo(on, s, options, () => target())
+  await finishShadow(on.db, s.schema)
+  await swapIn(on, s, options, target)
   return { name: p.name, version: p.version, events: s.events, position: s.position, resumedFrom, ms: Date.now() - started }
 }
 
@@ -87,13 +89,14 @@ export async function verify(
   p: Projector,
   options: RebuildOptions & { keep?: boolean; maxDifferences?: number } = {},
 ): Promise<VerifyResult> {
-  const other = await otherVersion(deps.db, p)
+  const on = shadowDepsOf(deps, p)
+  const other = await otherVersion(on.db, p)
   if (other !== null) throw new Error(`${p.name}: the live tables hold v${other}, not v${p.version}: nothing to compare with`)
-  const s = await startBuild(deps, p, options)
+  const s = await startBuild(on, p, options)
   // Never past the live checkpoint: the diff compares both at exactly that position.
-  await buildTo(deps, s, options, async () => (await loadCheckpoint(deps.db, p, { create: false })) ?? START)
-  const result = await compareWithLive(deps, s, options)
-  if (!options.keep) await dropShadow(deps.db, p)
+  await buildTo(on, s, options, async () => (await loadCheckpoint(on.db, p, { create: false })) ?? START)
+  const result = await compareWithLive(on, s, options)
+  if (!options.keep) await dropShadow(on.db, p)
   return result
 }
 

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { sql } from 'kysely'
+import type pg from 'pg'
 import {
   comparePositions,
   type EventStore,
@@ -9,7 +10,7 @@ import {
   START,
 } from '../../adapters/event-store.ts'
 import { errorText } from '../../adapters/parked-events.ts'
-import type { AnyDb } from '../../adapters/postgres.ts'
+import type { AnyDb, PgPool } from '../../adapters/postgres.ts'
 import { isTransient } from '../../adapters/transient.ts'
 import {
   applyBatch,
@@ -22,7 +23,8 @@ import {
   type Projector,
   readCheckpoints,
 } from '../engine.ts'
-import { CHECKPOINTS, id, prepareShadow, TENANTS } from './shadow.ts'
+import { type BulkBuild, type BulkBuildable, type BulkOp, writeBulk } from './bulk.ts'
+import { CHECKPOINTS, deferForBulk, finishShadow, id, prepareShadow, quoteIdent, restoreForBatches, TENANTS } from './shadow.ts'
 
 /*
  * The build: applies the events, from the shadow's checkpoint, to the shadow tables. The bulk of it runs with one
@@ -60,7 +62,27 @@ export type RebuildOptions = {
   readonly parallel?: number
 }
 
-export type RebuildDeps = { readonly store: EventStore; readonly db: AnyDb }
+/**
+ * What rebuilds work with: the event store, and the database of each schema's read models: one for both
+ * (`db`), or each its own (`dbFor`: the control and tenant schemas may live in two databases). A pool on the same
+ * database and login (`pool`, `poolFor`) gives raw connections for COPY: without one, a projector that can build
+ * in bulk builds batch by batch like the others.
+ */
+export type RebuildDeps =
+  | { readonly store: EventStore; readonly db: AnyDb; readonly pool?: PgPool }
+  | {
+      readonly store: EventStore
+      readonly dbFor: (schema: Projector['schema']) => AnyDb
+      readonly poolFor?: (schema: Projector['schema']) => PgPool | undefined
+    }
+
+/** One projector's rebuild: the event store and its schema's database. */
+export type ShadowDeps = { readonly store: EventStore; readonly db: AnyDb; readonly pool: PgPool | undefined }
+
+export const shadowDepsOf = (deps: RebuildDeps, p: Projector): ShadowDeps =>
+  'dbFor' in deps
+    ? { store: deps.store, db: deps.dbFor(p.schema), pool: deps.poolFor?.(p.schema) }
+    : { store: deps.store, db: deps.db, pool: deps.pool }
 
 /** Reads ahead one batch while the previous one is applied. */
 function reader(store: EventStore, batchSize: number) {
@@ -120,7 +142,7 @@ export class PoisonEventError extends Error {
  * in the projector's code, it is applied again event by event to name the event at fault.
  */
 async function applyToShadow(
-  deps: RebuildDeps,
+  deps: ShadowDeps,
   s: BuildState,
   writer: Projector,
   from: Position,
@@ -162,7 +184,7 @@ async function noteTenants(db: AnyDb | ProjectionTransaction, s: BuildState, bat
  * in its own transactions per batch, or inside `trx`.
  */
 export async function advance(
-  deps: RebuildDeps,
+  deps: ShadowDeps,
   s: BuildState,
   options: RebuildOptions & {
     until?: Position | null
@@ -216,7 +238,7 @@ async function loadParts(db: AnyDb, s: BuildState): Promise<Position[] | null> {
  * the end the writers' checkpoints fold back into the shadow's one checkpoint, in one transaction.
  */
 async function advanceParallel(
-  deps: RebuildDeps,
+  deps: ShadowDeps,
   s: BuildState,
   of: number,
   options: RebuildOptions & { until: Position; phase: RebuildProgress['phase'] },
@@ -277,6 +299,103 @@ async function advanceParallel(
   report(s, options, head, true)
 }
 
+/** Past this many rows held in memory, a bulk build hands over and the rest goes batch by batch. */
+const BULK_MAX_ROWS = 4_000_000
+
+/**
+ * The bulk pass, from an empty shadow: the projector folds the events in memory (bulk.ts); each batch's changes
+ * go in with COPY, in one transaction with the checkpoint and the tenants, while the next batch is read and
+ * folded. Returns false when it stopped early (an event the fold cannot apply, or too many rows): the caller goes on
+ * batch by batch from the checkpoint, which names a poison event exactly.
+ */
+async function advanceBulk(
+  deps: ShadowDeps & { pool: PgPool },
+  s: BuildState,
+  build: BulkBuild,
+  options: RebuildOptions & { until: Position; phase: RebuildProgress['phase'] },
+  head: Position,
+): Promise<boolean> {
+  await deferForBulk(deps.db, s.schema, s.p.tables)
+  const read = reader(deps.store, options.batchSize ?? 2_000)
+  const client = await deps.pool.connect()
+  let writing: Promise<void> = Promise.resolve()
+  let failed = false
+  try {
+    while (comparePositions(s.position, options.until) < 0) {
+      const batch = (await read.next(s.position, true)).filter((e) => comparePositions(e.position, options.until) <= 0)
+      if (batch.length === 0) break
+      const events = batch.filter((e) => handles(s.p, e.type))
+      try {
+        build.apply(events)
+      } catch {
+        // Held rows are now half-applied: they are dropped, and the batches take over from the last write.
+        failed = true
+        break
+      }
+      const ops = build.take()
+      const tenants = [...new Set(events.flatMap((e) => e.metadata.tenantId ?? []))].filter((t) => !s.tenants.has(t))
+      for (const t of tenants) s.tenants.add(t)
+      const from = s.position
+      const to = batch[batch.length - 1]!.position
+      // One write in flight: the next batch is read and folded meanwhile.
+      await writing
+      writing = writeBatch(client, s, ops, tenants, from, to)
+      writing.catch(() => {})
+      s.position = to
+      s.events += batch.length
+      report(s, options, head, false)
+      if (build.size > BULK_MAX_ROWS) {
+        failed = true
+        break
+      }
+    }
+    await writing
+  } finally {
+    client.release()
+  }
+  if (failed) await reload(deps.db, s)
+  report(s, options, head, true)
+  return !failed
+}
+
+/** One bulk write: the changes, the tenants and the checkpoint (from where the previous write left it), in one transaction. */
+async function writeBatch(
+  client: pg.PoolClient,
+  s: BuildState,
+  ops: readonly BulkOp[],
+  tenants: readonly string[],
+  from: Position,
+  to: Position,
+): Promise<void> {
+  await client.query('begin')
+  try {
+    await writeBulk(client, s.schema, ops)
+    if (tenants.length) {
+      await client.query(`insert into ${quoteIdent(s.schema)}.${TENANTS} select unnest($1::uuid[]) on conflict do nothing`, [
+        tenants,
+      ])
+    }
+    const moved = await client.query(
+      `update ${quoteIdent(s.schema)}.${CHECKPOINTS}
+          set commit_position = $1::text::xid8, prepare_position = $2, updated_at = now()
+        where name = $3 and version = $4 and commit_position = $5::text::xid8 and prepare_position = $6`,
+      [
+        to.transactionId.toString(),
+        to.sequence.toString(),
+        s.p.name,
+        s.p.version,
+        from.transactionId.toString(),
+        from.sequence.toString(),
+      ],
+    )
+    if (moved.rowCount !== 1) throw new CheckpointMovedError(`${s.schema}: the checkpoint moved under the bulk build`)
+    await client.query('commit')
+  } catch (e) {
+    await client.query('rollback').catch(() => {})
+    throw e
+  }
+}
+
 function report(
   s: BuildState,
   options: RebuildOptions & { phase: RebuildProgress['phase'] },
@@ -296,7 +415,7 @@ function report(
   })
 }
 
-export async function startBuild(deps: RebuildDeps, p: Projector, options: RebuildOptions): Promise<BuildState> {
+export async function startBuild(deps: ShadowDeps, p: Projector, options: RebuildOptions): Promise<BuildState> {
   const shadow = await prepareShadow(deps.db, p, options)
   const { rows } = await sql<{ tenant_id: string }>`select tenant_id from ${id(shadow.schema, TENANTS)}`.execute(deps.db)
   const s: BuildState = {
@@ -316,17 +435,28 @@ export async function startBuild(deps: RebuildDeps, p: Projector, options: Rebui
 
 /** Builds from the shadow's checkpoint to the target (the head), then again to the new target, until little is left. */
 export async function buildTo(
-  deps: RebuildDeps,
+  deps: ShadowDeps,
   s: BuildState,
   options: RebuildOptions,
   target: () => Promise<Position> = () => deps.store.headPosition(),
 ): Promise<void> {
   const batchSize = options.batchSize ?? 2_000
   const of = s.p.schema === 'tenant' ? Math.max(1, options.parallel ?? Math.min(4, availableParallelism())) : 1
+  const bulk = (s.p as Projector & BulkBuildable).bulk
   for (let pass = 0; pass < 20; pass++) {
     const head = await target()
     const before = s.events
     const phase = pass === 0 ? 'build' : 'catch-up'
+    if (pass === 0 && bulk && deps.pool && comparePositions(s.position, START) === 0 && !(await loadParts(deps.db, s))) {
+      // From nothing, in memory and by COPY; then the indexes once, and the catch-up passes as the live batches.
+      const { pool } = deps
+      const done = await advanceBulk({ ...deps, pool }, s, bulk(), { ...options, until: head, phase }, head)
+      await (done ? finishShadow(deps.db, s.schema) : restoreForBatches(deps.db, s.schema))
+      if (done && s.events - before < batchSize) return
+      if (done) continue
+    }
+    // A bulk build killed before: what it put off, back first.
+    await restoreForBatches(deps.db, s.schema)
     // The bulk of the work, in parallel; the catch-up passes that follow are short.
     if (pass === 0 && (of > 1 || (await loadParts(deps.db, s))))
       await advanceParallel(deps, s, of, { ...options, until: head, phase }, head)
@@ -336,7 +466,7 @@ export async function buildTo(
 }
 
 /** After a rolled-back attempt: where the shadow really stands, and which tenants it really holds. */
-export async function reload(trx: ProjectionTransaction, s: BuildState): Promise<void> {
+export async function reload(trx: ProjectionTransaction | AnyDb, s: BuildState): Promise<void> {
   s.position = (await loadCheckpoint(trx, s.p, { create: false, table: `${s.schema}.${CHECKPOINTS}` })) ?? START
   const { rows } = await sql<{ tenant_id: string }>`select tenant_id from ${id(s.schema, TENANTS)}`.execute(trx)
   s.tenants = new Set(rows.map((r) => r.tenant_id))

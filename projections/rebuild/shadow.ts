@@ -120,8 +120,9 @@ export async function prepareShadow(db: AnyDb, p: Projector, options: { restart?
     await sql`grant usage on schema ${id(schema)} to ${id(ROLES.reader)}, ${id(ROLES.projector)}`.execute(trx)
     const deferred: string[] = []
     for (const table of p.tables) await copyTable(trx, p.schema, schema, table, deferred)
-    await sql`create table ${id(schema, DEFERRED)} (def text not null)`.execute(trx)
-    for (const def of deferred) await sql`insert into ${id(schema, DEFERRED)} values (${def})`.execute(trx)
+    // `bulk`: put off by a bulk build (row-level security, the btree indexes), needed again before any batch.
+    await sql`create table ${id(schema, DEFERRED)} (def text not null, bulk boolean not null default false)`.execute(trx)
+    for (const def of deferred) await sql`insert into ${id(schema, DEFERRED)} (def) values (${def})`.execute(trx)
     await sql`create table ${id(schema, TENANTS)} (tenant_id uuid primary key)`.execute(trx)
     await sql`create table ${id(schema, CHECKPOINTS)} (like ${id(p.schema, CHECKPOINTS)} including all)`.execute(trx)
     await sql`grant select, insert, update, delete on ${id(schema, CHECKPOINTS)} to ${id(ROLES.projector)}`.execute(trx)
@@ -135,11 +136,58 @@ export async function dropShadow(db: AnyDb, p: Pick<Projector, 'name' | 'version
   await sql`drop schema if exists ${id(shadowSchemaOf(p))} cascade`.execute(db)
 }
 
-/** Builds the indexes the bulk build went without (once; a rerun finds none left). */
-export async function createDeferredIndexes(db: AnyDb, schema: string): Promise<void> {
+/**
+ * Readies an empty shadow for a bulk build: COPY refuses tables under row-level security (forced on the owner too),
+ * and every index but the keys costs more kept up row by row than built once. Both are put off, to be restored by
+ * finishShadow, or by restoreForBatches when a killed bulk build is resumed batch by batch.
+ */
+export async function deferForBulk(db: AnyDb, schema: string, tables: readonly string[]): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    const { rows } = await sql<{ def: string }>`select def from ${id(schema, DEFERRED)}`.execute(trx)
-    for (const { def } of rows) await sql.raw(def).execute(trx)
-    await sql`delete from ${id(schema, DEFERRED)}`.execute(trx)
+    for (const table of tables) {
+      const { rows } = await sql<{ oid: number; rls: boolean; force: boolean }>`
+        select c.oid::int as oid, c.relrowsecurity as rls, c.relforcerowsecurity as force
+          from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ${schema} and c.relname = ${table}`.execute(
+        trx,
+      )
+      const rel = rows[0]!
+      const put = (def: string) => sql`insert into ${id(schema, DEFERRED)} (def, bulk) values (${def}, true)`.execute(trx)
+      const name = `${quoteIdent(schema)}.${quoteIdent(table)}`
+      if (rel.rls) await put(`alter table ${name} enable row level security`)
+      if (rel.force) await put(`alter table ${name} force row level security`)
+      await sql`alter table ${id(schema, table)} no force row level security`.execute(trx)
+      await sql`alter table ${id(schema, table)} disable row level security`.execute(trx)
+      const { rows: indexes } = await sql<{ name: string; def: string }>`
+        select ic.relname as name, pg_get_indexdef(i.indexrelid) as def
+          from pg_index i join pg_class ic on ic.oid = i.indexrelid
+         where i.indrelid = ${rel.oid}::oid
+           and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = i.indrelid)
+         order by i.indexrelid`.execute(trx)
+      for (const ix of indexes) {
+        await put(ix.def.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS '))
+        await sql`drop index ${id(schema, ix.name)}`.execute(trx)
+      }
+    }
   })
 }
+
+/** Row-level security first (it locks the tables), then the indexes, `parallel` at a time; each is done once. */
+async function runDeferred(db: AnyDb, schema: string, which: 'bulk' | 'all', parallel: number): Promise<void> {
+  const { rows } = await sql<{ def: string }>`
+    select def from ${id(schema, DEFERRED)} where bulk or ${which === 'all'}`.execute(db)
+  const indexes = rows.filter((r) => !r.def.startsWith('alter table '))
+  for (const r of rows) if (r.def.startsWith('alter table ')) await sql.raw(r.def).execute(db)
+  // Index builds on separate connections: each takes a share lock, which does not block the others.
+  const queue = [...indexes]
+  await Promise.all(
+    Array.from({ length: Math.max(1, parallel) }, async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) await sql.raw(next.def).execute(db)
+    }),
+  )
+  await sql`delete from ${id(schema, DEFERRED)} where bulk or ${which === 'all'}`.execute(db)
+}
+
+/** What a killed bulk build put off, back before the build goes on batch by batch (a rerun finds none left). */
+export const restoreForBatches = (db: AnyDb, schema: string): Promise<void> => runDeferred(db, schema, 'bulk', 1)
+
+/** Builds the indexes the build went without and restores row-level security (once; a rerun finds none left). */
+export const finishShadow = (db: AnyDb, schema: string, parallel = 2): Promise<void> => runDeferred(db, schema, 'all', parallel)

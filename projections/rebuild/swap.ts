@@ -3,7 +3,7 @@ import type { Position } from '../../adapters/event-store.ts'
 import { forgetParked } from '../../adapters/parked-events.ts'
 import type { AnyDb } from '../../adapters/postgres.ts'
 import type { ProjectionTransaction, Projector } from '../engine.ts'
-import { advance, type BuildState, type RebuildDeps, type RebuildOptions, reload } from './build.ts'
+import { advance, type BuildState, type RebuildOptions, reload, type ShadowDeps } from './build.ts'
 import { asOwner, whileLiveBatchesWait } from './live-lock.ts'
 import { CHECKPOINTS, dropShadow, id, quoteIdent, shadowSchemaOf } from './shadow.ts'
 
@@ -20,7 +20,7 @@ import { CHECKPOINTS, dropShadow, id, quoteIdent, shadowSchemaOf } from './shado
  * the shadow schema afterwards.
  */
 export async function swapIn(
-  deps: RebuildDeps,
+  deps: ShadowDeps,
   s: BuildState,
   options: RebuildOptions,
   target: (db: AnyDb | ProjectionTransaction) => Promise<Position>,

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { comparePositions, type Position, START } from '../../adapters/event-store.ts'
 import { loadCheckpoint, type ProjectionTransaction } from '../engine.ts'
-import { advance, type BuildState, type RebuildDeps, type RebuildOptions, reload } from './build.ts'
+import { advance, type BuildState, type RebuildOptions, reload, type ShadowDeps } from './build.ts'
 import { asOwner, whileLiveBatchesWait } from './live-lock.ts'
 import { id, TENANTS } from './shadow.ts'
 
@@ -99,7 +99,7 @@ async function diffTable(
  * every table row by row.
  */
 export async function compareWithLive(
-  deps: RebuildDeps,
+  deps: ShadowDeps,
   s: BuildState,
   options: RebuildOptions & { maxDifferences?: number },
 ): Promise<VerifyResult> {

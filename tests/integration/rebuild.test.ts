@@ -19,7 +19,7 @@ let db: AnyDb
 let store: PostgresEventStore
 let seeded: SeedSummary
 const projectors = rebuildableProjectors()
-const deps = () => ({ store, db })
+const deps = () => ({ store, db, pool })
 
 /** Runs every projector until all have passed the head as it stands now. */
 async function projectToHead(): Promise<void> {

@@ -99,7 +99,7 @@ it('a rebuild replays old-version events through their upcaster, next to current
   const [last] = await raw.readStream(`message-${current}`)
   while (comparePositions(await raw.headPosition(), last!.position) < 0) await new Promise((r) => setTimeout(r, 5))
   const store = withUpcasting(raw, registry)
-  await rebuild({ store, db }, messagesProjector)
+  await rebuild({ store, db, pool }, messagesProjector)
   const { rows } = await sql<{ id: string; seq: string; text: string; author_type: string; reply_count: number }>`
     select id, seq::text as seq, text, author_type, reply_count from tenant.messages order by seq`.execute(db)
   expect(rows).toEqual([
