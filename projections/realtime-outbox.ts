@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sql } from 'kysely'
-import { type Position, publicPosition } from '../adapters/event-store.ts'
+import { comparePositions, formatPosition, type Position, publicPosition } from '../adapters/event-store.ts'
 import type { Logger } from '../adapters/logger.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
-import { STREAM_START_ID, type UserStreamEntry, type UserStreams } from '../adapters/user-streams.ts'
+import { compareEntryIds, STREAM_START_ID, type UserStreamEntry, type UserStreams } from '../adapters/user-streams.ts'
 import { type ProjectionTransaction, retryDelayMs } from './engine.ts'
 import { erasedBy, forgetInStream } from './realtime-erasure.ts'
 
@@ -25,6 +25,9 @@ export type RealtimeOutboxOptions = {
   readonly maxRetryMs?: number
 }
 
+/** However clean the outbox looks, it is read at least this often: rows another process left are not stranded. */
+const OUTBOX_READ_EVERY_MS = 5_000
+
 type Due = {
   user_id: string
   c: string
@@ -43,6 +46,12 @@ type Due = {
  * The streams refuse an id they hold, so a delivery repeated (a crash after the append, two processes
  * draining at once) adds nothing. While the streams' backend is away nothing waits for it: batches go on
  * committing, and delivery retries with backoff, then drains in order.
+ *
+ * The fast path: what this process's fan-out recorded in a batch that committed (committed()) is appended from
+ * memory, each user's previous id taken from the heads this process keeps, with no read of the outbox before
+ * the append; the rows leave the outbox after it. It is taken only while the outbox is known to hold nothing
+ * older (a read of it came back short and nothing failed since); otherwise, and every few seconds in case
+ * another process left rows behind, the outbox is read as the source of truth.
  */
 export class RealtimeOutbox {
   private readonly db: AnyDb
@@ -54,6 +63,17 @@ export class RealtimeOutbox {
   private readonly stopping = new AbortController()
   /** A kick came since the current pass began. */
   private wanted = false
+  /** The deliveries recorded in the transaction `recordingIn`, not known to have committed yet. */
+  private recording: Delivery[] = []
+  private recordingIn: ProjectionTransaction | null = null
+  /** Recorded by this process in batches that committed, not appended yet; in commit order. */
+  private fresh: Delivery[] = []
+  /** No delivery older than `fresh` is in the outbox, as far as this process knows. */
+  private clean = false
+  /** When the outbox was last read. */
+  private readAt = 0
+  /** Each user's last delivered id, as this process wrote or read it in outbox_heads. */
+  private readonly heads = new Map<string, string>()
   private running: Promise<void> | null = null
   private closed = false
 
@@ -69,6 +89,12 @@ export class RealtimeOutbox {
   /** Records deliveries in the fan-out batch's transaction: they commit, or roll back, with it. */
   async record(trx: ProjectionTransaction, deliveries: readonly Delivery[]): Promise<void> {
     const due = deliveries.filter((d) => d.users.length > 0)
+    if (trx !== this.recordingIn) {
+      // A new batch: what an earlier one recorded was either promoted by committed() or rolled back.
+      this.recording = []
+      this.recordingIn = trx
+    }
+    this.recording.push(...due)
     if (due.length === 0) return
     const events = due.map((d) => ({
       c: d.position.transactionId.toString(),
@@ -92,6 +118,14 @@ export class RealtimeOutbox {
       on conflict do nothing`.execute(trx)
   }
 
+  /** The fan-out batch whose transaction recorded last has committed: deliver it (from memory when the outbox is clean). */
+  committed(): void {
+    if (this.recording.length) this.fresh.push(...this.recording)
+    this.recording = []
+    this.recordingIn = null
+    this.kick()
+  }
+
   /** Delivers what is pending, in the background; returns at once. Called after each fan-out commit and at start. */
   kick(): void {
     this.wanted = true
@@ -107,9 +141,14 @@ export class RealtimeOutbox {
     while (this.wanted && !this.closed) {
       this.wanted = false
       try {
-        while ((await this.deliverChunk()) === this.chunk && !this.closed) {}
+        if (this.clean && this.fresh.length > 0 && Date.now() - this.readAt < OUTBOX_READ_EVERY_MS) {
+          await this.deliverFresh()
+        } else {
+          while ((await this.deliverChunk()) === this.chunk && !this.closed) {}
+        }
         failures = 0
       } catch (e) {
+        this.clean = false
         failures++
         this.wanted = true
         const retryInMs = Math.round(retryDelayMs(failures, this.retryMs, this.maxRetryMs))
@@ -125,6 +164,9 @@ export class RealtimeOutbox {
    * it only leaves. Returns how many there were.
    */
   private async deliverChunk(): Promise<number> {
+    // Whatever committed before this read is in it: the fresh deliveries are read with the rest.
+    this.fresh = []
+    this.readAt = Date.now()
     const { rows } = await sql<Due>`
       with due as (
         select commit_position, prepare_position, user_id from realtime.outbox
@@ -137,6 +179,7 @@ export class RealtimeOutbox {
         join realtime.outbox_events e using (commit_position, prepare_position)
         left join realtime.outbox_heads h on h.user_id = d.user_id
        order by d.commit_position, d.prepare_position, d.user_id`.execute(this.db)
+    this.clean = rows.length < this.chunk
     if (rows.length === 0) return 0
     // Each user's newest delivery in this chunk: the one the next names as its previous.
     const last = new Map<string, Due>()
@@ -162,11 +205,74 @@ export class RealtimeOutbox {
       const erased = erasedBy(e)
       if (erased) await forgetInStream(this.streams, e.userId, erased)
     }
-    const transactionIds = rows.map((r) => r.c)
-    const sequences = rows.map((r) => r.p)
-    const users = rows.map((r) => r.user_id)
+    await this.delivered(
+      rows.map((r) => ({ c: r.c, p: r.p, userId: r.user_id })),
+      [...last.values()].map((r) => ({ userId: r.user_id, c: r.c, p: r.p })),
+    )
+    return rows.length
+  }
+
+  /**
+   * Appends the fresh deliveries, each user's previous id from the heads this process keeps (those it does not
+   * know are read in one query), then removes them from the outbox. One already at or before a user's head was
+   * delivered (the outbox was read meanwhile): it only leaves.
+   */
+  private async deliverFresh(): Promise<void> {
+    const fresh = this.fresh.sort((a, b) => comparePositions(a.position, b.position))
+    this.fresh = []
+    const unknown = [...new Set(fresh.flatMap((d) => d.users))].filter((u) => !this.heads.has(u))
+    if (unknown.length) {
+      const { rows } = await sql<{ user_id: string; c: string; p: string }>`
+        select user_id, last_commit::text as c, last_prepare::text as p from realtime.outbox_heads
+         where user_id = any(${unknown}::text[])`.execute(this.db)
+      for (const r of rows) this.heads.set(r.user_id, `${r.c}-${r.p}`)
+    }
+    const entries: UserStreamEntry[] = []
+    const keys: { c: string; p: string; userId: string }[] = []
+    const newest = new Map<string, { c: string; p: string }>()
+    for (const d of fresh) {
+      const id = formatPosition(d.position)
+      const c = d.position.transactionId.toString()
+      const p = d.position.sequence.toString()
+      for (const userId of d.users) {
+        keys.push({ c, p, userId })
+        const previousId = newest.has(userId)
+          ? `${newest.get(userId)!.c}-${newest.get(userId)!.p}`
+          : (this.heads.get(userId) ?? STREAM_START_ID)
+        if (compareEntryIds(id, previousId) <= 0) continue
+        newest.set(userId, { c, p })
+        entries.push({
+          userId,
+          id,
+          previousId,
+          type: d.type,
+          position: publicPosition(d.position),
+          occurredAt: d.occurredAt,
+          data: d.data,
+        })
+      }
+    }
+    if (entries.length) await this.streams.append(entries)
+    for (const e of entries) {
+      const erased = erasedBy(e)
+      if (erased) await forgetInStream(this.streams, e.userId, erased)
+    }
+    await this.delivered(
+      keys,
+      [...newest].map(([userId, h]) => ({ userId, ...h })),
+    )
+  }
+
+  /** Removes appended deliveries from the outbox and moves the users' heads, in one transaction. */
+  private async delivered(
+    keys: readonly { c: string; p: string; userId: string }[],
+    newest: readonly { userId: string; c: string; p: string }[],
+  ): Promise<void> {
+    const transactionIds = keys.map((k) => k.c)
+    const sequences = keys.map((k) => k.p)
+    const users = keys.map((k) => k.userId)
     // In user order: two processes delivering at once lock the heads in the same order.
-    const heads = [...last.values()].sort((a, b) => (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : 0))
+    const heads = [...newest].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0))
     await this.db.transaction().execute(async (trx) => {
       await sql`
         delete from realtime.outbox o using unnest(${transactionIds}::bigint[], ${sequences}::bigint[], ${users}::text[]) as x(c, p, u)
@@ -178,11 +284,15 @@ export class RealtimeOutbox {
                             where o.commit_position = e.commit_position and o.prepare_position = e.prepare_position)`.execute(trx)
       await sql`
         insert into realtime.outbox_heads as h (user_id, last_commit, last_prepare)
-        select * from unnest(${heads.map((h) => h.user_id)}::text[], ${heads.map((h) => h.c)}::bigint[], ${heads.map((h) => h.p)}::bigint[])
+        select * from unnest(${heads.map((h) => h.userId)}::text[], ${heads.map((h) => h.c)}::bigint[], ${heads.map((h) => h.p)}::bigint[])
         on conflict (user_id) do update set last_commit = excluded.last_commit, last_prepare = excluded.last_prepare
          where (excluded.last_commit, excluded.last_prepare) > (h.last_commit, h.last_prepare)`.execute(trx)
     })
-    return rows.length
+    for (const h of heads) {
+      const id = `${h.c}-${h.p}`
+      const known = this.heads.get(h.userId)
+      if (!known || compareEntryIds(id, known) > 0) this.heads.set(h.userId, id)
+    }
   }
 
   /** Stops delivering (what is pending stays for the next start) after the round trip in flight. */

@@ -190,7 +190,7 @@ export function realtimeProjector(outbox?: RealtimeOutbox): Projector<Delivered>
       ? {
           afterCommit: () => {
             uncommitted = false
-            outbox.kick()
+            outbox.committed()
           },
         }
       : {}),

@@ -98,6 +98,7 @@ it('a batch that rolls back leaves nothing in the in-memory audience: a member i
       deliveries.push(...batch)
     },
     kick: () => {},
+    committed: () => {},
   } as unknown as RealtimeOutbox
   const fanout = realtimeProjector(outbox) as unknown as Projector
   const committed = async (events: readonly RecordedEvent[]) => {
