@@ -320,6 +320,9 @@ export function userStreamsContract(name: string, setup: HarnessFactory) {
 
       it('expire when idle for the TTL; touching keeps them alive', async () => {
         const short = harness.create({ queueTtlMs: 400 })
+        // Told to the gateway, which keeps queues in memory and must forget them as the backend does.
+        expect(short.queueTtlMs).toBe(400)
+        expect(streams.queueTtlMs).toBe(10 * 60_000)
         const user = uuid()
         const kept = await short.registerQueue(user, null, STREAM_START_ID)
         const idle = await short.registerQueue(user, null, STREAM_START_ID)
