@@ -18,6 +18,7 @@ import { personalData } from '../domain/personal-data.ts'
 import { eventUpcasters } from '../domain/schema-versions.ts'
 import type { AppDeps } from '../http/context.ts'
 import { startIdempotencySweep } from '../http/idempotency.ts'
+import { PrincipalCache } from '../http/principal-cache.ts'
 import { logicalDatabases } from '../migrations/index.ts'
 import { ConsistencyWaiter } from '../projections/consistency.ts'
 import type { Projector } from '../projections/engine.ts'
@@ -69,7 +70,12 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
   if (adapter instanceof PostgresEventStore) await adapter.assertHistoryOrdered()
   // Decrypted before upcast: upcasters, deciders and projectors see plaintext (or what an erased field reads as).
   const dataKeys = new PostgresDataKeys(controlDb, async () => identity.keys.dataKeyWrapper)
-  const store: EventStore = withUpcasting(withPersonalData(adapter, dataKeys, personalData), eventUpcasters)
+  // Tenant API authentications, kept while the changes that end them can reach this process (the adapter's own
+  // subscription: the ids it reads are no personal data, and nothing is decrypted for it), and told at once of
+  // what this process appends.
+  const principals = new PrincipalCache({ store: adapter, logger }, { ttlMs: config.PRINCIPAL_CACHE_TTL_MS })
+  if (config.ROLES.includes('api') || config.ROLES.includes('realtime')) await principals.start()
+  const store: EventStore = principals.watching(withUpcasting(withPersonalData(adapter, dataKeys, personalData), eventUpcasters))
 
   // Per-user realtime streams: Redis when configured, else Postgres (the embedded default).
   // While Redis is away, commands wait at most a couple of seconds and then fail (the request answers 503);
@@ -121,6 +127,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     upcasters: eventUpcasters,
     db,
     controlDb,
+    principals,
     pool,
     engine,
     projectors,
@@ -154,6 +161,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     },
     async close() {
       await gateway.close()
+      await principals.close()
       await engine?.stop()
       await outbox.close()
       await userStreams.close()

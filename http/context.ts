@@ -4,6 +4,7 @@ import type { Logger } from '../adapters/logger.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
 import type { UpcasterRegistry } from '../domain/upcasting.ts'
 import type { Caller, Claimed, Principal } from './principal.ts'
+import type { CachedAuthentication, PrincipalCache } from './principal-cache.ts'
 
 /**
  * Read-your-writes, as the HTTP shell needs it: waits, bounded, until the named projectors have passed a
@@ -23,6 +24,8 @@ export type AppDeps = {
   readonly db: AnyDb
   /** The control database: the orgs registry, memberships, idempotency keys, parked events. Never joined with `db`. */
   readonly controlDb: AnyDb
+  /** Tenant API authentications this process answered a moment ago, forgotten when events change them. */
+  readonly principals: PrincipalCache
   readonly waiter: ConsistencyWaiter
 }
 
@@ -38,6 +41,8 @@ export type AppEnv = {
     caller?: Caller | null
     /** Who a Tenant API request's credential names, before the org's users confirm it: what per-user limits count. */
     claimed?: Claimed
+    /** A Tenant API credential's authentication, as this process answered it a moment ago (principal-cache.ts). */
+    cachedAuthentication?: CachedAuthentication
     /** Set by the idempotency middleware: the ids a command generates follow from it. */
     idempotencySeed?: { seed: string; msecs: number }
   }

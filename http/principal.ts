@@ -32,6 +32,9 @@ export type Claimed = {
   credential: Principal['credential']
   /** Where the credential was issued (read models know its user from there), when known. */
   issuedAt: Position | null
+  /** When the credential ends, and the credentials (it, and the sign-in it came from) whose revocation ends it. */
+  expiresAt: Date
+  credentialIds: readonly string[]
 }
 
 export type PrincipalVariables = { principal?: Principal }

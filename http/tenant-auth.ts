@@ -7,7 +7,8 @@ import { loadOrg } from './accounts.ts'
 import { bearerToken, isAgentToken } from './bearer.ts'
 import { consistent } from './consistent-after.ts'
 import type { AppEnv } from './context.ts'
-import { isSafeMethod } from './csrf.ts'
+import { sessionCookie } from './cookies.ts'
+import { checkOrigin, isSafeMethod } from './csrf.ts'
 import { orgOfRequest } from './org-resolution.ts'
 import type { Claimed, OrgRole, Principal, UserType } from './principal.ts'
 import { forbidden, HttpProblem, unauthorized } from './problem.ts'
@@ -29,11 +30,23 @@ async function claimOf(c: Context<AppEnv>, deps: AuthDeps): Promise<Claimed> {
     const claims = await deps.identity.agentTokens.verify(token).catch(() => {
       throw unauthorized('the agent token is invalid or expired')
     })
-    return { tenantId: claims.tenantId, userId: claims.agentId, accountId: null, credential: 'agent_token', issuedAt: null }
+    return {
+      tenantId: claims.tenantId,
+      userId: claims.agentId,
+      accountId: null,
+      credential: 'agent_token',
+      issuedAt: null,
+      expiresAt: claims.expiresAt,
+      credentialIds: [],
+    }
   }
   const caller = await callerOf(c, deps)
   if (!caller) throw unauthorized()
   const { credential } = caller
+  const lifetime = {
+    expiresAt: new Date(credential.expiresAt),
+    credentialIds: credential.parentId ? [credential.credentialId, credential.parentId] : [credential.credentialId],
+  }
   if (caller.via === 'bearer') {
     if (!credential.tenantId || !credential.userId) {
       throw forbidden(
@@ -47,6 +60,7 @@ async function claimOf(c: Context<AppEnv>, deps: AuthDeps): Promise<Claimed> {
       accountId: credential.accountId,
       credential: credential.kind === 'personal_token' ? 'personal_token' : 'session',
       issuedAt: credential.issuedAt,
+      ...lifetime,
     }
   }
   // The cookie: the tenant is the request's org host (or its development stand-in).
@@ -69,7 +83,7 @@ async function claimOf(c: Context<AppEnv>, deps: AuthDeps): Promise<Claimed> {
       (row?.user_id as string | undefined) ?? membershipOf(await loadOrg(deps, tenantId), credential.accountId)?.[0] ?? null
     if (!userId) throw forbidden('you are not a member of this org', 'NOT_A_MEMBER')
   }
-  return { tenantId, userId, accountId: credential.accountId, credential: 'cookie', issuedAt: credential.issuedAt }
+  return { tenantId, userId, accountId: credential.accountId, credential: 'cookie', issuedAt: credential.issuedAt, ...lifetime }
 }
 
 /**
@@ -79,9 +93,40 @@ async function claimOf(c: Context<AppEnv>, deps: AuthDeps): Promise<Claimed> {
 export const claimTenant =
   (deps: AuthDeps): MiddlewareHandler<AppEnv> =>
   async (c, next) => {
-    if (!c.req.path.startsWith('/api/internal/')) c.set('claimed', await claimOf(c, deps))
+    if (c.req.path.startsWith('/api/internal/')) return next()
+    const key = cacheKeyOf(c, deps)
+    // consistentAfter asks for what a position shows: answered afresh, after the wait.
+    const cached = key && !asksConsistency(c) ? deps.principals.get(key) : undefined
+    if (cached) {
+      // What the cookie's verification did besides: a cross-site write is refused on every request.
+      if (!bearerToken(c)) checkOrigin(c, deps.identity.publicUrl)
+      c.set('claimed', cached.claimed)
+      c.set('cachedAuthentication', cached)
+    } else {
+      c.set('claimed', await claimOf(c, deps))
+    }
     await next()
   }
+
+/** What a request's credential is cached by: the token, or the cookie with what names the org it is for. */
+function cacheKeyOf(c: Context<AppEnv>, deps: AuthDeps): string | null {
+  const token = bearerToken(c)
+  if (token) return `bearer ${token}`
+  const cookie = sessionCookie(c)
+  if (!cookie) return null
+  const standIn = deps.config.DEV_IDP ? ` ${c.req.header('x-org') ?? ''} ${c.req.query('org') ?? ''}` : ''
+  return `cookie ${cookie} ${c.req.header('host') ?? ''}${standIn}`
+}
+
+const asksConsistency = (c: Context<AppEnv>): boolean =>
+  Boolean(c.req.query('consistentAfter') || c.req.header('consistent-after'))
+
+/** A suspended org reads but takes no commands. */
+function refuseSuspended(c: Context<AppEnv>, orgStatus: string | undefined): void {
+  if (orgStatus === 'suspended' && !isSafeMethod(c.req.method)) {
+    throw new HttpProblem({ status: 403, code: 'ORG_SUSPENDED', title: 'Forbidden', detail: 'this org is suspended' })
+  }
+}
 
 /**
  * The Tenant API's authentication: the request's credential resolved to a Principal. A user who has not
@@ -92,6 +137,12 @@ export const authenticateTenant =
   (deps: AuthDeps): MiddlewareHandler<AppEnv> =>
   async (c, next) => {
     if (c.req.path.startsWith('/api/internal/')) return next()
+    const cached = c.get('cachedAuthentication')
+    if (cached) {
+      refuseSuspended(c, cached.orgStatus)
+      c.set('principal', cached.principal)
+      return next()
+    }
     const claimed = c.get('claimed') ?? (await claimOf(c, deps))
     // consistentAfter (or Consistent-After) also holds for who the caller is: their role, the org's status.
     await consistent(c, deps, ['users', 'orgs'])
@@ -140,9 +191,7 @@ export const authenticateTenant =
     if (claimed.credential === 'agent_token' ? user.type !== 'agent' : user.account_id !== claimed.accountId) {
       throw unauthorized()
     }
-    if (orgStatus === 'suspended' && !isSafeMethod(c.req.method)) {
-      throw new HttpProblem({ status: 403, code: 'ORG_SUSPENDED', title: 'Forbidden', detail: 'this org is suspended' })
-    }
+    refuseSuspended(c, orgStatus)
     let username = user.username
     if (username === null) {
       // The read model may trail an activation made a moment ago: the org stream has the last word.
@@ -162,5 +211,10 @@ export const authenticateTenant =
       credential: claimed.credential,
     }
     c.set('principal', principal)
+    // Until a username is picked the answer changes on activation, which only the org stream says for sure.
+    const key = cacheKeyOf(c, deps)
+    if (key && user.username !== null && orgStatus) {
+      deps.principals.set(key, { claimed, principal, orgStatus }, claimed.expiresAt)
+    }
     await next()
   }
