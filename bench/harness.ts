@@ -154,6 +154,11 @@ export type ChildServer = {
   peakRssBytes(): number
   /** With BENCH_PROFILE=<dir>: starts a CPU profile of the server; the returned stop writes it there. */
   profile(label: string): Promise<() => Promise<void>>
+  /**
+   * With BENCH_PROFILE=<dir>: starts sampling the server's heap; the returned stop writes the profile there and
+   * answers what is still alive by the code that allocated it (the biggest first), e.g. what a held poll keeps.
+   */
+  heapProfile(label: string): Promise<() => Promise<{ frame: string; kib: number }[]>>
 }
 
 const statusField = (pid: number, field: string): number => {
@@ -221,7 +226,61 @@ export async function startServer(env: Record<string, string>): Promise<ChildSer
     rssBytes: () => statusField(pid, 'VmRSS'),
     peakRssBytes: () => statusField(pid, 'VmHWM'),
     profile: (label) => (inspectPort ? profileOver(inspectPort, label) : Promise.resolve(async () => {})),
+    heapProfile: (label) => (inspectPort ? heapProfileOver(inspectPort, label) : Promise.resolve(async () => [])),
   }
+}
+
+type HeapNode = { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: HeapNode[] }
+
+/** A sampling heap profile of the process whose inspector listens on `port`: live bytes by allocating frame. */
+async function heapProfileOver(port: number, label: string): Promise<() => Promise<{ frame: string; kib: number }[]>> {
+  const { send, close } = await devtools(port)
+  await send('HeapProfiler.enable')
+  await send('HeapProfiler.startSampling', { samplingInterval: 1024 })
+  return async () => {
+    const { profile } = (await send('HeapProfiler.stopSampling')) as { profile: { head: HeapNode } }
+    close()
+    const dir = process.env.BENCH_PROFILE!
+    mkdirSync(dir, { recursive: true })
+    const file = join(dir, `${label}-${Date.now()}.heapprofile`)
+    writeFileSync(file, JSON.stringify(profile))
+    log(`heap profile: ${file}`)
+    const bytes = new Map<string, number>()
+    const walk = (n: HeapNode) => {
+      const f = n.callFrame
+      const frame = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(node_modules\/|work\/main\/)?/, '')}:${f.lineNumber + 1}`
+      bytes.set(frame, (bytes.get(frame) ?? 0) + n.selfSize)
+      for (const c of n.children) walk(c)
+    }
+    walk(profile.head)
+    return [...bytes]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 25)
+      .map(([frame, b]) => ({ frame, kib: round(b / 1024, 0) }))
+  }
+}
+
+/** A DevTools protocol session with the process whose inspector listens on `port`. */
+async function devtools(port: number) {
+  const [target] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { webSocketDebuggerUrl: string }[]
+  const ws = new WebSocket(target!.webSocketDebuggerUrl)
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve
+    ws.onerror = reject
+  })
+  let id = 0
+  const waiting = new Map<number, (result: unknown) => void>()
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(String(m.data)) as { id?: number; result?: unknown }
+    if (msg.id !== undefined) waiting.get(msg.id)?.(msg.result)
+  }
+  const send = (method: string, params: object = {}) =>
+    new Promise<unknown>((resolve) => {
+      const n = ++id
+      waiting.set(n, resolve)
+      ws.send(JSON.stringify({ id: n, method, params }))
+    })
+  return { send, close: () => ws.close() }
 }
 
 /** A CPU profile of the process whose inspector listens on `port`, over the DevTools protocol. */
@@ -535,6 +594,17 @@ export function sampleMetrics(url: string, series: Record<string, string>, every
       ]),
     )
   }
+}
+
+/** The server's V8 heap in use (prom-client's `nodejs_heap_size_used_bytes`), or null without /metrics. */
+export async function serverHeapBytes(url: string): Promise<number | null> {
+  return (await scrape(url))?.get('nodejs_heap_size_used_bytes') ?? null
+}
+
+/** This process's open-file limit (soft): a process holds at most about this many sockets. */
+export function openFileLimit(): number {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'))
+  return !m || m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1])
 }
 
 /** The server's `workspace_realtime_polls_held` from /metrics, or null when the route is not there. */
