@@ -285,30 +285,13 @@ async function devtools(port: number) {
 
 /** A CPU profile of the process whose inspector listens on `port`, over the DevTools protocol. */
 async function profileOver(port: number, label: string): Promise<() => Promise<void>> {
-  const [target] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { webSocketDebuggerUrl: string }[]
-  const ws = new WebSocket(target!.webSocketDebuggerUrl)
-  await new Promise((resolve, reject) => {
-    ws.onopen = resolve
-    ws.onerror = reject
-  })
-  let id = 0
-  const waiting = new Map<number, (result: unknown) => void>()
-  ws.onmessage = (m) => {
-    const msg = JSON.parse(String(m.data)) as { id?: number; result?: unknown }
-    if (msg.id !== undefined) waiting.get(msg.id)?.(msg.result)
-  }
-  const send = (method: string, params: object = {}) =>
-    new Promise<unknown>((resolve) => {
-      const n = ++id
-      waiting.set(n, resolve)
-      ws.send(JSON.stringify({ id: n, method, params }))
-    })
+  const { send, close } = await devtools(port)
   await send('Profiler.enable')
   await send('Profiler.setSamplingInterval', { interval: 500 })
   await send('Profiler.start')
   return async () => {
     const { profile } = (await send('Profiler.stop')) as { profile: unknown }
-    ws.close()
+    close()
     const dir = process.env.BENCH_PROFILE!
     mkdirSync(dir, { recursive: true })
     const file = join(dir, `${label}-${Date.now()}.cpuprofile`)
