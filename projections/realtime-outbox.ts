@@ -72,6 +72,8 @@ export class RealtimeOutbox {
   private clean = false
   /** When the outbox was last read. */
   private readAt = 0
+  /** The fast path's removals of delivered rows, one after the other. */
+  private clearing: Promise<void> = Promise.resolve()
   /** Each user's last delivered id, as this process wrote or read it in outbox_heads. */
   private readonly heads = new Map<string, string>()
   private running: Promise<void> | null = null
@@ -164,6 +166,8 @@ export class RealtimeOutbox {
    * it only leaves. Returns how many there were.
    */
   private async deliverChunk(): Promise<number> {
+    // The fast path's removals first: this read must not see rows already delivered, nor heads behind them.
+    await this.clearing
     // Whatever committed before this read is in it: the fresh deliveries are read with the rest.
     this.fresh = []
     this.readAt = Date.now()
@@ -257,10 +261,24 @@ export class RealtimeOutbox {
       const erased = erasedBy(e)
       if (erased) await forgetInStream(this.streams, e.userId, erased)
     }
-    await this.delivered(
-      keys,
-      [...newest].map(([userId, h]) => ({ userId, ...h })),
-    )
+    const heads = [...newest].map(([userId, h]) => ({ userId, ...h }))
+    // The next batch names these as previous ids at once; the rows leave the outbox off the delivery path, in
+    // order. Should that fail, they are read again (the streams refuse them as delivered) and leave then.
+    this.remember(heads)
+    this.clearing = this.clearing
+      .then(() => this.delivered(keys, heads))
+      .catch((e: unknown) => {
+        this.clean = false
+        this.logger.warn({ err: e }, 'removing delivered rows from the realtime outbox failed; they are read again')
+      })
+  }
+
+  private remember(heads: readonly { userId: string; c: string; p: string }[]): void {
+    for (const h of heads) {
+      const id = `${h.c}-${h.p}`
+      const known = this.heads.get(h.userId)
+      if (!known || compareEntryIds(id, known) > 0) this.heads.set(h.userId, id)
+    }
   }
 
   /** Removes appended deliveries from the outbox and moves the users' heads, in one transaction. */
@@ -288,11 +306,7 @@ export class RealtimeOutbox {
         on conflict (user_id) do update set last_commit = excluded.last_commit, last_prepare = excluded.last_prepare
          where (excluded.last_commit, excluded.last_prepare) > (h.last_commit, h.last_prepare)`.execute(trx)
     })
-    for (const h of heads) {
-      const id = `${h.c}-${h.p}`
-      const known = this.heads.get(h.userId)
-      if (!known || compareEntryIds(id, known) > 0) this.heads.set(h.userId, id)
-    }
+    this.remember(heads)
   }
 
   /** Stops delivering (what is pending stays for the next start) after the round trip in flight. */
@@ -300,5 +314,6 @@ export class RealtimeOutbox {
     this.closed = true
     this.stopping.abort()
     await this.running
+    await this.clearing
   }
 }
