@@ -18,9 +18,14 @@ import { compareWithLive, type VerifyResult } from './rebuild/verify.ts'
  *
  * `verify` builds the same shadow and diffs it, row by row, with the live tables at the live checkpoint.
  *
- * One job a file: rebuild/shadow.ts (the shadow schema: copies of the live tables' DDL), rebuild/build.ts (applying
- * the events to it, in parallel), rebuild/live-lock.ts (holding the live projector), rebuild/swap.ts (the swap),
- * rebuild/verify.ts (the diff); this file puts them in order.
+ * A projector with a bulk build (messages) builds an empty shadow in memory and by COPY, without row-level security
+ * and secondary indexes, which come back once at the end; the others (and a resumed bulk build) apply their batches.
+ *
+ * One job a file: rebuild/shadow.ts (the shadow schema: copies of the live tables' DDL, what a bulk build puts off),
+ * rebuild/build.ts (applying the events to it: in bulk, or in parallel batches), rebuild/bulk.ts (a bulk build's
+ * port and its COPY writer), rebuild/messages-bulk.ts (the messages read model's bulk build), rebuild/live-lock.ts
+ * (holding the live projector), rebuild/swap.ts (the swap), rebuild/verify.ts (the diff); this file puts them in
+ * order. Each projector's rebuild works in its schema's database (RebuildDeps); its swap is one transaction there.
  */
 
 export {

@@ -27,9 +27,11 @@ import { type BulkBuild, type BulkBuildable, type BulkOp, writeBulk } from './bu
 import { CHECKPOINTS, deferForBulk, finishShadow, id, prepareShadow, quoteIdent, restoreForBatches, TENANTS } from './shadow.ts'
 
 /*
- * The build: applies the events, from the shadow's checkpoint, to the shadow tables. The bulk of it runs with one
- * reader and (tenant tables) one writer per core, each with its own checkpoint; the catch-up passes that follow,
- * and the last events applied inside a swap's or verify's transaction, run with one.
+ * The build: applies the events, from the shadow's checkpoint, to the shadow tables. From an empty shadow, a
+ * projector with a bulk build (bulk.ts) folds them in memory and writes by COPY, given a pool for it; otherwise the
+ * bulk of it runs with one reader and (tenant tables) one writer per core, each with its own checkpoint. The
+ * catch-up passes that follow, and the last events applied inside a swap's or verify's transaction, run with one
+ * writer and the projector's own batches.
  *
  * A rebuild applies every event. Where the live projector parks an event it keeps failing on, a rebuild stops
  * on it, naming it (PoisonEventError): tables rebuilt without it would pass for complete, and a swap would hand
@@ -301,12 +303,14 @@ async function advanceParallel(
 
 /** Past this many rows held in memory, a bulk build hands over and the rest goes batch by batch. */
 const BULK_MAX_ROWS = 4_000_000
+/** Batches folded per bulk write: a row changed within one write is written once, by COPY, instead of updated. */
+const BATCHES_PER_WRITE = 5
 
 /**
- * The bulk pass, from an empty shadow: the projector folds the events in memory (bulk.ts); each batch's changes
- * go in with COPY, in one transaction with the checkpoint and the tenants, while the next batch is read and
- * folded. Returns false when it stopped early (an event the fold cannot apply, or too many rows): the caller goes on
- * batch by batch from the checkpoint, which names a poison event exactly.
+ * The bulk pass, from an empty shadow: the projector folds the events in memory (bulk.ts); every few batches the
+ * changes go in with COPY, in one transaction with the checkpoint and the tenants, while the next batches are
+ * read and folded. Returns false when it stopped early (an event the fold cannot apply, or too many rows): the
+ * caller goes on batch by batch from the checkpoint, which names a poison event exactly.
  */
 async function advanceBulk(
   deps: ShadowDeps & { pool: PgPool },
@@ -316,10 +320,25 @@ async function advanceBulk(
   head: Position,
 ): Promise<boolean> {
   await deferForBulk(deps.db, s.schema, s.p.tables)
-  const read = reader(deps.store, options.batchSize ?? 2_000)
+  const batchSize = options.batchSize ?? 2_000
+  const read = reader(deps.store, batchSize)
   const client = await deps.pool.connect()
   let writing: Promise<void> = Promise.resolve()
-  let failed = false
+  // What the last write left in the checkpoint, and what was folded since.
+  let written = s.position
+  let tenants: string[] = []
+  let held = 0
+  const write = async () => {
+    if (held === 0) return
+    const ops = build.take()
+    const [from, to, fresh] = [written, s.position, tenants]
+    ;[written, tenants, held] = [s.position, [], 0]
+    // One write in flight: the next batches are read and folded meanwhile.
+    await writing
+    writing = writeBatch(client, s, ops, fresh, from, to)
+    writing.catch(() => {})
+  }
+  let done = true
   try {
     while (comparePositions(s.position, options.until) < 0) {
       const batch = (await read.next(s.position, true)).filter((e) => comparePositions(e.position, options.until) <= 0)
@@ -329,33 +348,35 @@ async function advanceBulk(
         build.apply(events)
       } catch {
         // Held rows are now half-applied: they are dropped, and the batches take over from the last write.
-        failed = true
+        done = false
         break
       }
-      const ops = build.take()
-      const tenants = [...new Set(events.flatMap((e) => e.metadata.tenantId ?? []))].filter((t) => !s.tenants.has(t))
-      for (const t of tenants) s.tenants.add(t)
-      const from = s.position
-      const to = batch[batch.length - 1]!.position
-      // One write in flight: the next batch is read and folded meanwhile.
-      await writing
-      writing = writeBatch(client, s, ops, tenants, from, to)
-      writing.catch(() => {})
-      s.position = to
+      for (const e of events) {
+        const t = e.metadata.tenantId
+        if (t && !s.tenants.has(t)) {
+          s.tenants.add(t)
+          tenants.push(t)
+        }
+      }
+      s.position = batch[batch.length - 1]!.position
       s.events += batch.length
+      held += batch.length
+      if (held >= BATCHES_PER_WRITE * batchSize) await write()
       report(s, options, head, false)
       if (build.size > BULK_MAX_ROWS) {
-        failed = true
+        await write()
+        done = false
         break
       }
     }
+    if (done) await write()
     await writing
   } finally {
     client.release()
   }
-  if (failed) await reload(deps.db, s)
+  if (!done) await reload(deps.db, s)
   report(s, options, head, true)
-  return !failed
+  return done
 }
 
 /** One bulk write: the changes, the tenants and the checkpoint (from where the previous write left it), in one transaction. */
@@ -369,6 +390,8 @@ async function writeBatch(
 ): Promise<void> {
   await client.query('begin')
   try {
+    // A crash loses the last writes, and their checkpoint with them: the build resumes before them.
+    await client.query('set local synchronous_commit = off')
     await writeBulk(client, s.schema, ops)
     if (tenants.length) {
       await client.query(`insert into ${quoteIdent(s.schema)}.${TENANTS} select unnest($1::uuid[]) on conflict do nothing`, [

@@ -89,6 +89,8 @@ export async function writeBulk(client: pg.PoolClient, schema: string, ops: read
     const staged = quoteIdent(`rebuild_bulk_${n}`)
     await client.query(`create temp table ${staged} on commit drop as select ${list(op.columns)} from ${table} with no data`)
     await copyInto(client, staged, op.columns, op.rows)
+    // Statistics, so that a few staged rows are looked up by key rather than joined with a scan of the whole table.
+    await client.query(`analyze ${staged}`)
     if (op.kind === 'update') {
       const set = op.columns.filter((c) => !op.key.includes(c)).map((c) => `${quoteIdent(c)} = x.${quoteIdent(c)}`)
       const on = op.key.map((c) => `t.${quoteIdent(c)} = x.${quoteIdent(c)}`).join(' and ')

@@ -200,7 +200,8 @@ it('a bulk rebuild equals the live batches on random histories, live batch cuts 
     fc.asyncProperty(
       fc.array(step, { minLength: 1, maxLength: 150 }),
       fc.array(fc.integer({ min: 1, max: 150 }), { maxLength: 6 }),
-      fc.integer({ min: 1, max: 60 }),
+      // Small batches: rows written by one bulk write are changed, tombstoned or erased by a later one.
+      fc.integer({ min: 1, max: 8 }),
       async (steps, rawCuts, batchSize) => {
         const events = history(steps)
         const cuts = [...new Set(rawCuts)].sort((x, y) => x - y)
@@ -215,6 +216,18 @@ it('a bulk rebuild equals the live batches on random histories, live batch cuts 
     { numRuns: 40 },
   )
 }, 180_000)
+
+it('edits written by one bulk write go with a tombstone or an erasure in a later one', async () => {
+  const s = (kind: number, c: number, b = 0) => ({ kind, a: 0, b, c, flag: false, tenant: 0 })
+  // Two messages by user 0 edited; later (past the first write) one is deleted and user 0 is erased.
+  const steps = [s(0, 1), s(0, 2), s(3, 0), s(3, 1), s(3, 0), ...Array.from({ length: 10 }, () => s(9, 0)), s(4, 0), s(10, 0)]
+  const events = history(steps)
+  const { p } = bulkProjector()
+  const { schema } = await buildShadow({ store: storeOf(events), db, pool }, p, { batchSize: 1, restart: true })
+  const rows = await contents(schema)
+  expect(rows).toEqual(await contents(await live(events, [3, 7])))
+  expect(rows.message_edits).toEqual([])
+})
 
 it('the bulk-built shadow gets back what it went without: indexes, row-level security, policies', async () => {
   const events = history(
@@ -246,17 +259,17 @@ it('an event the fold cannot apply: the bulk build hands over to the batches, wh
   ;(bad as { type: string }).type = 'message.updated'
   ;(bad as { data: unknown }).data = null
   const { p } = bulkProjector()
-  const failed = await buildShadow({ store: storeOf(events), db, pool }, p, { batchSize: 8, restart: true }).catch(
+  const failed = await buildShadow({ store: storeOf(events), db, pool }, p, { batchSize: 2, restart: true }).catch(
     (e: unknown) => e,
   )
   expect(failed).toBeInstanceOf(PoisonEventError)
   expect((failed as PoisonEventError).event.id).toBe(bad.id)
-  // The bulk build's writes (two batches of 8) stay; the batches stopped before it, on tables that have their
-  // indexes and row-level security back.
+  // What the bulk build wrote before it stays; the batches stopped before it, on tables that have their indexes and
+  // row-level security back.
   const schema = shadowSchemaOf(p)
   const { rows } = await sql<{ n: string }>`
     select prepare_position::text as n from ${sql.table(`${schema}.projection_checkpoints`)} where name = ${p.name}`.execute(db)
-  expect(Number(rows[0]!.n)).toBeGreaterThanOrEqual(16)
+  expect(Number(rows[0]!.n)).toBeGreaterThan(0)
   expect(Number(rows[0]!.n)).toBeLessThan(Number(bad.position.sequence))
   const { rows: rls } = await sql<{ force: boolean }>`
     select relforcerowsecurity as force from pg_class where oid = ${`${schema}.messages`}::regclass`.execute(db)
