@@ -264,7 +264,8 @@ async function run(): Promise<Record<string, unknown>> {
   )
   const rssBefore = server.rssBytes()
   const stopSampling = sampleMetrics(server.url, {
-    dbPoolWaiting: 'workspace_db_pool_connections{state="waiting"}',
+    dbPoolWaiting: 'workspace_db_pool_connections{pool="api",state="waiting"}',
+    eventStorePoolWaiting: 'workspace_db_pool_connections{pool="events",state="waiting"}',
     eventLoopDelayP99Seconds: 'workspace_event_loop_delay_seconds{quantile="0.99"}',
   })
   const cpu0 = { server: cpuSeconds(server.pid), machine: machineCpu() }

@@ -63,7 +63,7 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
   const metrics = createMetrics(services, {
     projectors: services.projectors,
     heldPolls: () => services.gateway.heldPolls,
-    pool: services.pool,
+    pools: services.pools,
     projected: services.engine ? () => services.engine!.statuses() : undefined,
   })
   app.use(metrics.middleware)

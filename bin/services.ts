@@ -12,6 +12,7 @@ import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
 import { PostgresUserStreams } from '../adapters/postgres-user-streams.ts'
 import { MemoryRateLimiter, type RateLimiter, RedisRateLimiter } from '../adapters/rate-limit.ts'
 import { RedisUserStreams } from '../adapters/redis-user-streams.ts'
+import { StreamCache } from '../adapters/stream-cache.ts'
 import { withUpcasting } from '../adapters/upcasting-event-store.ts'
 import type { UserStreams } from '../adapters/user-streams.ts'
 import { personalData } from '../domain/personal-data.ts'
@@ -30,7 +31,10 @@ import { RealtimeGateway } from '../realtime/gateway.ts'
 import { assertAppLogins, connect, databaseUrls, openDatabases, prepareDatabases } from './databases.ts'
 
 export type Services = AppDeps & {
+  /** The API's pool of the tenant database. */
   readonly pool: PgPool
+  /** Every job's pool, as /metrics shows them. */
+  readonly pools: Readonly<Record<'api' | 'events' | 'projector' | 'realtime', PgPool>>
   readonly engine: ProjectionEngine | null
   readonly projectors: readonly Projector[]
   readonly userStreams: UserStreams
@@ -54,19 +58,30 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
   if (applied.length) logger.info({ applied }, 'migrations applied')
   const unowned = logicalDatabases.filter((d) => !databases[d].ownerUrl)
   if (unowned.length) logger.info({ databases: unowned }, 'no owner login (MIGRATION_DATABASE_URL unset): no migrations at start')
-  const connections = connect(databases, { max: config.DATABASE_POOL_SIZE })
-  const pool = connections.poolOf('tenant')
-  const db = connections.dbOf('tenant')
-  const controlDb = connections.dbOf('control')
-  await assertAppLogins(databases, connections).catch(async (e: unknown) => {
-    await connections.close()
+  // A pool per job, so that none starves another: requests, the event store (commands' reads and appends, the
+  // subscriptions), the projectors' batches with the fan-out's outbox, and the realtime streams on Postgres.
+  // Pools open connections on demand: a job this process does not run holds none.
+  const connections = {
+    api: connect(databases, { max: config.DATABASE_POOL_SIZE, applicationName: 'workspace-api' }),
+    events: connect(databases, { max: config.DATABASE_POOL_SIZE, applicationName: 'workspace-events' }),
+    projector: connect(databases, { max: 4, applicationName: 'workspace-projector' }),
+    realtime: connect(databases, { max: 8, applicationName: 'workspace-realtime' }),
+  }
+  const closeConnections = async () => {
+    for (const c of Object.values(connections)) await c.close()
+  }
+  const pool = connections.api.poolOf('tenant')
+  const db = connections.api.dbOf('tenant')
+  const controlDb = connections.api.dbOf('control')
+  await assertAppLogins(databases, connections.api).catch(async (e: unknown) => {
+    await closeConnections()
     await databases.stop?.()
     throw e
   })
 
   const identity = await startIdentity(config, controlDb)
 
-  const adapter = createEventStore(config, connections.poolOf('eventstore'))
+  const adapter = createEventStore(config, connections.events.poolOf('eventstore'))
   if (adapter instanceof PostgresEventStore) await adapter.assertHistoryOrdered()
   // Decrypted before upcast: upcasters, deciders and projectors see plaintext (or what an erased field reads as).
   const dataKeys = new PostgresDataKeys(controlDb, async () => identity.keys.dataKeyWrapper)
@@ -92,9 +107,9 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
   const streamOptions = { queueTtlMs: config.REALTIME_QUEUE_TTL_MS }
   const userStreams: UserStreams = redis
     ? new RedisUserStreams(redis, streamOptions)
-    : new PostgresUserStreams(pool, streamOptions)
+    : new PostgresUserStreams(connections.realtime.poolOf('tenant'), streamOptions)
   const rateLimiter: RateLimiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter()
-  const outbox = new RealtimeOutbox({ db, streams: userStreams, logger })
+  const outbox = new RealtimeOutbox({ db: connections.projector.dbOf('tenant'), streams: userStreams, logger })
   const fanout = realtimeProjector(outbox)
   const projectors: readonly Projector[] = [...readModelProjectors, fanout]
   const gateway = new RealtimeGateway(userStreams, {
@@ -102,7 +117,12 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     fannedOutUpTo: () => loadCheckpoint(db, fanout),
   })
 
-  const engine = config.ROLES.includes('projector') ? new ProjectionEngine({ store, db, controlDb, logger }, projectors) : null
+  const engine = config.ROLES.includes('projector')
+    ? new ProjectionEngine(
+        { store, db: connections.projector.dbOf('tenant'), controlDb: connections.projector.dbOf('control'), logger },
+        projectors,
+      )
+    : null
   if (config.ROLES.includes('processors')) {
     // Accepted so that deployments can name it now; it must not look like it runs something.
     logger.info({ role: 'processors' }, 'ROLES includes processors, but no processor exists yet: this role does nothing')
@@ -128,7 +148,14 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     db,
     controlDb,
     principals,
+    streamCache: new StreamCache(),
     pool,
+    pools: {
+      api: pool,
+      events: connections.events.poolOf('eventstore'),
+      projector: connections.projector.poolOf('tenant'),
+      realtime: connections.realtime.poolOf('tenant'),
+    },
     engine,
     projectors,
     userStreams,
@@ -139,7 +166,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     async ready() {
       const checks: Record<string, string> = {}
       const answers = await Promise.all(
-        connections.all().map((p) =>
+        connections.api.all().map((p) =>
           p.query('select 1').then(
             () => 'ok',
             (e: Error) => e.message,
@@ -169,7 +196,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
       redis?.disconnect()
       await stopIdempotencySweep?.()
       await store.close()
-      await connections.close()
+      await closeConnections()
       await databases.stop?.()
     },
   }

@@ -8,6 +8,7 @@ import type { CommandContext, PipelineDeps } from './pipeline.ts'
 export const pipelineDeps = (deps: AppDeps): PipelineDeps => ({
   store: deps.store,
   upcasters: deps.upcasters,
+  streamCache: deps.streamCache,
 })
 
 /**

@@ -9,6 +9,7 @@ import {
   type RecordedEvent,
   WrongExpectedRevisionError,
 } from '../adapters/event-store.ts'
+import type { StreamCache } from '../adapters/stream-cache.ts'
 import { type Decider, DomainError, type DomainEvent, fold, foldRecorded } from '../domain/decider.ts'
 import { currentVersion, type UpcasterRegistry } from '../domain/upcasting.ts'
 import { registerErrorStatus } from '../http/errors.ts'
@@ -41,7 +42,12 @@ registerErrorStatus(ConcurrencyError, 409, 'CONCURRENCY_CONFLICT', {
   detail: 'a concurrent change won: try again',
 })
 
-export type PipelineDeps = { readonly store: EventStore; readonly upcasters: UpcasterRegistry }
+export type PipelineDeps = {
+  readonly store: EventStore
+  readonly upcasters: UpcasterRegistry
+  /** The other streams decisions read, as last read here: the append's condition on their revision keeps it safe. */
+  readonly streamCache?: StreamCache
+}
 
 export const envelope = <E extends DomainEvent>(deps: PipelineDeps, ctx: CommandContext, events: readonly E[]): NewEvent[] => {
   const occurredAt = ctx.now().toISOString()
@@ -136,7 +142,10 @@ export async function handleCommand<C, E extends DomainEvent, S>(
     const state = foldRecorded(decider, recorded)
     const conditions = new Map<string, ExpectedRevision>()
     const read: DecisionReader = async (other, name) => {
-      const events = await deps.store.readStream(name)
+      // A first attempt may decide on the stream as last read here; a refused append reads it afresh.
+      const cached = attempt === 1 ? deps.streamCache?.get(name) : undefined
+      const events = cached ?? (await deps.store.readStream(name))
+      if (!cached) deps.streamCache?.set(name, events)
       conditions.set(name, events.at(-1)?.revision ?? 'no_stream')
       const visible = ctx.tenantId === null || events.length === 0 || events[0]!.metadata.tenantId === ctx.tenantId
       return foldRecorded(other, visible ? events : [])
@@ -158,10 +167,12 @@ export async function handleCommand<C, E extends DomainEvent, S>(
         alsoExpect: [...conditions].map(([name, expectedRevision]) => ({ stream: name, expectedRevision })),
       })
     } catch (e) {
+      if (e instanceof WrongExpectedRevisionError) for (const name of conditions.keys()) deps.streamCache?.delete(name)
       if (e instanceof WrongExpectedRevisionError && attempt < maxAttempts) continue
       if (e instanceof WrongExpectedRevisionError) throw new ConcurrencyError(`${e.stream} kept changing: try again`)
       throw e
     }
+    deps.streamCache?.delete(stream)
     return { events, state: fold(decider, events, state), position: result.position }
   }
 }

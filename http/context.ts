@@ -2,6 +2,7 @@ import type { Config } from '../adapters/config.ts'
 import type { EventStore } from '../adapters/event-store.ts'
 import type { Logger } from '../adapters/logger.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
+import type { StreamCache } from '../adapters/stream-cache.ts'
 import type { UpcasterRegistry } from '../domain/upcasting.ts'
 import type { Caller, Claimed, Principal } from './principal.ts'
 import type { CachedAuthentication, PrincipalCache } from './principal-cache.ts'
@@ -24,6 +25,8 @@ export type AppDeps = {
   readonly db: AnyDb
   /** The control database: the orgs registry, memberships, idempotency keys, parked events. Never joined with `db`. */
   readonly controlDb: AnyDb
+  /** Streams decisions read, as this process last read them (commands/pipeline.ts). */
+  readonly streamCache: StreamCache
   /** Tenant API authentications this process answered a moment ago, forgotten when events change them. */
   readonly principals: PrincipalCache
   readonly waiter: ConsistencyWaiter

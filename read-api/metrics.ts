@@ -13,8 +13,10 @@ export type MetricsSources = {
   readonly projectors: readonly Projector[]
   /** Long polls held open by this process's realtime gateway. */
   readonly heldPolls: () => number
-  /** The Postgres pool: connections in use, idle, and requests queued for one. */
-  readonly pool: { readonly totalCount: number; readonly idleCount: number; readonly waitingCount: number }
+  /** The Postgres pools, by job: connections open, idle, and requests queued for one. */
+  readonly pools: Readonly<
+    Record<string, { readonly totalCount: number; readonly idleCount: number; readonly waitingCount: number }>
+  >
   /** Events each in-process projector applied since start (absent when this process runs no projector). */
   readonly projected?: () => readonly { readonly name: string; readonly eventsApplied: number }[]
 }
@@ -106,13 +108,14 @@ export function createMetrics(deps: AppDeps, sources: MetricsSources) {
   ])
   registry.gauge(
     'workspace_db_pool_connections',
-    'Postgres pool connections by state; waiting: requests queued for one.',
-    ['state'],
-    () => [
-      { labels: { state: 'total' }, value: sources.pool.totalCount },
-      { labels: { state: 'idle' }, value: sources.pool.idleCount },
-      { labels: { state: 'waiting' }, value: sources.pool.waitingCount },
-    ],
+    'Postgres pool connections by pool (api, events, projector, realtime) and state; waiting: requests queued for one.',
+    ['pool', 'state'],
+    () =>
+      Object.entries(sources.pools).flatMap(([pool, p]) => [
+        { labels: { pool, state: 'total' }, value: p.totalCount },
+        { labels: { pool, state: 'idle' }, value: p.idleCount },
+        { labels: { pool, state: 'waiting' }, value: p.waitingCount },
+      ]),
   )
   const loop = monitorEventLoopDelay({ resolution: 20 })
   loop.enable()

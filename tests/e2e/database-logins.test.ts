@@ -73,7 +73,7 @@ async function ready(url: string, exited: Promise<number>): Promise<number> {
 const loginsOf = async (name: string) =>
   admin(async (c) => {
     const { rows } = await c.query<{ usename: string }>(
-      "select distinct usename from pg_stat_activity where datname = $1 and application_name = 'workspace'",
+      "select distinct usename from pg_stat_activity where datname = $1 and application_name like 'workspace-%'",
       [name],
     )
     return rows.map((r) => r.usename)

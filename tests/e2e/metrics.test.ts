@@ -53,7 +53,8 @@ describe('/metrics', () => {
     expect(s.get('workspace_projection_lag_events{projector="orgs",version="1"}')).toBeGreaterThanOrEqual(0)
     expect(s.get('workspace_event_store_head_position')).toBeGreaterThanOrEqual(created.body.position)
     expect(s.get('workspace_realtime_polls_held')).toBe(0)
-    expect(s.get('workspace_db_pool_connections{state="total"}')).toBeGreaterThan(0)
+    expect(s.get('workspace_db_pool_connections{pool="api",state="total"}')).toBeGreaterThan(0)
+    expect(s.get('workspace_db_pool_connections{pool="events",state="total"}')).toBeGreaterThan(0)
     expect(s.get('workspace_metrics_collect_failures')).toBe(0)
     // The orgs projector applied the org the query waited for: its command-to-projection latency is observed.
     expect(s.get('workspace_command_to_projection_seconds_count{projector="orgs"}')).toBeGreaterThanOrEqual(1)

@@ -1,9 +1,11 @@
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { EventStore } from '../../adapters/event-store.ts'
 import { createPool, type PgPool } from '../../adapters/postgres.ts'
 import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
+import { StreamCache } from '../../adapters/stream-cache.ts'
 import { withUpcasting } from '../../adapters/upcasting-event-store.ts'
-import { type CommandContext, ConcurrencyError, handleCommand } from '../../commands/pipeline.ts'
+import { type CommandContext, ConcurrencyError, type DecisionReader, handleCommand } from '../../commands/pipeline.ts'
 import { type Decider, DomainError } from '../../domain/decider.ts'
 import { upcasters } from '../../domain/upcasting.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
@@ -136,5 +138,62 @@ describe('the command pipeline', () => {
       [{ by: 1 }, 2],
     ])
     expect((await raw.readStream(stream))[0]!.data).toEqual({ n: 5 })
+  })
+})
+
+describe('the stream cache of decisions (the streams a decision reads besides its own)', () => {
+  /** The real store, counting the reads of each stream. */
+  const counting = () => {
+    const reads = new Map<string, number>()
+    const store: EventStore = Object.create(raw)
+    store.readStream = (stream, options) => {
+      reads.set(stream, (reads.get(stream) ?? 0) + 1)
+      return raw.readStream(stream, options)
+    }
+    return { store, reads }
+  }
+  /** Adds `by` to one counter unless another, read as a condition, has reached `limit`. */
+  const addUnlessLimit =
+    (limitStream: string, by: number, limit: number) => async (_: { total: number }, read: DecisionReader) => {
+      const other = await read(counter, limitStream)
+      if (other.total >= limit) throw new DomainError('LIMIT', 'the other counter is at its limit')
+      return { by }
+    }
+
+  it('decides on the cached copy: a second decision reads the other stream no more', async () => {
+    const { store, reads } = counting()
+    const deps = { store, upcasters: upcasters({}), streamCache: new StreamCache() }
+    const limit = `limit-${uuid()}`
+    await handleCommand(deps, counter, limit, { by: 1 }, ctx())
+    for (let i = 0; i < 3; i++) await handleCommand(deps, counter, `counter-${uuid()}`, addUnlessLimit(limit, 1, 5), ctx())
+    // Once as its own stream, once by the first decision; the next two decide on that copy.
+    expect(reads.get(limit)).toBe(2)
+  })
+
+  it('a copy another writer made stale costs a refused append and a fresh read, never a wrong decision', async () => {
+    const deps = { store: raw, upcasters: upcasters({}), streamCache: new StreamCache() }
+    const limit = `limit-${uuid()}`
+    const target = `counter-${uuid()}`
+    await handleCommand(deps, counter, limit, { by: 1 }, ctx())
+    await handleCommand(deps, counter, target, addUnlessLimit(limit, 1, 2), ctx())
+    // Another process takes the other counter to its limit: this one's cached copy does not know.
+    await handleCommand({ store: raw, upcasters: upcasters({}) }, counter, limit, { by: 1 }, ctx())
+    await expect(handleCommand(deps, counter, target, addUnlessLimit(limit, 1, 2), ctx())).rejects.toMatchObject({
+      code: 'LIMIT',
+    })
+    expect(await raw.readStream(target)).toHaveLength(1)
+  })
+
+  it('a stream this process appends to is read afresh by the next decision', async () => {
+    const { store, reads } = counting()
+    const deps = { store, upcasters: upcasters({}), streamCache: new StreamCache() }
+    const limit = `limit-${uuid()}`
+    await handleCommand(deps, counter, `counter-${uuid()}`, addUnlessLimit(limit, 1, 1), ctx())
+    await handleCommand(deps, counter, limit, { by: 1 }, ctx())
+    await expect(handleCommand(deps, counter, `counter-${uuid()}`, addUnlessLimit(limit, 1, 1), ctx())).rejects.toMatchObject({
+      code: 'LIMIT',
+    })
+    // Once for the first decision, once as its own stream, once afresh after that append: never a refused append.
+    expect(reads.get(limit)).toBe(3)
   })
 })
