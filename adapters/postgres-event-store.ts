@@ -233,6 +233,8 @@ export class PostgresEventStore implements EventStore {
   private readonly pool: pg.Pool
   private readonly notifier: Notifier
   private readonly subscriptions = new Set<Subscription>()
+  /** Reads of $all in flight for subscriptions, by where they start (see readTail). */
+  private readonly tailReads = new Map<string, { generation: number; maxCount: number; events: Promise<RecordedEvent[]> }>()
   private readonly idlePollMs: number
   private readonly groupCommit: GroupCommit<AppendJob, AppendResult> | null
 
@@ -421,7 +423,7 @@ export class PostgresEventStore implements EventStore {
         await store.notifier.listen()
         while (!closed) {
           const generation = store.notifier.generation
-          const batch = await store.readAll({ from, maxCount: maxBatch })
+          const batch = await store.readTail(from, maxBatch, generation)
           if (closed) return
           if (batch.length > 0) {
             retryMs = 0
@@ -437,6 +439,26 @@ export class PostgresEventStore implements EventStore {
     }
     this.subscriptions.add(subscription)
     return subscription
+  }
+
+  /**
+   * readAll for a subscription. The subscriptions of a process that are caught up (every projector, the principal
+   * cache) all read from the same position after a wake-up: one query answers them all. A read joins one in flight
+   * only if that one started after the wake-up it answers (its generation), so no commit it was woken for is missed.
+   */
+  private readTail(from: Position, maxCount: number, generation: number): Promise<RecordedEvent[]> {
+    const key = `${from.transactionId}:${from.sequence}`
+    const pending = this.tailReads.get(key)
+    if (pending && pending.generation >= generation && pending.maxCount >= maxCount) {
+      return pending.events.then((events) => (events.length > maxCount ? events.slice(0, maxCount) : events))
+    }
+    const read = { generation: this.notifier.generation, maxCount, events: this.readAll({ from, maxCount }) }
+    this.tailReads.set(key, read)
+    const forget = () => {
+      if (this.tailReads.get(key) === read) this.tailReads.delete(key)
+    }
+    read.events.then(forget, forget)
+    return read.events
   }
 
   /** Whether rows exist after `from` that readers cannot see yet (their transaction is behind one in flight). */

@@ -166,3 +166,48 @@ describe('Postgres group commit on a database without eventstore.append_group', 
     for (const s of fresh) expect(await store.readStream(s)).toHaveLength(1)
   })
 })
+
+describe('Postgres subscriptions of one store', () => {
+  let database: TestDatabase
+  let pool: PgPool
+  let store: PostgresEventStore
+  /** Reads of $all the store issued. */
+  let reads = 0
+  beforeAll(async () => {
+    database = await createTestDatabase()
+    pool = createPool(database.url, { max: 8 })
+    const query = pool.query.bind(pool) as (...args: unknown[]) => unknown
+    pool.query = ((config: unknown, ...rest: unknown[]) => {
+      if ((config as { name?: string })?.name === 'eventstore_read_all') reads++
+      return query(config, ...rest)
+    }) as typeof pool.query
+    store = new PostgresEventStore(pool)
+  })
+  afterAll(async () => {
+    await store.close()
+    await pool.end()
+    await database.drop()
+  })
+
+  it('that are caught up share one read of $all per wake-up, and each gets every event', async () => {
+    const head = await store.headPosition()
+    const subscriptions = Array.from({ length: 6 }, () => store.subscribeAll({ from: head }))
+    const received = subscriptions.map(() => [] as string[])
+    const consuming = subscriptions.map(async (s, i) => {
+      for await (const batch of s) received[i]!.push(...batch.map((e) => e.id))
+    })
+    // Every subscription has read once and found nothing: they wait on the same position.
+    while (reads < 1) await new Promise((r) => setTimeout(r, 10))
+    await new Promise((r) => setTimeout(r, 200))
+    const before = reads
+    const events = [newEvent(), newEvent(), newEvent()]
+    await store.append(stream(), events, { expectedRevision: 'no_stream' })
+    while (received.some((r) => r.length < 3)) await new Promise((r) => setTimeout(r, 10))
+    for (const r of received) expect(r).toEqual(events.map((e) => e.id))
+    // Each reads twice (the events, then its next look, empty): shared, that is fewer reads than subscriptions
+    // (two when all six move together; a subscription the scheduler wakes late may start one of its own).
+    expect(reads - before).toBeLessThan(subscriptions.length)
+    for (const s of subscriptions) await s.close()
+    await Promise.all(consuming)
+  })
+})
