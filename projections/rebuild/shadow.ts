@@ -112,7 +112,11 @@ export async function prepareShadow(db: AnyDb, p: Projector, options: { restart?
       select count(*)::int as n from pg_tables where schemaname = ${schema} and tablename = any(${[...p.tables]}::text[])`.execute(
       db,
     )
-    if (from && rows[0]!.n === p.tables.length) return { schema, from, resumed: true }
+    if (from && rows[0]!.n === p.tables.length) {
+      // A shadow left by a version of the build that put nothing off for a bulk build.
+      await sql`alter table ${id(schema, DEFERRED)} add column if not exists bulk boolean not null default false`.execute(db)
+      return { schema, from, resumed: true }
+    }
     await dropShadow(db, p)
   }
   await db.transaction().execute(async (trx) => {
