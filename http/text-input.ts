@@ -54,7 +54,9 @@ export const refuseNul = (): MiddlewareHandler => async (c, next) => {
     if (key.includes(NUL)) errors.push({ path: '(query)', message: `a parameter name ${MESSAGE}` })
     else if (value.includes(NUL)) errors.push({ path: key, message: MESSAGE })
   }
-  errors.push(...(await jsonBodyNuls(c.req.raw)))
+  // A GET or HEAD has no body to look at; asking for one would build the whole web Request (node-server makes it
+  // lazily), a few KB that every held long poll would keep.
+  if (c.req.method !== 'GET' && c.req.method !== 'HEAD') errors.push(...(await jsonBodyNuls(c.req.raw)))
   if (errors.length > 0) throw badRequest('text fields must not contain the NUL character (U+0000)', errors)
   await next()
 }
