@@ -1,8 +1,6 @@
 // npm run rebuild -- [names...] [--verify] [--batch-size N] [--restart] [--keep] [--list]
 import { parseArgs } from 'node:util'
-import { sql } from 'kysely'
 import { formatPosition } from '../adapters/event-store.ts'
-import type { AnyDb, PgPool } from '../adapters/postgres.ts'
 import { formatCount, formatDuration, Progress } from '../adapters/progress.ts'
 import {
   type RebuildDeps,
@@ -15,13 +13,6 @@ import {
   verify,
 } from '../projections/rebuild.ts'
 import { EXIT, openTooling, runTool, UsageError } from './tooling.ts'
-
-/** Whether a pool and a Kysely reach the same database as the same login. */
-async function sameDatabase(pool: PgPool, db: AnyDb): Promise<boolean> {
-  const where = 'select current_database() as d, current_user as u, inet_server_addr()::text as a, inet_server_port() as p'
-  const [{ rows: a }, { rows: b }] = await Promise.all([pool.query(where), sql.raw(where).execute(db)])
-  return JSON.stringify(a[0]) === JSON.stringify(b[0])
-}
 
 const USAGE = `usage: npm run rebuild -- [NAME...] [--verify] [--batch-size N] [--restart] [--keep] [--list]
 
@@ -92,9 +83,8 @@ runTool(async () => {
   const chosen = positionals.length ? all.filter((p) => positionals.includes(p.name)) : all
 
   const tools = await openTooling({ applicationName: values.verify ? 'workspace-verify' : 'workspace-rebuild' })
-  // COPY needs raw connections: the tools' pool is the event store's, usable when it is the read models' database too.
-  const copyPool = async (db: AnyDb) => ((await sameDatabase(tools.pool, db)) ? tools.pool : undefined)
-  const pools = { control: await copyPool(tools.controlDb), tenant: await copyPool(tools.db) }
+  // COPY needs raw connections: each database's own pool, as the same login as its Kysely.
+  const pools = { control: tools.poolOf('control'), tenant: tools.poolOf('tenant') }
   const deps: RebuildDeps = {
     store: tools.store,
     dbFor: (schema) => (schema === 'control' ? tools.controlDb : tools.db),

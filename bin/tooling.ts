@@ -10,6 +10,7 @@ import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
 import { withUpcasting } from '../adapters/upcasting-event-store.ts'
 import { personalData } from '../domain/personal-data.ts'
 import { eventUpcasters } from '../domain/schema-versions.ts'
+import type { LogicalDatabase } from '../migrations/index.ts'
 import { connect, openDatabases, prepareDatabases } from './databases.ts'
 
 /** Exit codes every operations tool uses. */
@@ -28,6 +29,8 @@ export type Tooling = {
   readonly db: AnyDb
   /** The control database (the orgs registry, memberships, parked events, data keys). */
   readonly controlDb: AnyDb
+  /** The raw pool of a logical database, for what Kysely does not do (COPY). */
+  readonly poolOf: (database: LogicalDatabase) => PgPool
   /** The adapter itself, for adapter-specific fast paths. */
   readonly adapter: EventStore
   readonly store: EventStore
@@ -62,6 +65,7 @@ export async function openTooling(options: { migrate?: boolean; applicationName?
     pool,
     db,
     controlDb,
+    poolOf: (database) => connections.poolOf(database),
     adapter,
     store,
     async close() {
