@@ -309,7 +309,8 @@ async function postingAt(server: ChildServer, http: Http, rooms: Room[], rate: n
   const stopSampling = sampleMetrics(server.url, {
     realtimeProjectionLagEvents: 'workspace_projection_lag_events{projector="realtime",version="1"}',
     messagesProjectionLagEvents: 'workspace_projection_lag_events{projector="messages",version="1"}',
-    dbPoolWaiting: 'workspace_db_pool_connections{state="waiting"}',
+    dbPoolWaiting: 'workspace_db_pool_connections{pool="api",state="waiting"}',
+    eventStorePoolWaiting: 'workspace_db_pool_connections{pool="events",state="waiting"}',
     eventLoopDelayP99Seconds: 'workspace_event_loop_delay_seconds{quantile="0.99"}',
   })
   const cpu0 = { server: cpuSeconds(server.pid), machine: machineCpu(), bench: process.cpuUsage() }
