@@ -82,6 +82,13 @@ const schema = z.object({
   RATE_LIMIT_IP_PER_MINUTE: z.coerce.number().int().min(1).default(3_000),
   RATE_LIMIT_USER_PER_MINUTE: z.coerce.number().int().min(1).default(1_200),
   MAX_BODY_BYTES: z.coerce.number().int().min(1_024).default(1_048_576),
+  /** Where mail goes (smtp:// or smtps://, credentials in the URL); unset: the dev mailbox at /dev-mail. */
+  SMTP_URL: z
+    .url()
+    .refine((u) => /^smtps?:$/.test(new URL(u).protocol), 'expected an smtp:// or smtps:// URL')
+    .optional(),
+  /** The sender of every mail, e.g. `Workspace <no-reply@example.com>` (unset: no-reply@<BASE_DOMAIN>). */
+  MAIL_FROM: optionalString,
 })
 
 export type Config = Omit<z.infer<typeof schema>, 'DEV_IDP'> & {

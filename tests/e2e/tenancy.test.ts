@@ -179,6 +179,7 @@ describe('row-level security in the catalog', () => {
       // The app parks a tenant projector's event in a control database of its own, and unparks it on a retry.
       'control.parked_events': { app: 'siud', reader: '', projector: 'siud' },
       'control.data_keys': { app: 'siu', reader: '', projector: '' },
+      'control.dev_mail': { app: 'si', reader: '', projector: '' },
       'control.projection_checkpoints': { app: 'si', reader: 's', projector: 'siud' },
       'tenant.projection_checkpoints': { app: 'si', reader: 's', projector: 'siud' },
       'realtime.user_heads': { app: 'siud', reader: '', projector: '' },
