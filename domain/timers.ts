@@ -9,15 +9,18 @@ export type TimedCommand = { readonly type: string; readonly data: Readonly<Reco
 
 export const TIMER_COMMAND_TYPE_MAX = 100
 
+/**
+ * The name under which timers scheduled are announced to the runners that fire them (a Postgres NOTIFY channel):
+ * here because the projector announces and the runner listens, and neither layer may import the other.
+ */
+export const TIMERS_CHANNEL = 'control_timers'
+
 /*
  * `dueAt` is when the timer is due; `at`, as in every event here, is when the decision was taken (the pipeline
  * compares retried creations without it, so a due time must not be called `at`).
  */
 export type TimerEvent =
-  | DomainEvent<
-      'timer.scheduled',
-      { timerId: string; dueAt: string; command: TimedCommand; tenantId: string | null; at: string }
-    >
+  | DomainEvent<'timer.scheduled', { timerId: string; dueAt: string; command: TimedCommand; tenantId: string | null; at: string }>
   | DomainEvent<'timer.fired', { timerId: string; dueAt: string; command: TimedCommand; at: string }>
   | DomainEvent<'timer.cancelled', { timerId: string; at: string }>
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { fold } from '../../domain/decider.ts'
-import { type TimerEvent, timer } from '../../domain/timers.ts'
+import { type TimedCommand, type TimerEvent, timer } from '../../domain/timers.ts'
 import { spec } from './spec.ts'
 
 const timerId = 'timer-1'
@@ -8,9 +8,9 @@ const tenantId = 'org-1'
 const dueAt = '2026-12-02T10:02:00.000Z'
 const at = '2026-12-02T10:00:00.000Z'
 const later = '2026-12-02T10:02:00.500Z'
-const command = { type: 'mentions.notify-unread', data: { userId: 'u1', roomId: 'r1' } }
+const command: TimedCommand = { type: 'mentions.notify-unread', data: { userId: 'u1', roomId: 'r1' } }
 
-const schedule = (over: Partial<{ dueAt: string; command: typeof command; tenantId: string | null; at: string }> = {}) =>
+const schedule = (over: Partial<{ dueAt: string; command: TimedCommand; tenantId: string | null; at: string }> = {}) =>
   ({ type: 'schedule', timerId, dueAt, command, tenantId, at, ...over }) as const
 const fire = (when = later) => ({ type: 'fire', timerId, at: when }) as const
 const cancel = (when = at) => ({ type: 'cancel', timerId, at: when }) as const
@@ -22,7 +22,8 @@ const cancelled: TimerEvent = { type: 'timer.cancelled', data: { timerId, at } }
 describe('timers', () => {
   const rules = spec(timer)
 
-  it('a timer is scheduled with its due time, its command and its tenant', () => rules.given([]).when(schedule()).then([scheduled]))
+  it('a timer is scheduled with its due time, its command and its tenant', () =>
+    rules.given([]).when(schedule()).then([scheduled]))
 
   it('a due time is kept in one form, whatever the caller wrote', () =>
     rules

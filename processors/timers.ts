@@ -1,0 +1,335 @@
+import { v7 as uuid } from 'uuid'
+import type { RecordedEvent } from '../adapters/event-store.ts'
+import type { Logger } from '../adapters/logger.ts'
+import { PgListener } from '../adapters/pg-listener.ts'
+import type { AnyDb, PgPool } from '../adapters/postgres.ts'
+import type { CommandContext, PipelineDeps } from '../commands/pipeline.ts'
+import { cancelTimer, fireTimer, scheduleTimer } from '../commands/timers.ts'
+import { DomainError } from '../domain/decider.ts'
+import { TIMERS_CHANNEL, type TimerEvent } from '../domain/timers.ts'
+import type { Processor, ProcessorContext, RecordedOf, TimerCommand } from './processor.ts'
+
+/*
+ * Durable timers, the processors' side:
+ * - timerScheduler: what ctx.schedule and ctx.cancel go through (a timer is a stream: timer.scheduled, then
+ *   timer.fired or timer.cancelled);
+ * - TimerRunner: in the processors role, under a lease, fires due timers (control.timers, the timers projector's
+ *   read model) through the decider: the expected revision makes each fire exactly once, even when runners race;
+ * - firedTimersProcessor: a processor over timer.fired that hands each fired command to the handler registered for
+ *   its type, so a failing handler is retried and parked like any processor's event.
+ */
+
+// --- handlers of fired commands
+
+/** Runs a fired timer's command; idempotent by ctx.idFor, like any processor's effect (it may run again). */
+export type TimerHandler = (
+  command: TimerCommand,
+  ctx: ProcessorContext & { readonly timerId: string; readonly dueAt: Date },
+) => Promise<void>
+
+/** Handlers of fired commands, by command type: processors register theirs when they are defined. */
+export class TimerHandlers {
+  private readonly byType = new Map<string, TimerHandler>()
+
+  register(type: string, handler: TimerHandler): void {
+    // Two handlers for one type would each think they own the command: a mistake at start-up, not at the fire.
+    if (this.byType.has(type)) throw new Error(`a timer handler for ${type} is registered already`)
+    this.byType.set(type, handler)
+  }
+
+  get(type: string): TimerHandler | undefined {
+    return this.byType.get(type)
+  }
+}
+
+/** The process's handlers, which firedTimersProcessor() delivers to by default. */
+export const timerHandlers = new TimerHandlers()
+
+export const registerTimerHandler = (type: string, handler: TimerHandler): void => timerHandlers.register(type, handler)
+
+type FiredTimer = Extract<TimerEvent, { type: 'timer.fired' }>
+
+/**
+ * Delivers fired timers to their handlers, as a processor the runtime runs: a handler that fails is retried with
+ * backoff, then the timer.fired event parks (as does one whose command has no handler: nothing is dropped silently).
+ */
+export const firedTimersProcessor = (handlers: TimerHandlers = timerHandlers): Processor<FiredTimer> => ({
+  name: 'timers',
+  version: 1,
+  eventTypes: ['timer.fired'],
+  partitionBy: 'tenant',
+  async handle(event: RecordedOf<FiredTimer>, ctx: ProcessorContext) {
+    const { command, timerId, dueAt } = event.data
+    const handler = handlers.get(command.type)
+    if (!handler) throw new Error(`no timer handler for ${command.type} (timer ${timerId})`)
+    await handler(command, { ...ctx, timerId, dueAt: new Date(dueAt) })
+  },
+})
+
+// --- scheduling, for the processors' context
+
+/** What the runtime asks of timers (structurally processors/processor.ts's ProcessorTimers). */
+export type TimerScheduler = {
+  schedule(request: {
+    readonly timerId: string
+    readonly at: Date
+    readonly command: TimerCommand
+    readonly processor: string
+    readonly event: RecordedEvent
+  }): Promise<{ timerId: string }>
+  cancel(timerId: string, from: { readonly processor: string; readonly event: RecordedEvent }): Promise<void>
+}
+
+export type TimerSchedulerDeps = PipelineDeps & {
+  readonly now?: () => Date
+  /** A runner in this process, woken for a timer due sooner than it planned to look. */
+  readonly runner?: Pick<TimerRunner, 'wake'>
+}
+
+/** The context of a command a processor issues for an event: the event's tenant and correlation, caused by it. */
+const causedBy = (processor: string, event: RecordedEvent, now: () => Date): CommandContext => ({
+  tenantId: event.metadata.tenantId,
+  actor: { type: 'system', id: `processor:${processor}` },
+  correlationId: event.metadata.correlationId,
+  causationId: event.id,
+  now,
+  newId: uuid,
+})
+
+/** Schedules and cancels timers for processors: the timer belongs to the tenant of the event that asked. */
+export function timerScheduler(deps: TimerSchedulerDeps): TimerScheduler {
+  const now = deps.now ?? (() => new Date())
+  return {
+    async schedule({ timerId, at, command, processor, event }) {
+      await scheduleTimer(deps, causedBy(processor, event, now), { timerId, dueAt: at, command })
+      deps.runner?.wake(at)
+      return { timerId }
+    },
+    async cancel(timerId, { processor, event }) {
+      await cancelTimer(deps, causedBy(processor, event, now), timerId)
+    },
+  }
+}
+
+// --- firing
+
+/** The lease the runner fires under: one runner at a time does the work (racing ones would still fire once). */
+export type TimerLease = {
+  /** Takes the lease, or renews it when held; false when another process holds it. */
+  hold(): Promise<boolean>
+  release(): Promise<void>
+}
+
+export type TimerRunnerDeps = PipelineDeps & {
+  /** The control database, where control.timers is. */
+  readonly db: AnyDb
+  /** Its pool, to LISTEN for timers scheduled by other processes; without it the runner only polls. */
+  readonly pool?: PgPool
+  readonly logger: Logger
+  readonly lease?: TimerLease
+  readonly now?: () => Date
+}
+
+export type TimerRunnerOptions = {
+  /** The longest wait between two looks at control.timers (and between lease renewals). */
+  readonly pollMs?: number
+  /** Due timers read at once. */
+  readonly batchSize?: number
+  /** Fires under way at once. */
+  readonly concurrency?: number
+}
+
+type DueRow = { timer_id: string; org_id: string | null }
+
+const RUNNER: CommandContext['actor'] = { type: 'system', id: 'timers' }
+
+/**
+ * Fires due timers. It sleeps until the earliest of: the next due time it read, a poll interval, and a wake-up
+ * (a timer scheduled in this process, or a notification of the timers projector). A fired timer's row reads
+ * `scheduled` until the projector catches up: the runner remembers what it fired and leaves it out meanwhile.
+ */
+export class TimerRunner {
+  private readonly deps: TimerRunnerDeps
+  private readonly pollMs: number
+  private readonly batchSize: number
+  private readonly concurrency: number
+  private readonly now: () => Date
+  private readonly listener: PgListener | null
+  private listenerLost = false
+  private stopped = false
+  private loop: Promise<void> | null = null
+  /** Fired here, and still `scheduled` in the read model when last read. */
+  private firedAwaitingProjection = new Set<string>()
+  /** The earliest due time a wake-up named, until it has passed. */
+  private hint = Number.POSITIVE_INFINITY
+  private sleeper: { until: number; timer: NodeJS.Timeout; done: () => void } | null = null
+
+  constructor(deps: TimerRunnerDeps, options: TimerRunnerOptions = {}) {
+    this.deps = deps
+    this.pollMs = options.pollMs ?? 1_000
+    this.batchSize = options.batchSize ?? 500
+    this.concurrency = options.concurrency ?? 16
+    this.now = deps.now ?? (() => new Date())
+    this.listener = deps.pool
+      ? new PgListener(deps.pool, {
+          channel: TIMERS_CHANNEL,
+          onNotification: (payload) => {
+            const at = payload ? Date.parse(payload) : Number.NaN
+            this.wake(new Date(Number.isNaN(at) ? 0 : at))
+          },
+          onLost: () => {
+            // Notifications may have been missed: look now, and listen again.
+            this.listenerLost = true
+            this.wake(new Date(0))
+          },
+          applicationName: 'timer-runner',
+        })
+      : null
+  }
+
+  async start(): Promise<void> {
+    if (this.listener)
+      await this.listener.listen().catch((err) => this.deps.logger.warn({ err }, 'timers: LISTEN failed; polling'))
+    this.loop = this.run()
+  }
+
+  /** Stops firing (a fire under way finishes), gives the lease up and stops listening. */
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.sleeper?.done()
+    await this.loop
+    await this.listener?.close()
+    await this.deps.lease?.release().catch((err) => this.deps.logger.warn({ err }, 'timers: releasing the lease failed'))
+  }
+
+  /** A timer is due at `at`: the runner looks then, if that is sooner than it planned. */
+  wake(at: Date): void {
+    const t = at.getTime()
+    if (t < this.hint) this.hint = t
+    const s = this.sleeper
+    if (s && t < s.until) {
+      clearTimeout(s.timer)
+      s.until = t
+      s.timer = setTimeout(s.done, Math.max(0, t - Date.now()))
+    }
+  }
+
+  private sleep(until: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        if (this.sleeper?.done !== done) return
+        clearTimeout(this.sleeper.timer)
+        this.sleeper = null
+        resolve()
+      }
+      const target = Math.min(until, this.hint)
+      this.sleeper = { until: target, timer: setTimeout(done, Math.max(0, target - Date.now())), done }
+    })
+  }
+
+  private async run(): Promise<void> {
+    const log = this.deps.logger.child({ processor: 'timers:runner' })
+    let failures = 0
+    let leaseCheckAt = 0
+    let held = this.deps.lease === undefined
+    while (!this.stopped) {
+      try {
+        if (this.listenerLost && this.listener) {
+          this.listenerLost = false
+          this.listener.listen().catch((err) => {
+            this.listenerLost = true
+            log.warn({ err }, 'timers: LISTEN failed; polling')
+          })
+        }
+        if (this.deps.lease && Date.now() >= leaseCheckAt) {
+          held = await this.deps.lease.hold()
+          leaseCheckAt = Date.now() + this.pollMs
+        }
+        if (!held) {
+          await this.sleep(leaseCheckAt)
+          continue
+        }
+        const now = this.now()
+        if (this.hint <= now.getTime()) this.hint = Number.POSITIVE_INFINITY
+        const due = await this.due(now)
+        await this.fireAll(due, log)
+        failures = 0
+        if (due.length === this.batchSize) continue
+        const next = await this.nextDue(now)
+        await this.sleep(
+          Math.min(next ?? Number.POSITIVE_INFINITY, Date.now() + this.pollMs, leaseCheckAt || Number.POSITIVE_INFINITY),
+        )
+      } catch (err) {
+        if (this.stopped) return
+        failures++
+        const waitMs = Math.min(10_000, this.pollMs * 2 ** (failures - 1))
+        log.error({ err, failures, retryInMs: waitMs }, 'timers: the runner failed; looking again')
+        await this.sleep(Date.now() + waitMs)
+      }
+    }
+  }
+
+  /** Scheduled timers due by `now`, earliest first, but those fired here that the read model has not caught up with. */
+  private async due(now: Date): Promise<DueRow[]> {
+    const skip = [...this.firedAwaitingProjection]
+    let q = this.deps.db
+      .selectFrom('control.timers')
+      .select(['timer_id', 'org_id'])
+      .where('status', '=', 'scheduled')
+      .where('due_at', '<=', now)
+    if (skip.length) q = q.where('timer_id', 'not in', skip)
+    const rows: DueRow[] = await q.orderBy('due_at').limit(this.batchSize).execute()
+    if (skip.length) {
+      // What the read model no longer lists as scheduled needs no remembering: keep only what it still does.
+      const still = await this.deps.db
+        .selectFrom('control.timers')
+        .select('timer_id')
+        .where('timer_id', 'in', skip)
+        .where('status', '=', 'scheduled')
+        .execute()
+      this.firedAwaitingProjection = new Set(still.map((r: { timer_id: string }) => r.timer_id))
+    }
+    return rows
+  }
+
+  private async nextDue(now: Date): Promise<number | null> {
+    const row = await this.deps.db
+      .selectFrom('control.timers')
+      .select((eb) => eb.fn.min('due_at').as('next'))
+      .where('status', '=', 'scheduled')
+      .where('due_at', '>', now)
+      .executeTakeFirst()
+    return row?.next ? new Date(row.next).getTime() : null
+  }
+
+  private async fireAll(rows: readonly DueRow[], log: Logger): Promise<void> {
+    let i = 0
+    const worker = async () => {
+      while (i < rows.length && !this.stopped) {
+        const row = rows[i++]!
+        await this.fire(row, log)
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, rows.length) }, worker))
+  }
+
+  private async fire(row: DueRow, log: Logger): Promise<void> {
+    const ctx: CommandContext = {
+      tenantId: row.org_id,
+      actor: RUNNER,
+      correlationId: row.timer_id,
+      causationId: null,
+      now: this.now,
+      newId: uuid,
+    }
+    try {
+      await fireTimer(this.deps, ctx, row.timer_id)
+      this.firedAwaitingProjection.add(row.timer_id)
+    } catch (err) {
+      // Not due by this clock (another machine's was ahead): the next look at the table finds it again.
+      if (err instanceof DomainError && err.code === 'TIMER_NOT_DUE') return
+      // Anything else (the store unreachable): left scheduled, tried again at the next look.
+      log.error({ err, timerId: row.timer_id }, 'timers: firing failed; trying again')
+    }
+  }
+}
