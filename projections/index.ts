@@ -3,6 +3,7 @@ import { messagesProjector } from './messages.ts'
 import { orgsProjector } from './orgs.ts'
 import { roomsProjector } from './rooms.ts'
 import { spacesProjector } from './spaces.ts'
+import { timersProjector } from './timers.ts'
 import { membershipsProjector, usersProjector } from './users.ts'
 
 /** Every read model projector; the engine runs them and rebuilds verify them. */
@@ -13,4 +14,5 @@ export const projectors: readonly Projector[] = [
   spacesProjector,
   roomsProjector,
   messagesProjector,
+  timersProjector,
 ]
