@@ -6,9 +6,16 @@ import { loadOrCreateJsonFile } from './json-file-store.ts'
  * The server's own secret (AUTH_SECRET_KEY, or 32 random bytes kept in `<DATA_DIR>/auth/secret-key.json`)
  * and what is derived from it: a key that seals agent secrets at rest (AES-256-GCM), one that wraps the
  * per-user data keys personal data is encrypted under (adapters/data-keys.ts), and the key hono's signed cookies
- * are signed with (HMAC-SHA256, http/cookies.ts). Every process of a deployment must share it.
+ * are signed with (HMAC-SHA256, http/cookies.ts), and the key invite tokens are derived with (HMAC-SHA256 of the
+ * invite id, commands/invites.ts), so the invite email recomputes its link from an event that never holds it.
+ * Every process of a deployment must share it.
  */
-export type AuthKeys = { readonly sealer: Sealer; readonly dataKeyWrapper: Sealer; readonly cookieSecret: Uint8Array }
+export type AuthKeys = {
+  readonly sealer: Sealer
+  readonly dataKeyWrapper: Sealer
+  readonly cookieSecret: Uint8Array
+  readonly inviteTokenKey: Uint8Array
+}
 
 export function parseSecretKey(value: string): Buffer {
   const key = /^[0-9a-f]{64}$/i.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64')
@@ -39,6 +46,7 @@ export async function loadAuthKeys(options: { secretKey?: string; dataDir: strin
     sealer: new Sealer(derive('agent-secret-seal/v1')),
     dataKeyWrapper: new Sealer(derive('data-key-wrap/v1')),
     cookieSecret: new Uint8Array(derive('cookie-sign/v1')),
+    inviteTokenKey: new Uint8Array(derive('invite-token/v1')),
   }
 }
 

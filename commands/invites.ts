@@ -1,5 +1,6 @@
+import { createHmac } from 'node:crypto'
 import { streamName } from '../adapters/event-store.ts'
-import { generateToken, hashToken, tokenMatchesHash } from '../adapters/opaque-tokens.ts'
+import { generateToken, hashToken, TOKEN_PREFIXES, tokenMatchesHash } from '../adapters/opaque-tokens.ts'
 import { INVITE_TTL_DAYS, type InviteRole, invite } from '../domain/accounts.ts'
 import { DomainError } from '../domain/decider.ts'
 import { loadAccount } from '../http/accounts.ts'
@@ -10,13 +11,28 @@ export const inviteStream = (id: string) => streamName('invite', id)
 
 const TOKEN = /^(wsi_[A-Za-z0-9_-]{43})\.([0-9a-f-]{36})$/
 
+/** The server's key invite tokens are derived with (AuthKeys.inviteTokenKey). */
+export type InviteTokenDeps = { readonly inviteTokenKey?: Uint8Array }
+
+/**
+ * An invite's token: HMAC-SHA256(the server's invite key, invite id), as `wsi_<43 chars>.<inviteId>`. Only the
+ * server can make it, and it can make it again from the invite id alone: the invite email recomputes the link from
+ * `invite.created`, which holds only the token's hash, so the token is never in an event or a log in clear.
+ */
+export const inviteToken = (key: Uint8Array, inviteId: string): string =>
+  `${TOKEN_PREFIXES.invite}${createHmac('sha256', key).update(inviteId, 'utf8').digest('base64url')}.${inviteId}`
+
+/**
+ * Creates an invite; the answer shows its token once. Without the invite key (a tool that has none) the token is
+ * random, as invites were before: then no email can carry it, and the invite email refuses to send a wrong link.
+ */
 export async function createInvite(
-  deps: PipelineDeps,
+  deps: PipelineDeps & InviteTokenDeps,
   ctx: CommandContext,
   input: { orgId: string; email: string; role: InviteRole; invitedBy: string },
 ) {
   const inviteId = ctx.newId()
-  const token = `${generateToken('invite')}.${inviteId}`
+  const token = deps.inviteTokenKey ? inviteToken(deps.inviteTokenKey, inviteId) : `${generateToken('invite')}.${inviteId}`
   const expiresAt = new Date(ctx.now().getTime() + INVITE_TTL_DAYS * 24 * 3600_000).toISOString()
   const r = await handleCommand(
     deps,

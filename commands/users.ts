@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import type { IdentityDeps } from '../adapters/identity.ts'
 import { orgStream } from '../adapters/streams.ts'
 import { org } from '../domain/orgs.ts'
 import type { AppDeps } from '../http/context.ts'
@@ -70,9 +71,11 @@ const routes = {
   }),
 }
 
-export function usersCommands(deps: AppDeps) {
+export function usersCommands(deps: AppDeps & IdentityDeps) {
   const app = router()
   const pd = pipelineDeps(deps)
+  // Invite tokens are derived from the invite id with the server's key: the invite email makes the link again.
+  const invites = { ...pd, inviteTokenKey: deps.identity.keys.inviteTokenKey }
 
   app.openapi(routes.activate, async (c) => {
     const me = principalOf(c)
@@ -120,7 +123,7 @@ export function usersCommands(deps: AppDeps) {
     const me = principalOf(c)
     requireRole(me, 'admin')
     const { email, role } = c.req.valid('json')
-    const r = await createInvite(pd, commandContext(c, actorOf(me), me.tenantId), {
+    const r = await createInvite(invites, commandContext(c, actorOf(me), me.tenantId), {
       orgId: me.tenantId,
       email,
       role,
