@@ -36,5 +36,25 @@ export type Processor<E extends DomainEvent = DomainEvent> = {
   readonly eventTypes: readonly E['type'][]
   /** One lease for all its events, or one per tenant (each tenant's events in order, tenants in parallel). */
   readonly partitionBy: 'none' | 'tenant'
+  /**
+   * Where a processor with no checkpoint yet starts: at the beginning of the history (the default, as projectors
+   * do), or at the head when it is first run (a reactor deployed onto a live system must not act on old events).
+   */
+  readonly startAt?: 'beginning' | 'head'
   handle(event: RecordedOf<E>, ctx: ProcessorContext): Promise<void>
+}
+
+/**
+ * What the runtime asks of the durable timers (processors/timers.ts implements it): ctx.schedule and ctx.cancel
+ * go through it, with the processor and the event that asked (the timer's causation).
+ */
+export type ProcessorTimers = {
+  schedule(request: {
+    readonly timerId: string
+    readonly at: Date
+    readonly command: TimerCommand
+    readonly processor: string
+    readonly event: RecordedEvent
+  }): Promise<{ timerId: string }>
+  cancel(timerId: string, from: { readonly processor: string; readonly event: RecordedEvent }): Promise<void>
 }

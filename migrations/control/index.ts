@@ -6,6 +6,7 @@ import * as m006 from './006_parked_events.ts'
 import * as m007 from './007_login_roles.ts'
 import * as m008 from './008_data_keys.ts'
 import * as m009 from './009_parking_by_app.ts'
+import * as m010 from './010_processors.ts'
 import * as m011 from './011_timers.ts'
 import * as m012 from './012_dev_mailbox.ts'
 
@@ -19,6 +20,7 @@ export const migrations = {
   '007_login_roles': m007,
   '008_data_keys': m008,
   '009_parking_by_app': m009,
+  '010_processors': m010,
   '011_timers': m011,
   '012_dev_mailbox': m012,
 }
