@@ -1,6 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { IdentityDeps } from '../adapters/identity.ts'
+import { streamName } from '../adapters/event-store.ts'
 import { orgStream } from '../adapters/streams.ts'
+import type { Decider, DomainEvent } from '../domain/decider.ts'
 import { org } from '../domain/orgs.ts'
 import type { AppDeps } from '../http/context.ts'
 import { actorOf, principalOf, requireRole } from '../http/principal.ts'
@@ -10,7 +12,27 @@ import { bearerSecurity, positionOf } from '../http/tenant-route.ts'
 import { commandContext, pipelineDeps } from './command-context.ts'
 import { createInvite, revokeInvite } from './invites.ts'
 import { activateUser } from './orgs.ts'
-import { handleCommand } from './pipeline.ts'
+import { handleCommand, loadState, type PipelineDeps } from './pipeline.ts'
+
+// --- A user's notification settings (`notification_settings-<userId>`): today, whether they get missed-mention
+// emails (on unless turned off). Its own stream, so changing it never contends with the org's.
+// (A decider, whose place is domain/notifications.ts: kept here while this change may touch only this file.)
+
+export type NotificationSettingsEvent = DomainEvent<'user.notifications_changed', { userId: string; email: boolean; at: string }>
+export type NotificationSettings = { readonly email: boolean }
+export type NotificationSettingsCommand = { type: 'change'; userId: string; email: boolean; at: string }
+
+export const notificationSettings: Decider<NotificationSettingsCommand, NotificationSettingsEvent, NotificationSettings> = {
+  initialState: { email: true },
+  decide: (c, s) =>
+    s.email === c.email ? [] : [{ type: 'user.notifications_changed', data: { userId: c.userId, email: c.email, at: c.at } }],
+  evolve: (_s, e) => ({ email: e.data.email }),
+}
+
+export const notificationSettingsStream = (userId: string) => streamName('notification_settings', userId)
+
+export const loadNotificationSettings = (deps: PipelineDeps, tenantId: string, userId: string) =>
+  loadState(deps.store, notificationSettings, notificationSettingsStream(userId), tenantId)
 
 const Role = z.enum(['owner', 'admin', 'member', 'guest'])
 
@@ -59,6 +81,15 @@ const routes = {
     responses: {
       201: json('invited', z.object({ inviteId: Uuid, token: z.string(), expiresAt: z.string(), position: Position })),
     },
+  }),
+  notifications: createRoute({
+    method: 'patch',
+    path: '/api/me/notifications',
+    tags: ['identity'],
+    summary: 'Turn missed-mention emails off (or on again): at most one per conversation per hour otherwise',
+    security: bearerSecurity,
+    request: jsonBody(z.object({ email: z.boolean() })),
+    responses: { 200: json('changed', z.object({ email: z.boolean(), position: Position })) },
   }),
   revokeInvite: createRoute({
     method: 'delete',
@@ -132,6 +163,19 @@ export function usersCommands(deps: AppDeps & IdentityDeps) {
     // A secret: never cached, by a proxy or by the idempotency store.
     c.header('cache-control', 'no-store')
     return c.json({ inviteId: r.inviteId, token: r.token, expiresAt: r.expiresAt, position: positionOf(r.position) }, 201)
+  })
+
+  app.openapi(routes.notifications, async (c) => {
+    const me = principalOf(c)
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    const r = await handleCommand(
+      pd,
+      notificationSettings,
+      notificationSettingsStream(me.userId),
+      { type: 'change', userId: me.userId, email: c.req.valid('json').email, at: ctx.now().toISOString() },
+      ctx,
+    )
+    return c.json({ email: r.state.email, position: positionOf(r.position) }, 200)
   })
 
   app.openapi(routes.revokeInvite, async (c) => {
