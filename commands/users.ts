@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { IdentityDeps } from '../adapters/identity.ts'
 import { streamName } from '../adapters/event-store.ts'
+import type { IdentityDeps } from '../adapters/identity.ts'
 import { orgStream } from '../adapters/streams.ts'
 import type { Decider, DomainEvent } from '../domain/decider.ts'
 import { org } from '../domain/orgs.ts'
