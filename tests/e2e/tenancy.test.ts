@@ -183,6 +183,9 @@ describe('row-level security in the catalog', () => {
       // Durable timers, written by their projector; the timer runner (the app's login) polls them for due ones.
       'control.timers': { app: 's', reader: '', projector: 'siud' },
       'control.projection_checkpoints': { app: 'si', reader: 's', projector: 'siud' },
+      // The processors runtime keeps its checkpoints and leases as the login (no tenant data in either).
+      'control.processor_checkpoints': { app: 'siud', reader: '', projector: '' },
+      'control.processor_leases': { app: 'siud', reader: '', projector: '' },
       'tenant.projection_checkpoints': { app: 'si', reader: 's', projector: 'siud' },
       'realtime.user_heads': { app: 'siud', reader: '', projector: '' },
       'realtime.user_events': { app: 'siud', reader: '', projector: '' },
