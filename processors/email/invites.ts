@@ -38,6 +38,8 @@ export function inviteEmails(deps: InviteEmailDeps): Processor<InviteCreated> {
   return {
     name: 'invite-emails',
     version: 1,
+    // Deployed onto a live system, it mails nothing about what happened before it ran.
+    startAt: 'head',
     eventTypes: ['invite.created'],
     partitionBy: 'tenant',
     async handle(event, ctx) {

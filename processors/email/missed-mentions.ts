@@ -78,6 +78,8 @@ export function missedMentionEmails(deps: MissedMentionsDeps) {
   const processor: Processor<MessageCreated> = {
     name: 'missed-mention-emails',
     version: 1,
+    // Deployed onto a live system, it mails nothing about what happened before it ran.
+    startAt: 'head',
     eventTypes: ['message.created'],
     partitionBy: 'tenant',
     async handle(event, ctx) {

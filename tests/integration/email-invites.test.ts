@@ -6,7 +6,8 @@ import { createLogger } from '../../adapters/logger.ts'
 import { SmtpMailer } from '../../adapters/mailer.ts'
 import { inviteStream } from '../../commands/invites.ts'
 import { inviteEmails } from '../../processors/email/invites.ts'
-import type { ProcessorContext, RecordedOf } from '../../processors/processor.ts'
+import type { Processor, ProcessorContext, RecordedOf } from '../../processors/processor.ts'
+import { startProcessors } from '../../processors/runtime.ts'
 import { login, signUp, tenantSession } from '../support/identity.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts'
@@ -123,4 +124,31 @@ it('no mail for an invite revoked before it is handled, nor for a token this ser
   await p.handle(otherEvent, contextFor(p.name, otherEvent))
   const mails = await smtp.waitFor(before + 1)
   expect(mails.slice(before).map((m) => m.to)).toEqual([['sam@acme.test']])
+})
+
+it('run by the processors runtime, an invite made after it started is mailed once; earlier ones are not (startAt head)', async () => {
+  const before = smtp.received.length
+  // An invite from before the processor ever ran: not mailed when it starts at the head.
+  await server.request('POST', '/api/invites', { token: owner.token, body: { email: 'old@acme.test' } })
+  const runtime = startProcessors({
+    store: server.services.store,
+    controlDb: server.services.controlDb,
+    logger: createLogger('silent', {}),
+    processors: [reactor() as unknown as Processor],
+    options: { renewMs: 200, retryMs: 50 },
+  })
+  try {
+    for (let i = 0; i < 200 && !runtime.statuses().every((s) => s.held && s.checkpoint !== null); i++) {
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    expect(runtime.statuses().every((s) => s.held && s.checkpoint !== null)).toBe(true)
+    const invite = await server.request('POST', '/api/invites', { token: owner.token, body: { email: 'new@acme.test' } })
+    expect(invite.status).toBe(201)
+    const mails = await smtp.waitFor(before + 1)
+    expect(mails.slice(before).map((m) => m.to)).toEqual([['new@acme.test']])
+    expect(mails.at(-1)!.text).toContain(`/orgs/invites/${invite.body.token}/accept`)
+  } finally {
+    await runtime.stop()
+  }
+  expect(smtp.received.length).toBe(before + 1)
 })
