@@ -84,7 +84,6 @@ type Slot = ProcessorPartition & {
   effects: AbortController | null
 }
 
-
 /** Aborted because another process may hold the lease now: nothing more may be saved under it. */
 const leaseLost = (signal: AbortSignal): boolean => signal.aborted && signal.reason instanceof LeaseLostError
 
@@ -156,6 +155,11 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
         failures = 0
       } catch (e) {
         if (stopping.signal.aborted) return
+        if (e instanceof LeaseLostError) {
+          // Another process may hold it now: look for it again like any free partition, no backoff.
+          await pause(options.renewMs)
+          continue
+        }
         failures++
         const waitMs = retryDelayMs(failures, options.retryMs, options.maxRetryMs)
         log.error({ err: e, failures, retryInMs: Math.round(waitMs) }, 'processor partition failed; taking it up again')
