@@ -63,6 +63,7 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
   const metrics = createMetrics(services, {
     projectors: services.projectors,
     heldPolls: () => services.gateway.heldPolls,
+    principalCache: () => ({ ...services.principals.lookups, entries: services.principals.size }),
     pools: services.pools,
     projected: services.engine ? () => services.engine!.statuses() : undefined,
   })

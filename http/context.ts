@@ -46,6 +46,8 @@ export type AppEnv = {
     claimed?: Claimed
     /** A Tenant API credential's authentication, as this process answered it a moment ago (principal-cache.ts). */
     cachedAuthentication?: CachedAuthentication
+    /** The principal cache's generation when this request began authenticating afresh. */
+    authenticationGeneration?: number
     /** Set by the idempotency middleware: the ids a command generates follow from it. */
     idempotencySeed?: { seed: string; msecs: number }
   }

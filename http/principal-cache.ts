@@ -1,5 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { LRUCache } from 'lru-cache'
-import type { EventStore, RecordedEvent, Subscription } from '../adapters/event-store.ts'
+import type { EventStore, Position, RecordedEvent, Subscription } from '../adapters/event-store.ts'
 import type { Logger } from '../adapters/logger.ts'
 import type { Claimed, Principal } from './principal.ts'
 
@@ -38,14 +39,16 @@ export class PrincipalCache {
   private readonly entries: LRUCache<string, CachedAuthentication>
   private subscription: Subscription | null = null
   private following: Promise<void> | null = null
+  private readonly stopping = new AbortController()
   /** True while the subscription runs live: an entry is only used while changes can reach it. */
   private live = false
   /**
-   * What changed within the TTL (credentials, users, orgs), and is not cached again until it passes: an answer
-   * computed around the change may predate it, read before the event or from read models still behind it (the
-   * subscription can hear of an event before the projector applies it), and would otherwise live a whole TTL.
+   * What changed within the TTL (credentials, users, orgs), at which public position. An answer computed around a
+   * change may predate it, read before the event or from read models still behind it (the subscription can hear of
+   * an event before the projector applies it): the next authentication waits for the read models to reach the
+   * change (changeFor), and an answer computed while any change came is not stored (generation).
    */
-  private readonly changed: LRUCache<string, true>
+  private readonly changed: LRUCache<string, bigint>
 
   private readonly deps: { store: EventStore; logger: Logger }
 
@@ -65,30 +68,66 @@ export class PrincipalCache {
    */
   async start(): Promise<void> {
     if (!this.enabled) return
-    const head = await this.deps.store.headPosition()
-    this.subscription = this.deps.store.subscribeAll({ from: head, maxBatch: 5_000 })
-    this.live = true
-    this.following = this.follow(this.subscription)
+    this.following = this.follow(await this.deps.store.headPosition())
   }
 
-  private async follow(subscription: Subscription): Promise<void> {
-    try {
-      for await (const batch of subscription) for (const e of batch) if (invalidating.has(e.type)) this.forget(e)
-    } catch (e) {
-      this.deps.logger.warn({ err: e }, 'the principal cache stopped following changes: every request authenticates afresh')
-    } finally {
-      this.live = false
-      this.entries.clear()
+  /**
+   * Reads the changes until closed. When the subscription fails, the cache is off (emptied, nothing answered from
+   * it) until it runs again, from where it stopped, after a backoff.
+   */
+  private async follow(from: Position): Promise<void> {
+    let failures = 0
+    while (!this.stopping.signal.aborted) {
+      const subscription = this.deps.store.subscribeAll({ from, maxBatch: 5_000 })
+      this.subscription = subscription
+      this.live = true
+      try {
+        for await (const batch of subscription) {
+          failures = 0
+          for (const e of batch) if (invalidating.has(e.type)) this.forget(e, e.position)
+          from = batch.at(-1)?.position ?? from
+        }
+      } catch (e) {
+        failures++
+        this.deps.logger.warn(
+          { err: e, failures },
+          'the principal cache lost the changes it follows: off until it follows them again',
+        )
+      } finally {
+        this.live = false
+        this.entries.clear()
+      }
+      await sleep(Math.min(10_000, 250 * 2 ** Math.min(failures, 6)), undefined, { signal: this.stopping.signal }).catch(() => {})
     }
   }
 
+  /** Lookups answered from the cache, and the ones that were not (while it follows changes): for /metrics. */
+  readonly lookups = { hit: 0, miss: 0 }
+
   get(key: string): CachedAuthentication | undefined {
     if (!this.live) return undefined
-    return this.entries.get(key)
+    const entry = this.entries.get(key)
+    if (entry) this.lookups.hit++
+    else this.lookups.miss++
+    return entry
   }
 
-  set(key: string, entry: CachedAuthentication, expiresAt: Date | null): void {
-    if (!this.live || changeKeysOf(entry).some((k) => this.changed.has(k))) return
+  /** The newest change (its public position) to what a credential names, if one came within the TTL. */
+  changeFor(claimed: Pick<CachedAuthentication['claimed'], 'tenantId' | 'userId' | 'credentialIds'>): bigint | null {
+    let newest: bigint | null = null
+    for (const k of changeKeys(claimed)) {
+      const at = this.changed.get(k)
+      if (at !== undefined && (newest === null || at > newest)) newest = at
+    }
+    return newest
+  }
+
+  /** Changes heard so far: take it before authenticating afresh, and hand it to `set`. */
+  generation = 0
+
+  /** Stores an answer, unless a change came since `generation` was taken (the answer may predate it). */
+  set(key: string, entry: CachedAuthentication, expiresAt: Date | null, generation: number): void {
+    if (!this.live || generation !== this.generation) return
     // Never past the credential's own end.
     const left = expiresAt ? expiresAt.getTime() - Date.now() : Number.POSITIVE_INFINITY
     if (left <= 0) return
@@ -104,14 +143,14 @@ export class PrincipalCache {
       ...bound(store),
       append: async (stream, events, options) => {
         const result = await store.append(stream, events, options)
-        for (const e of events) if (invalidating.has(e.type)) this.forget(e)
+        for (const e of events) if (invalidating.has(e.type)) this.forget(e, result.position)
         return result
       },
     }
   }
 
   /** Drops the entries an event may have made wrong. Rare events, a bounded cache: a scan is cheap enough. */
-  forget(event: Pick<RecordedEvent, 'type' | 'data' | 'metadata'>): void {
+  forget(event: Pick<RecordedEvent, 'type' | 'data' | 'metadata'>, at: Position): void {
     const data = event.data as { credentialId?: string; userId?: string; orgId?: string }
     const tenantId = event.metadata.tenantId ?? data.orgId ?? ''
     const changed =
@@ -120,8 +159,9 @@ export class PrincipalCache {
         : event.type === 'org.suspended' || event.type === 'org.reactivated'
           ? `org:${tenantId}`
           : `user:${tenantId}:${data.userId}`
-    this.changed.set(changed, true)
-    for (const [key, entry] of this.entries.entries()) if (changeKeysOf(entry).includes(changed)) this.entries.delete(key)
+    this.generation++
+    this.changed.set(changed, at.sequence)
+    for (const [key, entry] of this.entries.entries()) if (changeKeys(entry.claimed).includes(changed)) this.entries.delete(key)
   }
 
   get size(): number {
@@ -129,16 +169,17 @@ export class PrincipalCache {
   }
 
   async close(): Promise<void> {
+    this.stopping.abort()
     await this.subscription?.close()
     await this.following
   }
 }
 
-/** The changes that end an entry: its credentials', its user's, its org's. */
-const changeKeysOf = (entry: CachedAuthentication): string[] => [
-  ...entry.claimed.credentialIds.map((id) => `credential:${id}`),
-  `user:${entry.principal.tenantId}:${entry.principal.userId}`,
-  `org:${entry.principal.tenantId}`,
+/** The changes that end an answer: its credentials', its user's, its org's. */
+const changeKeys = (claimed: Pick<CachedAuthentication['claimed'], 'tenantId' | 'userId' | 'credentialIds'>): string[] => [
+  ...claimed.credentialIds.map((id) => `credential:${id}`),
+  `user:${claimed.tenantId}:${claimed.userId}`,
+  `org:${claimed.tenantId}`,
 ]
 
 /** Every method of a store, bound to it: a decorator replaces some and passes the rest through. */

@@ -103,6 +103,7 @@ export const claimTenant =
       c.set('claimed', cached.claimed)
       c.set('cachedAuthentication', cached)
     } else {
+      c.set('authenticationGeneration', deps.principals.generation)
       c.set('claimed', await claimOf(c, deps))
     }
     await next()
@@ -143,9 +144,17 @@ export const authenticateTenant =
       c.set('principal', cached.principal)
       return next()
     }
+    let generation = c.get('authenticationGeneration') ?? deps.principals.generation
     const claimed = c.get('claimed') ?? (await claimOf(c, deps))
     // consistentAfter (or Consistent-After) also holds for who the caller is: their role, the org's status.
     await consistent(c, deps, ['users', 'orgs'])
+    // A change this process heard of is in the read models before they answer (and before that answer is kept).
+    const change = deps.principals.changeFor(claimed)
+    if (change !== null) {
+      await deps.waiter.waitFor(['users', 'orgs'], change).catch(() => {
+        generation = -1
+      })
+    }
     const who = { tenantId: claimed.tenantId, userId: claimed.userId }
     // The user from the tenant database, the org's status from the control database: two databases, asked at once.
     const load = async () => {
@@ -214,7 +223,7 @@ export const authenticateTenant =
     // Until a username is picked the answer changes on activation, which only the org stream says for sure.
     const key = cacheKeyOf(c, deps)
     if (key && user.username !== null && orgStatus) {
-      deps.principals.set(key, { claimed, principal, orgStatus }, claimed.expiresAt)
+      deps.principals.set(key, { claimed, principal, orgStatus }, claimed.expiresAt, generation)
     }
     await next()
   }

@@ -13,6 +13,8 @@ export type MetricsSources = {
   readonly projectors: readonly Projector[]
   /** Long polls held open by this process's realtime gateway. */
   readonly heldPolls: () => number
+  /** The principal cache's lookups since start, and its entries now. */
+  readonly principalCache?: () => { readonly hit: number; readonly miss: number; readonly entries: number }
   /** The Postgres pools, by job: connections open, idle, and requests queued for one. */
   readonly pools: Readonly<
     Record<string, { readonly totalCount: number; readonly idleCount: number; readonly waitingCount: number }>
@@ -106,6 +108,24 @@ export function createMetrics(deps: AppDeps, sources: MetricsSources) {
   registry.gauge('workspace_realtime_polls_held', 'Long polls this process holds open.', [], () => [
     { labels: {}, value: sources.heldPolls() },
   ])
+  const principalCache = sources.principalCache
+  if (principalCache) {
+    registry.gauge(
+      'workspace_principal_cache_lookups',
+      'Tenant API authentications answered from the principal cache (hit) or afresh (miss) since the process started.',
+      ['outcome'],
+      () => {
+        const { hit, miss } = principalCache()
+        return [
+          { labels: { outcome: 'hit' }, value: hit },
+          { labels: { outcome: 'miss' }, value: miss },
+        ]
+      },
+    )
+    registry.gauge('workspace_principal_cache_entries', 'Credentials the principal cache holds now.', [], () => [
+      { labels: {}, value: principalCache().entries },
+    ])
+  }
   registry.gauge(
     'workspace_db_pool_connections',
     'Postgres pool connections by pool (api, events, projector, realtime) and state; waiting: requests queued for one.',

@@ -48,6 +48,12 @@ const onB = async (method: string, path: string, token: string, body?: unknown) 
   return { status: r.status, body: (await r.json().catch(() => null)) as { code?: string } | null }
 }
 
+/** Authentications `b` answered from its cache so far. */
+async function hitsOnB(): Promise<number> {
+  const text = await (await fetch(`${b.url}/metrics`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}` } })).text()
+  return Number(/^workspace_principal_cache_lookups\{outcome="hit"\} (\d+)/m.exec(text)?.[1] ?? Number.NaN)
+}
+
 /** Asks `b` until `done` holds, for at most five seconds; the statuses seen on the way. */
 async function untilOnB(ask: () => Promise<{ status: number }>, done: (status: number) => boolean): Promise<number[]> {
   const seen: number[] = []
@@ -66,7 +72,9 @@ it('a session ended on one process is refused by another that had it cached', as
   const bob = await join(a, owner.token, { email: 'bob@cache.example', role: 'member', username: 'bob' })
   expect((await onB('GET', `/api/me?consistentAfter=${bob.position}`, bob.token)).status).toBe(200)
   // Answered from b's cache now: its read models are not asked again.
+  const hits = await hitsOnB()
   expect((await onB('GET', '/api/me', bob.token)).status).toBe(200)
+  expect(await hitsOnB()).toBe(hits + 1)
 
   const out = await a.request('POST', '/auth/logout', { token: bob.token })
   expect(out.status).toBe(200)
