@@ -85,7 +85,7 @@ const schema = z.object({
   /** Where mail goes (smtp:// or smtps://, credentials in the URL); unset: the dev mailbox at /dev-mail. */
   SMTP_URL: z
     .url()
-    .refine((u) => /^smtps?:$/.test(new URL(u).protocol), 'expected an smtp:// or smtps:// URL')
+    .refine((u) => /^smtps?:\/\//i.test(u), 'expected an smtp:// or smtps:// URL')
     .optional(),
   /** The sender of every mail, e.g. `Workspace <no-reply@example.com>` (unset: no-reply@<BASE_DOMAIN>). */
   MAIL_FROM: optionalString,
