@@ -20,6 +20,6 @@ it('SMTP when SMTP_URL is set, else the dev mailbox; MAIL_FROM or no-reply at th
   const dev = mailerFor(loadConfig({}), db)
   expect(dev.mailer).toBeInstanceOf(DevMailbox)
   expect(dev.devMailbox).toBe(dev.mailer)
-  expect(mailFrom(loadConfig({ BASE_DOMAIN: 'acme.example' }))).toBe('no-reply@acme.example')
+  expect(mailFrom({ BASE_DOMAIN: 'acme.example' })).toBe('no-reply@acme.example')
   expect(mailFrom(loadConfig({ MAIL_FROM: 'Acme <hello@acme.example>' }))).toBe('Acme <hello@acme.example>')
 })
