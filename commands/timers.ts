@@ -1,6 +1,6 @@
-import { streamName } from '../adapters/event-store.ts'
+import { type Position, streamName, WrongExpectedRevisionError } from '../adapters/event-store.ts'
 import { type TimedCommand, type TimerEvent, type TimerState, timer } from '../domain/timers.ts'
-import { type CommandContext, type CommandResult, handleCommand, type PipelineDeps } from './pipeline.ts'
+import { type CommandContext, type CommandResult, envelope, handleCommand, type PipelineDeps } from './pipeline.ts'
 
 /*
  * Durable timers' commands, run in-process (processors schedule and cancel, the timer runner fires): no HTTP
@@ -48,3 +48,34 @@ export const fireTimer = (
     // Racing runners conflict once at most: the loser reads the fired timer and decides nothing.
     maxAttempts: 3,
   })
+
+/** A timer as the read model lists it while it is scheduled: what its timer.scheduled says. */
+export type ScheduledTimer = {
+  readonly timerId: string
+  readonly dueAt: string
+  readonly command: TimedCommand
+  readonly tenantId: string | null
+}
+
+/**
+ * Fires a timer the read model lists as scheduled, in one round trip instead of a read and an append: while a timer
+ * is scheduled its stream holds only its timer.scheduled (revision 0), which `scheduled` repeats, so the decision is
+ * taken on that state and appended at revision 0. When the stream moved meanwhile (cancelled, or fired by another
+ * runner) the append is refused and fireTimer decides on the stream as it is. Null: nothing was appended.
+ */
+export async function fireScheduledTimer(
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  scheduled: ScheduledTimer,
+): Promise<Position | null> {
+  const state: TimerState = { status: 'scheduled', ...scheduled }
+  const events = timer.decide({ type: 'fire', timerId: scheduled.timerId, at: ctx.now().toISOString() }, state)
+  try {
+    const r = await deps.store.append(timerStream(scheduled.timerId), envelope(deps, ctx, events), { expectedRevision: 0n })
+    return r.position
+  } catch (e) {
+    if (!(e instanceof WrongExpectedRevisionError)) throw e
+    const r = await fireTimer(deps, ctx, scheduled.timerId)
+    return r.events.length ? r.position : null
+  }
+}

@@ -4,7 +4,7 @@ import type { Logger } from '../adapters/logger.ts'
 import { PgListener } from '../adapters/pg-listener.ts'
 import type { AnyDb, PgPool } from '../adapters/postgres.ts'
 import type { CommandContext, PipelineDeps } from '../commands/pipeline.ts'
-import { cancelTimer, fireTimer, scheduleTimer } from '../commands/timers.ts'
+import { cancelTimer, fireScheduledTimer, scheduleTimer } from '../commands/timers.ts'
 import { DomainError } from '../domain/decider.ts'
 import { TIMERS_CHANNEL, type TimerEvent } from '../domain/timers.ts'
 import type { Processor, ProcessorContext, RecordedOf, TimerCommand } from './processor.ts'
@@ -139,14 +139,37 @@ export type TimerRunnerOptions = {
   readonly concurrency?: number
 }
 
-type DueRow = { timer_id: string; org_id: string | null }
+type DueRow = { timer_id: string; org_id: string | null; due_at: Date; command: string }
 
 const RUNNER: CommandContext['actor'] = { type: 'system', id: 'timers' }
 
+/** How long a fire is remembered, at most, while the read model still lists its timer as scheduled. */
+const FORGET_FIRED_MS = 30_000
+
 /**
- * Fires due timers. It sleeps until the earliest of: the next due time it read, a poll interval, and a wake-up
- * (a timer scheduled in this process, or a notification of the timers projector). A fired timer's row reads
- * `scheduled` until the projector catches up: the runner remembers what it fired and leaves it out meanwhile.
+ * The least time between two looks at control.timers: timers due every millisecond are fired in batches rather
+ * than with two queries each (a fire is that much late at most).
+ */
+const MIN_LOOK_MS = 10
+
+/** Wakes whoever waits on it. */
+class Signal {
+  private waiters: (() => void)[] = []
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+  notify(): void {
+    const waiters = this.waiters
+    this.waiters = []
+    for (const w of waiters) w()
+  }
+}
+
+/**
+ * Fires due timers. It looks at control.timers, hands what is due to `concurrency` workers through a queue, and
+ * sleeps until the earliest of: the next due time it read, a poll interval, and a wake-up (a timer scheduled in
+ * this process, or a notification of the timers projector). A fired timer's row reads `scheduled` until the
+ * projector catches up: the runner remembers what it queued or fired and leaves it out meanwhile.
  */
 export class TimerRunner {
   private readonly deps: TimerRunnerDeps
@@ -155,21 +178,32 @@ export class TimerRunner {
   private readonly concurrency: number
   private readonly now: () => Date
   private readonly listener: PgListener | null
+  private readonly log: Logger
   private listenerLost = false
   private stopped = false
   private loop: Promise<void> | null = null
-  /** Fired here, and still `scheduled` in the read model when last read. */
-  private firedAwaitingProjection = new Set<string>()
+  private workers: Promise<void>[] = []
+  /** Due timers waiting for a worker. */
+  private readonly queue: DueRow[] = []
+  /** Timers queued or being fired here. */
+  private readonly taken = new Set<string>()
+  /** Fired here (when, by this clock), until the read model stops listing them as scheduled. */
+  private readonly firedAwaitingProjection = new Map<string, number>()
+  /** Work was queued (workers wait on it); the queue ran low (a loop waiting to look again waits on it). */
+  private readonly queued = new Signal()
+  private readonly drained = new Signal()
   /** The earliest due time a wake-up named, until it has passed. */
   private hint = Number.POSITIVE_INFINITY
+  private lastLookAt = 0
   private sleeper: { until: number; timer: NodeJS.Timeout; done: () => void } | null = null
 
   constructor(deps: TimerRunnerDeps, options: TimerRunnerOptions = {}) {
     this.deps = deps
     this.pollMs = options.pollMs ?? 1_000
     this.batchSize = options.batchSize ?? 500
-    this.concurrency = options.concurrency ?? 16
+    this.concurrency = options.concurrency ?? 32
     this.now = deps.now ?? (() => new Date())
+    this.log = deps.logger.child({ processor: 'timers:runner' })
     this.listener = deps.pool
       ? new PgListener(deps.pool, {
           channel: TIMERS_CHANNEL,
@@ -188,18 +222,22 @@ export class TimerRunner {
   }
 
   async start(): Promise<void> {
-    if (this.listener)
-      await this.listener.listen().catch((err) => this.deps.logger.warn({ err }, 'timers: LISTEN failed; polling'))
+    if (this.listener) await this.listener.listen().catch((err) => this.log.warn({ err }, 'timers: LISTEN failed; polling'))
+    this.workers = Array.from({ length: this.concurrency }, () => this.work())
     this.loop = this.run()
   }
 
-  /** Stops firing (a fire under way finishes), gives the lease up and stops listening. */
+  /** Stops firing (fires under way finish, queued ones are left to the next runner), gives the lease up, stops listening. */
   async stop(): Promise<void> {
     this.stopped = true
     this.sleeper?.done()
+    this.queued.notify()
+    this.drained.notify()
     await this.loop
+    await Promise.all(this.workers)
+    this.dropQueue()
     await this.listener?.close()
-    await this.deps.lease?.release().catch((err) => this.deps.logger.warn({ err }, 'timers: releasing the lease failed'))
+    await this.deps.lease?.release().catch((err) => this.log.warn({ err }, 'timers: releasing the lease failed'))
   }
 
   /** A timer is due at `at`: the runner looks then, if that is sooner than it planned. */
@@ -207,10 +245,11 @@ export class TimerRunner {
     const t = at.getTime()
     if (t < this.hint) this.hint = t
     const s = this.sleeper
-    if (s && t < s.until) {
+    const target = Math.max(t, this.lastLookAt + MIN_LOOK_MS)
+    if (s && target < s.until) {
       clearTimeout(s.timer)
-      s.until = t
-      s.timer = setTimeout(s.done, Math.max(0, t - Date.now()))
+      s.until = target
+      s.timer = setTimeout(s.done, Math.max(0, target - Date.now()))
     }
   }
 
@@ -222,13 +261,17 @@ export class TimerRunner {
         this.sleeper = null
         resolve()
       }
-      const target = Math.min(until, this.hint)
+      const target = Math.max(Math.min(until, this.hint), this.lastLookAt + MIN_LOOK_MS)
       this.sleeper = { until: target, timer: setTimeout(done, Math.max(0, target - Date.now())), done }
+      if (this.stopped) done()
     })
   }
 
+  private dropQueue(): void {
+    for (const row of this.queue.splice(0)) this.taken.delete(row.timer_id)
+  }
+
   private async run(): Promise<void> {
-    const log = this.deps.logger.child({ processor: 'timers:runner' })
     let failures = 0
     let leaseCheckAt = 0
     let held = this.deps.lease === undefined
@@ -238,23 +281,35 @@ export class TimerRunner {
           this.listenerLost = false
           this.listener.listen().catch((err) => {
             this.listenerLost = true
-            log.warn({ err }, 'timers: LISTEN failed; polling')
+            this.log.warn({ err }, 'timers: LISTEN failed; polling')
           })
         }
         if (this.deps.lease && Date.now() >= leaseCheckAt) {
           held = await this.deps.lease.hold()
           leaseCheckAt = Date.now() + this.pollMs
+          // Another process fires now: what is queued here is its to fire.
+          if (!held) this.dropQueue()
         }
         if (!held) {
           await this.sleep(leaseCheckAt)
           continue
         }
         const now = this.now()
+        this.lastLookAt = Date.now()
         if (this.hint <= now.getTime()) this.hint = Number.POSITIVE_INFINITY
         const due = await this.due(now)
-        await this.fireAll(due, log)
+        for (const row of due) {
+          this.taken.add(row.timer_id)
+          this.queue.push(row)
+        }
+        if (due.length) this.queued.notify()
         failures = 0
-        if (due.length === this.batchSize) continue
+        if (due.length === this.batchSize) {
+          // More are due: look again once the workers have nearly run out of work.
+          const drained = this.drained.wait()
+          if (this.queue.length >= this.concurrency) await drained
+          continue
+        }
         const next = await this.nextDue(now)
         await this.sleep(
           Math.min(next ?? Number.POSITIVE_INFINITY, Date.now() + this.pollMs, leaseCheckAt || Number.POSITIVE_INFINITY),
@@ -263,33 +318,46 @@ export class TimerRunner {
         if (this.stopped) return
         failures++
         const waitMs = Math.min(10_000, this.pollMs * 2 ** (failures - 1))
-        log.error({ err, failures, retryInMs: waitMs }, 'timers: the runner failed; looking again')
+        this.log.error({ err, failures, retryInMs: waitMs }, 'timers: the runner failed; looking again')
         await this.sleep(Date.now() + waitMs)
       }
     }
   }
 
-  /** Scheduled timers due by `now`, earliest first, but those fired here that the read model has not caught up with. */
+  private async work(): Promise<void> {
+    while (!this.stopped) {
+      const row = this.queue.shift()
+      if (!row) {
+        await this.queued.wait()
+        continue
+      }
+      if (this.queue.length < this.concurrency) this.drained.notify()
+      await this.fire(row, this.log)
+      this.taken.delete(row.timer_id)
+    }
+  }
+
+  /** Scheduled timers due by `now`, earliest first, but those queued or fired here that the read model still lists. */
   private async due(now: Date): Promise<DueRow[]> {
-    const skip = [...this.firedAwaitingProjection]
-    let q = this.deps.db
+    const fired = this.firedAwaitingProjection
+    // Forgotten after a while whatever the projector does: a repeated fire only costs a refused append.
+    const forgetBefore = Date.now() - FORGET_FIRED_MS
+    for (const [id, firedAt] of fired) if (firedAt < forgetBefore) fired.delete(id)
+    const limit = this.batchSize + fired.size + this.taken.size
+    const rows: DueRow[] = await this.deps.db
       .selectFrom('control.timers')
-      .select(['timer_id', 'org_id'])
+      .select(['timer_id', 'org_id', 'due_at', 'command'])
       .where('status', '=', 'scheduled')
       .where('due_at', '<=', now)
-    if (skip.length) q = q.where('timer_id', 'not in', skip)
-    const rows: DueRow[] = await q.orderBy('due_at').limit(this.batchSize).execute()
-    if (skip.length) {
-      // What the read model no longer lists as scheduled needs no remembering: keep only what it still does.
-      const still = await this.deps.db
-        .selectFrom('control.timers')
-        .select('timer_id')
-        .where('timer_id', 'in', skip)
-        .where('status', '=', 'scheduled')
-        .execute()
-      this.firedAwaitingProjection = new Set(still.map((r: { timer_id: string }) => r.timer_id))
+      .orderBy('due_at')
+      .limit(limit)
+      .execute()
+    // Fewer than asked: every scheduled due timer is here, so one fired here that is not has been projected.
+    if (rows.length < limit) {
+      const listed = new Set(rows.map((r) => r.timer_id))
+      for (const id of fired.keys()) if (!listed.has(id)) fired.delete(id)
     }
-    return rows
+    return rows.filter((r) => !fired.has(r.timer_id) && !this.taken.has(r.timer_id)).slice(0, this.batchSize)
   }
 
   private async nextDue(now: Date): Promise<number | null> {
@@ -302,17 +370,6 @@ export class TimerRunner {
     return row?.next ? new Date(row.next).getTime() : null
   }
 
-  private async fireAll(rows: readonly DueRow[], log: Logger): Promise<void> {
-    let i = 0
-    const worker = async () => {
-      while (i < rows.length && !this.stopped) {
-        const row = rows[i++]!
-        await this.fire(row, log)
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, rows.length) }, worker))
-  }
-
   private async fire(row: DueRow, log: Logger): Promise<void> {
     const ctx: CommandContext = {
       tenantId: row.org_id,
@@ -323,8 +380,13 @@ export class TimerRunner {
       newId: uuid,
     }
     try {
-      await fireTimer(this.deps, ctx, row.timer_id)
-      this.firedAwaitingProjection.add(row.timer_id)
+      await fireScheduledTimer(this.deps, ctx, {
+        timerId: row.timer_id,
+        dueAt: new Date(row.due_at).toISOString(),
+        command: JSON.parse(row.command),
+        tenantId: row.org_id,
+      })
+      this.firedAwaitingProjection.set(row.timer_id, Date.now())
     } catch (err) {
       // Not due by this clock (another machine's was ahead): the next look at the table finds it again.
       if (err instanceof DomainError && err.code === 'TIMER_NOT_DUE') return

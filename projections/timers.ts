@@ -8,7 +8,8 @@ export type TimerRow = {
   readonly timer_id: string
   readonly org_id: string | null
   readonly due_at: string
-  readonly command_type: string
+  /** The command as JSON: with the rest of the row, what the timer's timer.scheduled says. */
+  readonly command: string
   readonly status: 'scheduled' | 'fired' | 'cancelled'
   readonly scheduled_at: string
   readonly fired_at: string | null
@@ -18,7 +19,7 @@ export type TimerRow = {
 /** A timer's row: scheduled once (a repeat keeps the first), then fired or cancelled, whichever came first. */
 export const timerRows: RowModel<TimerEvent, TimerRow> = {
   table: 'timers',
-  columns: ['timer_id', 'org_id', 'due_at', 'command_type', 'status', 'scheduled_at', 'fired_at', 'cancelled_at'],
+  columns: ['timer_id', 'org_id', 'due_at', 'command', 'status', 'scheduled_at', 'fired_at', 'cancelled_at'],
   key: 'timer_id',
   keyOf: (e) => e.data.timerId,
   evolve(row, e) {
@@ -29,7 +30,7 @@ export const timerRows: RowModel<TimerEvent, TimerRow> = {
             timer_id: e.data.timerId,
             org_id: e.data.tenantId,
             due_at: e.data.dueAt,
-            command_type: e.data.command.type,
+            command: JSON.stringify(e.data.command),
             status: 'scheduled',
             scheduled_at: e.data.at,
             fired_at: null,

@@ -6,7 +6,7 @@ import { createLogger } from '../../adapters/logger.ts'
 import { type AnyDb, createKysely, createPool, type PgPool } from '../../adapters/postgres.ts'
 import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import type { PipelineDeps } from '../../commands/pipeline.ts'
-import { scheduleTimer, timerStream } from '../../commands/timers.ts'
+import { cancelTimer, fireScheduledTimer, scheduleTimer, timerStream } from '../../commands/timers.ts'
 import { upcasters } from '../../domain/upcasting.ts'
 import type { ProcessorContext } from '../../processors/processor.ts'
 import {
@@ -164,6 +164,26 @@ describe('durable timers', () => {
     await runner()
     const timerId = await schedule(new Date(Date.now() - 3_600_000))
     expect(await firedOnce(timerId)).toHaveLength(1)
+  })
+})
+
+describe('firing from the read model', () => {
+  it('a timer the read model still lists as scheduled, but cancelled meanwhile, is not fired', async () => {
+    const dueAt = new Date(Date.now() - 1_000)
+    const timerId = await schedule(dueAt)
+    await cancelTimer(deps, ctx(), timerId)
+    const stale = { timerId, dueAt: dueAt.toISOString(), command: { type: 'test.ping', data: { timerId } }, tenantId }
+    expect(await fireScheduledTimer(deps, ctx(), stale)).toBeNull()
+    expect((await store.readStream(timerStream(timerId))).map((e) => e.type)).toEqual(['timer.scheduled', 'timer.cancelled'])
+  })
+
+  it('one fired by another runner meanwhile is not fired again', async () => {
+    const dueAt = new Date(Date.now() - 1_000)
+    const timerId = await schedule(dueAt)
+    const view = { timerId, dueAt: dueAt.toISOString(), command: { type: 'test.ping', data: { timerId } }, tenantId }
+    expect(await fireScheduledTimer(deps, ctx(), view)).not.toBeNull()
+    expect(await fireScheduledTimer(deps, ctx(), view)).toBeNull()
+    expect(await firedEvents(timerId)).toHaveLength(1)
   })
 })
 
