@@ -69,3 +69,11 @@ export async function listLeases(db: AnyDb, names: readonly string[]): Promise<L
     expiresAt: new Date(r.expires_at),
   }))
 }
+
+/** How many holders hold a live lease of `name` now (the processes that announce themselves under it). */
+export async function countLiveHolders(db: AnyDb, name: string): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    select count(distinct holder)::int as n from control.processor_leases
+     where name = ${name} and holder is not null and expires_at > clock_timestamp()`.execute(db)
+  return rows[0]?.n ?? 0
+}

@@ -3,7 +3,7 @@ import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { retryDelayMs } from '../adapters/backoff.ts'
 import { type EventStore, formatPosition, type Position, type RecordedEvent, type Subscription } from '../adapters/event-store.ts'
-import { acquireLease, type Lease, releaseLease, renewLease } from '../adapters/leases.ts'
+import { acquireLease, countLiveHolders, type Lease, releaseLease, renewLease } from '../adapters/leases.ts'
 import type { Logger } from '../adapters/logger.ts'
 import { park } from '../adapters/parked-events.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
@@ -38,6 +38,12 @@ export type ProcessorRuntimeOptions = {
   readonly maxAttempts?: number
   /** How long stop() lets effects in flight finish before aborting them through ctx.signal. */
   readonly drainMs?: number
+  /**
+   * Share the partitions among the processes running processors (default true): each announces itself with a lease
+   * of its own, takes partitions only up to its fair share, and hands over (after its batch, checkpoint saved) those
+   * beyond it when more processes join.
+   */
+  readonly balance?: boolean
 }
 
 export type ProcessorRuntimeDeps = {
@@ -84,6 +90,9 @@ type Slot = ProcessorPartition & {
   effects: AbortController | null
 }
 
+/** The lease each runtime holds while it runs, one per process: how many share the partitions. */
+const MEMBERS = '~processors'
+
 /** Aborted because another process may hold the lease now: nothing more may be saved under it. */
 const leaseLost = (signal: AbortSignal): boolean => signal.aborted && signal.reason instanceof LeaseLostError
 
@@ -106,6 +115,7 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
     maxRetryMs: o.maxRetryMs ?? 10_000,
     maxAttempts: o.maxAttempts ?? 5,
     drainMs: o.drainMs ?? 5_000,
+    balance: o.balance ?? true,
   }
   if (options.renewMs >= options.leaseTtlMs) throw new Error('processors: renewMs must be shorter than leaseTtlMs')
   const timers = deps.timers ?? noTimers
@@ -135,11 +145,36 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
   /** Waits, or returns at once when the runtime stops. */
   const pause = (ms: number) => sleep(ms, undefined, { signal: stopping.signal }).catch(() => {})
 
+  // --- balance: the processes running processors, as they announce themselves, and this one's fair share
+
+  let members = 1
+  const fairShare = () => (options.balance ? Math.ceil(slots.length / members) : slots.length)
+  const heldSlots = () => slots.filter((s) => s.status.held)
+
+  async function announce(): Promise<void> {
+    const me = { name: MEMBERS, partition: options.holder }
+    let lease: Lease | null = null
+    while (!stopping.signal.aborted) {
+      try {
+        lease = await acquireLease(db, me, options.holder, options.leaseTtlMs)
+        members = Math.max(1, await countLiveHolders(db, MEMBERS))
+      } catch (e) {
+        deps.logger.warn({ err: e }, 'processors: could not announce this process')
+      }
+      await pause(options.renewMs)
+    }
+    if (lease) await releaseLease(db, lease).catch(() => {})
+  }
+
   async function run(slot: Slot): Promise<void> {
     const log = deps.logger.child({ processor: slot.processor.name, partition: slot.partition, holder: options.holder })
     let failures = 0
     while (!stopping.signal.aborted) {
       try {
+        if (heldSlots().length >= fairShare()) {
+          await pause(options.renewMs)
+          continue
+        }
         const lease = await acquireLease(
           db,
           { name: slot.processor.name, partition: slot.partition },
@@ -151,8 +186,10 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
           continue
         }
         log.info({ generation: lease.generation.toString() }, 'processor partition taken')
-        await hold(slot, lease, log)
+        const handedOver = await hold(slot, lease, log)
         failures = 0
+        // Leave it to the process that has fewer than its share for a while.
+        if (handedOver) await pause(options.leaseTtlMs)
       } catch (e) {
         if (stopping.signal.aborted) return
         if (e instanceof LeaseLostError) {
@@ -168,9 +205,14 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
     }
   }
 
-  /** Handles the partition while the lease holds and the runtime runs; renews the lease meanwhile. */
-  async function hold(slot: Slot, lease: Lease, log: Logger): Promise<void> {
+  /**
+   * Handles the partition while the lease holds and the runtime runs; renews the lease meanwhile. True when it
+   * handed the partition over (more than this process's share).
+   */
+  async function hold(slot: Slot, lease: Lease, log: Logger): Promise<boolean> {
     const effects = new AbortController()
+    /** Stop taking events, save the checkpoint and release: another process is to take it. */
+    const handing = new AbortController()
     slot.effects = effects
     slot.status = { ...slot.status, held: true, generation: lease.generation }
     // The lease lasts leaseTtlMs from when the database granted it, which is after we asked: stopping at our own
@@ -196,6 +238,12 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
       try {
         if (await renewLease(db, lease, options.leaseTtlMs)) armDeadline(askedAt)
         else lost('taken over or expired')
+        const held = heldSlots()
+        if (held.length > fairShare() && held.at(-1) === slot && !handing.signal.aborted) {
+          log.info({ members, share: fairShare() }, "handing this partition over: more than this process's share")
+          handing.abort()
+          void slot.subscription?.close().catch(() => {})
+        }
       } catch (e) {
         // The deadline still stands: a database out for longer than the TTL ends the hold.
         log.warn({ err: e }, 'processor lease renewal failed')
@@ -204,7 +252,8 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
       }
     }, options.renewMs)
     try {
-      await handlePartition(slot, lease, effects.signal, log)
+      await handlePartition(slot, lease, effects.signal, AbortSignal.any([stopping.signal, handing.signal]), log)
+      return handing.signal.aborted
     } finally {
       clearInterval(renewal)
       clearTimeout(deadline)
@@ -216,7 +265,8 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
     }
   }
 
-  async function handlePartition(slot: Slot, lease: Lease, signal: AbortSignal, log: Logger): Promise<void> {
+  /** `signal`: stop now (ctx.signal, lease lost or drain over); `quit`: stop taking events (the runtime stops, a hand-over). */
+  async function handlePartition(slot: Slot, lease: Lease, signal: AbortSignal, quit: AbortSignal, log: Logger): Promise<void> {
     const p = slot.processor
     const key: CheckpointKey = { name: p.name, version: p.version, partition: slot.partition }
     let saved = await loadProcessorCheckpoint(db, key, async () =>
@@ -225,14 +275,14 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
     slot.status = { ...slot.status, checkpoint: saved }
     const subscription = deps.store.subscribeAll({ from: saved, maxBatch: options.batchSize })
     slot.subscription = subscription
-    if (stopping.signal.aborted || signal.aborted) await subscription.close()
+    if (quit.aborted || signal.aborted) await subscription.close()
     for await (const batch of subscription) {
-      if (stopping.signal.aborted || signal.aborted) break
+      if (quit.aborted || signal.aborted) break
       const release = await turns.acquire()
       let done = saved
       try {
         for (const event of batch) {
-          if (stopping.signal.aborted || signal.aborted) break
+          if (quit.aborted || signal.aborted) break
           if (slot.accepts(event)) {
             const outcome = await handleWithRetries(slot, lease, event, signal, log)
             if (outcome === 'aborted') break
@@ -298,7 +348,7 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
     slot.status = { ...slot.status, parked: slot.status.parked + 1, checkpoint: event.position }
   }
 
-  const loops = slots.map((s) => run(s))
+  const loops = [announce(), ...slots.map((s) => run(s))]
 
   return {
     holder: options.holder,

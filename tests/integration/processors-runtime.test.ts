@@ -173,6 +173,11 @@ describe('leases', () => {
     const a = start([effectProbe({ run, name: 'split', partitionBy: 'tenant', holder: 'a', db: app })], { holder: 'a' })
     const b = start([effectProbe({ run, name: 'split', partitionBy: 'tenant', holder: 'b', db: app })], { holder: 'b' })
     const rows = await effectsReach(ns.length)
+    // They share the partitions, two each, once each has seen the other announce itself.
+    await until(
+      'two partitions each',
+      async () => a.statuses().filter((s) => s.held).length === 2 && b.statuses().filter((s) => s.held).length === 2,
+    )
     await sleep(300) // a few renewals: a second holder of a partition, were there one, would have had its turn
     const held = [...a.statuses(), ...b.statuses()].filter((s) => s.held)
     expect(held.map((s) => s.partition).sort()).toEqual(['0/4', '1/4', '2/4', '3/4'])
@@ -203,8 +208,13 @@ describe('leases', () => {
     })
     await effectsReach(10)
     const live = start([effectProbe({ run, name: 'split', partitionBy: 'tenant', holder: 'live', db: app })], { holder: 'live' })
-    await sleep(600)
-    expect(live.statuses().filter((s) => s.held)).toEqual([]) // the child holds every partition
+    // The child hands two partitions over to the newcomer, and keeps two.
+    await until('the partitions shared', async () => live.statuses().filter((s) => s.held).length === 2)
+    const leases = await sql<{ holder: string }>`
+      select holder from control.processor_leases where name = 'split' and expires_at > clock_timestamp() order by holder`.execute(
+      owner,
+    )
+    expect(leases.rows.map((r) => r.holder)).toEqual(['dead', 'dead', 'live', 'live'])
     dead.kill('SIGKILL')
     await once(dead, 'exit')
     const killedAt = Date.now()
@@ -374,8 +384,13 @@ describe('drain', () => {
     await stopped
     expect((await effects()).map((r) => r.n)).toEqual([0, 1, 2])
     const { rows } = await sql<{ holder: string | null; live: boolean }>`
-      select holder, expires_at > clock_timestamp() as live from control.processor_leases`.execute(owner)
-    expect(rows).toEqual([{ holder: null, live: false }])
+      select holder, expires_at > clock_timestamp() as live from control.processor_leases
+       where name = 'drained' or partition = 'd'`.execute(owner)
+    // The partition's lease and the process's own announcement, both given up.
+    expect(rows).toEqual([
+      { holder: null, live: false },
+      { holder: null, live: false },
+    ])
     // The checkpoint stands right after event 2: a new runtime goes on with 3 and repeats nothing.
     start([effectProbe({ run, name: 'drained', holder: 'd2', db: app })], { holder: 'd2' })
     const rest = await effectsReach(5)
