@@ -27,8 +27,13 @@ export function processorContext(
   deps: { readonly logger: Logger; readonly timers: ProcessorTimers; readonly signal: AbortSignal },
 ): ProcessorContext {
   const idFor = (purpose: string) => processorIdFor(p.name, event.id, purpose)
+  let logger: Logger | null = null
   return {
-    logger: deps.logger.child({ processor: p.name, version: p.version, eventId: event.id, type: event.type }),
+    // Made on first use: most events are handled without a word logged.
+    get logger() {
+      logger ??= deps.logger.child({ processor: p.name, version: p.version, eventId: event.id, type: event.type })
+      return logger
+    },
     idFor,
     schedule: (at, command, purpose) => deps.timers.schedule({ timerId: idFor(purpose), at, command, processor: p.name, event }),
     cancel: (timerId) => deps.timers.cancel(timerId, { processor: p.name, event }),
