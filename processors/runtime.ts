@@ -284,7 +284,7 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
         for (const event of batch) {
           if (quit.aborted || signal.aborted) break
           if (slot.accepts(event)) {
-            const outcome = await handleWithRetries(slot, lease, event, signal, log)
+            const outcome = await handleWithRetries(slot, lease, event, signal, quit, log)
             if (outcome === 'aborted') break
           }
           done = event.position
@@ -307,6 +307,7 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
     lease: Lease,
     event: RecordedEvent,
     signal: AbortSignal,
+    quit: AbortSignal,
     log: Logger,
   ): Promise<'handled' | 'parked' | 'aborted'> {
     const p = slot.processor
@@ -332,7 +333,8 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
         }
         const waitMs = retryDelayMs(failures, options.retryMs, options.maxRetryMs)
         log.warn({ err: e, eventId: event.id, attempts, retryInMs: Math.round(waitMs) }, 'processor failed on an event; retrying')
-        const waited = await sleep(waitMs, true, { signal }).catch(() => false)
+        // A drain or hand-over does not wait out the backoff: the event is handled again by the next holder.
+        const waited = await sleep(waitMs, true, { signal: AbortSignal.any([signal, quit]) }).catch(() => false)
         if (!waited) return 'aborted'
       }
     }

@@ -427,4 +427,31 @@ describe('drain', () => {
     start([effectProbe({ run, name: 'aborted', holder: 'y', db: app })], { holder: 'y' })
     expect((await effectsReach(3)).map((r) => [r.n, r.attempts])).toEqual([0, 1, 2].map((n) => [n, 1]))
   })
+
+  it('on stop, an event waiting out its backoff is left for later at once, not aborted after the drain time', async () => {
+    await appendProbes(2, [uuid()])
+    const signals: AbortSignal[] = []
+    const runtime = start(
+      [
+        effectProbe({
+          run,
+          name: 'backoff',
+          holder: 'w',
+          db: app,
+          async beforeEffect(n, signal) {
+            if (n !== 1) return
+            signals.push(signal)
+            throw new Error('not yet')
+          },
+        }),
+      ],
+      { holder: 'w', retryMs: 60_000, maxRetryMs: 60_000, maxAttempts: 100, drainMs: 60_000 },
+    )
+    await until('a first failure', async () => signals.length > 0)
+    await runtime.stop()
+    // Had the drain waited for the backoff, it would have run out and aborted the effects' signal.
+    expect(signals.map((x) => x.aborted)).toEqual([false])
+    expect((await effects()).map((r) => r.n)).toEqual([0])
+    expect((await sql`select * from control.parked_events`.execute(owner)).rows).toEqual([])
+  })
 })
