@@ -7,6 +7,7 @@ import {
   DEFAULT_QUEUE_TTL_MS,
   normaliseBatch,
   parseEntryId,
+  presenceWindowMs,
   type QueueState,
   STREAM_START_ID,
   type Unsubscribe,
@@ -244,6 +245,17 @@ export class PostgresUserStreams implements UserStreams {
       text: `delete from realtime.event_queues where queue_id = $1 and user_id = $3
              returning last_seen_at >= now() - $2 * interval '1 millisecond' as live`,
       values: [queueId, this.queueTtlMs, userId],
+    })
+    return rows[0]?.live ?? false
+  }
+
+  async hasLiveQueue(userId: string, withinMs: number): Promise<boolean> {
+    // Served by event_queues_user_seen (migrations/realtime/003_queue_presence.ts).
+    const { rows } = await this.pool.query<{ live: boolean }>({
+      name: 'realtime_has_live_queue',
+      text: `select exists (select from realtime.event_queues
+                             where user_id = $1 and last_seen_at >= now() - $2 * interval '1 millisecond') as live`,
+      values: [userId, presenceWindowMs(withinMs, this.queueTtlMs)],
     })
     return rows[0]?.live ?? false
   }

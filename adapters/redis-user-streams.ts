@@ -8,6 +8,7 @@ import {
   DEFAULT_QUEUE_TTL_MS,
   isEntryId,
   normaliseBatch,
+  presenceWindowMs,
   type QueueState,
   STREAM_START_ID,
   type Unsubscribe,
@@ -22,7 +23,9 @@ import {
 /*
  * Keys (prefix defaults to `rt:`): `rt:<userId>` the user's stream (fields v previous id, t type, p position,
  * o occurredAt, d data as JSON), `rt:queue:<queueId>` a queue's hash
- * (u user, e event types as JSON, a last acknowledged id, s last seen ms) expiring after the idle TTL.
+ * (u user, e event types as JSON, a last acknowledged id, s last seen ms) expiring after the idle TTL,
+ * `rt:user-queues:<userId>` a sorted set of the user's queue ids scored by last seen ms (presence: Redis has no
+ * index from user to queue), trimmed of entries older than the TTL and expiring a TTL after its last change.
  * Wakeups: `PUBLISH rt:wake:<userId>`; each process holds ONE subscriber connection, subscribed to the
  * channels of the users it has waiting polls for.
  */
@@ -69,7 +72,19 @@ if redis.call('HGET', KEYS[1], 'u') ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 `)
 
-const SCRIPTS = [APPEND, TOUCH, DROP]
+/**
+ * KEYS[1] the user's queue set; ARGV[1] queue id, ARGV[2] now ms, ARGV[3] ttl ms. Records the queue's activity,
+ * forgets queues idle past the TTL (their hashes are gone) and lets the set expire with the user's last queue.
+ * A script of its own, run after the queue's: one key each, so they may live on different cluster nodes.
+ */
+const SEEN = script(`
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2] - ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
+const SCRIPTS = [APPEND, TOUCH, DROP, SEEN]
 
 const QUEUE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -164,6 +179,11 @@ export class RedisUserStreams implements UserStreams {
   private streamKey = (userId: string) => `${this.prefix}${userId}`
   private channel = (userId: string) => `${this.prefix}wake:${userId}`
   private queueKey = (queueId: string) => `${this.prefix}queue:${queueId}`
+  private userQueuesKey = (userId: string) => `${this.prefix}user-queues:${userId}`
+
+  private seen(userId: string, queueId: string, at: number): Promise<unknown[]> {
+    return this.evalPipeline([{ script: SEEN, keys: [this.userQueuesKey(userId)], args: [queueId, at, this.queueTtlMs] }])
+  }
 
   /** Runs scripts in one pipeline; after a Redis restart (NOSCRIPT) loads them and runs it again. */
   private async evalPipeline(calls: { script: Script; keys: string[]; args: (string | number)[] }[]): Promise<unknown[]> {
@@ -303,11 +323,14 @@ export class RedisUserStreams implements UserStreams {
     const lastSeenAt = Date.now()
     const types = eventTypes ? [...eventTypes] : null
     const key = this.queueKey(queueId)
-    const results = await this.redis
-      .multi()
-      .hset(key, { u: userId, e: JSON.stringify(types), a: lastAckedId, s: String(lastSeenAt) })
-      .pexpire(key, this.queueTtlMs)
-      .exec()
+    const [results] = await Promise.all([
+      this.redis
+        .multi()
+        .hset(key, { u: userId, e: JSON.stringify(types), a: lastAckedId, s: String(lastSeenAt) })
+        .pexpire(key, this.queueTtlMs)
+        .exec(),
+      this.seen(userId, queueId, lastSeenAt),
+    ])
     for (const [err] of results ?? []) if (err) throw err
     return { queueId, userId, eventTypes: types, lastAckedId, lastSeenAt }
   }
@@ -320,16 +343,36 @@ export class RedisUserStreams implements UserStreams {
   async touchQueue(queueId: string, userId: string, ackedId?: string): Promise<QueueState | null> {
     if (!QUEUE_ID.test(queueId)) return null
     if (ackedId !== undefined && !isEntryId(ackedId)) throw new Error(`invalid user stream id: ${ackedId}`)
+    const now = Date.now()
     const [flat] = await this.evalPipeline([
-      { script: TOUCH, keys: [this.queueKey(queueId)], args: [Date.now(), this.queueTtlMs, ackedId ?? '', userId] },
+      { script: TOUCH, keys: [this.queueKey(queueId)], args: [now, this.queueTtlMs, ackedId ?? '', userId] },
     ])
-    return flat ? toQueue(queueId, flat as string[]) : null
+    const queue = flat ? toQueue(queueId, flat as string[]) : null
+    // Only the owner's touch counts as their activity. Lost between the two (a crash), it is made up by the
+    // next touch; presence checks the queue itself, so the set can only make someone look absent, not present.
+    if (queue) await this.seen(userId, queueId, now)
+    return queue
   }
 
   async dropQueue(queueId: string, userId: string): Promise<boolean> {
     if (!QUEUE_ID.test(queueId)) return false
+    // The set of the caller holds only their own queues: removing the id is harmless when the queue is another's.
     const [dropped] = await this.evalPipeline([{ script: DROP, keys: [this.queueKey(queueId)], args: [userId] }])
+    await this.redis.zrem(this.userQueuesKey(userId), queueId)
     return Number(dropped) > 0
+  }
+
+  async hasLiveQueue(userId: string, withinMs: number): Promise<boolean> {
+    const since = Date.now() - presenceWindowMs(withinMs, this.queueTtlMs)
+    const key = this.userQueuesKey(userId)
+    const candidates = await this.redis.zrangebyscore(key, since, '+inf')
+    if (candidates.length === 0) return false
+    // The set is an index, the queue's hash the truth: one expired or dropped behind the set's back (a crash
+    // between the two writes, an eviction) is no queue, and leaves the set.
+    const queues = await Promise.all(candidates.map((id) => this.redis.hmget(this.queueKey(id), 'u', 's')))
+    const gone = candidates.filter((_, i) => queues[i]![0] === null)
+    if (gone.length) await this.redis.zrem(key, ...gone)
+    return queues.some(([u, s]) => u === userId && Number(s) >= since)
   }
 
   async close(): Promise<void> {

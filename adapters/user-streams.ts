@@ -99,6 +99,15 @@ export interface UserStreams {
   touchQueue(queueId: string, userId: string, ackedId?: string): Promise<QueueState | null>
   /** Drops the user's queue; true when it existed. Another user's queue is left as it was (false). */
   dropQueue(queueId: string, userId: string): Promise<boolean>
+  /**
+   * Whether the user holds a queue (not dropped, not expired) whose last activity recorded in the backend is
+   * within `withinMs` of now: a client of theirs is open. The gateway (realtime/gateway.ts) writes a queue's
+   * activity to the backend only once a quarter of the idle TTL has passed since it last did, and a client polls
+   * again at the latest a heartbeat after its last poll, so the backend's record of an open client may be that
+   * old: callers pass a window of at least `queueTtlMs / 4` plus the gateway's heartbeat (a shorter one misses
+   * open clients). A window longer than the TTL counts as the TTL: an expired queue is no queue.
+   */
+  hasLiveQueue(userId: string, withinMs: number): Promise<boolean>
   close(): Promise<void>
 }
 
@@ -118,6 +127,12 @@ export const parseEntryId = (id: string): Position | null => parsePosition(id)
 export const compareEntryIds = (a: string, b: string): number => comparePositions(parseEntryId(a)!, parseEntryId(b)!)
 
 export const isEntryId = (id: string): boolean => parseEntryId(id) !== null
+
+/** The window hasLiveQueue looks back over: at most the TTL. A negative or non-numeric one is a caller's bug. */
+export function presenceWindowMs(withinMs: number, queueTtlMs: number): number {
+  if (Number.isNaN(withinMs) || withinMs < 0) throw new Error(`invalid presence window: ${withinMs}`)
+  return Math.min(withinMs, queueTtlMs)
+}
 
 /** Validates a batch and orders each user's entries by id, dropping repeated ids: both adapters agree. */
 export function normaliseBatch(entries: readonly UserStreamEntry[]): Map<string, UserStreamEntry[]> {

@@ -337,5 +337,70 @@ export function userStreamsContract(name: string, setup: HarnessFactory) {
         expect(await short.touchQueue(kept.queueId, user)).toBeNull()
       })
     })
+
+    describe('presence (hasLiveQueue)', () => {
+      const window = 60_000
+
+      it('a user without a queue is absent; one who registered is present until they drop it', async () => {
+        const user = uuid()
+        expect(await streams.hasLiveQueue(user, window)).toBe(false)
+        const q = await streams.registerQueue(user, null, STREAM_START_ID)
+        expect(await streams.hasLiveQueue(user, window)).toBe(true)
+        expect(await streams.dropQueue(q.queueId, user)).toBe(true)
+        expect(await streams.hasLiveQueue(user, window)).toBe(false)
+      })
+
+      it('one queue dropped of two leaves the user present', async () => {
+        const user = uuid()
+        const [a, b] = [
+          await streams.registerQueue(user, null, STREAM_START_ID),
+          await streams.registerQueue(user, null, STREAM_START_ID),
+        ]
+        await streams.dropQueue(a.queueId, user)
+        expect(await streams.hasLiveQueue(user, window)).toBe(true)
+        await streams.dropQueue(b.queueId, user)
+        expect(await streams.hasLiveQueue(user, window)).toBe(false)
+      })
+
+      it('counts only activity within the window; a touch is activity', async () => {
+        const user = uuid()
+        const q = await streams.registerQueue(user, null, STREAM_START_ID)
+        await sleep(100)
+        // 100 ms have passed since the registration: a 50 ms window no longer sees it, a wider one does.
+        expect(await streams.hasLiveQueue(user, 50)).toBe(false)
+        expect(await streams.hasLiveQueue(user, window)).toBe(true)
+        await sleep(500)
+        // 600 ms since the registration: a touch now is what a 500 ms window sees.
+        expect(await streams.hasLiveQueue(user, 500)).toBe(false)
+        expect(await streams.touchQueue(q.queueId, user)).not.toBeNull()
+        expect(await streams.hasLiveQueue(user, 500)).toBe(true)
+        await sleep(100)
+        expect(await streams.hasLiveQueue(user, 50)).toBe(false)
+      })
+
+      it('another user’s queue, or their touching ours, does not make them present', async () => {
+        const [owner, other] = [uuid(), uuid()]
+        const q = await streams.registerQueue(owner, null, STREAM_START_ID)
+        expect(await streams.hasLiveQueue(other, window)).toBe(false)
+        expect(await streams.touchQueue(q.queueId, other)).toBeNull()
+        expect(await streams.hasLiveQueue(other, window)).toBe(false)
+        // Nor does their dropping it make the owner absent.
+        expect(await streams.dropQueue(q.queueId, other)).toBe(false)
+        expect(await streams.hasLiveQueue(owner, window)).toBe(true)
+      })
+
+      it('an expired queue is no queue, whatever the window', async () => {
+        const short = harness.create({ queueTtlMs: 200 })
+        const user = uuid()
+        await short.registerQueue(user, null, STREAM_START_ID)
+        expect(await short.hasLiveQueue(user, window)).toBe(true)
+        await sleep(400)
+        expect(await short.hasLiveQueue(user, window)).toBe(false)
+      })
+
+      it('refuses a negative window', async () => {
+        await expect(streams.hasLiveQueue(uuid(), -1)).rejects.toThrow(/invalid presence window/)
+      })
+    })
   })
 }

@@ -507,6 +507,7 @@ describe('realtime gateway with a stalled wakeup subscription', () => {
     getQueue: async () => null,
     touchQueue: async () => ({ queueId, userId, eventTypes: null, lastAckedId: STREAM_START_ID, lastSeenAt: Date.now() }),
     dropQueue: async () => false,
+    hasLiveQueue: async () => false,
     close: async () => {},
   }
 
