@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { v7 as uuid } from 'uuid'
 import type { RecordedEvent } from '../adapters/event-store.ts'
 import type { Logger } from '../adapters/logger.ts'
@@ -7,6 +8,7 @@ import type { CommandContext, PipelineDeps } from '../commands/pipeline.ts'
 import { cancelTimer, fireScheduledTimer, scheduleTimer } from '../commands/timers.ts'
 import { DomainError } from '../domain/decider.ts'
 import { TIMERS_CHANNEL, type TimerEvent } from '../domain/timers.ts'
+import { namedLease } from './leases.ts'
 import type { Processor, ProcessorContext, RecordedOf, TimerCommand } from './processor.ts'
 
 /*
@@ -146,6 +148,9 @@ const RUNNER: CommandContext['actor'] = { type: 'system', id: 'timers' }
 /** How long a fire is remembered, at most, while the read model still lists its timer as scheduled. */
 const FORGET_FIRED_MS = 30_000
 
+/** How often the runner asks which of its fires the read model has caught up with. */
+const FORGET_CHECK_MS = 1_000
+
 /**
  * The least time between two looks at control.timers: timers due every millisecond are fired in batches rather
  * than with two queries each (a fire is that much late at most).
@@ -195,6 +200,7 @@ export class TimerRunner {
   /** The earliest due time a wake-up named, until it has passed. */
   private hint = Number.POSITIVE_INFINITY
   private lastLookAt = 0
+  private forgetCheckAt = 0
   private sleeper: { until: number; timer: NodeJS.Timeout; done: () => void } | null = null
 
   constructor(deps: TimerRunnerDeps, options: TimerRunnerOptions = {}) {
@@ -339,25 +345,34 @@ export class TimerRunner {
 
   /** Scheduled timers due by `now`, earliest first, but those queued or fired here that the read model still lists. */
   private async due(now: Date): Promise<DueRow[]> {
-    const fired = this.firedAwaitingProjection
-    // Forgotten after a while whatever the projector does: a repeated fire only costs a refused append.
-    const forgetBefore = Date.now() - FORGET_FIRED_MS
-    for (const [id, firedAt] of fired) if (firedAt < forgetBefore) fired.delete(id)
-    const limit = this.batchSize + fired.size + this.taken.size
-    const rows: DueRow[] = await this.deps.db
+    await this.forgetProjected()
+    // Left out by the database (a hashed list), not read and dropped here: under a lagging projector they are many.
+    const skip = [...this.taken, ...this.firedAwaitingProjection.keys()]
+    let q = this.deps.db
       .selectFrom('control.timers')
       .select(['timer_id', 'org_id', 'due_at', 'command'])
       .where('status', '=', 'scheduled')
       .where('due_at', '<=', now)
-      .orderBy('due_at')
-      .limit(limit)
+    if (skip.length) q = q.where(sql<boolean>`timer_id <> all(${skip}::text[])`)
+    return q.orderBy('due_at').limit(this.batchSize).execute()
+  }
+
+  /** Forgets the fires the read model has caught up with (looked up at most once per FORGET_CHECK_MS), or long ago. */
+  private async forgetProjected(): Promise<void> {
+    const fired = this.firedAwaitingProjection
+    if (fired.size === 0 || Date.now() < this.forgetCheckAt) return
+    this.forgetCheckAt = Date.now() + FORGET_CHECK_MS
+    const forgetBefore = Date.now() - FORGET_FIRED_MS
+    for (const [id, firedAt] of fired) if (firedAt < forgetBefore) fired.delete(id)
+    const ids = [...fired.keys()]
+    const still: { timer_id: string }[] = await this.deps.db
+      .selectFrom('control.timers')
+      .select('timer_id')
+      .where(sql<boolean>`timer_id = any(${ids}::text[])`)
+      .where('status', '=', 'scheduled')
       .execute()
-    // Fewer than asked: every scheduled due timer is here, so one fired here that is not has been projected.
-    if (rows.length < limit) {
-      const listed = new Set(rows.map((r) => r.timer_id))
-      for (const id of fired.keys()) if (!listed.has(id)) fired.delete(id)
-    }
-    return rows.filter((r) => !fired.has(r.timer_id) && !this.taken.has(r.timer_id)).slice(0, this.batchSize)
+    const listed = new Set(still.map((r) => r.timer_id))
+    for (const id of ids) if (!listed.has(id)) fired.delete(id)
   }
 
   private async nextDue(now: Date): Promise<number | null> {
@@ -393,5 +408,38 @@ export class TimerRunner {
       // Anything else (the store unreachable): left scheduled, tried again at the next look.
       log.error({ err, timerId: row.timer_id }, 'timers: firing failed; trying again')
     }
+  }
+}
+
+// --- in the processors role
+
+/** The lease the runner fires under, in control.processor_leases. */
+export const TIMER_RUNNER_LEASE = 'timers:runner'
+
+/**
+ * Durable timers as the processors role runs them: a runner firing under the lease TIMER_RUNNER_LEASE (held by
+ * `holder`, the runtime's), the scheduler to give the runtime as its `timers` (it wakes this runner), and the
+ * processor delivering fired timers to their handlers, to run with the others.
+ */
+export async function startTimers(
+  deps: PipelineDeps & {
+    readonly db: AnyDb
+    readonly pool?: PgPool
+    readonly logger: Logger
+    readonly holder: string
+    readonly leaseTtlMs?: number
+  },
+  options: TimerRunnerOptions & { readonly handlers?: TimerHandlers } = {},
+): Promise<{ scheduler: TimerScheduler; processor: Processor<FiredTimer>; runner: TimerRunner; stop(): Promise<void> }> {
+  const pollMs = options.pollMs ?? 1_000
+  // Renewed at every look (at most pollMs apart), so a few looks may fail before it lapses.
+  const leaseTtlMs = deps.leaseTtlMs ?? Math.max(10_000, pollMs * 5)
+  const runner = new TimerRunner({ ...deps, lease: namedLease(deps.db, TIMER_RUNNER_LEASE, deps.holder, leaseTtlMs) }, options)
+  await runner.start()
+  return {
+    scheduler: timerScheduler({ ...deps, runner }),
+    processor: firedTimersProcessor(options.handlers),
+    runner,
+    stop: () => runner.stop(),
   }
 }

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RecordedEvent } from '../../adapters/event-store.ts'
+import { acquireLease } from '../../adapters/leases.ts'
 import { createLogger } from '../../adapters/logger.ts'
 import { type AnyDb, createKysely, createPool, type PgPool } from '../../adapters/postgres.ts'
 import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
@@ -11,6 +12,8 @@ import { upcasters } from '../../domain/upcasting.ts'
 import type { ProcessorContext } from '../../processors/processor.ts'
 import {
   firedTimersProcessor,
+  startTimers,
+  TIMER_RUNNER_LEASE,
   type TimerHandler,
   TimerHandlers,
   TimerRunner,
@@ -164,6 +167,29 @@ describe('durable timers', () => {
     await runner()
     const timerId = await schedule(new Date(Date.now() - 3_600_000))
     expect(await firedOnce(timerId)).toHaveLength(1)
+  })
+})
+
+describe('the runner lease', () => {
+  it('a runner fires nothing while another process holds the lease, and takes over when it lapses', async () => {
+    for (const r of runners.splice(0)) await r.stop()
+    const ghost = await acquireLease(db, { name: TIMER_RUNNER_LEASE, partition: '*' }, 'ghost', 1_500)
+    expect(ghost).not.toBeNull()
+    const { rows } = await pool.query<{ expires_at: Date }>(
+      `select expires_at from control.processor_leases where name = $1 and partition = '*'`,
+      [TIMER_RUNNER_LEASE],
+    )
+    const lapsesAt = rows[0]!.expires_at.getTime()
+    const timers = await startTimers({ ...deps, db, pool, logger, holder: 'runner-1' }, { pollMs: 200 })
+    runners.push(timers.runner)
+    const timerId = await schedule(new Date(Date.now() - 1_000))
+    const [fired] = await firedOnce(timerId)
+    expect(Date.parse(fired!.metadata.occurredAt)).toBeGreaterThanOrEqual(lapsesAt)
+    const holders = await pool.query<{ holder: string }>(
+      'select holder from control.processor_leases where name = $1 and expires_at > clock_timestamp()',
+      [TIMER_RUNNER_LEASE],
+    )
+    expect(holders.rows.map((r) => r.holder)).toEqual(['runner-1'])
   })
 })
 
