@@ -21,6 +21,7 @@ import {
   timerScheduler,
 } from '../../processors/timers.ts'
 import { ProjectionEngine } from '../../projections/engine.ts'
+import { verify } from '../../projections/rebuild.ts'
 import { timersProjector } from '../../projections/timers.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
 
@@ -259,6 +260,25 @@ describe('delivering fired timers', () => {
     const orphan = await schedule(new Date(), 'test.nobody')
     const [unhandled] = await firedOnce(orphan)
     await expect(processor.handle(unhandled as never, processorCtx())).rejects.toThrow(/no timer handler for test.nobody/)
+  })
+})
+
+describe('the read model', () => {
+  it('rebuilt from the events, control.timers equals the live table (what rebuild --verify checks)', async () => {
+    const last = await scheduleTimer(deps, ctx(), {
+      timerId: uuid(),
+      dueAt: new Date(Date.now() + 3_600_000),
+      command: { type: 'test.ping', data: {} },
+    })
+    await waitFor('the projector caught up', async () => engine.reached(['timers'], last.position!))
+    const owner = createPool(database.url, { max: 4 })
+    try {
+      const result = await verify({ store, db: createKysely(owner), pool: owner }, timersProjector)
+      expect(result.rows.timers).toBeGreaterThan(10)
+      expect(result.differences).toEqual([])
+    } finally {
+      await owner.end()
+    }
   })
 })
 
