@@ -10,6 +10,7 @@ import { authCommands } from '../commands/auth.ts'
 import { controlCommands } from '../commands/control.ts'
 import { messagesCommands } from '../commands/messages.ts'
 import { onboardingCommands } from '../commands/onboarding.ts'
+import { processorCommands } from '../commands/processors.ts'
 import { projectionCommands } from '../commands/projections.ts'
 import { roomsCommands } from '../commands/rooms.ts'
 import { spacesCommands } from '../commands/spaces.ts'
@@ -23,14 +24,17 @@ import { HttpProblem, renderProblem } from '../http/problem.ts'
 import { rateLimit } from '../http/rate-limit.ts'
 import { authenticateTenant, claimTenant } from '../http/tenant-auth.ts'
 import { refuseNul } from '../http/text-input.ts'
+import { processorParking } from '../processors/parking.ts'
 import { ConsistencyTimeoutError, TooManyWaitsError, UnknownPositionError } from '../projections/consistency.ts'
 import { projectorParking } from '../projections/parking.ts'
 import { authQueries } from '../read-api/auth.ts'
 import { controlQueries } from '../read-api/control.ts'
+import { devMailRoutes } from '../read-api/dev-mail.ts'
 import { internalQueries } from '../read-api/internal.ts'
 import { messagesQueries } from '../read-api/messages.ts'
 import { createMetrics } from '../read-api/metrics.ts'
 import { orgsQueries } from '../read-api/orgs.ts'
+import { processorMetrics, processorQueries } from '../read-api/processors.ts'
 import { projectionQueries } from '../read-api/projections.ts'
 import { roomsQueries } from '../read-api/rooms.ts'
 import { spacesQueries } from '../read-api/spaces.ts'
@@ -67,6 +71,10 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
     pools: services.pools,
     projected: services.engine ? () => services.engine!.statuses() : undefined,
   })
+  processorMetrics(metrics.registry, services, {
+    processors: services.processors,
+    ...(services.processorRuntime ? { statuses: () => services.processorRuntime!.statuses() } : {}),
+  })
   app.use(metrics.middleware)
   app.use(async (c, next) => {
     const incoming = c.req.header('x-correlation-id')
@@ -102,6 +110,8 @@ export function createApp(services: Services): OpenAPIHono<AppEnv> {
   const serves = (role: Role) => config.ROLES.includes(role)
   // The local OpenID Provider (only when OIDC_ISSUER is unset): it answers on the raw node response.
   if (serves('api') && services.identity.devIdp) app.route(DEV_IDP_MOUNT_PATH, devIdpRoutes(services.identity.devIdp))
+  // Every mail the product sent, where only its developer can reach it (the dev IdP's rule) and no SMTP_URL is set.
+  if (serves('api') && config.DEV_IDP && services.devMailbox) app.route('/', devMailRoutes({ devMailbox: services.devMailbox }))
   app.use(
     bodyLimit({
       maxSize: config.MAX_BODY_BYTES,
@@ -197,6 +207,20 @@ function apiRoutes(app: OpenAPIHono<AppEnv>, services: Services): void {
   for (const module of tenantModules) app.route('/', module(services))
   app.route('/', projectionQueries(services, services.projectors))
   app.route('/', projectionCommands(services, projectorParking(services, services.projectors)))
+  app.route('/', processorQueries(services, services.processors))
+  app.route(
+    '/',
+    processorCommands(
+      services,
+      processorParking({
+        store: services.store,
+        controlDb: services.controlDb,
+        logger: services.logger,
+        processors: services.processors,
+        timers: services.processorTimers,
+      }),
+    ),
+  )
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'operator', { type: 'http', scheme: 'bearer' })
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {

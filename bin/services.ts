@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { Config } from '../adapters/config.ts'
 import { PostgresDataKeys } from '../adapters/data-keys.ts'
+import { type DevMailbox, mailerFor } from '../adapters/dev-mailbox.ts'
 import type { EventStore } from '../adapters/event-store.ts'
 import { createEventStore } from '../adapters/event-store-factory.ts'
 import { type Identity, startIdentity } from '../adapters/identity.ts'
@@ -21,6 +22,8 @@ import type { AppDeps } from '../http/context.ts'
 import { startIdempotencySweep } from '../http/idempotency.ts'
 import { PrincipalCache } from '../http/principal-cache.ts'
 import { logicalDatabases } from '../migrations/index.ts'
+import type { Processor, ProcessorTimers } from '../processors/processor.ts'
+import type { ProcessorRuntime } from '../processors/runtime.ts'
 import { ConsistencyWaiter } from '../projections/consistency.ts'
 import type { Projector } from '../projections/engine.ts'
 import { loadCheckpoint, ProjectionEngine } from '../projections/engine.ts'
@@ -29,6 +32,7 @@ import { realtimeProjector } from '../projections/realtime.ts'
 import { RealtimeOutbox } from '../projections/realtime-outbox.ts'
 import { RealtimeGateway } from '../realtime/gateway.ts'
 import { assertAppLogins, connect, databaseUrls, openDatabases, prepareDatabases } from './databases.ts'
+import { type ProcessorDeps, processorDefinitions, remoteTimers, startProcessorRole } from './processors.ts'
 
 export type Services = AppDeps & {
   /** The API's pool of the tenant database. */
@@ -42,6 +46,13 @@ export type Services = AppDeps & {
   readonly rateLimiter: RateLimiter
   /** OIDC (or the dev IdP), the shared replay cache, agent token keys, the server's secret keys. */
   readonly identity: Identity
+  /** Every processor, defined (run only where ROLES has processors). */
+  readonly processors: readonly Processor[]
+  readonly processorRuntime: ProcessorRuntime | null
+  /** Timers for a processor's handler an operator retries here (whichever process runs the timer runner fires them). */
+  readonly processorTimers: ProcessorTimers
+  /** Where mail goes without SMTP_URL: listed at /dev-mail. */
+  readonly devMailbox: DevMailbox | null
   ready(): Promise<Record<string, 'ok' | string>>
   close(): Promise<void>
 }
@@ -66,6 +77,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     events: connect(databases, { max: config.DATABASE_POOL_SIZE, applicationName: 'workspace-events' }),
     projector: connect(databases, { max: 4, applicationName: 'workspace-projector' }),
     realtime: connect(databases, { max: 8, applicationName: 'workspace-realtime' }),
+    processors: connect(databases, { max: 4, applicationName: 'workspace-processors' }),
   }
   const closeConnections = async () => {
     for (const c of Object.values(connections)) await c.close()
@@ -123,10 +135,24 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
         projectors,
       )
     : null
-  if (config.ROLES.includes('processors')) {
-    // Accepted so that deployments can name it now; it must not look like it runs something.
-    logger.info({ role: 'processors' }, 'ROLES includes processors, but no processor exists yet: this role does nothing')
+  // Mail goes out by SMTP when SMTP_URL is set, else into the dev mailbox (/dev-mail, where the dev IdP is allowed).
+  const { mailer, devMailbox } = mailerFor(config, controlDb)
+  const processorDeps: ProcessorDeps = {
+    config,
+    logger,
+    store,
+    upcasters: eventUpcasters,
+    db: connections.processors.dbOf('tenant'),
+    controlDb: connections.processors.dbOf('control'),
+    controlPool: connections.processors.poolOf('control'),
+    mailer,
+    userStreams,
+    publicUrl: identity.publicUrl,
+    inviteTokenKey: identity.keys.inviteTokenKey,
   }
+  // Defined in every process: the API retries an operator's parked event through its processor.
+  const processorsDefined = processorDefinitions(processorDeps)
+  const processorRole = config.ROLES.includes('processors') ? await startProcessorRole(processorDeps, processorsDefined) : null
   engine?.start()
   const stopIdempotencySweep = config.ROLES.includes('api') ? startIdempotencySweep(controlDb, logger) : null
   // Deliveries a previous process recorded and did not get to append; each fan-out batch then kicks it again.
@@ -149,6 +175,10 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     controlDb,
     principals,
     streamCache: new StreamCache(),
+    processors: processorsDefined.processors,
+    processorRuntime: processorRole?.runtime ?? null,
+    processorTimers: remoteTimers({ store, upcasters: eventUpcasters }),
+    devMailbox,
     pool,
     pools: {
       api: pool,
@@ -187,12 +217,15 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
       return checks
     },
     async close() {
+      // Processors first: they drain their effects while the store and pools still answer.
+      await processorRole?.stop()
       await gateway.close()
       await principals.close()
       await engine?.stop()
       await outbox.close()
       await userStreams.close()
       await rateLimiter.close()
+      await mailer.close()
       redis?.disconnect()
       await stopIdempotencySweep?.()
       await store.close()

@@ -105,7 +105,18 @@ it('a process without the api role serves no /api, /auth, /orgs or /control rout
   expect((await call(rest!.url, 'GET', '/healthz')).status).toBe(200)
 })
 
-it('the processors role says at start that there are no processors yet', () => {
+it('the processors role runs the processors there, and only there: the child holds their leases, the api process none', async () => {
   expect(rest!.output()).toMatch(/"roles":\["projector","realtime","processors"\]/)
-  expect(rest!.output()).toMatch(/ROLES includes processors, but no processor exists yet/)
+  const holders = async () =>
+    (
+      await api.services.pool.query<{ holder: string }>(
+        `select distinct split_part(holder, ':', 2) as holder from control.processor_leases
+          where holder is not null and expires_at > now() and name not like '~%'`,
+      )
+    ).rows.map((r) => r.holder)
+  const deadline = Date.now() + 20_000
+  while (Date.now() < deadline && !(await holders()).includes(String(rest!.proc.pid))) {
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  expect(await holders()).toEqual([String(rest!.proc.pid)])
 })

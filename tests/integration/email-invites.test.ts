@@ -34,7 +34,11 @@ let owner: Awaited<ReturnType<typeof signUp>>
 
 beforeAll(async () => {
   smtp = await startSmtpServer()
-  server = await startTestServer({ SMTP_URL: smtp.url, AUTH_SECRET_KEY: 'ab'.repeat(32) }, { logTo: capture })
+  // Without the processors role: the reactor is driven by hand here (and by a runtime of the test's own, last).
+  server = await startTestServer(
+    { SMTP_URL: smtp.url, AUTH_SECRET_KEY: 'ab'.repeat(32), ROLES: 'api,projector,realtime' },
+    { logTo: capture },
+  )
   mailer = new SmtpMailer({ url: smtp.url, from: 'Workspace <no-reply@workspace.test>' })
   owner = await signUp(server, { email: 'olga@acme.test', orgName: 'Acme & <Sons>', username: 'olga' })
 })

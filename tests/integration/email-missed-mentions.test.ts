@@ -26,7 +26,8 @@ let scheduled: { at: Date; command: TimerCommand; purpose: string }[] = []
 
 beforeAll(async () => {
   smtp = await startSmtpServer()
-  server = await startTestServer({ SMTP_URL: smtp.url })
+  // Without the processors role: the reactor is driven by hand here.
+  server = await startTestServer({ SMTP_URL: smtp.url, ROLES: 'api,projector,realtime' })
   mailer = new SmtpMailer({ url: smtp.url, from: 'no-reply@workspace.test' })
   olga = await signUp(server, { email: 'olga@acme.test', orgName: 'Acme', username: 'olga' })
   bob = await join(server, olga.token, { email: 'bob@acme.test', role: 'member', username: 'bob' })
