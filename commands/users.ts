@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { streamName } from '../adapters/event-store.ts'
 import type { IdentityDeps } from '../adapters/identity.ts'
 import { orgStream } from '../adapters/streams.ts'
-import type { Decider, DomainEvent } from '../domain/decider.ts'
+import { notificationSettings } from '../domain/notifications.ts'
 import { org } from '../domain/orgs.ts'
 import type { AppDeps } from '../http/context.ts'
 import { actorOf, principalOf, requireRole } from '../http/principal.ts'
@@ -14,20 +14,7 @@ import { createInvite, revokeInvite } from './invites.ts'
 import { activateUser } from './orgs.ts'
 import { handleCommand, loadState, type PipelineDeps } from './pipeline.ts'
 
-// --- A user's notification settings (`notification_settings-<userId>`): today, whether they get missed-mention
-// emails (on unless turned off). Its own stream, so changing it never contends with the org's.
-// (A decider, whose place is domain/notifications.ts: kept here while this change may touch only this file.)
-
-export type NotificationSettingsEvent = DomainEvent<'user.notifications_changed', { userId: string; email: boolean; at: string }>
-export type NotificationSettings = { readonly email: boolean }
-export type NotificationSettingsCommand = { type: 'change'; userId: string; email: boolean; at: string }
-
-export const notificationSettings: Decider<NotificationSettingsCommand, NotificationSettingsEvent, NotificationSettings> = {
-  initialState: { email: true },
-  decide: (c, s) =>
-    s.email === c.email ? [] : [{ type: 'user.notifications_changed', data: { userId: c.userId, email: c.email, at: c.at } }],
-  evolve: (_s, e) => ({ email: e.data.email }),
-}
+// --- A user's notification settings (domain/notifications.ts), on a stream of their own.
 
 export const notificationSettingsStream = (userId: string) => streamName('notification_settings', userId)
 
