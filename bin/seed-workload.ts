@@ -11,6 +11,7 @@ import { activateUser, createOrg, joinOrg, reactivateOrg, suspendOrg } from '../
 import { type CommandContext, handleCommand, type PipelineDeps } from '../commands/pipeline.ts'
 import { dmRoomId, roomStream } from '../commands/rooms.ts'
 import { spaceStream } from '../commands/spaces.ts'
+import { cancelTimer, fireTimer, scheduleTimer } from '../commands/timers.ts'
 import { type Decider, type DomainEvent, foldRecorded } from '../domain/decider.ts'
 import { erasure } from '../domain/erasure.ts'
 import { type Mention, type MessageState, message, readMark } from '../domain/messages.ts'
@@ -547,6 +548,18 @@ export async function seedWorkload(deps: PipelineDeps & { readonly db: AnyDb }, 
     const o = orgs[orgs.length - 1]!
     count((await suspendOrg(deps, context(null, system), { orgId: o.orgId, reason: 'unpaid invoice' })).events)
     count((await reactivateOrg(deps, context(null, system), { orgId: o.orgId })).events)
+  }
+  // Durable timers in each org: one left scheduled, one cancelled, one fired when due (what control.timers reads).
+  for (const o of orgs) {
+    const reminder = (n: number) => ({ type: 'seed.reminder', data: { orgId: o.orgId, n } })
+    const due = context(o.orgId, system)
+    const later = new Date(due.now().getTime() + 86_400_000)
+    const [waiting, cancelled, fired] = [uuid(), uuid(), uuid()]
+    count((await scheduleTimer(deps, due, { timerId: waiting, dueAt: later, command: reminder(1) })).events)
+    count((await scheduleTimer(deps, due, { timerId: cancelled, dueAt: later, command: reminder(2) })).events)
+    count((await cancelTimer(deps, context(o.orgId, system), cancelled)).events)
+    count((await scheduleTimer(deps, due, { timerId: fired, dueAt: due.now(), command: reminder(3) })).events)
+    count((await fireTimer(deps, context(o.orgId, system), fired)).events)
   }
   for (const o of orgs) {
     const leaver = o.users.find((u) => u.role === 'member')

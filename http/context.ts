@@ -13,6 +13,8 @@ import type { CachedAuthentication, PrincipalCache } from './principal-cache.ts'
  */
 export type ConsistencyWaiter = {
   waitFor(projectors: readonly string[], publicPosition: bigint, caller?: string): Promise<void>
+  /** Whether the named projectors have passed a public position now (false for a position no event holds). */
+  hasReached(projectors: readonly string[], publicPosition: bigint): Promise<boolean>
 }
 
 /** What every route module is given: ports, never concrete adapters. */

@@ -148,13 +148,9 @@ export const authenticateTenant =
     const claimed = c.get('claimed') ?? (await claimOf(c, deps))
     // consistentAfter (or Consistent-After) also holds for who the caller is: their role, the org's status.
     await consistent(c, deps, ['users', 'orgs'])
-    // A change this process heard of is in the read models before they answer (and before that answer is kept).
+    // A change this process heard of may not be in the read models yet: what they answer is then not kept.
     const change = deps.principals.changeFor(claimed)
-    if (change !== null) {
-      await deps.waiter.waitFor(['users', 'orgs'], change).catch(() => {
-        generation = -1
-      })
-    }
+    if (change !== null && !(await deps.waiter.hasReached(['users', 'orgs'], change))) generation = -1
     const who = { tenantId: claimed.tenantId, userId: claimed.userId }
     // The user from the tenant database, the org's status from the control database: two databases, asked at once.
     const load = async () => {

@@ -63,6 +63,12 @@ export class ConsistencyWaiter {
     }
   }
 
+  async hasReached(names: readonly string[], publicPosition: bigint): Promise<boolean> {
+    if (publicPosition === 0n) return true
+    const target = await this.deps.store.resolvePosition(publicPosition)
+    return target !== null && (await this.reached(names, target))
+  }
+
   private enter(caller: string | undefined): () => void {
     if (caller === undefined) return () => {}
     const held = this.waiting.get(caller) ?? 0
