@@ -71,10 +71,14 @@ it('a session ended on one process is refused by another that had it cached', as
   const owner = await signUp(a, { email: 'owner@cache.example', orgName: 'Cache Co', username: 'owner' })
   const bob = await join(a, owner.token, { email: 'bob@cache.example', role: 'member', username: 'bob' })
   expect((await onB('GET', `/api/me?consistentAfter=${bob.position}`, bob.token)).status).toBe(200)
-  // Answered from b's cache now: its read models are not asked again.
+  // Soon answered from b's cache: bob joined a moment ago, and an answer b computed while it was still hearing of
+  // that (or before its read models had it) is not kept, so it may take another request or two.
   const hits = await hitsOnB()
-  expect((await onB('GET', '/api/me', bob.token)).status).toBe(200)
-  expect(await hitsOnB()).toBe(hits + 1)
+  for (let i = 0; i < 40 && (await hitsOnB()) === hits; i++) {
+    expect((await onB('GET', '/api/me', bob.token)).status).toBe(200)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  expect(await hitsOnB()).toBeGreaterThan(hits)
 
   const out = await a.request('POST', '/auth/logout', { token: bob.token })
   expect(out.status).toBe(200)
