@@ -2,6 +2,7 @@ import { sql } from 'kysely'
 import { v7 as uuid } from 'uuid'
 import { checkMail, type Mail, type Mailer, mailFrom, SmtpMailer } from './mailer.ts'
 import type { AnyDb } from './postgres.ts'
+import { withSentLedger } from './sent-mail.ts'
 
 /** A mail as the dev mailbox keeps it. */
 export type StoredMail = {
@@ -87,7 +88,9 @@ export function mailerFor(
   controlDb: AnyDb,
 ): { mailer: Mailer; devMailbox: DevMailbox | null } {
   const from = mailFrom(config)
-  if (config.SMTP_URL) return { mailer: new SmtpMailer({ url: config.SMTP_URL, from }), devMailbox: null }
+  // The dev mailbox keeps one row per Message-ID by itself; SMTP needs the ledger of what it sent.
+  if (config.SMTP_URL)
+    return { mailer: withSentLedger(new SmtpMailer({ url: config.SMTP_URL, from }), controlDb), devMailbox: null }
   const devMailbox = new DevMailbox(controlDb, { from })
   return { mailer: devMailbox, devMailbox }
 }

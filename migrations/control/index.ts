@@ -9,6 +9,7 @@ import * as m009 from './009_parking_by_app.ts'
 import * as m010 from './010_processors.ts'
 import * as m011 from './011_timers.ts'
 import * as m012 from './012_dev_mailbox.ts'
+import * as m013 from './013_sent_mail.ts'
 
 export const schema = 'control'
 export const migrations = {
@@ -23,4 +24,5 @@ export const migrations = {
   '010_processors': m010,
   '011_timers': m011,
   '012_dev_mailbox': m012,
+  '013_sent_mail': m013,
 }

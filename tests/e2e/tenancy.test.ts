@@ -180,6 +180,7 @@ describe('row-level security in the catalog', () => {
       'control.parked_events': { app: 'siud', reader: '', projector: 'siud' },
       'control.data_keys': { app: 'siu', reader: '', projector: '' },
       'control.dev_mail': { app: 'si', reader: '', projector: '' },
+      'control.sent_mail': { app: 'si', reader: '', projector: '' },
       // Durable timers, written by their projector; the timer runner (the app's login) polls them for due ones.
       'control.timers': { app: 's', reader: '', projector: 'siud' },
       'control.projection_checkpoints': { app: 'si', reader: 's', projector: 'siud' },
