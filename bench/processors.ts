@@ -7,7 +7,7 @@
 // processor (startProcessors: lease held, effects then the fenced checkpoint per batch), not partitioned and
 // partitioned by tenant (8 partitions, 4 at a time: each partition reads every event and keeps its tenants').
 // Each catches up from the start of the history to its head. The timer fire delay is bench:timers' (the timers'
-// part of issue 13): its figures go beside these under `timers` when it exports `timerFireDelay()` (the hook).
+// part of issue 13): its figures go beside these under `timers` (bench/timers.ts's timerFireDelay; BENCH_TIMERS=0 skips).
 // The last line is JSON.
 import { v7 as uuid } from 'uuid'
 import { comparePositions, type NewEvent, type Position } from '../adapters/event-store.ts'
@@ -20,6 +20,7 @@ import type { Processor } from '../processors/processor.ts'
 import { startProcessors } from '../processors/runtime.ts'
 import { ProjectionEngine, type Projector } from '../projections/engine.ts'
 import { freshDatabase, log, main, onCleanup, round, sleep } from './harness.ts'
+import { timerFireDelay } from './timers.ts'
 
 const N = Number(process.env.BENCH_EVENTS ?? 100_000)
 const TENANTS = Array.from({ length: 10 }, () => uuid())
@@ -115,12 +116,8 @@ await main(async () => {
     runtimeUntilHead(noopProcessor('bench_noop_tenants', 'tenant')),
   )
 
-  // The hook for the timers' figures (bench/timers.ts runs its own measurement when it exports one).
-  const hook = './timers-figures.ts'
-  const timersModule = (await import(hook).catch(() => null)) as {
-    timerFireDelay?: () => Promise<Record<string, unknown>>
-  } | null
-  const timers = timersModule?.timerFireDelay ? await timersModule.timerFireDelay() : null
+  // The timer fire delay at 1,000 timers/s beside the polling baseline (bench/timers.ts; BENCH_TIMERS=0 skips it).
+  const timers = process.env.BENCH_TIMERS === '0' ? null : await timerFireDelay()
 
   return {
     bench: 'processors',
