@@ -8,6 +8,7 @@ import { applyBatch, type Projector } from '../../projections/engine.ts'
 import { messagesProjector } from '../../projections/messages.ts'
 import { dropShadow, prepareShadow } from '../../projections/rebuild.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
+import { type HistoryStep, messageHistory } from '../support/message-history.ts'
 import { messagesPerEvent } from '../support/messages-per-event.ts'
 
 /*
@@ -33,101 +34,8 @@ afterAll(async () => {
 const tenants = [uuid(), uuid()]
 const rooms = [uuid(), uuid(), uuid()]
 const users = [uuid(), uuid(), uuid()]
-const at = (n: number) => new Date(Date.UTC(2025, 0, 1) + n * 1000).toISOString()
 
-type Step = { kind: number; a: number; b: number; c: number; flag: boolean; tenant: number }
-
-/** Turns random numbers into a message history that keeps referring to earlier messages (and some unknown ones). */
-function history(steps: readonly Step[]): RecordedEvent[] {
-  const ids: string[][] = tenants.map(() => [])
-  const unknown = uuid()
-  const events: RecordedEvent[] = []
-  steps.forEach((s, n) => {
-    const mine = ids[s.tenant]!
-    const some = (k: number) => (mine.length === 0 || k % 7 === 6 ? unknown : mine[k % mine.length]!)
-    const room = rooms[s.a % rooms.length]!
-    const user = users[s.b % users.length]!
-    let type: string
-    let data: Record<string, unknown>
-    switch (s.kind) {
-      case 0:
-      case 1:
-      case 2: {
-        // A duplicate create now and then: the read model keeps the first.
-        const id = s.c % 6 === 5 && mine.length ? some(s.c) : uuid()
-        if (id !== unknown) mine.push(id)
-        type = 'message.created'
-        data = {
-          messageId: id,
-          roomId: room,
-          authorId: user,
-          authorType: 'user',
-          text: `m${n}`,
-          threadRootId: s.flag ? some(s.b) : null,
-          mentions: s.c % 3 ? [] : [{ userId: user, username: 'u' }],
-          at: at(n),
-        }
-        break
-      }
-      case 3:
-        type = 'message.updated'
-        data = { messageId: some(s.c), roomId: room, text: `e${n}`, previousText: `p${n}`, mentions: [], at: at(n) }
-        break
-      case 4:
-        type = 'message.deleted'
-        data = { messageId: some(s.c), roomId: room, deletedBy: user, at: at(n) }
-        break
-      case 5:
-        type = 'message.range_deleted'
-        data = {
-          roomId: room,
-          fromMessageId: some(s.c),
-          toMessageId: some(s.c + 1),
-          messageIds: [some(s.c), some(s.c + 1), some(s.c + 2)],
-          deletedBy: user,
-          at: at(n),
-        }
-        break
-      case 6:
-      case 7:
-        type = 'message.reaction_changed'
-        data = {
-          messageId: some(s.c),
-          roomId: room,
-          userId: user,
-          emoji: s.a % 2 ? 'tada' : '👍',
-          reacted: s.flag || s.kind === 6,
-          at: at(n),
-        }
-        break
-      case 8:
-        type = 'room.read_marked'
-        data = { roomId: room, userId: user, messageId: some(s.c), at: at(n) }
-        break
-      default:
-        // Old history: drafts are no longer projected, and the events of before must pass through untouched.
-        type = 'draft.saved'
-        data = { roomId: room, userId: user, text: s.flag ? '' : `d${n}`, at: at(n) }
-    }
-    events.push({
-      id: uuid(),
-      type,
-      data,
-      streamName: `x-${n}`,
-      revision: 0n,
-      position: { transactionId: BigInt(1000 + n), sequence: BigInt(n + 1) },
-      metadata: {
-        tenantId: tenants[s.tenant]!,
-        actor: { type: 'user', id: user },
-        correlationId: uuid(),
-        causationId: null,
-        occurredAt: at(n),
-        schemaVersion: 1,
-      },
-    })
-  })
-  return events
-}
+const history = (steps: readonly HistoryStep[]) => messageHistory({ tenants, rooms, users }, steps)
 
 const TABLES = ['messages', 'message_edits', 'room_reads'] as const
 
