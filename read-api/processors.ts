@@ -1,12 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { listLeases } from '../adapters/leases.ts'
 import type { MetricsRegistry } from '../adapters/metrics.ts'
-import { countParked, listParked, type ParkedEvent } from '../adapters/parked-events.ts'
+import { countParked, listParked } from '../adapters/parked-events.ts'
 import { listProcessorCheckpoints } from '../adapters/processor-checkpoints.ts'
 import type { AppDeps } from '../http/context.ts'
 import { requireOperator } from '../http/operator.ts'
 import { router } from '../http/router.ts'
-import { json, Uuid } from '../http/schemas.ts'
+import { json } from '../http/schemas.ts'
+import { PARKED_SHOWN, ParkedEventView, parkedViews, SkippedEventView } from './parked-event-views.ts'
 
 /** A processor as the Control API names it (the read API knows processors by name, never their code). */
 export type ProcessorDescriptor = { readonly name: string; readonly version: number; readonly partitionBy: 'none' | 'tenant' }
@@ -24,22 +25,6 @@ export type ProcessorSources = {
   readonly statuses?: () => readonly ProcessorCounts[]
 }
 
-const PARKED_SHOWN = 100
-
-const ParkedEventView = z.object({
-  eventId: Uuid,
-  version: z.number().int(),
-  position: z.number().int(),
-  stream: z.string(),
-  type: z.string(),
-  error: z.string().openapi({ description: 'the last failure' }),
-  attempts: z.number().int().openapi({ description: 'failed attempts, the retries before parking included' }),
-  parkedAt: z.string(),
-  lastFailedAt: z.string(),
-})
-
-const SkippedEventView = ParkedEventView.extend({ skippedBy: z.string(), skippedAt: z.string(), reason: z.string().nullable() })
-
 const PartitionView = z.object({
   partition: z.string().openapi({ description: "'*' for a processor not partitioned, 'k/n' for a tenant partition" }),
   status: z.enum(['held', 'free']).openapi({ description: 'held: a live lease; free: nobody handles it now' }),
@@ -49,18 +34,6 @@ const PartitionView = z.object({
   /** Events appended after the checkpoint (by global position; concurrent commits make it approximate). */
   lag: z.number().int(),
   updatedAt: z.string().nullable(),
-})
-
-const view = (e: ParkedEvent) => ({
-  eventId: e.eventId,
-  version: e.consumer.version,
-  position: Number(e.position.sequence),
-  stream: e.stream,
-  type: e.type,
-  error: e.error,
-  attempts: e.attempts,
-  parkedAt: e.parkedAt.toISOString(),
-  lastFailedAt: e.lastFailedAt.toISOString(),
 })
 
 /** Each processor's partitions (lease holder, checkpoint, lag) and parked events, as the databases see them. */
@@ -102,10 +75,7 @@ export async function processorOverview(deps: Pick<AppDeps, 'store' | 'controlDb
         }
       }),
       parkedCount: counts.find((c) => c.name === p.name && c.version === p.version)?.parked ?? 0,
-      parked: mine.filter((e) => e.status === 'parked').map(view),
-      skipped: mine
-        .filter((e) => e.status === 'skipped')
-        .map((e) => ({ ...view(e), skippedBy: e.resolvedBy!, skippedAt: e.resolvedAt!.toISOString(), reason: e.note })),
+      ...parkedViews(mine),
     }
   })
 }

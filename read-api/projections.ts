@@ -1,11 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { sql } from 'kysely'
-import { countParked, listParked, type ParkedEvent } from '../adapters/parked-events.ts'
+import { countParked, listParked } from '../adapters/parked-events.ts'
 import type { AppDeps } from '../http/context.ts'
 import { requireOperator } from '../http/operator.ts'
 import { router } from '../http/router.ts'
-import { json, Uuid } from '../http/schemas.ts'
+import { json } from '../http/schemas.ts'
 import { databaseOf, type Projector } from '../projections/engine.ts'
+import { PARKED_SHOWN, ParkedEventView, parkedViews, SkippedEventView } from './parked-event-views.ts'
 
 export type ProjectionLag = {
   name: string
@@ -51,38 +52,6 @@ export async function parkedCounts(
   return [...counts.values()]
 }
 
-const PARKED_SHOWN = 100
-
-const ParkedEventView = z.object({
-  eventId: Uuid,
-  version: z.number().int(),
-  position: z.number().int(),
-  stream: z.string(),
-  type: z.string(),
-  error: z.string().openapi({ description: 'the last failure' }),
-  attempts: z.number().int().openapi({ description: 'failed applications, the retries before parking included' }),
-  parkedAt: z.string(),
-  lastFailedAt: z.string(),
-})
-
-const SkippedEventView = ParkedEventView.extend({
-  skippedBy: z.string(),
-  skippedAt: z.string(),
-  reason: z.string().nullable(),
-})
-
-const view = (e: ParkedEvent) => ({
-  eventId: e.eventId,
-  version: e.consumer.version,
-  position: Number(e.position.sequence),
-  stream: e.stream,
-  type: e.type,
-  error: e.error,
-  attempts: e.attempts,
-  parkedAt: e.parkedAt.toISOString(),
-  lastFailedAt: e.lastFailedAt.toISOString(),
-})
-
 /** Each projector's lag, with the events it parked (oldest first, at most PARKED_SHOWN of each status). */
 async function projectionsWithParked(deps: AppDeps, projectors: readonly Projector[]) {
   const [lag, parked, counts] = await Promise.all([
@@ -95,10 +64,7 @@ async function projectionsWithParked(deps: AppDeps, projectors: readonly Project
     return {
       ...p,
       parkedCount: counts.filter((c) => c.name === p.name).reduce((n, c) => n + c.parked, 0),
-      parked: mine.filter((e) => e.status === 'parked').map(view),
-      skipped: mine
-        .filter((e) => e.status === 'skipped')
-        .map((e) => ({ ...view(e), skippedBy: e.resolvedBy!, skippedAt: e.resolvedAt!.toISOString(), reason: e.note })),
+      ...parkedViews(mine),
     }
   })
 }
