@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sql, type Transaction } from 'kysely'
+import { retryDelayMs } from '../adapters/backoff.ts'
 import {
   comparePositions,
   type EventStore,
@@ -267,12 +268,6 @@ class BatchFailedError extends Error {
     super('the projector failed on a batch', { cause })
     this.from = from
   }
-}
-
-/** Exponential backoff with jitter: the n-th failure in a row waits between half and all of base·2^(n−1), capped. */
-export const retryDelayMs = (failures: number, baseMs: number, capMs: number, random: () => number = Math.random): number => {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, failures - 1))
-  return ceiling / 2 + (random() * ceiling) / 2
 }
 
 export type EngineOptions = {

@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sql } from 'kysely'
+import { retryDelayMs } from '../adapters/backoff.ts'
 import { comparePositions, formatPosition, type Position, publicPosition } from '../adapters/event-store.ts'
 import type { Logger } from '../adapters/logger.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
 import { compareEntryIds, STREAM_START_ID, type UserStreamEntry, type UserStreams } from '../adapters/user-streams.ts'
-import { type ProjectionTransaction, retryDelayMs } from './engine.ts'
+import type { ProjectionTransaction } from './engine.ts'
 import { erasedBy, forgetInStream } from './realtime-erasure.ts'
 
 /** One event the fan-out delivers, and to whom (as of the event's position). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
+import { retryDelayMs } from '../../adapters/backoff.ts'
 import { DataKeyUnwrapError } from '../../adapters/data-keys.ts'
 import { isTransient } from '../../adapters/transient.ts'
-import { retryDelayMs } from '../../projections/engine.ts'
 
 describe('retryDelayMs', () => {
   it('doubles with each failure in a row, between half and all of the step, up to the cap', () => {
