@@ -9,7 +9,7 @@ import { cancelTimer, fireScheduledTimer, scheduleTimer } from '../commands/time
 import { DomainError } from '../domain/decider.ts'
 import { TIMERS_CHANNEL, type TimerEvent } from '../domain/timers.ts'
 import { namedLease } from './leases.ts'
-import type { Processor, ProcessorContext, RecordedOf, TimerCommand } from './processor.ts'
+import type { Processor, ProcessorContext, ProcessorTimers, RecordedOf, TimerCommand } from './processor.ts'
 
 /*
  * Durable timers, the processors' side:
@@ -70,17 +70,8 @@ export const firedTimersProcessor = (handlers: TimerHandlers = timerHandlers): P
 
 // --- scheduling, for the processors' context
 
-/** What the runtime asks of timers (structurally processors/processor.ts's ProcessorTimers). */
-export type TimerScheduler = {
-  schedule(request: {
-    readonly timerId: string
-    readonly at: Date
-    readonly command: TimerCommand
-    readonly processor: string
-    readonly event: RecordedEvent
-  }): Promise<{ timerId: string }>
-  cancel(timerId: string, from: { readonly processor: string; readonly event: RecordedEvent }): Promise<void>
-}
+/** What the runtime asks of timers: the processors' port, implemented here. */
+export type TimerScheduler = ProcessorTimers
 
 export type TimerSchedulerDeps = PipelineDeps & {
   readonly now?: () => Date
