@@ -18,6 +18,8 @@ export type MessageEvent =
         text: string
         threadRootId: string | null
         mentions: Mention[]
+        /** Set on a message of a task's conversation (posted in the task's room); absent on the room's own. */
+        taskId?: string
         at: string
       }
     >
@@ -39,6 +41,8 @@ export type MessageState =
       readonly authorId: string
       readonly text: string
       readonly threadRootId: string | null
+      /** The task whose conversation it belongs to; absent for the room's own timeline. */
+      readonly taskId?: string
       readonly deleted: boolean
       /** `${emoji} ${userId}` pairs: a reaction is a set per user and emoji. */
       readonly reactions: ReadonlySet<string>
@@ -47,6 +51,12 @@ export type MessageState =
 /** The room as the message decider needs it, folded by the caller from the room's stream. */
 type RoomView = { readonly room: RoomState }
 
+/**
+ * The task a message is posted to, as the caller folded it from the task's stream: whether it exists for this
+ * tenant and is not deleted, and the room it lives in (its conversation is part of that room).
+ */
+export type TaskView = { readonly taskId: string; readonly live: boolean; readonly roomId: string | null }
+
 export type MessageCommand =
   | (RoomView & {
       type: 'post'
@@ -54,6 +64,8 @@ export type MessageCommand =
       roomId: string
       text: string
       threadRoot: { messageId: string; state: MessageState } | null
+      /** Posted to a task's conversation rather than the room's timeline. */
+      task?: TaskView | null
       mentions: Mention[]
       actor: RoomActor & { type: AuthorType }
       at: string
@@ -110,6 +122,13 @@ function live(s: MessageState, c: RoomView & { messageId: string; actor: RoomAct
   return s
 }
 
+/** The task's id, when a message may be posted to its conversation in this room. */
+function taskOfRoom(task: TaskView, roomId: string): string {
+  if (!task.live) throw new DomainError('TASK_NOT_FOUND', 'no such task', 'not_found')
+  if (task.roomId !== roomId) throw new DomainError('TASK_NOT_IN_ROOM', 'a task converses in the room it lives in')
+  return task.taskId
+}
+
 export const message: Decider<MessageCommand, MessageEvent, MessageState> = {
   initialState: { exists: false },
   decide(c, s) {
@@ -117,11 +136,16 @@ export const message: Decider<MessageCommand, MessageEvent, MessageState> = {
       case 'post': {
         writable(c.room, c.actor)
         if (s.exists) throw new DomainError('MESSAGE_EXISTS', 'this message exists', 'conflict')
+        const taskId = c.task ? taskOfRoom(c.task, c.roomId) : null
         let threadRootId: string | null = null
         if (c.threadRoot) {
           const root = c.threadRoot.state
           if (!root.exists || root.deleted || root.roomId !== c.roomId) {
             throw new DomainError('THREAD_ROOT_INVALID', 'a reply goes to a live message of the same room')
+          }
+          // A thread stays in one conversation: the room's timeline, or one task's.
+          if ((root.taskId ?? null) !== taskId) {
+            throw new DomainError('THREAD_ROOT_INVALID', 'a reply goes to a message of the same conversation')
           }
           // Threads are one level deep: a reply to a reply joins its root's thread.
           threadRootId = root.threadRootId ?? c.threadRoot.messageId
@@ -137,6 +161,7 @@ export const message: Decider<MessageCommand, MessageEvent, MessageState> = {
               text: text(c.text),
               threadRootId,
               mentions: c.mentions,
+              ...(taskId ? { taskId } : {}),
               at: c.at,
             },
           },
@@ -200,6 +225,7 @@ export const message: Decider<MessageCommand, MessageEvent, MessageState> = {
         authorId: e.data.authorId,
         text: e.data.text,
         threadRootId: e.data.threadRootId,
+        taskId: e.data.taskId,
         deleted: false,
         reactions: new Set(),
       }

@@ -47,6 +47,7 @@ export const realtimePayloads: { readonly [T in Delivered['type']]?: RealtimePay
       authorType: 'authorType',
       text: 'text',
       threadRootId: 'threadRootId',
+      taskId: 'taskId',
       mentions,
     },
   },

@@ -24,6 +24,8 @@ export type MessageRow = {
   author_type: string
   text: string
   thread_root_id: string | null
+  /** The task whose conversation it is in; null for the room's own timeline. */
+  task_id: string | null
   reply_count: number
   mentions: Mention[]
   reactions: Reactions
@@ -178,6 +180,7 @@ export function foldMessages(f: MessagesFold, recorded: readonly RecordedEvent[]
             author_type: d.authorType,
             text: d.text,
             thread_root_id: d.threadRootId,
+            task_id: d.taskId ?? null,
             reply_count: 0,
             mentions: d.mentions,
             reactions: {},
@@ -271,7 +274,7 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
   const load = async (wanted: string[]) => {
     if (wanted.length === 0) return
     const { rows: found } = await sql<Omit<MessageRow, 'fresh' | 'dirty' | 'seq'> & { seq: string }>`
-      select id, room_id, seq::text as seq, author_id, author_type, text, thread_root_id, reply_count, mentions, reactions,
+      select id, room_id, seq::text as seq, author_id, author_type, text, thread_root_id, task_id, reply_count, mentions, reactions,
              created_at::text as created_at, edited_at::text as edited_at, deleted_at::text as deleted_at,
              position::text as position
         from messages where tenant_id = ${tenantId} and id = any(${wanted}::uuid[])`.execute(trx)
@@ -304,12 +307,12 @@ async function attempt(trx: ProjectionTransaction, recorded: readonly RecordedEv
   if (fresh.length) {
     const { rows: inserted } = await sql<{ n: number }>`
       with inserted as (
-      insert into messages (tenant_id, id, room_id, seq, author_id, author_type, text, thread_root_id, reply_count, mentions,
-                            reactions, created_at, edited_at, deleted_at, position)
-      select ${tenantId}, x.id, x.room_id, x.seq, x.author_id, x.author_type, x.text, x.thread_root_id, x.reply_count, x.mentions,
-             x.reactions, x.created_at, x.edited_at, x.deleted_at, x.position
+      insert into messages (tenant_id, id, room_id, seq, author_id, author_type, text, thread_root_id, task_id, reply_count,
+                            mentions, reactions, created_at, edited_at, deleted_at, position)
+      select ${tenantId}, x.id, x.room_id, x.seq, x.author_id, x.author_type, x.text, x.thread_root_id, x.task_id, x.reply_count,
+             x.mentions, x.reactions, x.created_at, x.edited_at, x.deleted_at, x.position
         from jsonb_to_recordset(${JSON.stringify(fresh.map(({ fresh: _, dirty: __, ...r }) => r))}::jsonb) as x(
-          id uuid, room_id uuid, seq bigint, author_id uuid, author_type text, text text, thread_root_id uuid, reply_count int,
+          id uuid, room_id uuid, seq bigint, author_id uuid, author_type text, text text, thread_root_id uuid, task_id uuid, reply_count int,
           mentions jsonb, reactions jsonb, created_at timestamptz, edited_at timestamptz, deleted_at timestamptz, position bigint)
       on conflict do nothing
       returning 1)

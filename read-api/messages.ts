@@ -20,6 +20,7 @@ const Message = z
     authorType: z.enum(['user', 'agent']),
     text: z.string(),
     threadRootId: Uuid.nullable(),
+    taskId: Uuid.nullable().openapi({ description: 'the task whose conversation it is in; null on the room’s timeline' }),
     replyCount: z.number().int(),
     mentions: z.array(z.object({ userId: Uuid, username: z.string() })),
     reactions: z.record(z.string(), z.array(Uuid)),
@@ -37,6 +38,7 @@ type MessageRow = {
   author_type: 'user' | 'agent'
   text: string
   thread_root_id: string | null
+  task_id: string | null
   reply_count: number
   mentions: { userId: string; username: string }[]
   reactions: Record<string, string[]>
@@ -53,6 +55,7 @@ const toMessage = (m: MessageRow) => ({
   authorType: m.author_type,
   text: m.text,
   threadRootId: m.thread_root_id,
+  taskId: m.task_id,
   replyCount: m.reply_count,
   mentions: m.mentions,
   reactions: m.reactions,
@@ -131,6 +134,7 @@ const messageColumns = [
   'm.author_type',
   'm.text',
   'm.thread_root_id',
+  'm.task_id',
   'm.reply_count',
   'm.mentions',
   'm.reactions',
@@ -142,22 +146,124 @@ const messageColumns = [
 const invalidCursor = (detail: string) => badRequest(detail, [{ path: 'cursor', message: 'invalid cursor' }])
 
 /**
- * A timeline cursor: the direction and the seq it continues from. Seqs count within one room and thread view,
- * so the cursor names that view and is refused elsewhere rather than applied to the wrong messages.
+ * One conversation of a room: its own timeline (or one thread of it), or a task's (or one thread of that). Seqs
+ * count within the room, so each view reads its own messages in the room's order.
  */
-function decodeTimelineCursor(
-  cursor: string,
-  roomId: string,
-  threadRootId: string | undefined,
-): { direction: 'before' | 'after'; seq: number } {
+type TimelineView = { readonly roomId: string; readonly threadRootId: string | undefined; readonly taskId: string | null }
+
+/** The view a cursor names: the thread, else the task (`task:<id>`), else '' for the room's timeline (as cursors always had). */
+const viewKey = (v: TimelineView): string => v.threadRootId ?? (v.taskId ? `task:${v.taskId}` : '')
+
+/**
+ * A timeline cursor: the direction and the seq it continues from. Seqs count within one room and view, so the
+ * cursor names that view and is refused elsewhere rather than applied to the wrong messages.
+ */
+function decodeTimelineCursor(cursor: string, view: TimelineView): { direction: 'before' | 'after'; seq: number } {
   const [direction, seq, room, thread] = decodeCursor(cursor, 4)!
   if ((direction !== 'before' && direction !== 'after') || !Number.isSafeInteger(seq)) {
     throw invalidCursor('cursor is not one this server gave out')
   }
-  if (room !== roomId || thread !== (threadRootId ?? '')) {
-    throw invalidCursor('this cursor continues another timeline (room or threadRootId differ)')
+  if (room !== view.roomId || thread !== viewKey(view)) {
+    throw invalidCursor('this cursor continues another timeline (room, task or threadRootId differ)')
   }
   return { direction, seq: seq as number }
+}
+
+type TimelineQuery = {
+  readonly before?: string | undefined
+  readonly after?: string | undefined
+  readonly around?: string | undefined
+  readonly cursor?: string | undefined
+  readonly limit: number
+}
+
+type TimelinePage = { items: MessageRow[]; hasBefore: boolean; hasAfter: boolean; next: 'before' | 'after' | null }
+
+/** A page of a view whose room the caller may read (checked by the caller); 'no-anchor' for an anchor not in the view. */
+async function timelinePage(
+  trx: TenantTransaction,
+  tenantId: string,
+  view: TimelineView,
+  q: TimelineQuery,
+  resumed: { direction: 'before' | 'after'; seq: number } | null,
+): Promise<TimelinePage | 'no-anchor'> {
+  const { roomId, threadRootId, taskId } = view
+  const anchorId = q.before ?? q.after ?? q.around
+  let anchor: number | null = resumed?.seq ?? null
+  if (anchorId) {
+    let a = trx
+      .selectFrom('tenant.messages')
+      .select('seq')
+      .where('tenant_id', '=', tenantId)
+      .where('room_id', '=', roomId)
+      .where('id', '=', anchorId)
+    if (taskId) a = a.where('task_id', '=', taskId)
+    const found = await a.executeTakeFirst()
+    if (!found) return 'no-anchor'
+    anchor = Number(found.seq)
+  }
+  const base = () => {
+    let b = trx
+      .selectFrom('tenant.messages as m')
+      .select([...messageColumns])
+      .where('m.tenant_id', '=', tenantId)
+      .where('m.room_id', '=', roomId)
+      .where('m.deleted_at', 'is', null)
+    b = threadRootId
+      ? b.where((eb) => eb.or([eb('m.thread_root_id', '=', threadRootId), eb('m.id', '=', threadRootId)]))
+      : b.where('m.thread_root_id', 'is', null)
+    // A task's conversation is its own: the room's timeline leaves it out, as it leaves out thread replies.
+    return taskId ? b.where('m.task_id', '=', taskId) : b.where('m.task_id', 'is', null)
+  }
+  const older = (from: number | null, n: number, inclusive = false) =>
+    (from === null ? base() : base().where('m.seq', inclusive ? '<=' : '<', from))
+      .orderBy('m.seq', 'desc')
+      .limit(n + 1)
+      .execute() as Promise<MessageRow[]>
+  const newer = (from: number, n: number) =>
+    base()
+      .where('m.seq', '>', from)
+      .orderBy('m.seq', 'asc')
+      .limit(n + 1)
+      .execute() as Promise<MessageRow[]>
+  if (q.after !== undefined || resumed?.direction === 'after') {
+    const [rows, behind] = await Promise.all([newer(anchor!, q.limit), older(anchor!, 0, true)])
+    const items = rows.slice(0, q.limit)
+    const hasAfter = rows.length > q.limit
+    return { items, hasBefore: behind.length > 0, hasAfter, next: hasAfter ? 'after' : null }
+  }
+  if (q.around !== undefined) {
+    const half = Math.floor(q.limit / 2)
+    const [before, after] = await Promise.all([older(anchor!, q.limit - half, true), newer(anchor!, half)])
+    const hasAfter = after.length > half
+    return {
+      items: [...before.slice(0, q.limit - half).reverse(), ...after.slice(0, half)],
+      hasBefore: before.length > q.limit - half,
+      hasAfter,
+      next: hasAfter ? 'after' : null,
+    }
+  }
+  const [rows, ahead] = await Promise.all([older(anchor, q.limit), anchor === null ? [] : newer(anchor - 1, 0)])
+  const hasBefore = rows.length > q.limit
+  return {
+    items: rows.slice(0, q.limit).reverse(),
+    hasBefore,
+    hasAfter: ahead.length > 0,
+    next: hasBefore ? 'before' : null,
+  }
+}
+
+/** The answer of a timeline route: the page, and the cursor continuing it in its direction. */
+const timelineAnswer = (view: TimelineView, page: TimelinePage) => {
+  const edge = page.next === 'before' ? page.items[0] : page.items.at(-1)
+  const nextCursor = page.next && edge ? encodeCursor([page.next, Number(edge.seq), view.roomId, viewKey(view)]) : null
+  return { items: page.items.map(toMessage), hasBefore: page.hasBefore, hasAfter: page.hasAfter, nextCursor }
+}
+
+const oneAnchor = (q: TimelineQuery) => {
+  if ([q.before, q.after, q.around, q.cursor].filter(Boolean).length > 1) {
+    throw badRequest('give at most one of before, after, around and cursor')
+  }
 }
 
 /** A search cursor: the position of the last message shown (positions are global, so any query may continue below one). */
@@ -176,10 +282,9 @@ export function messagesQueries(deps: AppDeps) {
     const me = principalOf(c)
     const { id: roomId } = c.req.valid('param')
     const q = c.req.valid('query')
-    if ([q.before, q.after, q.around, q.cursor].filter(Boolean).length > 1) {
-      throw badRequest('give at most one of before, after, around and cursor')
-    }
-    const resumed = q.cursor === undefined ? null : decodeTimelineCursor(q.cursor, roomId, q.threadRootId)
+    oneAnchor(q)
+    const view: TimelineView = { roomId, threadRootId: q.threadRootId, taskId: null }
+    const resumed = q.cursor === undefined ? null : decodeTimelineCursor(q.cursor, view)
     await consistent(c, deps, ['rooms', 'messages'])
     const result = await inTenant(deps.db, me, async (trx) => {
       const room = await trx
@@ -190,73 +295,11 @@ export function messagesQueries(deps: AppDeps) {
         .where(readableRoom(me))
         .executeTakeFirst()
       if (!room) return null
-      const anchorId = q.before ?? q.after ?? q.around
-      let anchor: number | null = resumed?.seq ?? null
-      if (anchorId) {
-        const a = await trx
-          .selectFrom('tenant.messages')
-          .select('seq')
-          .where('tenant_id', '=', me.tenantId)
-          .where('room_id', '=', roomId)
-          .where('id', '=', anchorId)
-          .executeTakeFirst()
-        if (!a) return 'no-anchor' as const
-        anchor = Number(a.seq)
-      }
-      const base = () => {
-        let b = trx
-          .selectFrom('tenant.messages as m')
-          .select([...messageColumns])
-          .where('m.tenant_id', '=', me.tenantId)
-          .where('m.room_id', '=', roomId)
-          .where('m.deleted_at', 'is', null)
-        b = q.threadRootId
-          ? b.where((eb) => eb.or([eb('m.thread_root_id', '=', q.threadRootId!), eb('m.id', '=', q.threadRootId!)]))
-          : b.where('m.thread_root_id', 'is', null)
-        return b
-      }
-      const older = (from: number | null, n: number, inclusive = false) =>
-        (from === null ? base() : base().where('m.seq', inclusive ? '<=' : '<', from))
-          .orderBy('m.seq', 'desc')
-          .limit(n + 1)
-          .execute() as Promise<MessageRow[]>
-      const newer = (from: number, n: number) =>
-        base()
-          .where('m.seq', '>', from)
-          .orderBy('m.seq', 'asc')
-          .limit(n + 1)
-          .execute() as Promise<MessageRow[]>
-      if (q.after !== undefined || resumed?.direction === 'after') {
-        const [rows, behind] = await Promise.all([newer(anchor!, q.limit), older(anchor!, 0, true)])
-        const items = rows.slice(0, q.limit)
-        const hasAfter = rows.length > q.limit
-        return { items, hasBefore: behind.length > 0, hasAfter, next: hasAfter ? ('after' as const) : null }
-      }
-      if (q.around !== undefined) {
-        const half = Math.floor(q.limit / 2)
-        const [before, after] = await Promise.all([older(anchor!, q.limit - half, true), newer(anchor!, half)])
-        const hasAfter = after.length > half
-        return {
-          items: [...before.slice(0, q.limit - half).reverse(), ...after.slice(0, half)],
-          hasBefore: before.length > q.limit - half,
-          hasAfter,
-          next: hasAfter ? ('after' as const) : null,
-        }
-      }
-      const [rows, ahead] = await Promise.all([older(anchor, q.limit), anchor === null ? [] : newer(anchor - 1, 0)])
-      const hasBefore = rows.length > q.limit
-      return {
-        items: rows.slice(0, q.limit).reverse(),
-        hasBefore,
-        hasAfter: ahead.length > 0,
-        next: hasBefore ? ('before' as const) : null,
-      }
+      return timelinePage(trx, me.tenantId, view, q, resumed)
     })
     if (result === null) throw notFound('no such room')
     if (result === 'no-anchor') throw notFound('no such message in this room')
-    const edge = result.next === 'before' ? result.items[0] : result.items.at(-1)
-    const nextCursor = result.next && edge ? encodeCursor([result.next, Number(edge.seq), roomId, q.threadRootId ?? '']) : null
-    return c.json({ items: result.items.map(toMessage), hasBefore: result.hasBefore, hasAfter: result.hasAfter, nextCursor }, 200)
+    return c.json(timelineAnswer(view, result), 200)
   })
 
   app.openapi(getMessage, async (c) => {

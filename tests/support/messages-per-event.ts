@@ -52,10 +52,10 @@ export const messagesPerEvent: Pick<Projector, 'apply'> = {
         case 'message.created': {
           const d = e.data
           await sql`
-            insert into messages (tenant_id, id, room_id, seq, author_id, author_type, text, thread_root_id, mentions, created_at, position)
+            insert into messages (tenant_id, id, room_id, seq, author_id, author_type, text, thread_root_id, task_id, mentions, created_at, position)
             select ${tenantId}, ${d.messageId}, ${d.roomId},
                    coalesce((select max(seq) from messages where tenant_id = ${tenantId} and room_id = ${d.roomId}), 0) + 1,
-                   ${d.authorId}, ${d.authorType}, ${d.text}, ${d.threadRootId}, ${JSON.stringify(d.mentions)}::jsonb, ${d.at},
+                   ${d.authorId}, ${d.authorType}, ${d.text}, ${d.threadRootId}, ${d.taskId ?? null}, ${JSON.stringify(d.mentions)}::jsonb, ${d.at},
                    ${recorded.position.sequence.toString()}
             on conflict do nothing`.execute(trx)
           if (d.threadRootId) {
