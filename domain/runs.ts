@@ -53,7 +53,8 @@ export type RunItem = {
   readonly arguments: string | null
 }
 
-type Fenced = { readonly runId: string; readonly generation: number; readonly at: string }
+/** Every event after run.queued names the run's room too: who may see it (realtime) is who may read that room. */
+type Fenced = { readonly runId: string; readonly roomId: string; readonly generation: number; readonly at: string }
 
 export type RunEvent =
   | DomainEvent<
@@ -62,7 +63,7 @@ export type RunEvent =
         runId: string
         threadId: string
         agentId: string
-        roomId: string | null
+        roomId: string
         taskId: string | null
         inputs: RunInput[]
         at: string
@@ -74,17 +75,17 @@ export type RunEvent =
   | DomainEvent<'run.item_updated', Fenced & { itemId: string; sequence: number; status: RunItemStatus; content: string }>
   | DomainEvent<
       'run.item_group_updated',
-      { runId: string; groupId: string; kind: RunGroupKind; status: 'in_progress' | 'completed'; at: string }
+      { runId: string; roomId: string; groupId: string; kind: RunGroupKind; status: 'in_progress' | 'completed'; at: string }
     >
   | DomainEvent<'run.action_required', Fenced & { itemId: string; toolCallId: string; tool: string; arguments: string }>
   | DomainEvent<
       'run.action_decided',
-      { runId: string; toolCallId: string; decision: 'approve' | 'reject'; by: string; at: string }
+      { runId: string; roomId: string; toolCallId: string; decision: 'approve' | 'reject'; by: string; at: string }
     >
   | DomainEvent<'run.completed', Fenced>
   | DomainEvent<'run.failed', Fenced & { code: string; message: string }>
   | DomainEvent<'run.incomplete', Fenced & { reason: IncompleteReason; detail: string }>
-  | DomainEvent<'run.cancelled', { runId: string; by: string; at: string }>
+  | DomainEvent<'run.cancelled', { runId: string; roomId: string; by: string; at: string }>
 
 export type RunLease = { readonly workerId: string; readonly generation: number; readonly until: string }
 
@@ -95,7 +96,8 @@ export type RunState =
       readonly runId: string
       readonly threadId: string
       readonly agentId: string
-      readonly roomId: string | null
+      /** A task's run happens in the task's room. */
+      readonly roomId: string
       readonly taskId: string | null
       readonly status: RunStatus
       readonly inputs: readonly RunInput[]
@@ -120,7 +122,7 @@ export type RunCommand =
       runId: string
       threadId: string
       agentId: string
-      roomId: string | null
+      roomId: string
       taskId: string | null
       inputs: RunInput[]
       at: string
@@ -170,7 +172,7 @@ const closeGroup = (s: Existing, at: string): RunEvent[] =>
     ? [
         {
           type: 'run.item_group_updated',
-          data: { runId: s.runId, groupId: s.group.groupId, kind: s.group.kind, status: 'completed', at },
+          data: { runId: s.runId, roomId: s.roomId, groupId: s.group.groupId, kind: s.group.kind, status: 'completed', at },
         },
       ]
     : []
@@ -204,6 +206,7 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
             type: 'run.claimed',
             data: {
               runId: s.runId,
+              roomId: s.roomId,
               generation: s.generation + 1,
               workerId: c.workerId,
               leaseUntil: plus(c.at, c.leaseMs),
@@ -218,7 +221,7 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
         return [
           {
             type: 'run.lease_renewed',
-            data: { runId: s.runId, generation: c.generation, leaseUntil: plus(c.at, c.leaseMs), at: c.at },
+            data: { runId: s.runId, roomId: s.roomId, generation: c.generation, leaseUntil: plus(c.at, c.leaseMs), at: c.at },
           },
         ]
       case 'add_item': {
@@ -233,12 +236,16 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
           ? []
           : [
               ...closeGroup(s, c.at),
-              { type: 'run.item_group_updated', data: { runId: s.runId, groupId, kind, status: 'in_progress', at: c.at } },
+              {
+                type: 'run.item_group_updated',
+                data: { runId: s.runId, roomId: s.roomId, groupId, kind, status: 'in_progress', at: c.at },
+              },
             ]
         events.push({
           type: 'run.item_added',
           data: {
             runId: s.runId,
+            roomId: s.roomId,
             generation: c.generation,
             itemId: c.item.itemId,
             kind: c.item.kind,
@@ -266,6 +273,7 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
             type: 'run.item_updated',
             data: {
               runId: s.runId,
+              roomId: s.roomId,
               generation: c.generation,
               itemId: c.itemId,
               sequence: s.sequence + 1,
@@ -288,6 +296,7 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
             type: 'run.action_required',
             data: {
               runId: s.runId,
+              roomId: s.roomId,
               generation: c.generation,
               itemId: item.itemId,
               toolCallId: item.toolCallId,
@@ -305,18 +314,24 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
         return [
           {
             type: 'run.action_decided',
-            data: { runId: s.runId, toolCallId: c.toolCallId, decision: c.decision, by: c.by, at: c.at },
+            data: { runId: s.runId, roomId: s.roomId, toolCallId: c.toolCallId, decision: c.decision, by: c.by, at: c.at },
           },
         ]
       }
       case 'complete':
         holding(s, c)
-        return [...closeGroup(s, c.at), { type: 'run.completed', data: { runId: s.runId, generation: c.generation, at: c.at } }]
+        return [
+          ...closeGroup(s, c.at),
+          { type: 'run.completed', data: { runId: s.runId, roomId: s.roomId, generation: c.generation, at: c.at } },
+        ]
       case 'fail':
         holding(s, c)
         return [
           ...closeGroup(s, c.at),
-          { type: 'run.failed', data: { runId: s.runId, generation: c.generation, code: c.code, message: c.message, at: c.at } },
+          {
+            type: 'run.failed',
+            data: { runId: s.runId, roomId: s.roomId, generation: c.generation, code: c.code, message: c.message, at: c.at },
+          },
         ]
       case 'stop_incomplete':
         holding(s, c)
@@ -324,12 +339,12 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
           ...closeGroup(s, c.at),
           {
             type: 'run.incomplete',
-            data: { runId: s.runId, generation: c.generation, reason: c.reason, detail: c.detail, at: c.at },
+            data: { runId: s.runId, roomId: s.roomId, generation: c.generation, reason: c.reason, detail: c.detail, at: c.at },
           },
         ]
       case 'cancel':
         if (isFinished(s.status)) throw new DomainError('RUN_FINISHED', `the run is ${s.status}: nothing to cancel`, 'conflict')
-        return [...closeGroup(s, c.at), { type: 'run.cancelled', data: { runId: s.runId, by: c.by, at: c.at } }]
+        return [...closeGroup(s, c.at), { type: 'run.cancelled', data: { runId: s.runId, roomId: s.roomId, by: c.by, at: c.at } }]
     }
   },
   evolve(state, e) {

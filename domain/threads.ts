@@ -12,7 +12,7 @@ export type ThreadWorkType = 'conversation' | 'role_learning' | 'task_memory'
 export type ThreadEvent =
   | DomainEvent<
       'thread.created',
-      { threadId: string; agentId: string; roomId: string | null; taskId: string | null; workType: ThreadWorkType; at: string }
+      { threadId: string; agentId: string; roomId: string; taskId: string | null; workType: ThreadWorkType; at: string }
     >
   | DomainEvent<'thread.run_queued', { threadId: string; runId: string; agentId: string; inputs: RunInput[]; at: string }>
   | DomainEvent<'thread.input_queued', { threadId: string; activeRunId: string; input: RunInput; at: string }>
@@ -27,7 +27,8 @@ export type ThreadState =
       readonly exists: true
       readonly threadId: string
       readonly agentId: string
-      readonly roomId: string | null
+      /** A task's thread is in the task's room. */
+      readonly roomId: string
       readonly taskId: string | null
       readonly workType: ThreadWorkType
       readonly activeRunId: string | null
@@ -41,7 +42,7 @@ export type ThreadCommand =
       type: 'wake'
       threadId: string
       agentId: string
-      roomId: string | null
+      roomId: string
       taskId: string | null
       workType: ThreadWorkType
       input: RunInput

@@ -19,11 +19,11 @@ const claimed = (
   when = at,
 ): RunEvent => ({
   type: 'run.claimed',
-  data: { runId, generation, workerId, leaseUntil, resumed, at: when },
+  data: { runId, roomId: 'r1', generation, workerId, leaseUntil, resumed, at: when },
 })
 const w = (generation = 1, workerId = 'w1') => ({ runId, workerId, generation, at })
 /** What a worker's command records of it: the lease's generation, not the worker. */
-const f = (generation = 1) => ({ runId, generation, at })
+const f = (generation = 1) => ({ runId, roomId: 'r1', generation, at })
 const item = (itemId: string, kind: 'message' | 'tool_call' | 'reasoning' | 'tool_output', extra: object = {}) => ({
   itemId,
   kind,
@@ -45,7 +45,7 @@ const added = (
 })
 const group = (groupId: string, kind: 'activity' | 'message', status: 'in_progress' | 'completed'): RunEvent => ({
   type: 'run.item_group_updated',
-  data: { runId, groupId, kind, status, at },
+  data: { runId, roomId: 'r1', groupId, kind, status, at },
 })
 const call = { toolCallId: 'call_1', tool: 'delete_task', arguments: '{"taskId":"x"}' }
 
@@ -82,6 +82,12 @@ describe('runs', () => {
       .when({ type: 'claim', runId, workerId: 'w2', leaseMs: 30_000, at: later })
       .then([claimed(2, 'w2', '2026-12-02T10:01:30.000Z', true, later)])
   })
+
+  it('the holder renews its lease, even after it lapsed while nobody else claimed the run', () =>
+    rules
+      .given([queued, claimed()])
+      .when({ type: 'renew', ...w(), leaseMs: 30_000, at: later })
+      .then([{ type: 'run.lease_renewed', data: { ...f(), at: later, leaseUntil: '2026-12-02T10:01:30.000Z' } }]))
 
   it('a worker that lost its lease can record nothing more', () =>
     rules
@@ -162,7 +168,7 @@ describe('runs', () => {
       .thenRefused('RUN_NOT_CLAIMABLE', 'conflict')
     const decided: RunEvent = {
       type: 'run.action_decided',
-      data: { runId, toolCallId: 'call_1', decision: 'approve', by: 'bob', at },
+      data: { runId, roomId: 'r1', toolCallId: 'call_1', decision: 'approve', by: 'bob', at },
     }
     rules
       .given(waiting)
@@ -208,7 +214,7 @@ describe('runs', () => {
   })
 
   it('cancelling a finished run is a conflict; a queued or running one is cancelled', () => {
-    const cancelled: RunEvent = { type: 'run.cancelled', data: { runId, by: 'bob', at } }
+    const cancelled: RunEvent = { type: 'run.cancelled', data: { runId, roomId: 'r1', by: 'bob', at } }
     rules.given([queued]).when({ type: 'cancel', runId, by: 'bob', at }).then([cancelled])
     rules.given([queued, claimed()]).when({ type: 'cancel', runId, by: 'bob', at }).then([cancelled])
     rules
