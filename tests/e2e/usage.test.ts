@@ -1,0 +1,235 @@
+import { v7 as uuid } from 'uuid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { pipelineDeps } from '../../commands/command-context.ts'
+import type { CommandContext } from '../../commands/pipeline.ts'
+import { changeCap, setPrices } from '../../commands/usage.ts'
+import { budgetStream, monthOf } from '../../domain/usage.ts'
+import { join, signUp } from '../support/identity.ts'
+import { eventCount, startTestServer, type TestServer } from '../support/server.ts'
+
+const SERVICE_TOKEN = 'usage-service-token-0123456789abcdef0123'
+
+let server: TestServer
+let alice: Awaited<ReturnType<typeof signUp>>
+let bob: Awaited<ReturnType<typeof join>>
+let mallory: Awaited<ReturnType<typeof signUp>>
+const agentId = uuid()
+const taskId = uuid()
+const vmId = uuid()
+
+/** An operator's command, in process: the Control API's operator accounts are another suite's. */
+export const operatorCtx = (): CommandContext => ({
+  tenantId: null,
+  actor: { type: 'operator', id: 'usage-test' },
+  correlationId: uuid(),
+  causationId: null,
+  now: () => new Date(),
+  newId: uuid,
+})
+
+const PRICES = {
+  models: { 'gpt-x': { inputPerMTokMicros: 2_000_000, cachedInputPerMTokMicros: 1_000_000, outputPerMTokMicros: 8_000_000 } },
+  vmMinuteMicros: { small: 2_000 },
+  diskGbMonthMicros: 100_000,
+  storageGbMonthMicros: 20_000,
+}
+
+beforeAll(async () => {
+  server = await startTestServer({ SERVICE_TOKEN })
+  alice = await signUp(server, { email: 'alice@usage.test', orgName: 'Usage Inc', username: 'alice' })
+  bob = await join(server, alice.token, { email: 'bob@usage.test', role: 'member', username: 'bob' })
+  mallory = await signUp(server, { email: 'mallory@usage.test', orgName: 'Usage Evil', username: 'mallory' })
+  await setPrices(pipelineDeps(server.services), operatorCtx(), PRICES)
+}, 90_000)
+afterAll(async () => {
+  await server?.close()
+})
+
+const record = (body: Record<string, unknown>, token = SERVICE_TOKEN) =>
+  server.request('POST', '/api/internal/usage/records', { token, body: { tenantId: alice.orgId, recordId: uuid(), ...body } })
+const llm = (inputTokens: number, outputTokens: number, cachedInputTokens = 0) => ({
+  kind: 'llm',
+  model: 'gpt-x',
+  inputTokens,
+  cachedInputTokens,
+  outputTokens,
+})
+
+describe('recording usage (service credentials)', () => {
+  it('prices what happened at the operators’ table and answers the cost', async () => {
+    // 1M input at 2 USD, 0.5M cached at 1 USD, 0.1M output at 8 USD
+    const r = await record({ agentId, roomId: alice.homeRoomId, usage: llm(1_000_000, 100_000, 500_000) })
+    expect(r.status, JSON.stringify(r.body)).toBe(201)
+    expect(r.body).toMatchObject({ costUsd: 3.3, billedUsd: 3.3, priced: true })
+    const v = await record({ taskId, usage: { kind: 'vm', vmId, size: 'small', minutes: 90 } })
+    expect(v.body).toMatchObject({ costUsd: 0.18, priced: true })
+    const d = await record({ usage: { kind: 'vm_disk', vmId, bytes: 1_000_000_000, minutes: 43_200 } })
+    expect(d.body).toMatchObject({ costUsd: 0.1 })
+  })
+
+  it('the same record id counts once', async () => {
+    const recordId = uuid()
+    const before = await eventCount(server)
+    const first = await record({ recordId, usage: llm(10_000, 0) })
+    const again = await record({ recordId, usage: llm(10_000, 0) })
+    expect([first.status, again.status]).toEqual([201, 201])
+    expect(again.body.position).toBe(first.body.position)
+    expect(await eventCount(server)).toBe(before + 1)
+  })
+
+  it('unpriced usage is metered at no cost', async () => {
+    const r = await record({ usage: { ...llm(5, 5), model: 'unknown-model' } })
+    expect(r.body).toMatchObject({ costUsd: 0, priced: false })
+  })
+
+  it('takes SERVICE_TOKEN only, an existing org, and valid input', async () => {
+    expect((await record({ usage: llm(1, 1) }, alice.token)).status).toBe(401)
+    expect((await server.request('POST', '/api/internal/usage/records', { body: { tenantId: alice.orgId } })).status).toBe(401)
+    const ghost = await server.request('POST', '/api/internal/usage/records', {
+      token: SERVICE_TOKEN,
+      body: { tenantId: uuid(), recordId: uuid(), usage: llm(1, 1) },
+    })
+    expect(ghost.status).toBe(404)
+    const bad = await record({ usage: { kind: 'llm', model: 'gpt-x', inputTokens: -1, outputTokens: 'x' } })
+    expect(bad.status).toBe(400)
+    expect(bad.body.code).toBe('INVALID_INPUT')
+    expect(bad.body.errors.length).toBeGreaterThan(0)
+  })
+})
+
+describe('GET /api/usage', () => {
+  it('admins see totals, hourly series, groups, models and the VM breakdown', async () => {
+    const last = await record({ roomId: alice.homeRoomId, usage: llm(0, 0) })
+    const r = await server.request('GET', `/api/usage?groupBy=room&consistentAfter=${last.body.position}`, { token: alice.token })
+    expect(r.status, JSON.stringify(r.body)).toBe(200)
+    expect(r.body.window).toBe('12h')
+    expect(r.body.series).toHaveLength(12)
+    expect(r.body.bucketSeconds).toBe(3600)
+    expect(r.body.totals).toMatchObject({
+      inputTokens: 1_010_005,
+      cachedInputTokens: 500_000,
+      outputTokens: 100_005,
+      vmMinutes: 90,
+    })
+    expect(r.body.totals.costUsd).toBeCloseTo(3.3 + 0.18 + 0.1 + 0.02, 6)
+    const series = r.body.series.reduce((sum: number, b: { totals: { costUsd: number } }) => sum + b.totals.costUsd, 0)
+    expect(series).toBeCloseTo(r.body.totals.costUsd, 6)
+    const room = r.body.groups.find((g: { id: string | null }) => g.id === alice.homeRoomId)
+    expect(room).toMatchObject({ costUsd: 3.3, inputTokens: 1_000_000 })
+    expect(r.body.models.map((m: { model: string }) => m.model)).toEqual(['gpt-x', 'unknown-model'])
+    expect(r.body.vms).toEqual([{ vmId, size: 'small', minutes: 90, diskGbMonths: 1, costUsd: 0.28 }])
+
+    const week = await server.request('GET', '/api/usage?window=7d&groupBy=task', { token: alice.token })
+    expect(week.body.series).toHaveLength(28)
+    expect(week.body.bucketSeconds).toBe(6 * 3600)
+    expect(week.body.groups.find((g: { id: string | null }) => g.id === taskId)).toMatchObject({ vmMinutes: 90, costUsd: 0.18 })
+  })
+
+  it('members do not see the org’s spend; another org sees none of it', async () => {
+    expect((await server.request('GET', '/api/usage', { token: bob.token })).status).toBe(403)
+    expect((await server.request('GET', '/api/limits', { token: bob.token })).status).toBe(403)
+    const theirs = await server.request('GET', '/api/usage?groupBy=vm', { token: mallory.token })
+    expect(theirs.status).toBe(200)
+    expect(theirs.body.totals.costUsd).toBe(0)
+    expect(theirs.body.vms).toEqual([])
+  })
+
+  it('bad query values are 400 with the field named', async () => {
+    const r = await server.request('GET', '/api/usage?window=3d&groupBy=planet', { token: alice.token })
+    expect(r.status).toBe(400)
+    expect(r.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['groupBy', 'window'])
+  })
+})
+
+describe('caps', () => {
+  it('admins set and raise a room cap; GET /api/limits lists it with this month’s spend', async () => {
+    const set = await server.request('PUT', '/api/limits', {
+      token: alice.token,
+      body: { scope: 'room', scopeId: alice.homeRoomId, usd: 5 },
+    })
+    expect(set.status, JSON.stringify(set.body)).toBe(200)
+    expect(set.body.limitUsd).toBe(5)
+    const raised = await server.request('POST', '/api/limits/raise', {
+      token: alice.token,
+      body: { scope: 'room', scopeId: alice.homeRoomId, byUsd: 2.5 },
+    })
+    expect(raised.status).toBe(200)
+    expect(raised.body.limitUsd).toBe(7.5)
+    const limits = await server.request('GET', `/api/limits?consistentAfter=${raised.body.position}`, { token: alice.token })
+    expect(limits.status).toBe(200)
+    expect(limits.body.items[0]).toMatchObject({ scope: 'org', scopeId: alice.orgId, limitUsd: null })
+    expect(limits.body.items[0].usedUsd).toBeCloseTo(3.6, 6)
+    expect(limits.body.items).toContainEqual({ scope: 'room', scopeId: alice.homeRoomId, limitUsd: 7.5, usedUsd: 3.3 })
+  })
+
+  it('inside the operators’ ceiling only', async () => {
+    await changeCap(
+      pipelineDeps(server.services),
+      { ...operatorCtx(), tenantId: alice.orgId },
+      {
+        type: 'set',
+        orgId: alice.orgId,
+        scope: 'org',
+        scopeId: alice.orgId,
+        limitMicroUsd: 10_000_000,
+        byOperator: true,
+      },
+    )
+    const above = await server.request('PUT', '/api/limits', {
+      token: alice.token,
+      body: { scope: 'agent', scopeId: agentId, usd: 11 },
+    })
+    expect(above.status).toBe(404) // no such agent in this org: checked before the amount
+    const room = await server.request('PUT', '/api/limits', {
+      token: alice.token,
+      body: { scope: 'task', scopeId: taskId, usd: 11 },
+    })
+    expect(room.status).toBe(422)
+    expect(room.body.code).toBe('CAP_ABOVE_ORG_LIMIT')
+    const unset = await server.request('POST', '/api/limits/raise', {
+      token: alice.token,
+      body: { scope: 'task', scopeId: taskId, byUsd: 1 },
+    })
+    expect(unset.status).toBe(422)
+    expect(unset.body.code).toBe('CAP_NOT_SET')
+  })
+
+  it('members cannot set caps, another org cannot cap this org’s room, and the org’s ceiling is not a tenant route', async () => {
+    const member = await server.request('PUT', '/api/limits', {
+      token: bob.token,
+      body: { scope: 'room', scopeId: alice.homeRoomId, usd: 1 },
+    })
+    expect(member.status).toBe(403)
+    const foreign = await server.request('PUT', '/api/limits', {
+      token: mallory.token,
+      body: { scope: 'room', scopeId: alice.homeRoomId, usd: 1 },
+    })
+    expect(foreign.status).toBe(404)
+    const org = await server.request('PUT', '/api/limits', {
+      token: alice.token,
+      body: { scope: 'org', scopeId: alice.orgId, usd: 1 },
+    })
+    expect(org.status).toBe(400)
+    expect(
+      (await server.request('PUT', `/control/orgs/${alice.orgId}/spend-cap`, { token: alice.token, body: { monthlyUsd: 1 } }))
+        .status,
+    ).toBe(403)
+    expect((await server.request('GET', '/control/prices')).status).toBe(401)
+  })
+
+  it('the cap events carry what realtime routes them by, and the month’s spend', async () => {
+    const events = await server.services.store.readStream(`spend_caps-${alice.orgId}`)
+    const room = events.find((e) => (e.data as { scope: string }).scope === 'room')!
+    expect(room.type).toBe('usage.cap_set')
+    expect(room.data).toMatchObject({
+      scope: 'room',
+      scopeId: alice.homeRoomId,
+      roomId: alice.homeRoomId,
+      limitMicroUsd: 5_000_000,
+    })
+    expect((room.data as { usedMicroUsd: number }).usedMicroUsd).toBe(3_300_000)
+    // Spend of the month is decided on the month's budget stream.
+    const spent = await server.services.store.readStream(budgetStream(alice.orgId, monthOf(new Date().toISOString())))
+    expect(spent.every((e) => e.metadata.tenantId === alice.orgId)).toBe(true)
+  })
+})
