@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { sql } from 'kysely'
+import { type ExpressionBuilder, sql } from 'kysely'
 import { inTenant, type TenantTransaction } from '../adapters/tenant-transaction.ts'
 import { ARTIFACT_KINDS } from '../domain/artifacts.ts'
 import { consistent } from '../http/consistent-after.ts'
@@ -12,8 +12,26 @@ import { bearerSecurity } from '../http/tenant-route.ts'
 import { decodeCursor, encodeCursor, pageQuery, pageSchema } from './pagination.ts'
 import { readableRoom } from './rooms.ts'
 
-/** Reading an artifact takes reading its room: both read models answer. */
-const ARTIFACT_PROJECTIONS = ['artifacts', 'rooms'] as const
+// biome-ignore lint/suspicious/noExplicitAny: conditions over aliased read-model tables
+type Eb = ExpressionBuilder<any, any>
+
+/** Reading an artifact takes reading its room or its task: those read models answer too. */
+const ARTIFACT_PROJECTIONS = ['artifacts', 'rooms', 'tasks'] as const
+
+/**
+ * Who reads an artifact (domain/artifacts.ts): whoever may read its room, and, while its task lives, the task's
+ * people (reporter, assignee, assistants, watchers), who read the task whatever room it is in. A deleted task has
+ * no row: its artifacts are its room's.
+ */
+const readableArtifact = (me: Principal) => (eb: Eb) =>
+  eb.or([
+    readableRoom(me)(eb),
+    sql<boolean>`(a.task_id is not null and exists (select 1 from tenant.tasks t
+        where t.tenant_id = a.tenant_id and t.id = a.task_id
+          and (t.reporter_id = ${me.userId} or t.assignee_id = ${me.userId}
+               or exists (select 1 from tenant.task_people p
+                           where p.tenant_id = t.tenant_id and p.task_id = t.id and p.user_id = ${me.userId}))))`,
+  ])
 
 const ArtifactSummary = z
   .object({
@@ -131,7 +149,7 @@ const readable = (trx: TenantTransaction, me: Principal) =>
       'a.updated_at',
     ])
     .where('a.tenant_id', '=', me.tenantId)
-    .where(readableRoom(me))
+    .where(readableArtifact(me))
 
 export function artifactsQueries(deps: AppDeps) {
   const app = router()

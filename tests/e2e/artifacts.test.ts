@@ -338,3 +338,72 @@ describe('lists', () => {
     expectStatus(await req(alice, 'GET', '/api/artifacts?cursor=garbage'), 400)
   })
 })
+
+describe('artifacts of a task', () => {
+  /** A task in the private room, assigned to carol (who reads it through the room until she leaves it). */
+  let taskId: string
+  beforeAll(async () => {
+    expectStatus(await req(alice, 'POST', `/api/rooms/${privateRoom}/members`, { userId: carol.userId }), 200)
+    const created = await req(alice, 'POST', '/api/tasks', {
+      title: 'Ship it',
+      roomId: privateRoom,
+      assignee: { userId: carol.userId },
+    })
+    expectStatus(created, 201)
+    taskId = created.body.taskId
+    expectStatus(await req(alice, 'DELETE', `/api/rooms/${privateRoom}/members/${carol.userId}`), 200)
+  })
+
+  it('lives in the task’s room, lists by task, and is read by the task’s people outside the room', async () => {
+    const mine = await addArtifact(carol, { kind: 'patch', title: 'Carol’s fix', taskId, content: PATCH })
+    const theirs = await addArtifact(bob, { kind: 'report', title: 'Bob’s notes', taskId, roomId: privateRoom, content: 'x' })
+    const room = await addArtifact(bob, { kind: 'report', title: 'Room only', roomId: privateRoom, content: 'x' })
+    const after = `consistentAfter=${Math.max(mine.position, theirs.position, room.position)}`
+    const got = await getArtifact(carol, mine.artifactId, `?${after}`)
+    expect(got.body).toMatchObject({ roomId: privateRoom, taskId, content: PATCH })
+    expect(await listIds(carol, `taskId=${taskId}&${after}`)).toEqual([theirs.artifactId, mine.artifactId])
+    expect(await listIds(bob, `taskId=${taskId}`)).toEqual([theirs.artifactId, mine.artifactId])
+    // The room's own artifacts stay the room's.
+    expectStatus(await getArtifact(carol, room.artifactId), 404)
+    expect(await listIds(carol, `roomId=${privateRoom}`)).toEqual([theirs.artifactId, mine.artifactId])
+  })
+
+  it('a task of another room than the one given, a task that does not exist, another tenant’s task are refused', async () => {
+    const wrongRoom = await req(alice, 'POST', '/api/artifacts', {
+      kind: 'report',
+      title: 'x',
+      taskId,
+      roomId: lobby,
+      content: 'x',
+    })
+    expectStatus(wrongRoom, 422)
+    expect(wrongRoom.body.code).toBe('TASK_NOT_IN_ROOM')
+    const missing = '01938f2e-0000-7000-8000-00000000dead'
+    const nowhere = await req(alice, 'POST', '/api/artifacts', { kind: 'report', title: 'x', taskId: missing, content: 'x' })
+    expectStatus(nowhere, 404)
+    expect(nowhere.body.code).toBe('TASK_NOT_FOUND')
+    expectStatus(await req(mallory, 'POST', '/api/artifacts', { kind: 'report', title: 'x', taskId, content: 'x' }), 404)
+    expect(await listIds(mallory, `taskId=${taskId}`)).toEqual([])
+  })
+
+  it('someone neither in the room nor on the task finds no task', async () => {
+    const dave = await join(server, alice.token, { email: 'dave@artifacts.test', role: 'member', username: 'dave' })
+    const r = await req(dave, 'POST', '/api/artifacts', { kind: 'report', title: 'x', taskId, content: 'x' })
+    expectStatus(r, 404)
+    expect(r.body.code).toBe('TASK_NOT_FOUND')
+  })
+
+  it('once the task is deleted, its artifacts are its room’s alone', async () => {
+    const { artifactId } = await addArtifact(carol, { kind: 'report', title: 'Left behind', taskId, content: 'x' })
+    const deleted = await req(alice, 'DELETE', `/api/tasks/${taskId}`)
+    expectStatus(deleted, 200)
+    expectStatus(await getArtifact(carol, artifactId, `?consistentAfter=${deleted.body.position}`), 404)
+    expectStatus(await getArtifact(bob, artifactId), 200)
+    const late = await req(bob, 'POST', '/api/artifacts', { kind: 'report', title: 'x', taskId, content: 'x' })
+    expectStatus(late, 404)
+    expect(late.body.code).toBe('TASK_NOT_FOUND')
+    // Its creator lost sight of it with the task: changing it is not found for her; an admin still moderates.
+    expectStatus(await req(carol, 'PATCH', `/api/artifacts/${artifactId}`, { title: 'Mine' }), 404)
+    expectStatus(await req(alice, 'DELETE', `/api/artifacts/${artifactId}`), 200)
+  })
+})
