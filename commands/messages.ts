@@ -2,6 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { comparePositions, type EventStore, streamName } from '../adapters/event-store.ts'
 import { MESSAGE_TEXT_MAX, type MessageCommand, type MessageState, message, readMark } from '../domain/messages.ts'
 import { type RoomState, room } from '../domain/rooms.ts'
+import { canReadTask, task } from '../domain/tasks.ts'
 import type { AppDeps } from '../http/context.ts'
 import { actorOf, type Principal, principalOf } from '../http/principal.ts'
 import { badRequest, notFound } from '../http/problem.ts'
@@ -13,6 +14,7 @@ import { resolveMentions } from './directory.ts'
 import { saveDraft } from './drafts.ts'
 import { type DecisionReader, handleCommand, readTenantStream } from './pipeline.ts'
 import { roomActor, roomStream } from './rooms.ts'
+import { taskStream } from './tasks.ts'
 
 export const messageStream = (id: string) => streamName('message', id)
 const perUser = (category: string, roomId: string, userId: string) => streamName(category, `${roomId}_${userId}`)
@@ -33,6 +35,28 @@ const routes = {
     responses: {
       201: json('posted', z.object({ messageId: Uuid, position: Position })),
       404: problemResponse('no such room'),
+      409: problemResponse('the id is taken by another message'),
+      422: problemResponse('archived room or invalid thread'),
+    },
+  }),
+  postToTask: createRoute({
+    method: 'post',
+    path: '/api/tasks/{id}/messages',
+    tags: ['messages', 'tasks'],
+    summary: 'Post a message to a task’s conversation (in the task’s room), or a reply in one of its threads',
+    description:
+      'A task’s conversation is part of its room: its messages are the room’s (same readers and writers, same ' +
+      'edits, reactions and deletes) with `taskId` set, and the room’s own timeline leaves them out. ' +
+      '`GET /api/tasks/{id}/messages` is its timeline.',
+    security: bearerSecurity,
+    request: {
+      params: z.object({ id: Uuid }),
+      ...jsonBody(z.object({ id: ClientChosenId, text: z.string().min(1).max(MESSAGE_TEXT_MAX), threadRootId: Uuid.optional() })),
+    },
+    responses: {
+      201: json('posted', z.object({ messageId: Uuid, taskId: Uuid, position: Position })),
+      403: problemResponse('not a member of the task’s room'),
+      404: problemResponse('no such task'),
       409: problemResponse('the id is taken by another message'),
       422: problemResponse('archived room or invalid thread'),
     },
@@ -184,6 +208,46 @@ export function messagesCommands(deps: AppDeps) {
       { create: true },
     )
     return c.json({ messageId, position: positionOf(r.position) }, 201)
+  })
+
+  app.openapi(routes.postToTask, async (c) => {
+    const me = principalOf(c)
+    const { id: taskId } = c.req.valid('param')
+    const body = c.req.valid('json')
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    const mentions = await resolveMentions(deps.db, me, body.text)
+    const messageId = body.id ?? ctx.newId()
+    const r = await handleCommand(
+      pd,
+      message,
+      messageStream(messageId),
+      async (_, read) => {
+        // The task is read (and the append conditioned on it) like the room: a task deleted meanwhile takes no message.
+        const t = await read(task, taskStream(taskId))
+        const roomId = t.exists ? t.roomId : ''
+        const [roomState, threadRoot] = await Promise.all([
+          t.exists ? read(room, roomStream(roomId)) : ({ exists: false } as const),
+          body.threadRootId
+            ? read(message, messageStream(body.threadRootId)).then((state) => ({ messageId: body.threadRootId!, state }))
+            : null,
+        ])
+        return {
+          type: 'post' as const,
+          messageId,
+          roomId,
+          text: body.text,
+          threadRoot,
+          task: { taskId, live: canReadTask(t, roomState, me.userId, me.role), roomId: t.exists ? t.roomId : null },
+          mentions,
+          room: roomState,
+          actor: { ...roomActor(me), type: me.type === 'agent' ? ('agent' as const) : ('user' as const) },
+          at: ctx.now().toISOString(),
+        }
+      },
+      ctx,
+      { create: true },
+    )
+    return c.json({ messageId, taskId, position: positionOf(r.position) }, 201)
   })
 
   /** A command on a message, decided on the room it lives in (read, and conditioned on, in the same attempt). */

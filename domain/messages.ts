@@ -134,9 +134,10 @@ export const message: Decider<MessageCommand, MessageEvent, MessageState> = {
   decide(c, s) {
     switch (c.type) {
       case 'post': {
+        // A task that is not there (or not the caller's to see) is what is missing, whatever its room would say.
+        const taskId = c.task ? taskOfRoom(c.task, c.roomId) : null
         writable(c.room, c.actor)
         if (s.exists) throw new DomainError('MESSAGE_EXISTS', 'this message exists', 'conflict')
-        const taskId = c.task ? taskOfRoom(c.task, c.roomId) : null
         let threadRootId: string | null = null
         if (c.threadRoot) {
           const root = c.threadRoot.state

@@ -91,6 +91,34 @@ const timeline = createRoute({
   },
 })
 
+const taskTimeline = createRoute({
+  method: 'get',
+  path: '/api/tasks/{id}/messages',
+  tags: ['messages', 'tasks'],
+  summary: 'A task’s conversation, oldest first: the latest page, or before/after/around one of its messages',
+  description:
+    'The task’s messages (in its room, with `taskId`), paged as a room’s timeline is: at most one of before, after, ' +
+    'around and cursor; `threadRootId` narrows to one of its threads. Readable by whoever may read the task’s room.',
+  security: bearerSecurity,
+  request: {
+    params: z.object({ id: Uuid }),
+    query: z.object({
+      before: Uuid.optional(),
+      after: Uuid.optional(),
+      around: Uuid.optional(),
+      threadRootId: Uuid.optional(),
+      ...pageQuery,
+      ...consistentAfterQuery,
+    }),
+  },
+  responses: {
+    200: json(
+      'messages',
+      z.object({ items: z.array(Message), hasBefore: z.boolean(), hasAfter: z.boolean(), nextCursor: z.string().nullable() }),
+    ),
+  },
+})
+
 const getMessage = createRoute({
   method: 'get',
   path: '/api/messages/{id}',
@@ -300,6 +328,33 @@ export function messagesQueries(deps: AppDeps) {
     if (result === null) throw notFound('no such room')
     if (result === 'no-anchor') throw notFound('no such message in this room')
     return c.json(timelineAnswer(view, result), 200)
+  })
+
+  app.openapi(taskTimeline, async (c) => {
+    const me = principalOf(c)
+    const { id: taskId } = c.req.valid('param')
+    const q = c.req.valid('query')
+    oneAnchor(q)
+    await consistent(c, deps, ['tasks', 'rooms', 'messages'])
+    const result = await inTenant(deps.db, me, async (trx) => {
+      // The conversation is the room's: whoever may read the room reads it (as realtime delivers it).
+      const found = await trx
+        .selectFrom('tenant.tasks as t')
+        .innerJoin('tenant.rooms as r', (j) => j.onRef('r.tenant_id', '=', 't.tenant_id').onRef('r.id', '=', 't.room_id'))
+        .select('t.room_id')
+        .where('t.tenant_id', '=', me.tenantId)
+        .where('t.id', '=', taskId)
+        .where(readableRoom(me))
+        .executeTakeFirst()
+      if (!found) return null
+      const view: TimelineView = { roomId: found.room_id, threadRootId: q.threadRootId, taskId }
+      const resumed = q.cursor === undefined ? null : decodeTimelineCursor(q.cursor, view)
+      const page = await timelinePage(trx, me.tenantId, view, q, resumed)
+      return page === 'no-anchor' ? page : { view, page }
+    })
+    if (result === null) throw notFound('no such task')
+    if (result === 'no-anchor') throw notFound('no such message in this task')
+    return c.json(timelineAnswer(result.view, result.page), 200)
   })
 
   app.openapi(getMessage, async (c) => {
