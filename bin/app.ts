@@ -6,6 +6,7 @@ import type { Role } from '../adapters/config.ts'
 import { DEV_IDP_MOUNT_PATH, devIdpRoutes } from '../adapters/dev-idp.ts'
 import { redactTokensIn } from '../adapters/opaque-tokens.ts'
 import { agentsCommands } from '../commands/agents.ts'
+import { artifactsCommands } from '../commands/artifacts.ts'
 import { authCommands } from '../commands/auth.ts'
 import { controlCommands } from '../commands/control.ts'
 import { messagesCommands } from '../commands/messages.ts'
@@ -14,12 +15,14 @@ import { processorCommands } from '../commands/processors.ts'
 import { projectionCommands } from '../commands/projections.ts'
 import { roomsCommands } from '../commands/rooms.ts'
 import { spacesCommands } from '../commands/spaces.ts'
+import { tasksCommands } from '../commands/tasks.ts'
+import { usageCommands } from '../commands/usage.ts'
 import { usersCommands } from '../commands/users.ts'
 import { clientAddress } from '../http/client-address.ts'
 import type { AppEnv } from '../http/context.ts'
 import { onError, registerErrorStatus } from '../http/errors.ts'
 import { idempotency } from '../http/idempotency.ts'
-import { isOperator } from '../http/operator.ts'
+import { operatorKeyOf, requireOperator } from '../http/operator.ts'
 import { HttpProblem, renderProblem } from '../http/problem.ts'
 import { rateLimit } from '../http/rate-limit.ts'
 import { authenticateTenant, claimTenant } from '../http/tenant-auth.ts'
@@ -27,17 +30,20 @@ import { refuseNul } from '../http/text-input.ts'
 import { processorParking } from '../processors/parking.ts'
 import { ConsistencyTimeoutError, TooManyWaitsError, UnknownPositionError } from '../projections/consistency.ts'
 import { projectorParking } from '../projections/parking.ts'
+import { artifactsQueries } from '../read-api/artifacts.ts'
 import { authQueries } from '../read-api/auth.ts'
 import { controlQueries } from '../read-api/control.ts'
 import { devMailRoutes } from '../read-api/dev-mail.ts'
 import { internalQueries } from '../read-api/internal.ts'
 import { messagesQueries } from '../read-api/messages.ts'
 import { createMetrics } from '../read-api/metrics.ts'
-import { orgsQueries } from '../read-api/orgs.ts'
+import { orgsQueries, orgTenantQueries } from '../read-api/orgs.ts'
 import { processorMetrics, processorQueries } from '../read-api/processors.ts'
 import { projectionQueries } from '../read-api/projections.ts'
 import { roomsQueries } from '../read-api/rooms.ts'
 import { spacesQueries } from '../read-api/spaces.ts'
+import { tasksQueries } from '../read-api/tasks.ts'
+import { usageQueries } from '../read-api/usage.ts'
 import { usersQueries } from '../read-api/users.ts'
 import { realtimeRoutes } from '../realtime/http.ts'
 import type { Services } from './services.ts'
@@ -176,11 +182,9 @@ function authenticatedPerUser(app: OpenAPIHono<AppEnv>, services: Services, path
 
 /** The `api` role: the Control, Orgs, Auth and Tenant APIs, and the OpenAPI document describing them. */
 function apiRoutes(app: OpenAPIHono<AppEnv>, services: Services): void {
-  const { config } = services
-  app.use(
-    '/control/*',
-    idempotency({ db: services.controlDb, actorOf: (c) => (isOperator(c, config.OPERATOR_TOKEN) ? 'operator' : null) }),
-  )
+  // The operator first: an Idempotency-Key is the operator's own.
+  app.use('/control/*', requireOperator(services))
+  app.use('/control/*', idempotency({ db: services.controlDb, actorOf: operatorKeyOf }))
   for (const module of [orgsQueries, controlCommands, controlQueries]) app.route('/', module(services))
   for (const module of [authCommands, authQueries, onboardingCommands]) app.route('/', module(services))
 
@@ -203,6 +207,13 @@ function apiRoutes(app: OpenAPIHono<AppEnv>, services: Services): void {
     spacesQueries,
     roomsQueries,
     messagesQueries,
+    tasksCommands,
+    tasksQueries,
+    orgTenantQueries,
+    usageCommands,
+    usageQueries,
+    artifactsCommands,
+    artifactsQueries,
   ]
   for (const module of tenantModules) app.route('/', module(services))
   app.route('/', projectionQueries(services, services.projectors))

@@ -1,10 +1,14 @@
 import { account, credential, identity, invite } from '../domain/accounts.ts'
+import { artifact } from '../domain/artifacts.ts'
 import type { Decider, DomainEvent } from '../domain/decider.ts'
 import { erasure } from '../domain/erasure.ts'
 import { draft, message, readMark } from '../domain/messages.ts'
+import { operators } from '../domain/operators.ts'
 import { org, orgName, usernameReservation } from '../domain/orgs.ts'
 import { room } from '../domain/rooms.ts'
 import { space } from '../domain/spaces.ts'
+import { task } from '../domain/tasks.ts'
+import { budget, caps, prices } from '../domain/usage.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry over deciders of every shape
 type AnyDecider = Decider<any, DomainEvent, any>
@@ -27,6 +31,12 @@ export const decidersByCategory: ReadonlyMap<string, AnyDecider> = new Map<strin
   ['room_read', readMark as AnyDecider],
   ['draft', draft as AnyDecider],
   ['erasure', erasure as AnyDecider],
+  ['task', task as AnyDecider],
+  ['prices', prices as AnyDecider],
+  ['spend_caps', caps as AnyDecider],
+  ['budget', budget as AnyDecider],
+  ['operators', operators as AnyDecider],
+  ['artifact', artifact as AnyDecider],
 ])
 
 export const categoryOf = (stream: string): string => {

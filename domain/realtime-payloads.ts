@@ -3,6 +3,7 @@ import type { MessageEvent } from './messages.ts'
 import type { OrgEvent } from './orgs.ts'
 import type { RoomEvent } from './rooms.ts'
 import type { SpaceEvent } from './spaces.ts'
+import type { TaskEvent } from './tasks.ts'
 
 /*
  * What each event the fan-out delivers shows its receivers: an allow-list of the event's fields, each paired with
@@ -16,11 +17,11 @@ import type { SpaceEvent } from './spaces.ts'
  * (projections/realtime.ts) and the gateway (realtime/http.ts) read.
  */
 
-type Delivered = MessageEvent | RoomEvent | SpaceEvent | OrgEvent | ErasureEvent
+type Delivered = MessageEvent | RoomEvent | SpaceEvent | OrgEvent | ErasureEvent | TaskEvent
 type DataOf<T extends Delivered['type']> = Extract<Delivered, { type: T }>['data']
 
 /** The REST resources (read-api) that show what realtime payloads carry. */
-export type RestResource = 'Message' | 'Room' | 'Space' | 'User'
+export type RestResource = 'Message' | 'Room' | 'Space' | 'User' | 'Task'
 
 /** An array field whose items keep only `keys`, as the REST field's items show them. */
 export type ItemsField = { readonly field: string; readonly keys: readonly string[] }
@@ -103,6 +104,63 @@ export const realtimePayloads: { readonly [T in Delivered['type']]?: RealtimePay
   'user.role_changed': { type: 'workspace.user_changed', resource: 'User', fields: { userId: 'id', role: 'role' } },
   'user.deactivated': { type: 'workspace.user_changed', resource: 'User', fields: { userId: 'id' } },
   'user.erased': { type: 'workspace.user_changed', resource: 'User', fields: { userId: 'id' } },
+  // Tasks (GET /api/tasks/:id, TaskDetail): everyone who may read the task gets the same payload.
+  'task.created': {
+    type: 'workspace.task_changed',
+    resource: 'Task',
+    fields: {
+      taskId: 'id',
+      title: 'title',
+      description: 'description',
+      roomId: 'roomId',
+      parentId: 'parentId',
+      reporterId: 'reporterId',
+      assignee: 'assignee',
+      reviewGates: 'reviewGates',
+    },
+  },
+  'task.updated': {
+    type: 'workspace.task_changed',
+    resource: 'Task',
+    fields: { taskId: 'id', title: 'title', description: 'description' },
+  },
+  'task.assigned': { type: 'workspace.task_changed', resource: 'Task', fields: { taskId: 'id', assignee: 'assignee' } },
+  'task.status_changed': {
+    type: 'workspace.task_changed',
+    resource: 'Task',
+    fields: { taskId: 'id', from: 'status', to: 'status' },
+  },
+  'task.review_gates_changed': {
+    type: 'workspace.task_changed',
+    resource: 'Task',
+    fields: { taskId: 'id', plan: 'reviewGates', result: 'reviewGates' },
+  },
+  'task.review_submitted': {
+    type: 'workspace.task_changed',
+    resource: 'Task',
+    fields: { taskId: 'id', gate: 'reviewGates', text: 'reviewGates' },
+  },
+  'task.review_decided': {
+    type: 'workspace.task_changed',
+    resource: 'Task',
+    fields: { taskId: 'id', gate: 'reviewGates', decision: 'reviewGates', comment: 'reviewGates' },
+  },
+  'task.assistant_added': { type: 'workspace.task_changed', resource: 'Task', fields: { taskId: 'id', agentId: 'assistants' } },
+  'task.assistant_removed': { type: 'workspace.task_changed', resource: 'Task', fields: { taskId: 'id', agentId: 'assistants' } },
+  'task.watcher_added': { type: 'workspace.task_changed', resource: 'Task', fields: { taskId: 'id', userId: 'watchers' } },
+  'task.watcher_removed': { type: 'workspace.task_changed', resource: 'Task', fields: { taskId: 'id', userId: 'watchers' } },
+  'task.subtask_added': { type: 'workspace.task_changed', resource: 'Task', fields: { taskId: 'id', subtaskId: 'subtasks' } },
+  'task.dependency_added': {
+    type: 'workspace.task_changed',
+    resource: 'Task',
+    fields: { taskId: 'id', dependsOnId: 'dependencies' },
+  },
+  'task.dependency_removed': {
+    type: 'workspace.task_changed',
+    resource: 'Task',
+    fields: { taskId: 'id', dependsOnId: 'dependencies' },
+  },
+  'task.deleted': { type: 'workspace.task_changed', resource: 'Task', fields: { taskId: 'id' } },
 }
 
 const pick = (item: Record<string, unknown>, keys: readonly string[]) =>
@@ -137,7 +195,6 @@ const RESERVED_EVENT_TYPES = [
   'agent.run_item_updated',
   'agent.run_item_group_updated',
   'agent.role_prompt_changed',
-  'workspace.task_changed',
   'workspace.artifact_changed',
   'workspace.limits_changed',
   'workspace.billing_changed',

@@ -1,9 +1,13 @@
+import { artifactsProjector } from './artifacts.ts'
 import type { Projector } from './engine.ts'
 import { messagesProjector } from './messages.ts'
+import { operatorsProjector } from './operators.ts'
 import { orgsProjector } from './orgs.ts'
 import { roomsProjector } from './rooms.ts'
 import { spacesProjector } from './spaces.ts'
+import { tasksProjector } from './tasks.ts'
 import { timersProjector } from './timers.ts'
+import { usageProjector } from './usage.ts'
 import { membershipsProjector, usersProjector } from './users.ts'
 
 /** Every read model projector; the engine runs them and rebuilds verify them. */
@@ -14,5 +18,9 @@ export const projectors: readonly Projector[] = [
   spacesProjector,
   roomsProjector,
   messagesProjector,
+  tasksProjector,
   timersProjector,
+  usageProjector,
+  artifactsProjector,
+  operatorsProjector,
 ]

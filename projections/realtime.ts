@@ -5,7 +5,7 @@ import { deliveredEventTypes, realtimePayload, type realtimePayloads } from '../
 import type { ProjectionTransaction, Projector } from './engine.ts'
 import type { Delivery, RealtimeOutbox } from './realtime-outbox.ts'
 
-type Data = Record<string, unknown> & { roomId?: string; spaceId?: string; userId?: string }
+type Data = Record<string, unknown> & { roomId?: string; spaceId?: string; userId?: string; taskId?: string }
 
 /** The events the fan-out reads: those its allow-list delivers (their data is read through `Data`). */
 type Delivered = DomainEvent<keyof typeof realtimePayloads>
@@ -20,10 +20,15 @@ type Audience = {
   /** Members by room, as fanout_members holds them (a member row needs no room row). */
   readonly members: Map<string, Set<string>>
   readonly spaces: Map<string, { kind: string; ownerId: string }>
+  /**
+   * Tasks: the room each lives in and the people who may read it whatever the room says (domain/tasks.ts
+   * canReadTask), by user, with how they are on it (reporter, assignee, assistant, watcher).
+   */
+  readonly tasks: Map<string, { roomId: string; people: Map<string, Set<string>> }>
 }
 
 async function loadAudience(trx: ProjectionTransaction, tenantId: string): Promise<Audience> {
-  const [users, rooms, members, spaces] = await Promise.all([
+  const [users, rooms, members, spaces, tasks, taskPeople] = await Promise.all([
     sql<{ user_id: string; role: string; active: boolean }>`
       select user_id, role, active from fanout_users where tenant_id = ${tenantId}`.execute(trx),
     sql<{ room_id: string; visibility: string; kind: string }>`
@@ -32,13 +37,61 @@ async function loadAudience(trx: ProjectionTransaction, tenantId: string): Promi
       select room_id, user_id from fanout_members where tenant_id = ${tenantId}`.execute(trx),
     sql<{ space_id: string; kind: string; owner_id: string }>`
       select space_id, kind, owner_id from fanout_spaces where tenant_id = ${tenantId}`.execute(trx),
+    sql<{ task_id: string; room_id: string }>`
+      select task_id, room_id from fanout_tasks where tenant_id = ${tenantId}`.execute(trx),
+    sql<{ task_id: string; user_id: string; relation: string }>`
+      select task_id, user_id, relation from fanout_task_people where tenant_id = ${tenantId}`.execute(trx),
   ])
-  const audience: Audience = { users: new Map(), rooms: new Map(), members: new Map(), spaces: new Map() }
+  const audience: Audience = { users: new Map(), rooms: new Map(), members: new Map(), spaces: new Map(), tasks: new Map() }
   for (const u of users.rows) audience.users.set(u.user_id, { role: u.role, active: u.active })
   for (const r of rooms.rows) audience.rooms.set(r.room_id, { visibility: r.visibility, kind: r.kind })
   for (const m of members.rows) addMember(audience, m.room_id, m.user_id)
   for (const sp of spaces.rows) audience.spaces.set(sp.space_id, { kind: sp.kind, ownerId: sp.owner_id })
+  for (const t of tasks.rows) audience.tasks.set(t.task_id, { roomId: t.room_id, people: new Map() })
+  for (const p of taskPeople.rows) addTaskPerson(audience, p.task_id, p.user_id, p.relation)
   return audience
+}
+
+const addTaskPerson = (a: Audience, taskId: string, userId: string, relation: string) => {
+  const people = a.tasks.get(taskId)?.people
+  if (!people) return
+  const relations = people.get(userId)
+  if (relations) relations.add(relation)
+  else people.set(userId, new Set([relation]))
+}
+
+const removeTaskPerson = (a: Audience, taskId: string, userId: string, relation: string) => {
+  const people = a.tasks.get(taskId)?.people
+  const relations = people?.get(userId)
+  if (!relations) return
+  relations.delete(relation)
+  if (relations.size === 0) people!.delete(userId)
+}
+
+/** Who may read a task: its room's readers and its people (domain/tasks.ts canReadTask). */
+const taskReaders = (a: Audience, taskId: string): string[] => {
+  const t = a.tasks.get(taskId)
+  if (!t) return []
+  return [...new Set([...roomReaders(a, t.roomId), ...t.people.keys()])]
+}
+
+/** A change of one person's place on a task, in the table and in memory. */
+async function taskPerson(
+  trx: ProjectionTransaction,
+  tenantId: string,
+  a: Audience | null,
+  change: { taskId: string; userId: string; relation: string; added: boolean },
+): Promise<void> {
+  const { taskId, userId, relation } = change
+  if (change.added) {
+    await sql`insert into fanout_task_people values (${tenantId}, ${taskId}, ${userId}, ${relation})
+              on conflict do nothing`.execute(trx)
+    if (a) addTaskPerson(a, taskId, userId, relation)
+  } else {
+    await sql`delete from fanout_task_people where tenant_id = ${tenantId} and task_id = ${taskId}
+               and user_id = ${userId} and relation = ${relation}`.execute(trx)
+    if (a) removeTaskPerson(a, taskId, userId, relation)
+  }
 }
 
 const addMember = (a: Audience, roomId: string, userId: string) => {
@@ -113,12 +166,57 @@ async function evolveAudience(trx: ProjectionTransaction, tenantId: string, e: R
       if (a && !a.spaces.has(s.spaceId)) a.spaces.set(s.spaceId, { kind: s.kind, ownerId: s.ownerId })
       break
     }
+    case 'task.created': {
+      const t = e.data as { taskId: string; roomId: string; reporterId: string; assignee: { id: string } | null }
+      await sql`insert into fanout_tasks values (${tenantId}, ${t.taskId}, ${t.roomId}) on conflict do nothing`.execute(trx)
+      if (a && !a.tasks.has(t.taskId)) a.tasks.set(t.taskId, { roomId: t.roomId, people: new Map() })
+      await taskPerson(trx, tenantId, a, { taskId: t.taskId, userId: t.reporterId, relation: 'reporter', added: true })
+      if (t.assignee)
+        await taskPerson(trx, tenantId, a, { taskId: t.taskId, userId: t.assignee.id, relation: 'assignee', added: true })
+      break
+    }
+    case 'task.assigned': {
+      const { taskId, assignee } = e.data as { taskId: string; assignee: { id: string } | null }
+      await sql`delete from fanout_task_people
+                 where tenant_id = ${tenantId} and task_id = ${taskId} and relation = 'assignee'`.execute(trx)
+      const people = a?.tasks.get(taskId)?.people
+      for (const userId of people ? [...people.keys()] : []) removeTaskPerson(a!, taskId, userId, 'assignee')
+      if (assignee) await taskPerson(trx, tenantId, a, { taskId, userId: assignee.id, relation: 'assignee', added: true })
+      break
+    }
+    case 'task.assistant_added':
+    case 'task.assistant_removed':
+    case 'task.watcher_added':
+    case 'task.watcher_removed': {
+      const d = e.data as { taskId: string; agentId?: string; userId?: string }
+      const relation = e.type.startsWith('task.assistant') ? 'assistant' : 'watcher'
+      await taskPerson(trx, tenantId, a, {
+        taskId: d.taskId,
+        userId: (d.agentId ?? d.userId)!,
+        relation,
+        added: e.type.endsWith('_added'),
+      })
+      break
+    }
+    case 'task.deleted': {
+      const { taskId } = e.data as { taskId: string }
+      await sql`delete from fanout_task_people where tenant_id = ${tenantId} and task_id = ${taskId}`.execute(trx)
+      await sql`delete from fanout_tasks where tenant_id = ${tenantId} and task_id = ${taskId}`.execute(trx)
+      a?.tasks.delete(taskId)
+      break
+    }
   }
 }
+
+const TASK_LEAVES = new Set(['task.assigned', 'task.assistant_removed', 'task.watcher_removed', 'task.deleted'])
 
 /** Who may see an event, as of its position. */
 function audience(a: Audience, e: RecordedEvent): string[] {
   const d = e.data as Data
+  if (e.type.startsWith('task.')) return d.taskId ? taskReaders(a, d.taskId) : []
+  // A message of a task's conversation reaches the task's people as well as its room's readers.
+  if (e.type.startsWith('message.') && d.taskId)
+    return [...new Set([...(d.roomId ? roomReaders(a, d.roomId) : []), ...taskReaders(a, d.taskId)])]
   if (e.type.startsWith('message.') || e.type.startsWith('room.')) return d.roomId ? roomReaders(a, d.roomId) : []
   if (e.type.startsWith('space.')) {
     const s = d.spaceId ? a.spaces.get(d.spaceId) : undefined
@@ -149,7 +247,7 @@ export function realtimeProjector(outbox?: RealtimeOutbox): Projector<Delivered>
     name: 'realtime',
     version: 1,
     schema: 'tenant',
-    tables: ['fanout_users', 'fanout_rooms', 'fanout_members', 'fanout_spaces'],
+    tables: ['fanout_users', 'fanout_rooms', 'fanout_members', 'fanout_spaces', 'fanout_tasks', 'fanout_task_people'],
     // The allow-list's keys, the types it is typed by.
     eventTypes: [...deliveredEventTypes] as Delivered['type'][],
     async apply(trx, events) {
@@ -171,8 +269,10 @@ export function realtimeProjector(outbox?: RealtimeOutbox): Projector<Delivered>
           a = await loadAudience(trx, tenantId)
           audiences.set(tenantId, a)
         }
-        // A member who leaves still hears that they left; one who joins hears that they joined.
-        const before = e.type === 'room.member_removed' || e.type === 'user.deactivated' ? audience(a, e) : []
+        // A member who leaves still hears that they left; one who joins hears that they joined. Someone taken off a
+        // task (unassigned, no longer an assistant or watcher, or the task deleted) hears it too.
+        const before =
+          e.type === 'room.member_removed' || e.type === 'user.deactivated' || TASK_LEAVES.has(e.type) ? audience(a, e) : []
         await evolveAudience(trx, tenantId, e, a)
         const delivered = realtimePayload(e.type, e.data)
         if (!delivered) continue

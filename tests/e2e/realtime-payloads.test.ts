@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ItemsField, type RealtimePayload, type RestResource, realtimePayloads } from '../../domain/realtime-payloads.ts'
 import { realtimeProjector } from '../../projections/realtime.ts'
-import { join, signUp } from '../support/identity.ts'
+import { createAgent, join, signUp } from '../support/identity.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
 
 type Who = { token: string; userId: string }
@@ -69,6 +69,30 @@ beforeAll(async () => {
   const from = await ok('POST', `/api/rooms/${roomId}/messages`, owner, { text: 'range 1' })
   await ok('POST', `/api/rooms/${roomId}/messages`, owner, { text: 'range 2' })
   await ok('POST', `/api/rooms/${roomId}/messages/delete-range`, owner, { fromMessageId: from.messageId })
+  // A task in the room, through every change a task has (tests/e2e/tasks.test.ts proves the rules).
+  const helper = await createAgent(server, owner.token, { name: 'Helper' })
+  await ok('GET', `/api/users?consistentAfter=${helper.position}`, owner)
+  await ok('POST', `/api/rooms/${roomId}/members`, owner, { agentId: helper.agentId })
+  const { taskId } = await ok('POST', '/api/tasks', owner, {
+    title: 'Task',
+    roomId,
+    assignee: { userId: member.userId },
+    reviewGates: { plan: true, result: true },
+  })
+  const task = `/api/tasks/${taskId}`
+  await ok('PATCH', task, owner, { title: 'Task renamed', description: 'about' })
+  await ok('POST', `${task}/plan`, member, { text: 'the plan' })
+  await ok('POST', `${task}/approvals`, owner, { gate: 'plan', decision: 'approve', comment: 'fine' })
+  await ok('PATCH', task, owner, { reviewGates: { result: false }, status: 'in_progress' })
+  await ok('PUT', `${task}/assistants/${helper.agentId}`, owner)
+  await ok('DELETE', `${task}/assistants/${helper.agentId}`, owner)
+  await ok('PUT', `${task}/watchers/${guest.userId}`, owner)
+  await ok('DELETE', `${task}/watchers/${guest.userId}`, owner)
+  const child = await ok('POST', '/api/tasks', owner, { title: 'Child', parentId: taskId })
+  await ok('POST', `${task}/dependencies`, owner, { taskId: child.taskId })
+  await ok('DELETE', `${task}/dependencies/${child.taskId}`, owner)
+  await ok('DELETE', `/api/tasks/${child.taskId}`, owner)
+  await ok('PATCH', task, owner, { assignee: { userId: admin.userId } })
   await ok('DELETE', `/api/rooms/${roomId}/members/${admin.userId}`, owner)
   await ok('POST', `/api/rooms/${roomId}/archive`, owner)
   const { spaceId } = await ok('POST', '/api/spaces', owner, { name: 'Space' })
@@ -83,6 +107,7 @@ beforeAll(async () => {
       Room: await ok('GET', `/api/rooms/${roomId}`, who),
       Message: await ok('GET', `/api/messages/${messageId}`, who),
       Space: spaces.items.find((s: { id: string }) => s.id === spaceId),
+      Task: await ok('GET', `/api/tasks/${taskId}`, who),
     })
   }
 }, 120_000)
