@@ -22,6 +22,8 @@ export type AuditFilter = {
 
 export type AuditPage = {
   readonly events: RecordedEvent[]
+  /** The last event looked at (matched or not): where a paginated reader resumes after this page. */
+  readonly last: RecordedEvent | null
   /** Events looked at for this page (matched or not): what progress reports count. */
   readonly scanned: number
   readonly done: boolean
@@ -60,36 +62,51 @@ export function matches(filter: AuditFilter): (e: RecordedEvent) => boolean {
   }
 }
 
+/** Where a reader resumes: after this event (a page's `last`), as its position and stream revision. */
+export type AuditResume = { readonly position: Position; readonly revision: bigint }
+
 export function auditReader(
   store: EventStore,
   filter: AuditFilter,
-  options: { pageSize?: number; pool?: pg.Pool } = {},
+  options: {
+    pageSize?: number
+    /** With a PostgresEventStore: its pool, to read a tenant through its index. */
+    pool?: pg.Pool
+    /**
+     * The Postgres event store's pool, for a store that is a decorated PostgresEventStore (the API's): a tenant is
+     * read through its index here, as stored (not decrypted, not upcast).
+     */
+    tenantIndex?: pg.Pool
+    /** Resume after this event: the next page of an earlier read. */
+    after?: AuditResume
+  } = {},
 ): AuditReader {
   const pageSize = options.pageSize ?? 1_000
   const keep = matches(filter)
   if (filter.stream) {
-    let revision = 0n
+    let revision = options.after ? options.after.revision + 1n : 0n
     return {
       plan: 'stream',
       async next() {
         const events = await store.readStream(filter.stream!, { fromRevision: revision, maxCount: pageSize })
         const last = events[events.length - 1]
         if (last) revision = last.revision + 1n
-        return { events: events.filter(keep), scanned: events.length, done: events.length < pageSize }
+        return { events: events.filter(keep), last: last ?? null, scanned: events.length, done: events.length < pageSize }
       },
     }
   }
-  if (filter.tenantId && options.pool && store instanceof PostgresEventStore) {
-    return postgresTenantReader(options.pool, filter.tenantId, keep, pageSize)
+  const tenantPool = options.tenantIndex ?? (store instanceof PostgresEventStore ? options.pool : undefined)
+  if (filter.tenantId && tenantPool) {
+    return postgresTenantReader(tenantPool, filter.tenantId, keep, pageSize, options.after?.position.sequence ?? 0n)
   }
-  let from: Position = START
+  let from: Position = options.after?.position ?? START
   return {
     plan: '$all scan',
     async next() {
       const events = await store.readAll({ from, maxCount: pageSize })
       const last = events[events.length - 1]
       if (last) from = last.position
-      return { events: events.filter(keep), scanned: events.length, done: events.length < pageSize }
+      return { events: events.filter(keep), last: last ?? null, scanned: events.length, done: events.length < pageSize }
     },
   }
 }
@@ -104,8 +121,9 @@ function postgresTenantReader(
   tenantId: string,
   keep: (e: RecordedEvent) => boolean,
   pageSize: number,
+  start: bigint,
 ): AuditReader {
-  let after = 0n
+  let after = start
   return {
     plan: 'tenant index',
     async next() {
@@ -138,7 +156,7 @@ function postgresTenantReader(
       )
       const last = events[events.length - 1]
       if (last) after = last.position.sequence
-      return { events: events.filter(keep), scanned: events.length, done: events.length < pageSize }
+      return { events: events.filter(keep), last: last ?? null, scanned: events.length, done: events.length < pageSize }
     },
   }
 }

@@ -10,3 +10,5 @@ export const accountStream = (id: string) => streamName('account', id)
 export const credentialStream = (id: string) => streamName('credential', id)
 export const orgStream = (orgId: string) => streamName('org', orgId)
 export const orgNameStream = (slug: string) => streamName('org_name', slug)
+/** Every operator grant and revocation: one stream, the platform's (domain/operators.ts). */
+export const operatorsStream = () => streamName('operators', 'platform')

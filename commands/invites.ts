@@ -1,8 +1,10 @@
 import { createHmac } from 'node:crypto'
 import { streamName } from '../adapters/event-store.ts'
 import { generateToken, hashToken, TOKEN_PREFIXES, tokenMatchesHash } from '../adapters/opaque-tokens.ts'
+import { orgStream } from '../adapters/streams.ts'
 import { INVITE_TTL_DAYS, type InviteRole, invite } from '../domain/accounts.ts'
 import { DomainError } from '../domain/decider.ts'
+import { org, requireSeat } from '../domain/orgs.ts'
 import { loadAccount } from '../http/accounts.ts'
 import { joinOrg } from './orgs.ts'
 import { type CommandContext, handleCommand, loadState, type PipelineDeps } from './pipeline.ts'
@@ -77,14 +79,18 @@ export async function acceptInvite(deps: PipelineDeps, ctx: CommandContext, inpu
     deps,
     invite,
     inviteStream(inviteId),
-    {
-      type: 'accept',
-      inviteId,
-      accountId: input.accountId,
-      accountEmail: acct.email,
-      emailVerified: acct.emailVerified,
-      userId,
-      at: ctx.now().toISOString(),
+    async (_, read) => {
+      // A full org refuses before the invite is used, so it can be accepted once a seat is free.
+      requireSeat(await read(org, orgStream(state.orgId)))
+      return {
+        type: 'accept' as const,
+        inviteId,
+        accountId: input.accountId,
+        accountEmail: acct.email,
+        emailVerified: acct.emailVerified,
+        userId,
+        at: ctx.now().toISOString(),
+      }
     },
     orgCtx,
   )

@@ -1,7 +1,7 @@
 import { streamName } from '../adapters/event-store.ts'
 import { orgNameStream, orgStream } from '../adapters/streams.ts'
 import { DomainError } from '../domain/decider.ts'
-import { checkOrgName, type MemberJoined, org, orgName, usernameReservation } from '../domain/orgs.ts'
+import { checkOrgName, type LlmPolicy, type MemberJoined, org, orgName, usernameReservation } from '../domain/orgs.ts'
 import { type CommandContext, handleCommand, type PipelineDeps } from './pipeline.ts'
 
 /**
@@ -48,6 +48,31 @@ export async function reactivateOrg(deps: PipelineDeps, ctx: CommandContext, inp
     org,
     orgStream(input.orgId),
     { type: 'reactivate', orgId: input.orgId, at: ctx.now().toISOString() },
+    { ...ctx, tenantId: input.orgId },
+  )
+}
+
+/** Seats and storage: refused below the seats in use, which the org stream (its joins and deactivations) counts. */
+export async function setOrgLimits(
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  input: { orgId: string; seats: number | null; storageBytes: number | null },
+) {
+  return handleCommand(
+    deps,
+    org,
+    orgStream(input.orgId),
+    { type: 'set_limits', ...input, at: ctx.now().toISOString() },
+    { ...ctx, tenantId: input.orgId },
+  )
+}
+
+export async function setLlmPolicy(deps: PipelineDeps, ctx: CommandContext, input: { orgId: string } & LlmPolicy) {
+  return handleCommand(
+    deps,
+    org,
+    orgStream(input.orgId),
+    { type: 'set_llm_policy', ...input, at: ctx.now().toISOString() },
     { ...ctx, tenantId: input.orgId },
   )
 }

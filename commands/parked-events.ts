@@ -84,13 +84,13 @@ export function parkedEventCommands(deps: AppDeps, parking: ParkedEventCommands,
   const noSuchEvent = (name: string, eventId: string) => notFound(`${kind} ${name} has no parked event ${eventId}`)
 
   const app = router()
-  app.use(`/control/${collection}/*`, requireOperator(deps.config.OPERATOR_TOKEN))
+  app.use(`/control/${collection}/*`, requireOperator(deps))
   app.openapi(retryRoute, async (c) => {
     const { name, eventId } = c.req.valid('param')
     const r = await parking.retry(name, eventId)
     if (r.outcome === 'not_found') throw noSuchEvent(name, eventId)
     const { version } = r.parked.consumer
-    const audit = { operator: operatorActor.id, [kind]: name, version, eventId, type: r.parked.type }
+    const audit = { operator: operatorActor(c).id, [kind]: name, version, eventId, type: r.parked.type }
     if (r.outcome === 'failed') {
       c.get('log').warn({ ...audit, error: r.error }, 'parked event retried by an operator: failed again')
       throw new HttpProblem({
@@ -106,7 +106,7 @@ export function parkedEventCommands(deps: AppDeps, parking: ParkedEventCommands,
   app.openapi(skipRoute, async (c) => {
     const { name, eventId } = c.req.valid('param')
     const reason = (c.req.valid('json') as { reason?: string } | undefined)?.reason ?? null
-    const r = await parking.skip(name, eventId, operatorActor.id, reason)
+    const r = await parking.skip(name, eventId, operatorActor(c).id, reason)
     if (r.outcome === 'not_found') throw noSuchEvent(name, eventId)
     const { parked } = r
     if (r.outcome === 'already_skipped') {
@@ -118,7 +118,7 @@ export function parkedEventCommands(deps: AppDeps, parking: ParkedEventCommands,
       })
     }
     c.get('log').warn(
-      { operator: operatorActor.id, [kind]: name, version: parked.consumer.version, eventId, type: parked.type, reason },
+      { operator: operatorActor(c).id, [kind]: name, version: parked.consumer.version, eventId, type: parked.type, reason },
       'parked event skipped by an operator',
     )
     return c.json(

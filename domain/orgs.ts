@@ -131,10 +131,24 @@ export type MemberJoined = {
   at: string
 }
 
+/** What an operator allows an org: seats (active people; agents are not counted) and stored bytes. null: no limit. */
+export type OrgLimits = { readonly seats: number | null; readonly storageBytes: number | null }
+
+/** Which LLMs an org's agents may call, with whose key, and how many tokens a calendar month (null: no budget). */
+export type LlmPolicy = {
+  readonly allowedModels: readonly string[]
+  readonly keySource: 'platform' | 'org'
+  readonly monthlyTokenBudget: number | null
+}
+
+export const NO_LIMITS: OrgLimits = { seats: null, storageBytes: null }
+
 export type OrgEvent =
   | DomainEvent<'org.created', { orgId: string; name: string; slug: string; createdBy: { type: string; id: string }; at: string }>
   | DomainEvent<'org.suspended', { orgId: string; reason: string; at: string }>
   | DomainEvent<'org.reactivated', { orgId: string; at: string }>
+  | DomainEvent<'org.limits_set', { orgId: string; seats: number | null; storageBytes: number | null; at: string }>
+  | DomainEvent<'org.llm_policy_set', { orgId: string } & LlmPolicy & { at: string }>
   | DomainEvent<'user.joined', MemberJoined>
   | DomainEvent<'user.activated', { userId: string; username: string; at: string }>
   | DomainEvent<'user.role_changed', { userId: string; role: OrgRole; by: string; at: string }>
@@ -155,12 +169,17 @@ export type OrgState =
       readonly name: string
       readonly slug: string
       readonly members: ReadonlyMap<string, Member>
+      readonly limits: OrgLimits
+      /** null until an operator sets one: the platform's defaults apply. */
+      readonly llmPolicy: LlmPolicy | null
     }
 
 export type OrgCommand =
   | { type: 'create'; orgId: string; name: string; slug: string; createdBy: { type: string; id: string }; at: string }
   | { type: 'suspend'; orgId: string; reason: string; at: string }
   | { type: 'reactivate'; orgId: string; at: string }
+  | { type: 'set_limits'; orgId: string; seats: number | null; storageBytes: number | null; at: string }
+  | ({ type: 'set_llm_policy'; orgId: string; at: string } & LlmPolicy)
   | { type: 'join'; member: MemberJoined }
   /** The username is already reserved on its own stream; this records it on the member. */
   | { type: 'activate'; userId: string; username: string; at: string }
@@ -174,6 +193,19 @@ type Existing = Extract<OrgState, { members: unknown }>
 const existingOrg = (s: OrgState): Existing => {
   if (s.status === 'none') throw new DomainError('ORG_NOT_FOUND', 'no such org', 'not_found')
   return s
+}
+
+/** The people who hold a seat: active human users (agents take none). */
+export const seatsTaken = (s: OrgState): number =>
+  s.status === 'none' ? 0 : [...s.members.values()].filter((m) => m.active && m.type === 'human').length
+
+/** A person may join only into a free seat (agents take none). */
+export function requireSeat(s: OrgState): void {
+  if (s.status === 'none' || s.limits.seats === null || seatsTaken(s) < s.limits.seats) return
+  throw new DomainError(
+    'SEAT_LIMIT_REACHED',
+    `all ${s.limits.seats} seats of this org are taken: an admin frees one, or an operator raises the limit`,
+  )
 }
 
 const activeOwners = (s: Existing) => [...s.members.values()].filter((m) => m.active && m.role === 'owner').length
@@ -220,12 +252,43 @@ export const org: Decider<OrgCommand, OrgEvent, OrgState> = {
         if (s.status === 'active') return []
         return [{ type: 'org.reactivated', data: { orgId: command.orgId, at: command.at } }]
       }
+      case 'set_limits': {
+        const s = existingOrg(state)
+        if (command.seats !== null && command.seats < seatsTaken(s)) {
+          throw new DomainError(
+            'SEATS_BELOW_USAGE',
+            `${command.seats} seats is fewer than the ${seatsTaken(s)} active people in the org: deactivate some first`,
+          )
+        }
+        if (command.seats === s.limits.seats && command.storageBytes === s.limits.storageBytes) return []
+        return [
+          {
+            type: 'org.limits_set',
+            data: { orgId: command.orgId, seats: command.seats, storageBytes: command.storageBytes, at: command.at },
+          },
+        ]
+      }
+      case 'set_llm_policy': {
+        const s = existingOrg(state)
+        const allowedModels = [...new Set(command.allowedModels)]
+        const policy: LlmPolicy = { allowedModels, keySource: command.keySource, monthlyTokenBudget: command.monthlyTokenBudget }
+        if (
+          s.llmPolicy &&
+          s.llmPolicy.keySource === policy.keySource &&
+          s.llmPolicy.monthlyTokenBudget === policy.monthlyTokenBudget &&
+          s.llmPolicy.allowedModels.length === allowedModels.length &&
+          s.llmPolicy.allowedModels.every((m, i) => m === allowedModels[i])
+        )
+          return []
+        return [{ type: 'org.llm_policy_set', data: { orgId: command.orgId, ...policy, at: command.at } }]
+      }
       case 'join': {
         const s = existingOrg(state)
         const m = command.member
         if (s.members.has(m.userId)) return []
         if (m.accountId && membershipOf(s, m.accountId))
           throw new DomainError('ALREADY_MEMBER', 'this account is a member already', 'conflict')
+        if (m.type === 'human') requireSeat(s)
         return [{ type: 'user.joined', data: m }]
       }
       case 'activate': {
@@ -270,7 +333,14 @@ export const org: Decider<OrgCommand, OrgEvent, OrgState> = {
   },
   evolve(state, event) {
     if (event.type === 'org.created')
-      return { status: 'active', name: event.data.name, slug: event.data.slug, members: new Map() }
+      return {
+        status: 'active',
+        name: event.data.name,
+        slug: event.data.slug,
+        members: new Map(),
+        limits: NO_LIMITS,
+        llmPolicy: null,
+      }
     if (state.status === 'none') return state
     const withMember = (userId: string, change: (m: Member) => Member) => {
       const m = state.members.get(userId)
@@ -281,6 +351,12 @@ export const org: Decider<OrgCommand, OrgEvent, OrgState> = {
         return { ...state, status: 'suspended' }
       case 'org.reactivated':
         return { ...state, status: 'active' }
+      case 'org.limits_set':
+        return { ...state, limits: { seats: event.data.seats, storageBytes: event.data.storageBytes } }
+      case 'org.llm_policy_set': {
+        const { allowedModels, keySource, monthlyTokenBudget } = event.data
+        return { ...state, llmPolicy: { allowedModels, keySource, monthlyTokenBudget } }
+      }
       case 'user.joined': {
         const d = event.data
         const member: Member = { accountId: d.accountId, type: d.type, role: d.role, active: true, username: d.username ?? null }

@@ -3,7 +3,7 @@ import type { MiddlewareHandler } from 'hono'
 import { matchedRoutes } from 'hono/route'
 import { commandToProjectionSeconds, MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '../adapters/metrics.ts'
 import type { AppDeps } from '../http/context.ts'
-import { requireOperator } from '../http/operator.ts'
+import { requireScrapeToken } from '../http/operator.ts'
 import { router } from '../http/router.ts'
 import type { Projector } from '../projections/engine.ts'
 import { parkedCounts, projectionLag } from './projections.ts'
@@ -185,7 +185,7 @@ export function createMetrics(deps: AppDeps, sources: MetricsSources) {
   /** GET /metrics for operators (the OPERATOR_TOKEN as a bearer token: a scrape config's `authorization`). */
   const routes = () => {
     const app = router()
-    app.use('/metrics', requireOperator(deps.config.OPERATOR_TOKEN))
+    app.use('/metrics', requireScrapeToken(deps.config.OPERATOR_TOKEN))
     app.get('/metrics', async (c) => c.body(await registry.render(), 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }))
     return app
   }

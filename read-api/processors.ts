@@ -113,7 +113,7 @@ const route = createRoute({
 
 export function processorQueries(deps: AppDeps, processors: readonly ProcessorDescriptor[]) {
   const app = router()
-  app.use('/control/processors', requireOperator(deps.config.OPERATOR_TOKEN))
+  app.use('/control/processors', requireOperator(deps))
   app.openapi(route, async (c) => c.json({ items: await processorOverview(deps, processors) }, 200))
   return app
 }

@@ -103,7 +103,7 @@ const route = createRoute({
 
 export function projectionQueries(deps: AppDeps, projectors: readonly Projector[]) {
   const app = router()
-  app.use('/control/projections', requireOperator(deps.config.OPERATOR_TOKEN))
+  app.use('/control/projections', requireOperator(deps))
   app.openapi(route, async (c) => c.json({ items: await projectionsWithParked(deps, projectors) }, 200))
   return app
 }

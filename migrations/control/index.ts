@@ -10,6 +10,7 @@ import * as m010 from './010_processors.ts'
 import * as m011 from './011_timers.ts'
 import * as m012 from './012_dev_mailbox.ts'
 import * as m013 from './013_sent_mail.ts'
+import * as m050 from './050_operators_and_org_policy.ts'
 
 export const schema = 'control'
 export const migrations = {
@@ -25,4 +26,5 @@ export const migrations = {
   '011_timers': m011,
   '012_dev_mailbox': m012,
   '013_sent_mail': m013,
+  '050_operators_and_org_policy': m050,
 }

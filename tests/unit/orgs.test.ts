@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { fold } from '../../domain/decider.ts'
 import {
   checkOrgName,
+  type LlmPolicy,
   type MemberJoined,
   membershipOf,
   NAME_MAX,
@@ -15,7 +16,7 @@ import {
   usernameReservation,
 } from '../../domain/orgs.ts'
 import { deciderSpec } from '../support/given-when-then.ts'
-import { spec } from './spec.ts'
+import { refusal, spec } from './spec.ts'
 
 const orgId = '01935c7e-0000-7000-8000-000000000001'
 const other = '01935c7e-0000-7000-8000-000000000002'
@@ -204,6 +205,8 @@ describe('org: a stream that does not exist', () => {
     const commands: OrgCommand[] = [
       { type: 'suspend', orgId, reason: 'x', at },
       { type: 'reactivate', orgId, at },
+      { type: 'set_limits', orgId, seats: 3, storageBytes: null, at },
+      { type: 'set_llm_policy', orgId, allowedModels: [], keySource: 'platform', monthlyTokenBudget: null, at },
       { type: 'join', member: member('m1', 'member') },
       { type: 'activate', userId: 'm1', username: 'm1', at },
       changeRole('m1', 'admin', 'o1'),
@@ -217,7 +220,14 @@ describe('org: a stream that does not exist', () => {
     expect(fold(org, [{ type: 'org.suspended', data: { orgId, reason: 'x', at } }])).toEqual({ status: 'none' })
   })
   it('a created org is active, named, with no members yet', () =>
-    expect(fold(org, [created])).toEqual({ status: 'active', name: 'Acme', slug: 'acme', members: new Map() }))
+    expect(fold(org, [created])).toEqual({
+      status: 'active',
+      name: 'Acme',
+      slug: 'acme',
+      members: new Map(),
+      limits: { seats: null, storageBytes: null },
+      llmPolicy: null,
+    }))
   it('creating it again is a conflict', () =>
     rules
       .given([created])
@@ -475,6 +485,103 @@ describe('org: leaving and removing', () => {
       active: false,
       username: null,
     })
+  })
+})
+
+describe('org: seats and storage limits', () => {
+  const rules = spec(org)
+  const setLimits = (seats: number | null, storageBytes: number | null = null): OrgCommand => ({
+    type: 'set_limits',
+    orgId,
+    seats,
+    storageBytes,
+    at,
+  })
+  const limitsSet = (seats: number | null, storageBytes: number | null = null): OrgEvent => ({
+    type: 'org.limits_set',
+    data: { orgId, seats, storageBytes, at },
+  })
+  const bot = joined(member('bot', 'member', { type: 'agent', accountId: null, email: null }))
+
+  it('seats at or above the active people are set; the same limits again change nothing', () => {
+    // team: five people (o1, a1, a2, m1, g1).
+    rules
+      .given(team)
+      .when(setLimits(5, 1_000))
+      .then([limitsSet(5, 1_000)])
+    rules.given(team).when(setLimits(null, null)).then([])
+    rules
+      .given([...team, limitsSet(5, 1_000)])
+      .when(setLimits(5, 1_000))
+      .then([])
+  })
+  it('seats below the active people are refused, naming both numbers', () => {
+    rules.given(team).when(setLimits(4)).thenRefused('SEATS_BELOW_USAGE')
+    const error = refusal(() => org.decide(setLimits(4), fold(org, team)))
+    expect(error.message).toMatch(/\b4\b.*\b5\b/)
+  })
+  it('agents and deactivated people take no seat', () => {
+    rules
+      .given([...team, bot, deactivated('m1', 'o1')])
+      .when(setLimits(4))
+      .then([limitsSet(4)])
+  })
+  it('a person joining past the seats is refused; an agent joins anyway; a freed seat is taken again', () => {
+    const full = [...team, limitsSet(5)]
+    rules
+      .given(full)
+      .when({ type: 'join', member: member('m2', 'member') })
+      .thenRefused('SEAT_LIMIT_REACHED')
+    rules
+      .given(full)
+      .when({ type: 'join', member: member('bot', 'member', { type: 'agent', accountId: null, email: null }) })
+      .then([bot])
+    rules
+      .given([...full, deactivated('m1', 'o1')])
+      .when({ type: 'join', member: member('m2', 'member') })
+      .then([joined(member('m2', 'member'))])
+    rules
+      .given([...full, limitsSet(null)])
+      .when({ type: 'join', member: member('m2', 'member') })
+      .then([joined(member('m2', 'member'))])
+  })
+  it('the state holds the limits', () => {
+    expect(fold(org, [...team, limitsSet(7, 9)])).toMatchObject({ limits: { seats: 7, storageBytes: 9 } })
+  })
+})
+
+describe('org: LLM policy', () => {
+  const rules = spec(org)
+  const policy: LlmPolicy = {
+    allowedModels: ['gpt-5', 'claude-sonnet'],
+    keySource: 'org',
+    monthlyTokenBudget: 1_000_000,
+  }
+  const set = (over: Partial<typeof policy> = {}): OrgCommand => ({ type: 'set_llm_policy', orgId, at, ...policy, ...over })
+  const policySet = (over: Partial<typeof policy> = {}): OrgEvent => ({
+    type: 'org.llm_policy_set',
+    data: { orgId, ...policy, ...over, at },
+  })
+  it('is recorded, models listed once each; the same policy again changes nothing', () => {
+    rules
+      .given(team)
+      .when(set({ allowedModels: ['gpt-5', 'claude-sonnet', 'gpt-5'] }))
+      .then([policySet()])
+    rules
+      .given([...team, policySet()])
+      .when(set())
+      .then([])
+  })
+  it('any change of models, key or budget is a new policy', () => {
+    const changes: Partial<LlmPolicy>[] = [{ allowedModels: ['gpt-5'] }, { keySource: 'platform' }, { monthlyTokenBudget: null }]
+    for (const change of changes)
+      rules
+        .given([...team, policySet()])
+        .when(set(change))
+        .then([policySet(change)])
+  })
+  it('the state holds it', () => {
+    expect(fold(org, [...team, policySet()])).toMatchObject({ llmPolicy: policy })
   })
 })
 

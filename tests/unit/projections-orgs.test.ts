@@ -17,7 +17,8 @@ const suspended = (at = t1, id = orgId) =>
   ({ type: 'org.suspended', data: { orgId: id, reason: 'unpaid', at } }) satisfies OrgEvent
 const reactivated = (at = t2, id = orgId) => ({ type: 'org.reactivated', data: { orgId: id, at } }) satisfies OrgEvent
 
-const acme: OrgRow = { id: orgId, name: 'Acme', slug: 'acme', status: 'active', created_at: t0, updated_at: t0 }
+const none = { seats: null, storage_bytes: null, llm_allowed_models: null, llm_key_source: null, llm_monthly_token_budget: null }
+const acme: OrgRow = { id: orgId, name: 'Acme', slug: 'acme', status: 'active', created_at: t0, updated_at: t0, ...none }
 
 describe('orgs read model', () => {
   const orgs = projectionSpec(orgRows)
@@ -51,9 +52,43 @@ describe('orgs read model', () => {
       .when(created({ orgId: 'org-2', name: 'Beta', slug: 'beta', at: t1 }), suspended(t1), reactivated(t2))
       .thenWrites({
         upserts: [
-          { id: 'org-2', name: 'Beta', slug: 'beta', status: 'active', created_at: t1, updated_at: t1 },
+          { id: 'org-2', name: 'Beta', slug: 'beta', status: 'active', created_at: t1, updated_at: t1, ...none },
           { ...acme, updated_at: t2 },
         ],
         deletes: [],
       }))
+
+  it('limits and the LLM policy an operator sets are the row’s, each at its time; null lifts a limit', () => {
+    const limits = (seats: number | null, storageBytes: number | null, at: string) =>
+      ({ type: 'org.limits_set', data: { orgId, seats, storageBytes, at } }) satisfies OrgEvent
+    orgs
+      .given([acme])
+      .when(limits(5, 1_000_000, t1))
+      .then([{ ...acme, seats: 5, storage_bytes: 1_000_000, updated_at: t1 }])
+    orgs
+      .given([acme])
+      .when(limits(5, 1_000_000, t1), limits(null, null, t2))
+      .then([{ ...acme, updated_at: t2 }])
+    orgs
+      .given([acme])
+      .when({
+        type: 'org.llm_policy_set',
+        data: { orgId, allowedModels: ['gpt-5', 'claude-sonnet'], keySource: 'org', monthlyTokenBudget: 2_000_000, at: t1 },
+      })
+      .then([
+        {
+          ...acme,
+          llm_allowed_models: '["gpt-5","claude-sonnet"]',
+          llm_key_source: 'org',
+          llm_monthly_token_budget: 2_000_000,
+          updated_at: t1,
+        },
+      ])
+  })
+
+  it('limits of an org with no row change nothing', () =>
+    orgs
+      .given([acme])
+      .when({ type: 'org.limits_set', data: { orgId: 'org-2', seats: 1, storageBytes: null, at: t1 } })
+      .then([acme]))
 })
