@@ -86,6 +86,26 @@ const withDerivedIds = (store: EventStore, seed: string, msecs: number): EventSt
     },
   })
 
+/**
+ * Decisions on one budget stream, one at a time in this process. The expected revision alone keeps caps safe across
+ * processes, but 50 callers racing on one stream would each lose ~25 times on average, re-reading every stream for
+ * each try (seconds of wasted work); queued here, they decide in turn and conflict only with other processes.
+ */
+const budgetQueues = new Map<string, Promise<unknown>>()
+function oneAtATime<T>(key: string, decide: () => Promise<T>): Promise<T> {
+  const previous = budgetQueues.get(key) ?? Promise.resolve()
+  const turn = previous.then(decide, decide)
+  const done = turn.then(
+    () => undefined,
+    () => undefined,
+  )
+  budgetQueues.set(key, done)
+  void done.then(() => {
+    if (budgetQueues.get(key) === done) budgetQueues.delete(key)
+  })
+  return turn
+}
+
 /** The time in a UUIDv7 (any UUID gives a fixed value): what derived ids carry, so they sort near their cause. */
 const msecsOf = (id: string): number => Number.parseInt(id.replaceAll('-', '').slice(0, 12), 16)
 
@@ -150,29 +170,31 @@ export async function reserveSpend(deps: PipelineDeps, ctx: CommandContext, inpu
   )
   let amountMicroUsd = 0
   try {
-    const r = await handleCommand(
-      { ...deps, store },
-      budget,
-      budgetStream(input.orgId, monthOf(at)),
-      async (_s, read) => {
-        await orgMustExist(read, input.orgId)
-        const orgCaps = await read(caps, capsStream(input.orgId))
-        amountMicroUsd = await estimateOf(deps.store, input.estimate, orgCaps, input)
-        return {
-          type: 'reserve' as const,
-          reservationId: input.reservationId,
-          orgId: input.orgId,
-          agentId: input.agentId,
-          roomId: input.roomId,
-          taskId: input.taskId,
-          amountMicroUsd,
-          caps: orgCaps,
-          at,
-          expiresAt,
-        }
-      },
-      { ...ctx, tenantId: input.orgId },
-      { maxAttempts: BUDGET_ATTEMPTS },
+    const r = await oneAtATime(budgetStream(input.orgId, monthOf(at)), () =>
+      handleCommand(
+        { ...deps, store },
+        budget,
+        budgetStream(input.orgId, monthOf(at)),
+        async (_s, read) => {
+          await orgMustExist(read, input.orgId)
+          const orgCaps = await read(caps, capsStream(input.orgId))
+          amountMicroUsd = await estimateOf(deps.store, input.estimate, orgCaps, input)
+          return {
+            type: 'reserve' as const,
+            reservationId: input.reservationId,
+            orgId: input.orgId,
+            agentId: input.agentId,
+            roomId: input.roomId,
+            taskId: input.taskId,
+            amountMicroUsd,
+            caps: orgCaps,
+            at,
+            expiresAt,
+          }
+        },
+        { ...ctx, tenantId: input.orgId },
+        { maxAttempts: BUDGET_ATTEMPTS },
+      ),
     )
     return { reservationId: input.reservationId, amountMicroUsd, expiresAt, position: r.position }
   } catch (e) {
@@ -238,31 +260,33 @@ export async function recordUsage(deps: PipelineDeps, ctx: CommandContext, input
   const store = withDerivedIds(deps.store, `usage-record:${input.orgId}:${input.recordId}`, msecsOf(input.recordId))
   let cost: number | null = null
   try {
-    const r = await handleCommand(
-      { ...deps, store },
-      budget,
-      budgetStream(input.orgId, monthOf(at)),
-      async (_s, read) => {
-        const o = await orgMustExist(read, input.orgId)
-        const orgCaps = await read(caps, capsStream(input.orgId))
-        cost = costOf(input.usage, await priceTable(deps.store))
-        return {
-          type: 'record' as const,
-          recordId: input.recordId,
-          reservationId: input.reservationId,
-          orgId: input.orgId,
-          agentId: input.agentId,
-          roomId: input.roomId,
-          taskId: input.taskId,
-          usage: input.usage,
-          costMicroUsd: cost,
-          billed: !(input.usage.kind === 'llm' && o.llmPolicy?.keySource === 'org'),
-          caps: orgCaps,
-          at,
-        }
-      },
-      { ...ctx, tenantId: input.orgId },
-      { maxAttempts: BUDGET_ATTEMPTS },
+    const r = await oneAtATime(budgetStream(input.orgId, monthOf(at)), () =>
+      handleCommand(
+        { ...deps, store },
+        budget,
+        budgetStream(input.orgId, monthOf(at)),
+        async (_s, read) => {
+          const o = await orgMustExist(read, input.orgId)
+          const orgCaps = await read(caps, capsStream(input.orgId))
+          cost = costOf(input.usage, await priceTable(deps.store))
+          return {
+            type: 'record' as const,
+            recordId: input.recordId,
+            reservationId: input.reservationId,
+            orgId: input.orgId,
+            agentId: input.agentId,
+            roomId: input.roomId,
+            taskId: input.taskId,
+            usage: input.usage,
+            costMicroUsd: cost,
+            billed: !(input.usage.kind === 'llm' && o.llmPolicy?.keySource === 'org'),
+            caps: orgCaps,
+            at,
+          }
+        },
+        { ...ctx, tenantId: input.orgId },
+        { maxAttempts: BUDGET_ATTEMPTS },
+      ),
     )
     const recorded = r.events.find((e) => e.type === 'usage.recorded')
     const data = recorded?.type === 'usage.recorded' ? recorded.data : null
