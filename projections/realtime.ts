@@ -214,9 +214,6 @@ const TASK_LEAVES = new Set(['task.assigned', 'task.assistant_removed', 'task.wa
 function audience(a: Audience, e: RecordedEvent): string[] {
   const d = e.data as Data
   if (e.type.startsWith('task.')) return d.taskId ? taskReaders(a, d.taskId) : []
-  // A message of a task's conversation reaches the task's people as well as its room's readers.
-  if (e.type.startsWith('message.') && d.taskId)
-    return [...new Set([...(d.roomId ? roomReaders(a, d.roomId) : []), ...taskReaders(a, d.taskId)])]
   if (e.type.startsWith('message.') || e.type.startsWith('room.')) return d.roomId ? roomReaders(a, d.roomId) : []
   if (e.type.startsWith('space.')) {
     const s = d.spaceId ? a.spaces.get(d.spaceId) : undefined
