@@ -420,3 +420,9 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
     }
   },
 }
+
+/**
+ * The channel the run queue's projector notifies when a run becomes claimable or is cancelled (`<event>:<runId>`):
+ * workers LISTEN on it to claim at once and to abort a run they hold.
+ */
+export const AGENT_RUNS_CHANNEL = 'agent_runs'

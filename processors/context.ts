@@ -1,6 +1,7 @@
 import { v5 as uuidv5 } from 'uuid'
 import type { RecordedEvent } from '../adapters/event-store.ts'
 import type { Logger } from '../adapters/logger.ts'
+import type { CommandContext } from '../commands/pipeline.ts'
 import type { Processor, ProcessorContext, ProcessorTimers } from './processor.ts'
 
 /** The namespace of every id a processor derives (uuid v5): fixed, so ids stay the same across releases. */
@@ -38,5 +39,21 @@ export function processorContext(
     schedule: (at, command, purpose) => deps.timers.schedule({ timerId: idFor(purpose), at, command, processor: p.name, event }),
     cancel: (timerId) => deps.timers.cancel(timerId, { processor: p.name, event }),
     signal: deps.signal,
+  }
+}
+
+/**
+ * The context of the commands a handler issues for one event: caused by it, in its tenant and correlation, as
+ * the processor; its ids derived from the event, so that a repeat decides with the same ids.
+ */
+export function commandContextFor(processor: string, event: RecordedEvent, ctx: Pick<ProcessorContext, 'idFor'>): CommandContext {
+  let n = 0
+  return {
+    tenantId: event.metadata.tenantId,
+    actor: { type: 'system', id: `processor:${processor}` },
+    correlationId: event.metadata.correlationId,
+    causationId: event.id,
+    now: () => new Date(),
+    newId: () => ctx.idFor(`id:${n++}`),
   }
 }
