@@ -32,6 +32,7 @@ type Org = {
   inviteId: string
   agentId: string
   text: string
+  artifactId: string
 }
 let A: Org
 let B: Org
@@ -56,6 +57,14 @@ async function seed(name: string, slug: string): Promise<Org> {
   await ok(server.request('POST', `/api/rooms/${room.roomId}/read`, as(member, { messageId: message.messageId })))
   const invite = await ok(server.request('POST', '/api/invites', as(owner, { email: `later@${slug}.test`, role: 'guest' })), 201)
   const agent = await signInAgent(server, owner.token, { name: `${name} bot` })
+  const artifact = await ok(
+    server.request(
+      'POST',
+      '/api/artifacts',
+      as(owner, { kind: 'report', title: `${name} report`, roomId: room.roomId, content: text }),
+    ),
+    201,
+  )
   return {
     orgId: owner.orgId,
     token: owner.token,
@@ -67,6 +76,7 @@ async function seed(name: string, slug: string): Promise<Org> {
     inviteId: invite.inviteId,
     agentId: agent.agentId,
     text,
+    artifactId: artifact.artifactId,
   }
 }
 
@@ -372,6 +382,10 @@ describe('a user of org A gets nothing of org B', () => {
       ['DELETE', `/api/invites/${B.inviteId}`],
       ['POST', `/api/agents/${B.agentId}/secret`, {}],
       ['POST', '/api/dms', { userId: B.userId }],
+      ['GET', `/api/artifacts/${B.artifactId}`],
+      ['PATCH', `/api/artifacts/${B.artifactId}`, { title: 'mine now' }],
+      ['DELETE', `/api/artifacts/${B.artifactId}`],
+      ['POST', '/api/artifacts', { kind: 'report', title: 'x', roomId: B.roomId, content: 'x' }],
     ]
     const wrong: string[] = []
     for (const [method, path, body] of tries) {
@@ -383,13 +397,18 @@ describe('a user of org A gets nothing of org B', () => {
 
   it('through the API: lists and search of A never show B', async () => {
     const bodies = await Promise.all(
-      ['/api/users?limit=200', '/api/rooms', '/api/spaces', `/api/search/messages?q=${encodeURIComponent('secret plans')}`].map(
-        (p) => server.request('GET', p, { token: A.token }),
-      ),
+      [
+        '/api/users?limit=200',
+        '/api/rooms',
+        '/api/spaces',
+        `/api/search/messages?q=${encodeURIComponent('secret plans')}`,
+        '/api/artifacts',
+      ].map((p) => server.request('GET', p, { token: A.token })),
     )
     for (const r of bodies) expect(r.status).toBe(200)
     const text = JSON.stringify(bodies.map((r) => r.body))
-    for (const id of [B.userId, B.memberId, B.roomId, B.spaceId, B.messageId, B.agentId, B.orgId]) expect(text).not.toContain(id)
+    for (const id of [B.userId, B.memberId, B.roomId, B.spaceId, B.messageId, B.agentId, B.orgId, B.artifactId])
+      expect(text).not.toContain(id)
     expect(text).not.toContain(B.text)
     expect(text).toContain(A.text)
   })
