@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type AnyDb, createKysely, createPool } from '../../adapters/postgres.ts'
+import { realtimeProjector } from '../../projections/realtime.ts'
+import { verify } from '../../projections/rebuild.ts'
+import { tasksProjector } from '../../projections/tasks.ts'
 import { join, signInAgent, signUp } from '../support/identity.ts'
 import { outboxDrained } from '../support/realtime-client.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
@@ -397,5 +400,16 @@ describe('a task’s whole life, with review gates and realtime', () => {
     await refused(bob, 'PATCH', `/api/tasks/${taskId}`, { title: 'Back' }, 404, 'TASK_NOT_FOUND')
     const other = await create(carol, { title: 'Admin deletes' })
     await ok(alice, 'DELETE', `/api/tasks/${other.taskId}`)
+  })
+})
+
+describe('rebuilds', () => {
+  it('the tasks read model and the fan-out’s task tables, rebuilt from the events, equal the live ones', async () => {
+    for (const p of [tasksProjector, realtimeProjector()]) {
+      const r = await verify({ store: server.services.store, db: owner }, p)
+      expect(r.differences, p.name).toEqual([])
+      if (p === tasksProjector) expect(r.rows.tasks).toBeGreaterThan(10)
+      else expect(r.rows.fanout_tasks).toBeGreaterThan(10)
+    }
   })
 })
