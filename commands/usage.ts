@@ -6,6 +6,7 @@ import { agent } from '../domain/agents.ts'
 import { DomainError } from '../domain/decider.ts'
 import { org } from '../domain/orgs.ts'
 import { room } from '../domain/rooms.ts'
+import { task } from '../domain/tasks.ts'
 import {
   type Attribution,
   budget,
@@ -38,6 +39,7 @@ import { agentStream } from './agents.ts'
 import { commandContext, pipelineDeps, seededIds } from './command-context.ts'
 import { type CommandContext, type DecisionReader, handleCommand, loadState, type PipelineDeps } from './pipeline.ts'
 import { roomStream } from './rooms.ts'
+import { taskStream } from './tasks.ts'
 
 /*
  * The command side of usage: the operators' price table and org ceilings, the admins' caps, and the two calls the
@@ -126,7 +128,7 @@ export type CapChange =
   | { type: 'set'; orgId: string; scope: Scope; scopeId: string; limitMicroUsd: number | null; byOperator: boolean }
   | { type: 'raise'; orgId: string; scope: Scope; scopeId: string; byMicroUsd: number; byOperator: boolean }
 
-/** Sets or raises a cap of the org; the agent or room it names must be the org's. */
+/** Sets or raises a cap of the org; the agent, room or task it names must be the org's. */
 export async function changeCap(deps: PipelineDeps, ctx: CommandContext, change: CapChange) {
   const at = ctx.now().toISOString()
   const tenantCtx = { ...ctx, tenantId: change.orgId }
@@ -140,6 +142,10 @@ export async function changeCap(deps: PipelineDeps, ctx: CommandContext, change:
         throw new DomainError('ROOM_NOT_FOUND', 'no such room', 'not_found')
       if (change.scope === 'agent' && !(await read(agent, agentStream(change.scopeId))).exists)
         throw new DomainError('AGENT_NOT_FOUND', 'no such agent', 'not_found')
+      if (change.scope === 'task') {
+        const t = await read(task, taskStream(change.scopeId))
+        if (!t.exists || t.deleted) throw new DomainError('TASK_NOT_FOUND', 'no such task', 'not_found')
+      }
       const usedMicroUsd = await spentOf(deps.store, change.orgId, change.scope, change.scopeId, at)
       return { ...change, usedMicroUsd, at }
     },

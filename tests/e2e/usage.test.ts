@@ -1,10 +1,8 @@
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { pipelineDeps } from '../../commands/command-context.ts'
-import type { CommandContext } from '../../commands/pipeline.ts'
-import { changeCap, setPrices } from '../../commands/usage.ts'
 import { budgetStream, monthOf } from '../../domain/usage.ts'
 import { join, signUp } from '../support/identity.ts'
+import { operatorToken } from '../support/operator.ts'
 import { eventCount, startTestServer, type TestServer } from '../support/server.ts'
 
 const SERVICE_TOKEN = 'usage-service-token-0123456789abcdef0123'
@@ -13,25 +11,16 @@ let server: TestServer
 let alice: Awaited<ReturnType<typeof signUp>>
 let bob: Awaited<ReturnType<typeof join>>
 let mallory: Awaited<ReturnType<typeof signUp>>
+let ops: string
+let taskId: string
 const agentId = uuid()
-const taskId = uuid()
 const vmId = uuid()
 
-/** An operator's command, in process: the Control API's operator accounts are another suite's. */
-export const operatorCtx = (): CommandContext => ({
-  tenantId: null,
-  actor: { type: 'operator', id: 'usage-test' },
-  correlationId: uuid(),
-  causationId: null,
-  now: () => new Date(),
-  newId: uuid,
-})
-
 const PRICES = {
-  models: { 'gpt-x': { inputPerMTokMicros: 2_000_000, cachedInputPerMTokMicros: 1_000_000, outputPerMTokMicros: 8_000_000 } },
-  vmMinuteMicros: { small: 2_000 },
-  diskGbMonthMicros: 100_000,
-  storageGbMonthMicros: 20_000,
+  models: { 'gpt-x': { inputPerMTokUsd: 2, cachedInputPerMTokUsd: 1, outputPerMTokUsd: 8 } },
+  vmMinuteUsd: { small: 0.002 },
+  diskGbMonthUsd: 0.1,
+  storageGbMonthUsd: 0.02,
 }
 
 beforeAll(async () => {
@@ -39,7 +28,12 @@ beforeAll(async () => {
   alice = await signUp(server, { email: 'alice@usage.test', orgName: 'Usage Inc', username: 'alice' })
   bob = await join(server, alice.token, { email: 'bob@usage.test', role: 'member', username: 'bob' })
   mallory = await signUp(server, { email: 'mallory@usage.test', orgName: 'Usage Evil', username: 'mallory' })
-  await setPrices(pipelineDeps(server.services), operatorCtx(), PRICES)
+  ops = await operatorToken(server)
+  const priced = await server.request('PUT', '/control/prices', { token: ops, body: PRICES })
+  expect(priced.status, JSON.stringify(priced.body)).toBe(200)
+  const created = await server.request('POST', '/api/tasks', { token: alice.token, body: { title: 'Spend on this' } })
+  expect(created.status, JSON.stringify(created.body)).toBe(201)
+  taskId = created.body.taskId
 }, 90_000)
 afterAll(async () => {
   await server?.close()
@@ -163,18 +157,19 @@ describe('caps', () => {
   })
 
   it('inside the operators’ ceiling only', async () => {
-    await changeCap(
-      pipelineDeps(server.services),
-      { ...operatorCtx(), tenantId: alice.orgId },
-      {
-        type: 'set',
-        orgId: alice.orgId,
-        scope: 'org',
-        scopeId: alice.orgId,
-        limitMicroUsd: 10_000_000,
-        byOperator: true,
-      },
-    )
+    const ceiling = await server.request('PUT', `/control/orgs/${alice.orgId}/spend-cap`, {
+      token: ops,
+      body: { monthlyUsd: 10 },
+    })
+    expect(ceiling.status, JSON.stringify(ceiling.body)).toBe(200)
+    expect(
+      (await server.request('PUT', `/control/orgs/${uuid()}/spend-cap`, { token: ops, body: { monthlyUsd: 10 } })).status,
+    ).toBe(404)
+    const ghostTask = await server.request('PUT', '/api/limits', {
+      token: alice.token,
+      body: { scope: 'task', scopeId: uuid(), usd: 1 },
+    })
+    expect(ghostTask.status).toBe(404)
     const above = await server.request('PUT', '/api/limits', {
       token: alice.token,
       body: { scope: 'agent', scopeId: agentId, usd: 11 },
@@ -215,6 +210,13 @@ describe('caps', () => {
         .status,
     ).toBe(403)
     expect((await server.request('GET', '/control/prices')).status).toBe(401)
+    expect((await server.request('GET', '/control/prices', { token: alice.token })).status).toBe(403)
+  })
+
+  it('operators read the price table back as they set it', async () => {
+    const r = await server.request('GET', '/control/prices', { token: ops })
+    expect(r.status).toBe(200)
+    expect(r.body).toEqual(PRICES)
   })
 
   it('the cap events carry what realtime routes them by, and the month’s spend', async () => {
