@@ -15,6 +15,8 @@ import { processorCommands } from '../commands/processors.ts'
 import { projectionCommands } from '../commands/projections.ts'
 import { roomsCommands } from '../commands/rooms.ts'
 import { spacesCommands } from '../commands/spaces.ts'
+import { taskQuestionsCommands } from '../commands/task-questions.ts'
+import { taskSchedulesCommands } from '../commands/task-schedules.ts'
 import { tasksCommands } from '../commands/tasks.ts'
 import { usageCommands } from '../commands/usage.ts'
 import { usersCommands } from '../commands/users.ts'
@@ -30,6 +32,7 @@ import { refuseNul } from '../http/text-input.ts'
 import { processorParking } from '../processors/parking.ts'
 import { ConsistencyTimeoutError, TooManyWaitsError, UnknownPositionError } from '../projections/consistency.ts'
 import { projectorParking } from '../projections/parking.ts'
+import { actionItemsQueries } from '../read-api/action-items.ts'
 import { artifactsQueries } from '../read-api/artifacts.ts'
 import { authQueries } from '../read-api/auth.ts'
 import { controlQueries } from '../read-api/control.ts'
@@ -42,6 +45,7 @@ import { processorMetrics, processorQueries } from '../read-api/processors.ts'
 import { projectionQueries } from '../read-api/projections.ts'
 import { roomsQueries } from '../read-api/rooms.ts'
 import { spacesQueries } from '../read-api/spaces.ts'
+import { taskSchedulesQueries } from '../read-api/task-schedules.ts'
 import { tasksQueries } from '../read-api/tasks.ts'
 import { usageQueries } from '../read-api/usage.ts'
 import { usersQueries } from '../read-api/users.ts'
@@ -214,6 +218,10 @@ function apiRoutes(app: OpenAPIHono<AppEnv>, services: Services): void {
     usageQueries,
     artifactsCommands,
     artifactsQueries,
+    taskSchedulesCommands,
+    taskSchedulesQueries,
+    taskQuestionsCommands,
+    actionItemsQueries,
   ]
   for (const module of tenantModules) app.route('/', module(services))
   app.route('/', projectionQueries(services, services.projectors))

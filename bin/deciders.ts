@@ -7,6 +7,8 @@ import { operators } from '../domain/operators.ts'
 import { org, orgName, usernameReservation } from '../domain/orgs.ts'
 import { room } from '../domain/rooms.ts'
 import { space } from '../domain/spaces.ts'
+import { taskQuestion } from '../domain/task-questions.ts'
+import { taskSchedule } from '../domain/task-schedules.ts'
 import { task } from '../domain/tasks.ts'
 import { budget, caps, prices } from '../domain/usage.ts'
 
@@ -32,6 +34,8 @@ export const decidersByCategory: ReadonlyMap<string, AnyDecider> = new Map<strin
   ['draft', draft as AnyDecider],
   ['erasure', erasure as AnyDecider],
   ['task', task as AnyDecider],
+  ['task_schedule', taskSchedule as AnyDecider],
+  ['task_question', taskQuestion as AnyDecider],
   ['prices', prices as AnyDecider],
   ['spend_caps', caps as AnyDecider],
   ['budget', budget as AnyDecider],

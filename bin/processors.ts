@@ -6,11 +6,13 @@ import type { Logger } from '../adapters/logger.ts'
 import type { Mailer } from '../adapters/mailer.ts'
 import type { AnyDb, PgPool } from '../adapters/postgres.ts'
 import type { UserStreams } from '../adapters/user-streams.ts'
+import { TASK_SCHEDULE_FIRE } from '../commands/task-schedules.ts'
 import type { UpcasterRegistry } from '../domain/upcasting.ts'
 import { inviteEmails } from '../processors/email/invites.ts'
 import { MISSED_MENTIONS_CHECK, missedMentionEmails } from '../processors/email/missed-mentions.ts'
 import type { Processor } from '../processors/processor.ts'
 import { type ProcessorRuntime, startProcessors } from '../processors/runtime.ts'
+import { taskSchedules } from '../processors/task-schedules.ts'
 import { firedTimersProcessor, startTimers, TimerHandlers, type TimerScheduler, timerScheduler } from '../processors/timers.ts'
 
 export type ProcessorDeps = {
@@ -47,10 +49,13 @@ export function processorDefinitions(deps: ProcessorDeps): { processors: readonl
   })
   const handlers = new TimerHandlers()
   handlers.register(MISSED_MENTIONS_CHECK, missed.check)
+  const schedules = taskSchedules(pipeline)
+  handlers.register(TASK_SCHEDULE_FIRE, schedules.fire)
   const processors: Processor[] = [
     inviteEmails({ ...pipeline, mailer: deps.mailer, publicUrl: deps.publicUrl, inviteTokenKey: deps.inviteTokenKey }),
     missed.processor as Processor,
     firedTimersProcessor(handlers) as Processor,
+    schedules.processor as Processor,
   ]
   return { processors, handlers }
 }

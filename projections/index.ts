@@ -1,3 +1,4 @@
+import { actionItemsProjector } from './action-items.ts'
 import { artifactsProjector } from './artifacts.ts'
 import type { Projector } from './engine.ts'
 import { messagesProjector } from './messages.ts'
@@ -5,6 +6,7 @@ import { operatorsProjector } from './operators.ts'
 import { orgsProjector } from './orgs.ts'
 import { roomsProjector } from './rooms.ts'
 import { spacesProjector } from './spaces.ts'
+import { taskSchedulesProjector } from './task-schedules.ts'
 import { tasksProjector } from './tasks.ts'
 import { timersProjector } from './timers.ts'
 import { usageProjector } from './usage.ts'
@@ -23,4 +25,6 @@ export const projectors: readonly Projector[] = [
   usageProjector,
   artifactsProjector,
   operatorsProjector,
+  taskSchedulesProjector,
+  actionItemsProjector,
 ]
