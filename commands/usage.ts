@@ -30,7 +30,7 @@ import {
 import type { AppDeps } from '../http/context.ts'
 import { operatorActor, requireOperator } from '../http/operator.ts'
 import { actorOf, principalOf, requireRole } from '../http/principal.ts'
-import { problemBody } from '../http/problem.ts'
+import { badRequest, problemBody } from '../http/problem.ts'
 import { router } from '../http/router.ts'
 import { json, jsonBody, Position, Problem, problemResponse, Uuid } from '../http/schemas.ts'
 import { serviceAuth } from '../http/service-auth.ts'
@@ -495,6 +495,9 @@ export const limitReached = (c: Context, e: LimitReachedError): Response => {
   })
 }
 
+/** How far ahead of this clock a caller's may run. */
+const FUTURE_SKEW_MS = 5 * 60_000
+
 const serviceActor = { type: 'service', id: 'service' } as const
 
 export function usageCommands(deps: AppDeps) {
@@ -605,6 +608,9 @@ export function usageCommands(deps: AppDeps) {
 
   app.openapi(recordRoute, async (c) => {
     const b = c.req.valid('json')
+    // A record counts in the month it happened in: one dated ahead would count where no decision looks yet.
+    if (b.at && Date.parse(b.at) > Date.now() + FUTURE_SKEW_MS)
+      throw badRequest('usage is recorded once it happened', [{ path: 'at', message: 'in the future' }])
     const r = await recordUsage(pipelineDeps(deps), commandContext(c, serviceActor, b.tenantId), {
       orgId: b.tenantId,
       recordId: b.recordId,

@@ -13,6 +13,8 @@ let bob: Awaited<ReturnType<typeof join>>
 let mallory: Awaited<ReturnType<typeof signUp>>
 let ops: string
 let taskId: string
+/** Where mallory's last record stands: read her usage after it. */
+let malloryAt = 0
 const agentId = uuid()
 const vmId = uuid()
 
@@ -71,6 +73,32 @@ describe('recording usage (service credentials)', () => {
     expect(await eventCount(server)).toBe(before + 1)
   })
 
+  it('an org on its own LLM key is metered but not billed for its LLM calls', async () => {
+    const policy = await server.request('PUT', `/control/orgs/${mallory.orgId}/llm-policy`, {
+      token: ops,
+      body: { allowedModels: ['gpt-x'], keySource: 'org', monthlyTokenBudget: null },
+    })
+    expect(policy.status, JSON.stringify(policy.body)).toBe(200)
+    const own = await server.request('POST', '/api/internal/usage/records', {
+      token: SERVICE_TOKEN,
+      body: { tenantId: mallory.orgId, recordId: uuid(), usage: llm(1_000_000, 0) },
+    })
+    expect(own.body).toMatchObject({ costUsd: 2, billedUsd: 0, priced: true })
+    // Its VMs run on the platform: billed.
+    const vmMinutes = await server.request('POST', '/api/internal/usage/records', {
+      token: SERVICE_TOKEN,
+      body: { tenantId: mallory.orgId, recordId: uuid(), usage: { kind: 'vm', vmId: uuid(), size: 'small', minutes: 10 } },
+    })
+    expect(vmMinutes.body).toMatchObject({ costUsd: 0.02, billedUsd: 0.02 })
+    malloryAt = vmMinutes.body.position
+  })
+
+  it('usage from the future is refused as invalid input', async () => {
+    const r = await record({ at: new Date(Date.now() + 3_600_000).toISOString(), usage: llm(1, 1) })
+    expect(r.status).toBe(400)
+    expect(r.body.errors[0].path).toBe('at')
+  })
+
   it('unpriced usage is metered at no cost', async () => {
     const r = await record({ usage: { ...llm(5, 5), model: 'unknown-model' } })
     expect(r.body).toMatchObject({ costUsd: 0, priced: false })
@@ -122,10 +150,10 @@ describe('GET /api/usage', () => {
   it('members do not see the org’s spend; another org sees none of it', async () => {
     expect((await server.request('GET', '/api/usage', { token: bob.token })).status).toBe(403)
     expect((await server.request('GET', '/api/limits', { token: bob.token })).status).toBe(403)
-    const theirs = await server.request('GET', '/api/usage?groupBy=vm', { token: mallory.token })
+    const theirs = await server.request('GET', `/api/usage?groupBy=vm&consistentAfter=${malloryAt}`, { token: mallory.token })
     expect(theirs.status).toBe(200)
-    expect(theirs.body.totals.costUsd).toBe(0)
-    expect(theirs.body.vms).toEqual([])
+    expect(theirs.body.totals).toMatchObject({ costUsd: 2.02, billedUsd: 0.02, inputTokens: 1_000_000 })
+    expect(theirs.body.vms.map((v: { vmId: string }) => v.vmId)).not.toContain(vmId)
   })
 
   it('bad query values are 400 with the field named', async () => {
