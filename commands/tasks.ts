@@ -92,10 +92,47 @@ export async function createTask(deps: PipelineDeps, ctx: CommandContext, input:
   const tenantId = ctx.tenantId
   const taskId = input.taskId ?? ctx.newId()
   const at = ctx.now().toISOString()
-  let roomId = input.roomId
+  // The room: the one named, else the parent's, else the home room (none of these is decided on: the creation
+  // reads the room it settles on, and is conditioned on it).
+  const parentNow = input.parentId ? await loadState(deps.store, task, taskStream(input.parentId), tenantId) : null
+  const roomId =
+    input.roomId ??
+    (parentNow?.exists && !parentNow.deleted ? parentNow.roomId : ((await homeRoomOf(deps.store, tenantId)) ?? null))
+  if (!roomId) throw new DomainError('TASK_ROOM_REQUIRED', 'this org has no home room: name the room the task lives in')
+  const creation = async (read: DecisionReader) => {
+    const [roomState, parent, orgState] = await Promise.all([
+      read(room, roomStream(roomId)),
+      input.parentId ? readTaskInRoom(read, input.parentId) : null,
+      input.assignee ? read(org, orgStream(tenantId)) : null,
+    ])
+    const ref = input.assignee ? refOf(input.assignee) : null
+    return {
+      type: 'create' as const,
+      taskId,
+      title: input.title,
+      description: input.description ?? '',
+      roomId,
+      parent,
+      assignee: ref && orgState ? { ref, candidate: candidateOf(orgState, ref) } : null,
+      reviewGates: { plan: input.reviewGates?.plan ?? false, result: input.reviewGates?.result ?? false },
+      actor: input.actor,
+      room: roomState,
+      at,
+    }
+  }
   if (input.parentId) {
     const parentId = input.parentId
-    const listed = await handleCommand(
+    const existing = await deps.store.readStream(taskStream(taskId), { maxCount: 1 })
+    if (existing[0] && existing[0].metadata.tenantId !== tenantId)
+      throw new DomainError('NOT_FOUND', 'no such resource', 'not_found')
+    if (!existing[0]) {
+      // A creation that would be refused lists nothing on the parent: it is decided first on the streams as they
+      // stand, with the listing it would add (a refusal here appends nothing; a race is left to the real decisions).
+      const dry = await creation((d, stream) => loadState(deps.store, d, stream, tenantId))
+      const listed = dry.parent?.task.exists ? { ...dry.parent.task, subtasks: [...dry.parent.task.subtasks, taskId] } : null
+      task.decide({ ...dry, parent: dry.parent && listed ? { ...dry.parent, task: listed } : dry.parent }, task.initialState)
+    }
+    await handleCommand(
       deps,
       task,
       taskStream(parentId),
@@ -114,39 +151,8 @@ export async function createTask(deps: PipelineDeps, ctx: CommandContext, input:
     ).catch((e) => {
       throw e instanceof DomainError && e.code === 'TASK_NOT_FOUND' ? parentNotFound() : e
     })
-    if (listed.state.exists) roomId ??= listed.state.roomId
   }
-  roomId ??= (await homeRoomOf(deps.store, tenantId)) ?? undefined
-  if (!roomId) throw new DomainError('TASK_ROOM_REQUIRED', 'this org has no home room: name the room the task lives in')
-  const inRoom = roomId
-  const result = await handleCommand(
-    deps,
-    task,
-    taskStream(taskId),
-    async (_, read) => {
-      const [roomState, parent, orgState] = await Promise.all([
-        read(room, roomStream(inRoom)),
-        input.parentId ? readTaskInRoom(read, input.parentId) : null,
-        input.assignee ? read(org, orgStream(tenantId)) : null,
-      ])
-      const ref = input.assignee ? refOf(input.assignee) : null
-      return {
-        type: 'create' as const,
-        taskId,
-        title: input.title,
-        description: input.description ?? '',
-        roomId: inRoom,
-        parent,
-        assignee: ref && orgState ? { ref, candidate: candidateOf(orgState, ref) } : null,
-        reviewGates: { plan: input.reviewGates?.plan ?? false, result: input.reviewGates?.result ?? false },
-        actor: input.actor,
-        room: roomState,
-        at,
-      }
-    },
-    ctx,
-    { create: true },
-  )
+  const result = await handleCommand(deps, task, taskStream(taskId), (_, read) => creation(read), ctx, { create: true })
   return { taskId, position: result.position }
 }
 

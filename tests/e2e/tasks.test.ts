@@ -5,7 +5,7 @@ import { verify } from '../../projections/rebuild.ts'
 import { tasksProjector } from '../../projections/tasks.ts'
 import { join, signInAgent, signUp } from '../support/identity.ts'
 import { outboxDrained } from '../support/realtime-client.ts'
-import { startTestServer, type TestServer } from '../support/server.ts'
+import { eventCount, startTestServer, type TestServer } from '../support/server.ts'
 
 type Who = { token: string; userId: string }
 type Queue = { queueId: string; lastEventId: string }
@@ -218,6 +218,35 @@ describe('subtasks', () => {
     expect(await read(alice, parent.taskId, gone.position)).toBe(404)
   })
 
+  it('a subtask refused (its title, its assignee) lists nothing on its parent', async () => {
+    const parent = await create(alice, { title: 'Parent of none', roomId: eng })
+    const before = await eventCount(server)
+    await refused(alice, 'POST', '/api/tasks', { title: '   ', parentId: parent.taskId }, 422, 'TASK_TITLE_INVALID')
+    await refused(
+      alice,
+      'POST',
+      '/api/tasks',
+      { title: 'Sub', parentId: parent.taskId, assignee: { userId: dave.userId } },
+      422,
+      'TASK_ASSIGNEE_DEACTIVATED',
+    )
+    await refused(
+      carol,
+      'POST',
+      '/api/tasks',
+      { title: 'Sub', parentId: parent.taskId, roomId: lobby },
+      404,
+      'TASK_PARENT_NOT_FOUND',
+    )
+    expect(await eventCount(server)).toBe(before)
+    // Retried under its id, a subtask's creation answers as the first time.
+    const id = '01935c7e-5a4b-7c2d-8e9f-0a1b2c3d4e5f'
+    const first = await create(alice, { id, title: 'Once', parentId: parent.taskId })
+    const again = await create(alice, { id, title: 'Once', parentId: parent.taskId })
+    expect(again).toEqual(first)
+    expect((await read(alice, parent.taskId, first.position)).subtasks).toHaveLength(1)
+  })
+
   it('closing a parent and creating its subtask at once never leave a done parent with an open child', async () => {
     for (let i = 0; i < 6; i++) {
       const parent = await create(alice, { title: `Race ${i}` })
@@ -265,6 +294,15 @@ describe('depends-on links', () => {
     // Carol cannot read A (a private room): she cannot link to it.
     const own = await create(carol, { title: 'Carol’s' })
     await refused(carol, 'POST', `/api/tasks/${own.taskId}/dependencies`, { taskId: a.taskId }, 404, 'TASK_DEPENDENCY_NOT_FOUND')
+    // Two links closing a cycle at once: one lands, the other is refused.
+    const x = await create(bob, { title: 'X' })
+    const y = await create(bob, { title: 'Y' })
+    const [xy, yx] = await Promise.all([
+      call(bob, 'POST', `/api/tasks/${x.taskId}/dependencies`, { taskId: y.taskId }),
+      call(bob, 'POST', `/api/tasks/${y.taskId}/dependencies`, { taskId: x.taskId }),
+    ])
+    expect([xy.status, yx.status].sort()).toEqual([200, 422])
+    expect([xy.body.code, yx.body.code]).toContain('TASK_DEPENDENCY_CYCLE')
     await ok(bob, 'PATCH', `/api/tasks/${b.taskId}`, { status: 'cancelled' })
     const done = await ok(alice, 'DELETE', `/api/tasks/${a.taskId}/dependencies/${b.taskId}`)
     expect(await read(alice, a.taskId, done.position)).toMatchObject({ effectiveStatus: 'open', dependencies: [] })
