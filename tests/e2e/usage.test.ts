@@ -1,6 +1,9 @@
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type AnyDb, createKysely, createPool } from '../../adapters/postgres.ts'
 import { budgetStream, monthOf } from '../../domain/usage.ts'
+import { verify } from '../../projections/rebuild.ts'
+import { usageProjector } from '../../projections/usage.ts'
 import { join, signUp } from '../support/identity.ts'
 import { operatorToken } from '../support/operator.ts'
 import { eventCount, startTestServer, type TestServer } from '../support/server.ts'
@@ -8,6 +11,8 @@ import { eventCount, startTestServer, type TestServer } from '../support/server.
 const SERVICE_TOKEN = 'usage-service-token-0123456789abcdef0123'
 
 let server: TestServer
+/** The database's owner login, for the rebuild's diff. */
+let owner: AnyDb
 let alice: Awaited<ReturnType<typeof signUp>>
 let bob: Awaited<ReturnType<typeof join>>
 let mallory: Awaited<ReturnType<typeof signUp>>
@@ -27,6 +32,7 @@ const PRICES = {
 
 beforeAll(async () => {
   server = await startTestServer({ SERVICE_TOKEN })
+  owner = createKysely(createPool(server.database.url))
   alice = await signUp(server, { email: 'alice@usage.test', orgName: 'Usage Inc', username: 'alice' })
   bob = await join(server, alice.token, { email: 'bob@usage.test', role: 'member', username: 'bob' })
   mallory = await signUp(server, { email: 'mallory@usage.test', orgName: 'Usage Evil', username: 'mallory' })
@@ -38,6 +44,7 @@ beforeAll(async () => {
   taskId = created.body.taskId
 }, 90_000)
 afterAll(async () => {
+  await owner?.destroy()
   await server?.close()
 })
 
@@ -261,5 +268,19 @@ describe('caps', () => {
     // Spend of the month is decided on the month's budget stream.
     const spent = await server.services.store.readStream(budgetStream(alice.orgId, monthOf(new Date().toISOString())))
     expect(spent.every((e) => e.metadata.tenantId === alice.orgId)).toBe(true)
+  })
+})
+
+describe('rebuilds', () => {
+  it('the usage read model, rebuilt from the events, equals the live one', async () => {
+    // The last write first reaches the live tables, then the diff.
+    const last = await record({ usage: llm(1, 1) })
+    expect(
+      (await server.request('GET', `/api/limits?consistentAfter=${last.body.position}`, { token: alice.token })).status,
+    ).toBe(200)
+    const r = await verify({ store: server.services.store, db: owner }, usageProjector)
+    expect(r.differences).toEqual([])
+    expect(r.rows.usage_records).toBeGreaterThan(5)
+    expect(r.rows.usage_caps).toBeGreaterThan(0)
   })
 })
