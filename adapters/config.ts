@@ -1,7 +1,7 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
 
-const roles = ['api', 'projector', 'realtime', 'processors'] as const
+const roles = ['api', 'projector', 'realtime', 'processors', 'agents'] as const
 export type Role = (typeof roles)[number]
 
 const optionalUrl = z.url().optional()
@@ -89,6 +89,24 @@ const schema = z.object({
     .optional(),
   /** The sender of every mail, e.g. `Workspace <no-reply@example.com>` (unset: no-reply@<BASE_DOMAIN>). */
   MAIL_FROM: optionalString,
+  /**
+   * The model server agents run on: OpenAI's (unset), or any OpenAI-compatible one (vLLM, Ollama, llama.cpp), ending
+   * in /v1. Without it or OPENAI_API_KEY no model is configured, and a run fails saying so.
+   */
+  OPENAI_BASE_URL: optionalUrl,
+  OPENAI_API_KEY: optionalString,
+  /** Chat Completions (what every compatible server speaks) or OpenAI's Responses API. */
+  LLM_API: z.enum(['chat', 'responses']).default('chat'),
+  /** The model of an agent that names none. */
+  AGENT_DEFAULT_MODEL: z.string().min(1).default('gpt-4.1-mini'),
+  /** Model calls a run may make before it stops incomplete (max_steps). */
+  AGENT_MAX_STEPS: z.coerce.number().int().min(1).max(200).default(25),
+  /** Runs one agents process works on at once. */
+  AGENT_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  /** How long a worker holds a run without renewing: a worker that dies loses it this long after. */
+  AGENT_LEASE_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+  /** The fallback poll for claimable runs, should a notification be missed. */
+  AGENT_POLL_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
 })
 
 export type Config = Omit<z.infer<typeof schema>, 'DEV_IDP'> & {

@@ -40,6 +40,11 @@ export type AgentState =
       readonly name: string
       readonly username: string
       readonly createdBy: string
+      readonly rolePrompt: string
+      /** Null: the platform's default model. */
+      readonly model: string | null
+      /** The skillsets (bundles of tools) it may use beyond the core ones. */
+      readonly skillsets: readonly string[]
       /** Current first, then the previous one while its grace lasts. */
       readonly secrets: readonly AgentSecret[]
     }
@@ -92,7 +97,16 @@ export const agent: Decider<AgentCommand, AgentEvent, AgentState> = {
   },
   evolve(s, e) {
     if (e.type === 'agent.created') {
-      return { exists: true, name: e.data.name, username: e.data.username, createdBy: e.data.createdBy, secrets: [] }
+      return {
+        exists: true,
+        name: e.data.name,
+        username: e.data.username,
+        createdBy: e.data.createdBy,
+        rolePrompt: e.data.rolePrompt,
+        model: e.data.model,
+        skillsets: e.data.tools,
+        secrets: [],
+      }
     }
     if (!s.exists) return s
     const current = s.secrets[0]

@@ -87,7 +87,16 @@ describe('agents', () => {
 
   it('the state is the agent with its current secret first, then the previous one while its grace lasts', () => {
     expect(agent.initialState).toEqual({ exists: false })
-    expect(fold(agent, [created])).toEqual({ exists: true, name: 'Bot', username: 'bot', createdBy: 'm1', secrets: [] })
+    expect(fold(agent, [created])).toEqual({
+      exists: true,
+      name: 'Bot',
+      username: 'bot',
+      createdBy: 'm1',
+      rolePrompt: 'helps',
+      model: data.model,
+      skillsets: ['search'],
+      secrets: [],
+    })
     expect(fold(agent, [created, rotated('s1', null), rotated('s2', later(60_000)), rotated('s3', later(90_000))])).toMatchObject(
       {
         secrets: [
