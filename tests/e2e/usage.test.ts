@@ -284,3 +284,67 @@ describe('rebuilds', () => {
     expect(r.rows.usage_caps).toBeGreaterThan(0)
   })
 })
+
+describe('alerts and settlement over HTTP', () => {
+  const reserve = (body: Record<string, unknown>) =>
+    server.request('POST', '/api/internal/usage/reservations', {
+      token: SERVICE_TOKEN,
+      body: { tenantId: alice.orgId, reservationId: uuid(), ...body },
+    })
+  const alertsFor = async (scopeId: string) =>
+    (await server.services.store.readStream(budgetStream(alice.orgId, monthOf(new Date().toISOString()))))
+      .filter((e) => e.type === 'usage.limit_warning' || e.type === 'usage.limit_reached')
+      .filter((e) => (e.data as { scopeId: string }).scopeId === scopeId)
+      .map((e) => ({ type: e.type, ...(e.data as object) }))
+
+  it('a task cap warns at 80 %, says reached at 100 %, once each, then refuses reservations naming the task cap', async () => {
+    const cap = await server.request('PUT', '/api/limits', {
+      token: alice.token,
+      body: { scope: 'task', scopeId: taskId, usd: 1 },
+    })
+    expect(cap.status, JSON.stringify(cap.body)).toBe(200)
+    const spentBefore = (
+      await server.request('GET', `/api/limits?consistentAfter=${cap.body.position}`, { token: alice.token })
+    ).body.items.find((i: { scopeId: string }) => i.scopeId === taskId).usedUsd
+    expect(spentBefore).toBeCloseTo(0.18, 6) // the VM minutes of the first test
+    // 310,000 input tokens at 2 USD per million: 0.62 USD, to 0.80 USD in all
+    await record({ taskId, usage: llm(310_000, 0) })
+    await record({ taskId, usage: llm(1_000, 0) })
+    expect(await alertsFor(taskId)).toMatchObject([
+      { type: 'usage.limit_warning', scope: 'task', taskId, limitMicroUsd: 1_000_000, usedMicroUsd: 800_000 },
+    ])
+    await record({ taskId, usage: llm(100_000, 0) })
+    await record({ taskId, usage: llm(1_000, 0) })
+    const alerts = await alertsFor(taskId)
+    expect(alerts.map((a) => a.type)).toEqual(['usage.limit_warning', 'usage.limit_reached'])
+    expect(alerts[1]).toMatchObject({
+      scope: 'task',
+      scopeId: taskId,
+      taskId,
+      roomId: null,
+      limitMicroUsd: 1_000_000,
+      usedMicroUsd: 1_002_000,
+    })
+    const refused = await reserve({ taskId, estimate: { usd: 0.01 } })
+    expect(refused.status).toBe(422)
+    expect(refused.body).toMatchObject({ code: 'LIMIT_REACHED', scope: 'task', scopeId: taskId, limitUsd: 1, requestedUsd: 0.01 })
+  })
+
+  it('a reservation settled by its record, then told again, holds nothing more', async () => {
+    const reservationId = uuid()
+    const held = await reserve({
+      reservationId,
+      roomId: alice.homeRoomId,
+      estimate: { model: 'gpt-x', inputTokens: 1_000, outputTokens: 1_000 },
+    })
+    expect(held.status, JSON.stringify(held.body)).toBe(201)
+    expect(held.body.amountUsd).toBe(0.01) // 1,000 × 2 + 1,000 × 8 USD per million
+    const settled = await record({ reservationId, roomId: alice.homeRoomId, usage: llm(500, 10) })
+    expect(settled.status).toBe(201)
+    const before = await eventCount(server)
+    const again = await reserve({ reservationId, roomId: alice.homeRoomId, estimate: { usd: 0.01 } })
+    expect(again.status).toBe(201)
+    expect(again.body.position).toBe(held.body.position)
+    expect(await eventCount(server)).toBe(before)
+  })
+})
