@@ -49,7 +49,8 @@ const refused = async (who: { token: string }, method: string, path: string, bod
 const create = (who: { token: string }, body: Record<string, unknown>) => ok(who, 'POST', '/api/tasks', body)
 
 beforeAll(async () => {
-  server = await startTestServer()
+  // A loaded machine may hold the read models back past the default wait: reads here wait longer, never fail stale.
+  server = await startTestServer({ CONSISTENCY_TIMEOUT_MS: '30000' })
   owner = createKysely(createPool(server.database.url))
   alice = await signUp(server, { email: 'alice@tasks.test', orgName: 'Tasks Inc', username: 'alice' })
   bob = await join(server, alice.token, { email: 'bob@tasks.test', role: 'member', username: 'bob' })
