@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loginUntilCallback, signUp } from '../support/identity.ts'
-import { eventCount, OPERATOR_TOKEN, startTestServer, type TestResponse, type TestServer } from '../support/server.ts'
+import { operatorToken } from '../support/operator.ts'
+import { eventCount, startTestServer, type TestResponse, type TestServer } from '../support/server.ts'
 
 /*
  * Input Postgres cannot store: NUL (U+0000) is refused in text and jsonb, so it must be refused at the door
@@ -10,9 +11,12 @@ import { eventCount, OPERATOR_TOKEN, startTestServer, type TestResponse, type Te
 let server: TestServer
 let owner: Awaited<ReturnType<typeof signUp>>
 
+/** The operator's account session (tests/support/operator.ts). */
+let OPERATOR_TOKEN: string
 beforeAll(async () => {
   server = await startTestServer()
   owner = await signUp(server, { email: 'nul@bad-input.test', orgName: 'Bad Input', username: 'nul' })
+  OPERATOR_TOKEN = await operatorToken(server)
 }, 60_000)
 afterAll(async () => {
   await server?.close()

@@ -2,9 +2,10 @@ import { spawnSync } from 'node:child_process'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { type AnyDb, createKysely, createPool } from '../../adapters/postgres.ts'
+import { PostgresEventStore } from '../../adapters/postgres-event-store.ts'
 import { type ChildServer, startChildServer } from '../support/child-server.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
-import { OPERATOR_TOKEN } from '../support/server.ts'
+import { operatorSessionIn } from '../support/operator.ts'
 
 let database: TestDatabase
 let db: AnyDb
@@ -17,7 +18,19 @@ afterAll(async () => {
   await database.drop()
 })
 
-const headers = { authorization: `Bearer ${OPERATOR_TOKEN}`, 'content-type': 'application/json' }
+/** An operator's account session, made in the store once the first server has migrated it. */
+const headers = { authorization: '', 'content-type': 'application/json' }
+async function signInOperator() {
+  if (headers.authorization) return
+  const pool = createPool(database.url)
+  const store = new PostgresEventStore(pool)
+  try {
+    headers.authorization = `Bearer ${await operatorSessionIn(store)}`
+  } finally {
+    await store.close()
+    await pool.end()
+  }
+}
 
 /** Steady command load from a few concurrent clients; records every acknowledged (2xx) answer. */
 function load(server: ChildServer, clients: number) {
@@ -46,6 +59,7 @@ function load(server: ChildServer, clients: number) {
 
 it('SIGKILL under load: every acknowledged command is stored, once, and read models catch up to equal the events', async () => {
   let server = await startChildServer({ DATABASE_URL: database.url })
+  await signInOperator()
   const traffic = load(server, 8)
   await new Promise((r) => setTimeout(r, 1_500))
   await server.kill('SIGKILL')

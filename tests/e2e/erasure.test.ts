@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPool, type PgPool } from '../../adapters/postgres.ts'
 import { requireRedis } from '../support/db.ts'
 import { join, signUp } from '../support/identity.ts'
-import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
+import { operatorToken } from '../support/operator.ts'
+import { startTestServer, type TestServer } from '../support/server.ts'
 
 /*
  * Crypto-shredding end to end: a person writes, an operator erases them, and nothing they wrote stays readable
@@ -119,17 +120,17 @@ describe.each([{ realtime: 'postgres' }, { realtime: 'redis' }])('erasure, realt
   })
 
   it('answers 404 problem+json for a user no org has', async () => {
-    const r = await server.request('POST', `/control/users/${randomUUID()}/erase`, { token: OPERATOR_TOKEN })
+    const r = await server.request('POST', `/control/users/${randomUUID()}/erase`, { token: await operatorToken(server) })
     expect(r.status).toBe(404)
     expect(r.headers.get('content-type')).toContain('application/problem+json')
     expect((await server.request('POST', `/control/users/${bob.userId}/erase`, { token: bob.token })).status).toBe(403)
   })
 
   it('erases them: read models, realtime streams, the event store and the tools hold nothing readable of them', async () => {
-    const erased = await server.request('POST', `/control/users/${bob.userId}/erase`, { token: OPERATOR_TOKEN })
+    const erased = await server.request('POST', `/control/users/${bob.userId}/erase`, { token: await operatorToken(server) })
     expect(erased.status, JSON.stringify(erased.body)).toBe(200)
     expect(erased.body.userId).toBe(bob.userId)
-    const again = await server.request('POST', `/control/users/${bob.userId}/erase`, { token: OPERATOR_TOKEN })
+    const again = await server.request('POST', `/control/users/${bob.userId}/erase`, { token: await operatorToken(server) })
     expect(again.status).toBe(200)
 
     const after = `consistentAfter=${erased.body.position}`

@@ -1,10 +1,14 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
+import { operatorToken } from '../support/operator.ts'
+import { startTestServer, type TestServer } from '../support/server.ts'
 
 let server: TestServer
+/** The operator's account session (tests/support/operator.ts), signed in before connections start dropping. */
+let OPERATOR_TOKEN: string
 beforeAll(async () => {
   server = await startTestServer()
+  OPERATOR_TOKEN = await operatorToken(server)
 })
 afterAll(async () => {
   await server?.close()

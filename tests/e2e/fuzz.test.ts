@@ -1,11 +1,14 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { signUp } from '../support/identity.ts'
-import { eventCount, OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
+import { operatorToken } from '../support/operator.ts'
+import { eventCount, startTestServer, type TestServer } from '../support/server.ts'
 
 let server: TestServer
 let owner: { token: string; accountToken: string; homeRoomId: string }
 
+/** The operator's account session (tests/support/operator.ts). */
+let OPERATOR_TOKEN: string
 beforeAll(async () => {
   server = await startTestServer({
     RATE_LIMIT_IP_PER_MINUTE: '1000000',
@@ -13,6 +16,7 @@ beforeAll(async () => {
     REALTIME_HEARTBEAT_MS: '200',
   })
   owner = await signUp(server, { email: 'fuzz@acme.test', orgName: 'Fuzz Org', username: 'fuzzer' })
+  OPERATOR_TOKEN = await operatorToken(server)
 }, 60_000)
 afterAll(async () => {
   await server?.close()

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signAgentCredential } from '../../adapters/agent-credentials.ts'
 import { activate, agentLogin, createAgent, join, login, signInAgent, signUp, tenantSession } from '../support/identity.ts'
-import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
+import { operatorToken } from '../support/operator.ts'
+import { startTestServer, type TestServer } from '../support/server.ts'
 
 const SERVICE_TOKEN = 'test-service-token-0123456789abcdef0123'
 
@@ -283,7 +284,7 @@ describe('service credentials and suspended orgs', () => {
 
   it('a suspended org reads but takes no commands (403 ORG_SUSPENDED)', async () => {
     const org = await signUp(server, { email: 'sus@acme.test', orgName: 'Suspect Org', username: 'sus' })
-    const operator = { token: OPERATOR_TOKEN }
+    const operator = { token: await operatorToken(server) }
     const s = await server.request('POST', `/control/orgs/${org.orgId}/suspend`, { ...operator, body: { reason: 'abuse' } })
     expect(s.status).toBe(200)
     const waitingFor = (position: number) => ({ token: org.token, headers: { 'consistent-after': String(position) } })

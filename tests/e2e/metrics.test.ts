@@ -1,15 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { operatorToken } from '../support/operator.ts'
 import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
 
 let server: TestServer
 beforeAll(async () => {
   server = await startTestServer()
+  asOperator.token = await operatorToken(server)
 })
 afterAll(async () => {
   await server?.close()
 })
 
-const asOperator = { token: OPERATOR_TOKEN }
+/** The operator's account session for /control; /metrics takes the shared token (a scrape credential). */
+const asOperator = { token: '' }
 
 /** The samples of a Prometheus text exposition: `name{labels}` → value, a bucket's `le` last (prom-client writes it first). */
 const samples = (text: string): Map<string, number> =>

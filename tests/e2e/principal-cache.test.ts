@@ -5,6 +5,7 @@ import { join as joinPath } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { type ChildServer, startChildServer } from '../support/child-server.ts'
 import { join, signUp } from '../support/identity.ts'
+import { operatorToken } from '../support/operator.ts'
 import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
 
 /*
@@ -111,7 +112,7 @@ it('an org suspended by an operator takes no command on another process that had
   const post = () => onB('POST', `/api/rooms/${owner.homeRoomId}/messages`, owner.token, { text: 'still here?' })
   expect((await post()).status).toBe(201)
 
-  const suspended = await a.request('POST', `/control/orgs/${owner.orgId}/suspend`, { token: OPERATOR_TOKEN, body: {} })
+  const suspended = await a.request('POST', `/control/orgs/${owner.orgId}/suspend`, { token: await operatorToken(a), body: {} })
   expect(suspended.status, JSON.stringify(suspended.body)).toBe(200)
   const seen = await untilOnB(post, (s) => s === 403)
   expect(seen.at(-1)).toBe(403)

@@ -1,16 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { batchLockKey } from '../../projections/engine.ts'
-import { eventCount, OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
+import { operatorToken } from '../support/operator.ts'
+import { eventCount, startTestServer, type TestServer } from '../support/server.ts'
 
 let server: TestServer
 beforeAll(async () => {
   server = await startTestServer()
+  asOperator.token = await operatorToken(server)
 })
 afterAll(async () => {
   await server?.close()
 })
 
-const asOperator = { token: OPERATOR_TOKEN }
+/** The operator's account session (tests/support/operator.ts). */
+const asOperator = { token: '' }
 
 describe('the spine over HTTP: command → event → projection → query', () => {
   it('serves health, readiness and its OpenAPI document', async () => {
@@ -122,7 +125,8 @@ describe('the spine over HTTP: command → event → projection → query', () =
 
   it('refuses the control API without the operator credential', async () => {
     expect((await server.request('GET', '/control/orgs')).status).toBe(401)
-    expect((await server.request('GET', '/control/orgs', { token: 'wrong' })).status).toBe(403)
+    // A token that is no credential is a bad credential (401); a credential that is no operator's is 403 (control.test.ts).
+    expect((await server.request('GET', '/control/orgs', { token: 'wrong' })).status).toBe(401)
   })
 
   it('a consistentAfter the projections cannot reach in time answers 503, not a stale read', async () => {

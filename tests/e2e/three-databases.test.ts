@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, beforeAll, expect, inject, it } from 'vitest'
 import { join, signUp } from '../support/identity.ts'
-import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
+import { operatorToken } from '../support/operator.ts'
+import { startTestServer, type TestServer } from '../support/server.ts'
 
 /*
  * The control, tenant and event-store databases as three databases of their own (CONTROL_DATABASE_URL,
@@ -103,7 +104,7 @@ it('signs up, invites, posts and delivers in realtime, each database holding its
   expect(seen.find((e) => e.type === 'message.created')?.data?.text).toBe('hello across databases')
 
   // Operators read the registry and memberships from the control database.
-  const orgs = await server.request('GET', '/control/orgs', { token: OPERATOR_TOKEN })
+  const orgs = await server.request('GET', '/control/orgs', { token: await operatorToken(server) })
   expect(orgs.body.items).toContainEqual(expect.objectContaining({ id: owner.orgId, name: 'Three Dbs' }))
   const me = await server.request('GET', '/auth/me', { token: owner.accountToken })
   expect(me.status).toBe(200)

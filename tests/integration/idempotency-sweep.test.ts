@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPool, type PgPool } from '../../adapters/postgres.ts'
 import { startIdempotencySweep, sweepIdempotencyKeys } from '../../http/idempotency.ts'
-import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
+import { operatorToken } from '../support/operator.ts'
+import { startTestServer, type TestServer } from '../support/server.ts'
 
 let server: TestServer
 /** The database's owner login: ages entries by hand, whatever the app's login may write. */
@@ -16,8 +17,12 @@ afterAll(async () => {
   await server?.close()
 })
 
-const createOrg = (name: string, key: string) =>
-  server.request('POST', '/control/orgs', { token: OPERATOR_TOKEN, body: { name }, headers: { 'idempotency-key': key } })
+const createOrg = async (name: string, key: string) =>
+  server.request('POST', '/control/orgs', {
+    token: await operatorToken(server),
+    body: { name },
+    headers: { 'idempotency-key': key },
+  })
 
 const age = (key: string, hours: number) =>
   owner.query(`update control.idempotency_keys set created_at = now() - $2::float8 * interval '1 hour' where key = $1`, [

@@ -12,6 +12,7 @@ import { createApp } from '../../bin/app.ts'
 import type { DomainEvent } from '../../domain/decider.ts'
 import { loadCheckpoint, ProjectionEngine, type Projector } from '../../projections/engine.ts'
 import { PoisonEventError, rebuild } from '../../projections/rebuild.ts'
+import { operatorAccount, operatorToken } from '../support/operator.ts'
 import { OPERATOR_TOKEN, startTestServer, type TestServer } from '../support/server.ts'
 
 /*
@@ -118,7 +119,7 @@ afterAll(async () => {
 })
 
 const call = async (method: string, path: string, init: { body?: unknown; token?: string | null } = {}) => {
-  const token = init.token === undefined ? OPERATOR_TOKEN : init.token
+  const token = init.token === undefined ? await operatorToken(server) : init.token
   const res = await fetch(base + path, {
     method,
     headers: {
@@ -181,7 +182,8 @@ const projection = async () => {
 }
 
 const parkedMetric = async () => {
-  const r = await call('GET', '/metrics')
+  // /metrics takes the shared token: a scrape configuration's credential.
+  const r = await call('GET', '/metrics', { token: OPERATOR_TOKEN })
   expect(r.status).toBe(200)
   const line = (r.body as string)
     .split('\n')
@@ -291,13 +293,17 @@ describe('a poison event', () => {
       version: 1,
       eventId: skipped,
       status: 'skipped',
-      skippedBy: 'operator',
+      skippedBy: (await operatorAccount(server)).accountId,
     })
     expect((await parkedRows())[0]).toMatchObject({ event_id: skipped, status: 'skipped' })
     const item = await projection()
     expect(item.parked).toEqual([])
     expect(item.skipped).toEqual([
-      expect.objectContaining({ eventId: skipped, skippedBy: 'operator', reason: 'a test event, nothing to show' }),
+      expect.objectContaining({
+        eventId: skipped,
+        skippedBy: (await operatorAccount(server)).accountId,
+        reason: 'a test event, nothing to show',
+      }),
     ])
     expect(await parkedMetric()).toBe(0)
     expect(
@@ -313,7 +319,8 @@ describe('a poison event', () => {
   it('operator commands: operators only; unknown projector or event is a 404 problem', async () => {
     const path = `/control/projections/poison_probe/parked/${uuid()}/retry`
     expect((await call('POST', path, { token: null })).status).toBe(401)
-    expect((await call('POST', path, { token: 'not-the-operator-token-at-all' })).status).toBe(403)
+    expect((await call('POST', path, { token: 'not-the-operator-token-at-all' })).status).toBe(401)
+    expect((await call('POST', path, { token: OPERATOR_TOKEN })).status).toBe(403)
     for (const p of [
       path,
       `/control/projections/poison_probe/parked/${uuid()}/skip`,

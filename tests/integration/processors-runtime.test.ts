@@ -20,6 +20,7 @@ import { processorParking } from '../../processors/parking.ts'
 import { type ProcessorRuntime, type ProcessorRuntimeOptions, startProcessors } from '../../processors/runtime.ts'
 import { processorMetrics, processorOverview, processorQueries } from '../../read-api/processors.ts'
 import { createTestDatabase, type TestDatabase } from '../support/db.ts'
+import { operatorSessionIn } from '../support/operator.ts'
 import { createEffectTable, effectProbe } from '../support/processor-probe.ts'
 
 /*
@@ -286,7 +287,11 @@ describe('parking', () => {
     http.route('/', processorCommands(deps, parking))
     return http
   }
-  const auth = { authorization: `Bearer ${OPERATOR}` }
+  /** An operator's account session, made in the store (tests/support/operator.ts). */
+  const auth = { authorization: '' }
+  beforeAll(async () => {
+    auth.authorization = `Bearer ${await operatorSessionIn(store)}`
+  })
 
   it('a poison event parks after its retries, later events flow; operators see it, retry it and skip another', async () => {
     const refused = new Set([3, 5])

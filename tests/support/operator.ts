@@ -1,4 +1,10 @@
+import { v7 as uuid } from 'uuid'
 import { expect } from 'vitest'
+import type { EventStore } from '../../adapters/event-store.ts'
+import { issueCredential, signInAccount } from '../../commands/accounts.ts'
+import { bootstrapOperator as bootstrapInStore } from '../../commands/operators.ts'
+import type { CommandContext } from '../../commands/pipeline.ts'
+import { eventUpcasters } from '../../domain/schema-versions.ts'
 import { login } from './identity.ts'
 import { OPERATOR_TOKEN, type TestResponse, type TestServer } from './server.ts'
 
@@ -51,11 +57,42 @@ const operators = new WeakMap<object, Promise<SignedInOperator>>()
  * object standing for servers that share one database). Their account session is the Control API's bearer token.
  */
 export async function operatorToken(server: Reachable, key: object = server): Promise<string> {
+  return (await operatorAccount(server, key)).accountToken
+}
+
+/** The server's operator (see operatorToken), with their account id: what their actions are recorded under. */
+export function operatorAccount(server: Reachable, key: object = server): Promise<SignedInOperator> {
   let op = operators.get(key)
   if (!op) {
     op = bootstrapOperator(server)
     operators.set(key, op)
     op.catch(() => operators.delete(key))
   }
-  return (await op).accountToken
+  return op
+}
+
+/**
+ * An operator made straight in an event store, for tests without an HTTP sign-in (an app built in the test, a child
+ * process): an account, its session (the bearer token) and the first operator grant, as the commands record them.
+ */
+export async function operatorSessionIn(store: EventStore, email = 'ops@platform.test'): Promise<string> {
+  const deps = { store, upcasters: eventUpcasters }
+  const ctx: CommandContext = {
+    tenantId: null,
+    actor: { type: 'system', id: 'test' },
+    correlationId: uuid(),
+    causationId: null,
+    now: () => new Date(),
+    newId: uuid,
+  }
+  const { accountId } = await signInAccount(deps, ctx, { issuer: 'https://idp.test', subject: email, email, emailVerified: true })
+  const { token } = await issueCredential(deps, ctx, {
+    kind: 'session',
+    accountId,
+    tenantId: null,
+    userId: null,
+    ttlMs: 3_600_000,
+  })
+  await bootstrapInStore(deps, ctx, accountId)
+  return token
 }
