@@ -7,6 +7,7 @@ import { consistent } from '../http/consistent-after.ts'
 import type { AppDeps } from '../http/context.ts'
 import { requireOperator } from '../http/operator.ts'
 import { principalOf, requireRole } from '../http/principal.ts'
+import { badRequest } from '../http/problem.ts'
 import { router } from '../http/router.ts'
 import { consistentAfterQuery, json, problemResponse } from '../http/schemas.ts'
 import { bearerSecurity } from '../http/tenant-route.ts'
@@ -33,7 +34,7 @@ const Grouped = Metrics.extend({ id: z.string().nullable() })
 
 const Usage = z
   .object({
-    window: z.enum(['12h', '7d']),
+    window: z.enum(['12h', '7d']).nullable(),
     from: z.string(),
     to: z.string(),
     bucketSeconds: z.number(),
@@ -60,11 +61,15 @@ const getUsage = createRoute({
   tags: ['usage'],
   summary: 'The org’s usage over a window: totals, series, groups, models and VMs (admins)',
   description:
-    'window 12h (hourly buckets, the default) or 7d (6-hourly). groupBy room, agent, task or vm splits each bucket and the totals; the id null gathers what is attributed to none.',
+    'window 12h (hourly buckets, the default) or 7d (6-hourly); or from (and to, now by default) instead, at most 31 days: ' +
+    'hourly up to 48 hours, else 6-hourly, widened to whole buckets. groupBy room, agent, task or vm splits each bucket ' +
+    'and the totals; the id null gathers what is attributed to none.',
   security: bearerSecurity,
   request: {
     query: z.object({
-      window: z.enum(['12h', '7d']).default('12h'),
+      window: z.enum(['12h', '7d']).optional(),
+      from: z.iso.datetime({ offset: true }).optional(),
+      to: z.iso.datetime({ offset: true }).optional(),
       groupBy: z.enum(['room', 'agent', 'task', 'vm']).optional(),
       ...consistentAfterQuery,
     }),
@@ -149,6 +154,30 @@ const metricsOf = (r: Sums | undefined) => ({
 const groupColumn = { room: 'room_id', agent: 'agent_id', task: 'task_id', vm: 'vm_id' } as const
 
 const WINDOWS = { '12h': { buckets: 12, seconds: 3600 }, '7d': { buckets: 28, seconds: 6 * 3600 } } as const
+const HOUR = 3600
+const MAX_HOURLY_SPAN_MS = 48 * HOUR * 1000
+const MAX_SPAN_MS = 31 * 24 * HOUR * 1000
+
+/**
+ * The buckets a query covers, whole ones so that a chart's bars are comparable: a window ends with the bucket now is
+ * in; from/to are widened to the buckets they fall in.
+ */
+function spanOf(q: { window?: '12h' | '7d'; from?: string; to?: string }, now: number) {
+  if (!q.from) {
+    const { buckets, seconds } = WINDOWS[q.window ?? '12h']
+    const end = (Math.floor(now / 1000 / seconds) + 1) * seconds * 1000
+    return { buckets, seconds, from: new Date(end - buckets * seconds * 1000), to: new Date(end) }
+  }
+  const start = Date.parse(q.from)
+  const stop = q.to ? Date.parse(q.to) : now
+  if (stop <= start) throw badRequest('to comes after from', [{ path: 'to', message: 'not after from' }])
+  if (stop - start > MAX_SPAN_MS)
+    throw badRequest('at most 31 days at once', [{ path: 'from', message: 'more than 31 days before to' }])
+  const seconds = stop - start <= MAX_HOURLY_SPAN_MS ? HOUR : 6 * HOUR
+  const first = Math.floor(start / 1000 / seconds)
+  const last = Math.ceil(stop / 1000 / seconds)
+  return { buckets: last - first, seconds, from: new Date(first * seconds * 1000), to: new Date(last * seconds * 1000) }
+}
 
 export function usageQueries(deps: AppDeps) {
   const app = router()
@@ -157,14 +186,12 @@ export function usageQueries(deps: AppDeps) {
   app.openapi(getUsage, async (c) => {
     const me = principalOf(c)
     requireRole(me, 'admin')
-    const { window, groupBy } = c.req.valid('query')
+    const query = c.req.valid('query')
+    const { groupBy } = query
+    const span = spanOf(query, Date.now())
+    const window = query.from ? null : (query.window ?? '12h')
     await consistent(c, deps, ['usage'])
-    const { buckets, seconds } = WINDOWS[window]
-    // The window ends with the bucket now is in: whole buckets, so that a chart's bars are comparable.
-    const now = Date.now()
-    const end = (Math.floor(now / 1000 / seconds) + 1) * seconds * 1000
-    const from = new Date(end - buckets * seconds * 1000)
-    const to = new Date(end)
+    const { buckets, seconds, from, to } = span
     const group = groupBy ? sql.ref(groupColumn[groupBy]) : sql`null`
     const bucket = sql`floor(extract(epoch from at) / ${seconds})::bigint`
     const inWindow = sql`tenant_id = ${me.tenantId} and at >= ${from} and at < ${to}`

@@ -154,6 +154,38 @@ describe('GET /api/usage', () => {
     expect(week.body.groups.find((g: { id: string | null }) => g.id === taskId)).toMatchObject({ vmMinutes: 90, costUsd: 0.18 })
   })
 
+  it('from/to instead of a window: whole hourly buckets up to 48 hours, 6-hourly up to 31 days', async () => {
+    const now = Date.now()
+    const window = await server.request('GET', '/api/usage', { token: alice.token })
+    const hour = await server.request('GET', `/api/usage?from=${new Date(now - 3_600_000).toISOString()}`, { token: alice.token })
+    expect(hour.status, JSON.stringify(hour.body)).toBe(200)
+    expect(hour.body).toMatchObject({ window: null, bucketSeconds: 3600 })
+    expect(hour.body.series.length).toBeGreaterThanOrEqual(1)
+    expect(hour.body.totals).toEqual(window.body.totals)
+    const month = await server.request(
+      'GET',
+      `/api/usage?from=${new Date(now - 20 * 86_400_000).toISOString()}&to=${new Date(now).toISOString()}`,
+      {
+        token: alice.token,
+      },
+    )
+    expect(month.body.bucketSeconds).toBe(6 * 3600)
+    expect(month.body.series.length).toBeGreaterThanOrEqual(80)
+    const tooLong = await server.request('GET', `/api/usage?from=${new Date(now - 40 * 86_400_000).toISOString()}`, {
+      token: alice.token,
+    })
+    expect(tooLong.status).toBe(400)
+    const backwards = await server.request(
+      'GET',
+      `/api/usage?from=${new Date(now).toISOString()}&to=${new Date(now - 1000).toISOString()}`,
+      {
+        token: alice.token,
+      },
+    )
+    expect(backwards.status).toBe(400)
+    expect(backwards.body.errors[0].path).toBe('to')
+  })
+
   it('members do not see the org’s spend; another org sees none of it', async () => {
     expect((await server.request('GET', '/api/usage', { token: bob.token })).status).toBe(403)
     expect((await server.request('GET', '/api/limits', { token: bob.token })).status).toBe(403)
