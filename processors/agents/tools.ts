@@ -12,6 +12,8 @@ import type { LlmTool } from '../../adapters/llm.ts'
 export type ToolCall = {
   readonly tenantId: string
   readonly agentId: string
+  /** The agent's role in the org, as its commands are authorized. */
+  readonly role: 'owner' | 'admin' | 'member' | 'guest'
   readonly runId: string
   readonly roomId: string
   readonly taskId: string | null

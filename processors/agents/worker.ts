@@ -3,10 +3,12 @@ import { v7 as uuid } from 'uuid'
 import type { Logger } from '../../adapters/logger.ts'
 import { PgListener } from '../../adapters/pg-listener.ts'
 import type { AnyDb, PgPool } from '../../adapters/postgres.ts'
+import { orgStream } from '../../adapters/streams.ts'
 import { loadAgent } from '../../commands/agents.ts'
-import { type CommandContext, ConcurrencyError, type PipelineDeps } from '../../commands/pipeline.ts'
+import { type CommandContext, ConcurrencyError, loadState, type PipelineDeps } from '../../commands/pipeline.ts'
 import { runCommand } from '../../commands/runs.ts'
 import { DomainError } from '../../domain/decider.ts'
+import { org } from '../../domain/orgs.ts'
 import { AGENT_RUNS_CHANNEL } from '../../domain/runs.ts'
 import { type AgentProfile, type ExecutorDeps, executeRun, type RunOutcome } from './executor.ts'
 import { type ExistingRun, RunRecorder } from './recorder.ts'
@@ -165,7 +167,11 @@ export class AgentWorker {
   }
 
   private async work(tenantId: string, state: ExistingRun, controller: AbortController): Promise<void> {
-    const { state: agentState } = await loadAgent(this.deps, state.agentId)
+    const [{ state: agentState }, orgState] = await Promise.all([
+      loadAgent(this.deps, state.agentId),
+      loadState(this.deps.store, org, orgStream(tenantId), tenantId),
+    ])
+    const member = orgState.status === 'none' ? undefined : orgState.members.get(state.agentId)
     const ctx = this.context(tenantId, state.agentId)
     const recorder = new RunRecorder(this.deps, ctx, { workerId: this.deps.workerId, generation: state.generation }, state)
     const renewing = setInterval(
@@ -192,6 +198,7 @@ export class AgentWorker {
       outcome = await executeRun(this.deps.executor, recorder, profile, {
         tenantId,
         agentId: state.agentId,
+        role: member?.active ? member.role : 'guest',
         signal: controller.signal,
       })
     } finally {

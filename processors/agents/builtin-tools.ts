@@ -1,0 +1,167 @@
+import { sql } from 'kysely'
+import { z } from 'zod'
+import type { AnyDb } from '../../adapters/postgres.ts'
+import { inTenant } from '../../adapters/tenant-transaction.ts'
+import { createArtifact } from '../../commands/artifacts.ts'
+import type { CommandContext, PipelineDeps } from '../../commands/pipeline.ts'
+import { createTask } from '../../commands/tasks.ts'
+import { STAY_SILENT } from './executor.ts'
+import { type AgentTool, CORE_SKILLSET, type ToolCall, ToolRegistry } from './tools.ts'
+
+/*
+ * The tools every agent has (the core skillset): read and search the conversations it may read, create tasks and
+ * artifacts, and stay silent. Each acts as the agent, through the same commands and read models people's requests
+ * go through, so the agent can do nothing its membership does not allow. What a tool creates takes an id derived
+ * from the call, so running the call again (a resumed run) creates nothing twice.
+ */
+
+export type BuiltinToolDeps = PipelineDeps & {
+  /** The tenant database, read as the agent (row-level security as for any user). */
+  readonly db: AnyDb
+}
+
+/** The agent's commands: in its tenant, as itself, caused by its run, ids from the call. */
+const asAgent = (call: ToolCall): CommandContext => {
+  let n = 0
+  return {
+    tenantId: call.tenantId,
+    actor: { type: 'agent', id: call.agentId },
+    correlationId: call.runId,
+    causationId: call.runId,
+    now: () => new Date(),
+    newId: () => call.idFor(`id:${n++}`),
+  }
+}
+
+const messageLines = (rows: { username: string | null; text: string; created_at: Date; id: string }[]) =>
+  rows.length === 0
+    ? 'No messages.'
+    : rows
+        .map((m) => `[${new Date(m.created_at).toISOString().slice(0, 16)}] @${m.username ?? 'someone'} (${m.id}): ${m.text}`)
+        .join('\n')
+
+/** Rooms the agent may read: those it is a member of, and public rooms (an agent is never a guest). */
+const readableBy = (agentId: string) => sql<boolean>`(exists (select 1 from tenant.room_members rm
+   where rm.tenant_id = r.tenant_id and rm.room_id = r.id and rm.member_id = ${agentId})
+   or (r.visibility = 'public' and r.kind = 'room'))`
+
+export function builtinTools(deps: BuiltinToolDeps): ToolRegistry {
+  const registry = new ToolRegistry()
+
+  const stay: AgentTool<z.ZodObject<{ reason: z.ZodOptional<z.ZodString> }>> = {
+    name: STAY_SILENT,
+    description: 'Say nothing in the conversation this time (nothing you write after is posted).',
+    arguments: z.object({ reason: z.string().max(500).optional() }),
+    skillset: CORE_SKILLSET,
+    risky: false,
+    run: async () => ({ output: 'Nothing will be posted.' }),
+  }
+  registry.register(stay)
+
+  registry.register({
+    name: 'read_messages',
+    description: 'Read the latest messages of a room you may read (by default the one you were woken in), oldest first.',
+    arguments: z.object({
+      roomId: z.uuid().optional(),
+      limit: z.number().int().min(1).max(100).default(30),
+    }),
+    skillset: CORE_SKILLSET,
+    risky: false,
+    async run(args, call) {
+      const roomId = args.roomId ?? call.roomId
+      const rows = await inTenant(deps.db, { tenantId: call.tenantId, userId: call.agentId }, (trx) =>
+        sql<{ id: string; username: string | null; text: string; created_at: Date }>`
+          select m.id, u.username, m.text, m.created_at
+            from tenant.messages m
+            join tenant.rooms r on r.tenant_id = m.tenant_id and r.id = m.room_id
+            left join tenant.users u on u.tenant_id = m.tenant_id and u.id = m.author_id
+           where m.tenant_id = ${call.tenantId} and m.room_id = ${roomId} and m.deleted_at is null and ${readableBy(call.agentId)}
+           order by m.position desc limit ${args.limit}`.execute(trx),
+      )
+      return { output: messageLines(rows.rows.reverse()) }
+    },
+  })
+
+  registry.register({
+    name: 'search_messages',
+    description: 'Search the messages of every room you may read by words; the best matches first.',
+    arguments: z.object({ query: z.string().min(1).max(200), limit: z.number().int().min(1).max(50).default(10) }),
+    skillset: CORE_SKILLSET,
+    risky: false,
+    async run(args, call) {
+      const rows = await inTenant(deps.db, { tenantId: call.tenantId, userId: call.agentId }, (trx) =>
+        sql<{ id: string; username: string | null; text: string; created_at: Date; room: string }>`
+          select m.id, u.username, m.text, m.created_at, r.name as room
+            from tenant.messages m
+            join tenant.rooms r on r.tenant_id = m.tenant_id and r.id = m.room_id
+            left join tenant.users u on u.tenant_id = m.tenant_id and u.id = m.author_id
+           where m.tenant_id = ${call.tenantId} and m.deleted_at is null and ${readableBy(call.agentId)}
+             and m.search @@ websearch_to_tsquery('simple', ${args.query})
+           order by ts_rank(m.search, websearch_to_tsquery('simple', ${args.query})) desc, m.position desc
+           limit ${args.limit}`.execute(trx),
+      )
+      return {
+        output:
+          rows.rows.length === 0
+            ? 'No messages match.'
+            : rows.rows.map((m) => `#${m.room} @${m.username ?? 'someone'} (${m.id}): ${m.text}`).join('\n'),
+      }
+    },
+  })
+
+  registry.register({
+    name: 'create_task',
+    description: 'Create a task in the room you work in (or a subtask of another task).',
+    arguments: z.object({
+      title: z.string().min(1).max(200),
+      description: z.string().max(20_000).optional(),
+      parentId: z.uuid().optional(),
+      assigneeUserId: z.uuid().optional(),
+    }),
+    skillset: CORE_SKILLSET,
+    risky: false,
+    async run(args, call) {
+      const ctx = asAgent(call)
+      const taskId = call.idFor('task')
+      await createTask(deps, ctx, {
+        taskId,
+        title: args.title,
+        description: args.description,
+        ...(args.parentId ? { parentId: args.parentId } : { roomId: call.roomId }),
+        assignee: args.assigneeUserId ? { userId: args.assigneeUserId } : null,
+        actor: { userId: call.agentId, role: call.role, type: 'agent' },
+      })
+      return { output: `Created task ${taskId}: ${args.title}` }
+    },
+  })
+
+  registry.register({
+    name: 'create_artifact',
+    description:
+      'Attach an output of your work to the room you work in (or its task): a report, a patch (unified diff) or a link.',
+    arguments: z.object({
+      kind: z.enum(['report', 'patch', 'link']),
+      title: z.string().min(1).max(200),
+      content: z.string().max(1_000_000).optional(),
+      url: z.url().optional(),
+    }),
+    skillset: CORE_SKILLSET,
+    risky: false,
+    async run(args, call) {
+      const { artifactId } = await createArtifact(deps, asAgent(call), {
+        artifactId: call.idFor('artifact'),
+        kind: args.kind,
+        title: args.title,
+        roomId: call.roomId,
+        taskId: call.taskId,
+        runId: call.runId,
+        content: args.content ?? null,
+        url: args.url ?? null,
+        actor: { type: 'agent', userId: call.agentId, role: call.role },
+      })
+      return { output: `Created artifact ${artifactId}: ${args.title}` }
+    },
+  })
+
+  return registry
+}
