@@ -1,7 +1,10 @@
 import { type Kysely, sql, type Transaction } from 'kysely'
 import pg from 'pg'
+import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createKysely } from '../../adapters/postgres.ts'
+import { pipelineDeps } from '../../commands/command-context.ts'
+import { recordUsage } from '../../commands/usage.ts'
 import { ROLES } from '../../migrations/shared.ts'
 import { join, signInAgent, signUp } from '../support/identity.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
@@ -33,6 +36,8 @@ type Org = {
   agentId: string
   text: string
   artifactId: string
+  recurringTaskId: string
+  questionId: string
 }
 let A: Org
 let B: Org
@@ -65,6 +70,40 @@ async function seed(name: string, slug: string): Promise<Org> {
     ),
     201,
   )
+  // A recurring task (tenant.tasks, task_schedules) with a question to the member (tenant.action_items).
+  const recurring = await ok(
+    server.request('POST', '/api/tasks', as(owner, { title: `${name} chores`, roomId: room.roomId })),
+    201,
+  )
+  await ok(
+    server.request('PUT', `/api/tasks/${recurring.taskId}/schedule`, as(owner, { dailyAtUtc: '09:00', instructions: text })),
+  )
+  const question = await ok(
+    server.request('POST', `/api/tasks/${recurring.taskId}/questions`, as(owner, { toUserId: member.userId, text })),
+    201,
+  )
+  // A room cap (tenant.usage_caps) and a usage record (tenant.usage_records), recorded as the agents worker does.
+  await ok(server.request('PUT', '/api/limits', as(owner, { scope: 'room', scopeId: room.roomId, usd: 5 })))
+  await recordUsage(
+    pipelineDeps(server.services),
+    {
+      tenantId: owner.orgId,
+      actor: { type: 'service', id: 'tenancy' },
+      correlationId: uuid(),
+      causationId: null,
+      now: () => new Date(),
+      newId: uuid,
+    },
+    {
+      orgId: owner.orgId,
+      recordId: uuid(),
+      reservationId: null,
+      agentId: agent.agentId,
+      roomId: room.roomId,
+      taskId: null,
+      usage: { kind: 'storage', bytes: 1_000, minutes: 60 },
+    },
+  )
   return {
     orgId: owner.orgId,
     token: owner.token,
@@ -77,6 +116,8 @@ async function seed(name: string, slug: string): Promise<Org> {
     agentId: agent.agentId,
     text,
     artifactId: artifact.artifactId,
+    recurringTaskId: recurring.taskId,
+    questionId: question.questionId,
   }
 }
 
@@ -193,6 +234,8 @@ describe('row-level security in the catalog', () => {
       'control.sent_mail': { app: 'si', reader: '', projector: '' },
       // Durable timers, written by their projector; the timer runner (the app's login) polls them for due ones.
       'control.timers': { app: 's', reader: '', projector: 'siud' },
+      // Who operates the platform (for listing; the operators stream decides), written by its projector.
+      'control.operators': { app: 's', reader: '', projector: 'siud' },
       'control.projection_checkpoints': { app: 'si', reader: 's', projector: 'siud' },
       // The processors runtime keeps its checkpoints and leases as the login (no tenant data in either).
       'control.processor_checkpoints': { app: 'siud', reader: '', projector: '' },
@@ -386,6 +429,14 @@ describe('a user of org A gets nothing of org B', () => {
       ['PATCH', `/api/artifacts/${B.artifactId}`, { title: 'mine now' }],
       ['DELETE', `/api/artifacts/${B.artifactId}`],
       ['POST', '/api/artifacts', { kind: 'report', title: 'x', roomId: B.roomId, content: 'x' }],
+      ['GET', `/api/tasks/${B.recurringTaskId}/schedule`],
+      ['PUT', `/api/tasks/${B.recurringTaskId}/schedule`, { dailyAtUtc: '10:00' }],
+      ['POST', `/api/tasks/${B.recurringTaskId}/schedule/resume`],
+      ['POST', `/api/tasks/${B.recurringTaskId}/schedule/run-now`],
+      ['GET', `/api/tasks/${B.recurringTaskId}/messages`],
+      ['POST', `/api/tasks/${B.recurringTaskId}/messages`, { text: 'hello' }],
+      ['POST', `/api/tasks/${B.recurringTaskId}/questions`, { toUserId: A.userId, text: 'x' }],
+      ['POST', `/api/questions/${B.questionId}/answer`, { text: 'x' }],
     ]
     const wrong: string[] = []
     for (const [method, path, body] of tries) {
@@ -403,6 +454,7 @@ describe('a user of org A gets nothing of org B', () => {
         '/api/spaces',
         `/api/search/messages?q=${encodeURIComponent('secret plans')}`,
         '/api/artifacts',
+        '/api/action-items',
       ].map((p) => server.request('GET', p, { token: A.token })),
     )
     for (const r of bodies) expect(r.status).toBe(200)
