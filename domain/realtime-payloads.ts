@@ -1,3 +1,4 @@
+import type { ArtifactEvent } from './artifacts.ts'
 import type { ErasureEvent } from './erasure.ts'
 import type { MessageEvent } from './messages.ts'
 import type { OrgEvent } from './orgs.ts'
@@ -17,11 +18,11 @@ import type { TaskEvent } from './tasks.ts'
  * (projections/realtime.ts) and the gateway (realtime/http.ts) read.
  */
 
-type Delivered = MessageEvent | RoomEvent | SpaceEvent | OrgEvent | ErasureEvent | TaskEvent
+type Delivered = MessageEvent | RoomEvent | SpaceEvent | OrgEvent | ErasureEvent | TaskEvent | ArtifactEvent
 type DataOf<T extends Delivered['type']> = Extract<Delivered, { type: T }>['data']
 
 /** The REST resources (read-api) that show what realtime payloads carry. */
-export type RestResource = 'Message' | 'Room' | 'Space' | 'User' | 'Task'
+export type RestResource = 'Message' | 'Room' | 'Space' | 'User' | 'Task' | 'Artifact'
 
 /** An array field whose items keep only `keys`, as the REST field's items show them. */
 export type ItemsField = { readonly field: string; readonly keys: readonly string[] }
@@ -161,6 +162,31 @@ export const realtimePayloads: { readonly [T in Delivered['type']]?: RealtimePay
     fields: { taskId: 'id', dependsOnId: 'dependencies' },
   },
   'task.deleted': { type: 'workspace.task_changed', resource: 'Task', fields: { taskId: 'id' } },
+  // Artifacts (GET /api/artifacts/:id): what a list shows of one; the content is read over REST.
+  'artifact.created': {
+    type: 'workspace.artifact_changed',
+    resource: 'Artifact',
+    fields: {
+      artifactId: 'id',
+      roomId: 'roomId',
+      taskId: 'taskId',
+      kind: 'kind',
+      title: 'title',
+      runId: 'runId',
+      fileId: 'fileId',
+      url: 'url',
+    },
+  },
+  'artifact.updated': {
+    type: 'workspace.artifact_changed',
+    resource: 'Artifact',
+    fields: { artifactId: 'id', roomId: 'roomId', taskId: 'taskId', kind: 'kind', title: 'title', version: 'version' },
+  },
+  'artifact.deleted': {
+    type: 'workspace.artifact_changed',
+    resource: 'Artifact',
+    fields: { artifactId: 'id', roomId: 'roomId', taskId: 'taskId' },
+  },
 }
 
 const pick = (item: Record<string, unknown>, keys: readonly string[]) =>
@@ -195,7 +221,6 @@ const RESERVED_EVENT_TYPES = [
   'agent.run_item_updated',
   'agent.run_item_group_updated',
   'agent.role_prompt_changed',
-  'workspace.artifact_changed',
   'workspace.limits_changed',
   'workspace.billing_changed',
 ]

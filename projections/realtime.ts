@@ -214,6 +214,9 @@ const TASK_LEAVES = new Set(['task.assigned', 'task.assistant_removed', 'task.wa
 function audience(a: Audience, e: RecordedEvent): string[] {
   const d = e.data as Data
   if (e.type.startsWith('task.')) return d.taskId ? taskReaders(a, d.taskId) : []
+  // An artifact of a live task is read by the task's readers; otherwise (a room's, or its task deleted) by the room's.
+  if (e.type.startsWith('artifact.'))
+    return d.taskId && a.tasks.has(d.taskId) ? taskReaders(a, d.taskId) : d.roomId ? roomReaders(a, d.roomId) : []
   if (e.type.startsWith('message.') || e.type.startsWith('room.')) return d.roomId ? roomReaders(a, d.roomId) : []
   if (e.type.startsWith('space.')) {
     const s = d.spaceId ? a.spaces.get(d.spaceId) : undefined

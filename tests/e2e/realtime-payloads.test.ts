@@ -92,6 +92,11 @@ beforeAll(async () => {
   await ok('POST', `${task}/dependencies`, owner, { taskId: child.taskId })
   await ok('DELETE', `${task}/dependencies/${child.taskId}`, owner)
   await ok('DELETE', `/api/tasks/${child.taskId}`, owner)
+  // Artifacts of the room and of the task: one changed and kept (REST shows it), one deleted.
+  const kept = await ok('POST', '/api/artifacts', owner, { kind: 'report', title: 'Report', roomId, content: 'v1' })
+  await ok('PATCH', `/api/artifacts/${kept.artifactId}`, owner, { title: 'Report, renamed', content: 'v2' })
+  const gone = await ok('POST', '/api/artifacts', owner, { kind: 'link', title: 'Link', taskId, url: 'https://example.com/' })
+  await ok('DELETE', `/api/artifacts/${gone.artifactId}`, owner)
   await ok('PATCH', task, owner, { assignee: { userId: admin.userId } })
   await ok('DELETE', `/api/rooms/${roomId}/members/${admin.userId}`, owner)
   await ok('POST', `/api/rooms/${roomId}/archive`, owner)
@@ -108,6 +113,7 @@ beforeAll(async () => {
       Message: await ok('GET', `/api/messages/${messageId}`, who),
       Space: spaces.items.find((s: { id: string }) => s.id === spaceId),
       Task: await ok('GET', `/api/tasks/${taskId}`, who),
+      Artifact: await ok('GET', `/api/artifacts/${kept.artifactId}`, who),
     })
   }
 }, 120_000)
