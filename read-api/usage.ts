@@ -1,12 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import { inTenant } from '../adapters/tenant-transaction.ts'
 import { foldRecorded } from '../domain/decider.ts'
 import { BYTES_PER_GB, MINUTES_PER_MONTH, microsToUsd, prices, pricesStream } from '../domain/usage.ts'
 import { consistent } from '../http/consistent-after.ts'
 import type { AppDeps } from '../http/context.ts'
 import { requireOperator } from '../http/operator.ts'
-import { principalOf, requireRole } from '../http/principal.ts'
+import { atLeast, type Principal, principalOf, requireRole } from '../http/principal.ts'
 import { badRequest } from '../http/problem.ts'
 import { router } from '../http/router.ts'
 import { consistentAfterQuery, json, problemResponse } from '../http/schemas.ts'
@@ -90,14 +90,14 @@ const getLimits = createRoute({
   method: 'get',
   path: '/api/limits',
   tags: ['usage'],
-  summary: 'The org’s monthly caps and what is spent of each this month (admins)',
+  summary: 'The org’s monthly caps and what is spent of each this month',
   description:
-    'The org’s ceiling first (limitUsd null: none), then each agent, room and task cap. usedUsd is what was recorded this UTC month; budget reserved by calls in flight is not in it.',
+    'For admins and owners: the org’s ceiling first (limitUsd null: none), then each agent, room and task cap. For members and guests: ' +
+    'the caps of the rooms and tasks they may read. usedUsd is what was recorded this UTC month; budget reserved by calls in flight is not in it.',
   security: bearerSecurity,
   request: { query: z.object({ ...consistentAfterQuery }) },
   responses: {
     200: json('caps', z.object({ month: z.string(), items: z.array(Limit), nextCursor: z.null() })),
-    403: problemResponse('admins only'),
   },
 })
 
@@ -177,6 +177,24 @@ function spanOf(q: { window?: '12h' | '7d'; from?: string; to?: string }, now: n
   const first = Math.floor(start / 1000 / seconds)
   const last = Math.ceil(stop / 1000 / seconds)
   return { buckets: last - first, seconds, from: new Date(first * seconds * 1000), to: new Date(last * seconds * 1000) }
+}
+
+/**
+ * The caps a member or guest sees: those of the rooms they may read (members; anyone but guests in a public room
+ * that is not a DM) and of the tasks they may read (the task's room, or being its reporter, assignee, assistant or
+ * watcher), as domain/rooms.ts canRead and domain/tasks.ts canReadTask decide. The realtime fan-out tells the same
+ * people of changes to them.
+ */
+const capsOfWhatTheyRead = (me: Principal) => {
+  const readsRoom = (room: RawBuilder<unknown>) => sql`(
+    exists (select 1 from tenant.room_members rm where rm.tenant_id = c.tenant_id and rm.room_id = ${room} and rm.member_id = ${me.userId})
+    or (${me.role !== 'guest'}::boolean and exists (select 1 from tenant.rooms r
+          where r.tenant_id = c.tenant_id and r.id = ${room} and r.visibility = 'public' and r.kind = 'room')))`
+  return sql<boolean>`(
+    (c.scope = 'room' and ${readsRoom(sql`c.scope_id`)})
+    or (c.scope = 'task' and exists (select 1 from tenant.tasks t where t.tenant_id = c.tenant_id and t.id = c.scope_id and (
+          ${readsRoom(sql`t.room_id`)} or t.reporter_id = ${me.userId} or t.assignee_id = ${me.userId}
+          or exists (select 1 from tenant.task_people p where p.tenant_id = t.tenant_id and p.task_id = t.id and p.user_id = ${me.userId})))))`
 }
 
 export function usageQueries(deps: AppDeps) {
@@ -272,16 +290,18 @@ export function usageQueries(deps: AppDeps) {
 
   app.openapi(getLimits, async (c) => {
     const me = principalOf(c)
-    requireRole(me, 'admin')
-    await consistent(c, deps, ['usage'])
+    const admin = atLeast(me, 'admin')
+    // Who reads a room or a task is decided on the rooms' and tasks' read models too.
+    await consistent(c, deps, admin ? ['usage'] : ['usage', 'rooms', 'tasks'])
     const now = new Date()
     const month = now.toISOString().slice(0, 7)
     const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1))
     const { caps, spent } = await inTenant(deps.db, me, async (trx) => ({
       caps: (
         await sql<{ scope: 'org' | 'agent' | 'room' | 'task'; scope_id: string; limit_micro_usd: string }>`
-          select scope, scope_id::text, limit_micro_usd::text from tenant.usage_caps
-           where tenant_id = ${me.tenantId} order by scope, scope_id`.execute(trx)
+          select scope, scope_id::text, limit_micro_usd::text from tenant.usage_caps c
+           where tenant_id = ${me.tenantId} and ${admin ? sql`true` : capsOfWhatTheyRead(me)}
+           order by scope, scope_id`.execute(trx)
       ).rows,
       // One pass: the org's total and each agent's, room's and task's.
       spent: (
@@ -300,12 +320,16 @@ export function usageQueries(deps: AppDeps) {
     }
     const orgCap = caps.find((x) => x.scope === 'org')
     const items = [
-      {
-        scope: 'org' as const,
-        scopeId: me.tenantId,
-        limitUsd: orgCap ? microsToUsd(Number(orgCap.limit_micro_usd)) : null,
-        usedUsd: microsToUsd(used.get('org') ?? 0),
-      },
+      ...(admin
+        ? [
+            {
+              scope: 'org' as const,
+              scopeId: me.tenantId,
+              limitUsd: orgCap ? microsToUsd(Number(orgCap.limit_micro_usd)) : null,
+              usedUsd: microsToUsd(used.get('org') ?? 0),
+            },
+          ]
+        : []),
       ...caps
         .filter((x) => x.scope !== 'org')
         .map((x) => ({

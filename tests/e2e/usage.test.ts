@@ -188,7 +188,6 @@ describe('GET /api/usage', () => {
 
   it('members do not see the org’s spend; another org sees none of it', async () => {
     expect((await server.request('GET', '/api/usage', { token: bob.token })).status).toBe(403)
-    expect((await server.request('GET', '/api/limits', { token: bob.token })).status).toBe(403)
     const theirs = await server.request('GET', `/api/usage?groupBy=vm&consistentAfter=${malloryAt}`, { token: mallory.token })
     expect(theirs.status).toBe(200)
     expect(theirs.body.totals).toMatchObject({ costUsd: 2.02, billedUsd: 0.02, inputTokens: 1_000_000 })
@@ -221,6 +220,16 @@ describe('caps', () => {
     expect(limits.body.items[0]).toMatchObject({ scope: 'org', scopeId: alice.orgId, limitUsd: null })
     expect(limits.body.items[0].usedUsd).toBeCloseTo(3.6, 6)
     expect(limits.body.items).toContainEqual({ scope: 'room', scopeId: alice.homeRoomId, limitUsd: 7.5, usedUsd: 3.3 })
+  })
+
+  it('members see the caps of the rooms and tasks they read, not the org’s; another org sees none of them', async () => {
+    const home = await server.request('GET', `/api/rooms/${alice.homeRoomId}`, { token: bob.token })
+    expect(home.status).toBe(200)
+    const theirs = await server.request('GET', '/api/limits', { token: bob.token })
+    expect(theirs.status).toBe(200)
+    expect(theirs.body.items).toEqual([{ scope: 'room', scopeId: alice.homeRoomId, limitUsd: 7.5, usedUsd: 3.3 }])
+    const outsider = await server.request('GET', '/api/limits', { token: mallory.token })
+    expect(outsider.body.items.map((i: { scopeId: string }) => i.scopeId)).toEqual([mallory.orgId])
   })
 
   it('inside the operators’ ceiling only', async () => {
