@@ -78,7 +78,9 @@ describe('spend caps hold under concurrency', () => {
   }, 60_000)
 
   it('decisions that race from several processes (no local queue) still never pass the cap: the expected revision decides', async () => {
-    const taskId = uuid()
+    const created = await server.request('POST', '/api/tasks', { token: alice.token, body: { title: 'Race on this' } })
+    expect(created.status, JSON.stringify(created.body)).toBe(201)
+    const taskId = created.body.taskId as string
     const set = await server.request('PUT', '/api/limits', {
       token: alice.token,
       body: { scope: 'task', scopeId: taskId, usd: 0.1 },
