@@ -1,3 +1,4 @@
+import { v7 as uuid } from 'uuid'
 import type { Logger } from '../adapters/logger.ts'
 import { type CommandContext, handleCommand, type PipelineDeps } from '../commands/pipeline.ts'
 import { runTaskIdOf, scheduleStream, scheduleTimerId, startInstance, TASK_SCHEDULE_FIRE } from '../commands/task-schedules.ts'
@@ -7,7 +8,7 @@ import { DomainError } from '../domain/decider.ts'
 import type { TaskScheduleEvent } from '../domain/task-schedules.ts'
 import { taskSchedule } from '../domain/task-schedules.ts'
 import { task } from '../domain/tasks.ts'
-import type { Processor, ProcessorContext, RecordedOf, TimerCommand } from './processor.ts'
+import type { Processor, RecordedOf, TimerCommand } from './processor.ts'
 import type { TimerHandler } from './timers.ts'
 
 /*
@@ -29,11 +30,12 @@ export type TaskSchedulesDeps = PipelineDeps & { readonly now?: () => Date }
 const isFire = (data: Readonly<Record<string, unknown>>): data is { tenantId: string; taskId: string } =>
   typeof data.tenantId === 'string' && typeof data.taskId === 'string'
 
-/** Event ids derived from the handled event: a repeat appends under the same ids, which the store answers as done. */
-const derivedIds = (ctx: ProcessorContext) => {
-  let n = 0
-  return () => ctx.idFor(`id:${n++}`)
-}
+/*
+ * Event ids are fresh: what makes a repeat harmless is the decisions (a fired timer the schedule no longer waits for
+ * starts nothing; a listed subtask is not listed again; an instance already created answers as created), and the
+ * instance's id, derived from (schedule, period). Ids counted from the handled event would not do: a repeat whose
+ * first decision is a no-op would hand the next one an id the first attempt had already used.
+ */
 
 export function taskSchedules(deps: TaskSchedulesDeps): { processor: Processor<Handled>; fire: TimerHandler } {
   const now = deps.now ?? (() => new Date())
@@ -43,7 +45,7 @@ export function taskSchedules(deps: TaskSchedulesDeps): { processor: Processor<H
     version: 1,
     eventTypes: ['task_schedule.run_scheduled', 'task_schedule.paused'],
     partitionBy: 'tenant',
-    async handle(event: RecordedOf<Handled>, ctx) {
+    async handle(event: RecordedOf<Handled>) {
       const tenantId = event.metadata.tenantId
       const cctx: CommandContext = {
         tenantId,
@@ -51,7 +53,7 @@ export function taskSchedules(deps: TaskSchedulesDeps): { processor: Processor<H
         correlationId: event.metadata.correlationId,
         causationId: event.id,
         now,
-        newId: derivedIds(ctx),
+        newId: uuid,
       }
       if (event.type === 'task_schedule.paused') {
         if (event.data.cancelledTimerId) await cancelTimer(deps, cctx, event.data.cancelledTimerId)
@@ -74,7 +76,7 @@ export function taskSchedules(deps: TaskSchedulesDeps): { processor: Processor<H
       correlationId: ctx.timerId,
       causationId: null,
       now,
-      newId: derivedIds(ctx),
+      newId: uuid,
     }
     const recorded = await handleCommand(
       deps,

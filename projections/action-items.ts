@@ -18,7 +18,8 @@ import { applyRows, type TableModel } from './rows.ts'
  * a question the person asked, a limit its room's readers (an org or agent limit: admins).
  */
 
-type Followed =
+/** The events the action items follow. */
+export type ActionItemEvent =
   | Extract<
       TaskEvent,
       {
@@ -75,7 +76,7 @@ const blank = {
   used_micro_usd: null,
 } as const
 
-export const actionItemRows: TableModel<Followed, ActionItemRow> = {
+export const actionItemRows: TableModel<ActionItemEvent, ActionItemRow> = {
   table: 'action_items',
   columns: [
     'id',
@@ -171,7 +172,7 @@ export const actionItemRows: TableModel<Followed, ActionItemRow> = {
   },
 }
 
-export const ACTION_ITEM_EVENT_TYPES: readonly Followed['type'][] = [
+export const ACTION_ITEM_EVENT_TYPES: readonly ActionItemEvent['type'][] = [
   'task.review_submitted',
   'task.review_decided',
   'task.review_gates_changed',
@@ -187,7 +188,7 @@ export const ACTION_ITEM_EVENT_TYPES: readonly Followed['type'][] = [
  * tenant.action_items. A deleted task takes its questions with it: they are found by task (a task's questions are
  * not named by the deletion), after the batch's rows are folded.
  */
-export const actionItemsProjector: Projector<Followed> = {
+export const actionItemsProjector: Projector<ActionItemEvent> = {
   name: 'action-items',
   version: 1,
   schema: 'tenant',
