@@ -14,9 +14,13 @@ export type ThreadEvent =
       'thread.created',
       { threadId: string; agentId: string; roomId: string; taskId: string | null; workType: ThreadWorkType; at: string }
     >
-  | DomainEvent<'thread.run_queued', { threadId: string; runId: string; agentId: string; inputs: RunInput[]; at: string }>
-  | DomainEvent<'thread.input_queued', { threadId: string; activeRunId: string; input: RunInput; at: string }>
-  | DomainEvent<'thread.run_finished', { threadId: string; runId: string; at: string }>
+  // Each names the thread's room: who may see the thread (realtime) is who may read its room.
+  | DomainEvent<
+      'thread.run_queued',
+      { threadId: string; roomId: string; runId: string; agentId: string; inputs: RunInput[]; at: string }
+    >
+  | DomainEvent<'thread.input_queued', { threadId: string; roomId: string; activeRunId: string; input: RunInput; at: string }>
+  | DomainEvent<'thread.run_finished', { threadId: string; roomId: string; runId: string; at: string }>
 
 /** Trigger keys a thread remembers, newest last: enough to refuse a repeat, bounded so its state stays small. */
 export const REMEMBERED_TRIGGERS = 500
@@ -79,14 +83,17 @@ export const thread: Decider<ThreadCommand, ThreadEvent, ThreadState> = {
         if (active) {
           return [
             ...created,
-            { type: 'thread.input_queued', data: { threadId: c.threadId, activeRunId: active, input: c.input, at: c.at } },
+            {
+              type: 'thread.input_queued',
+              data: { threadId: c.threadId, roomId: c.roomId, activeRunId: active, input: c.input, at: c.at },
+            },
           ]
         }
         return [
           ...created,
           {
             type: 'thread.run_queued',
-            data: { threadId: c.threadId, runId: c.runId, agentId: c.agentId, inputs: [c.input], at: c.at },
+            data: { threadId: c.threadId, roomId: c.roomId, runId: c.runId, agentId: c.agentId, inputs: [c.input], at: c.at },
           },
         ]
       }
@@ -94,13 +101,23 @@ export const thread: Decider<ThreadCommand, ThreadEvent, ThreadState> = {
         if (!s.exists) throw new DomainError('THREAD_NOT_FOUND', 'no such thread', 'not_found')
         // Told twice (the worker, then the processor that makes sure), it acts once.
         if (s.activeRunId !== c.runId) return []
-        const finished: ThreadEvent = { type: 'thread.run_finished', data: { threadId: s.threadId, runId: c.runId, at: c.at } }
+        const finished: ThreadEvent = {
+          type: 'thread.run_finished',
+          data: { threadId: s.threadId, roomId: s.roomId, runId: c.runId, at: c.at },
+        }
         if (s.pending.length === 0) return [finished]
         return [
           finished,
           {
             type: 'thread.run_queued',
-            data: { threadId: s.threadId, runId: c.nextRunId, agentId: s.agentId, inputs: [...s.pending], at: c.at },
+            data: {
+              threadId: s.threadId,
+              roomId: s.roomId,
+              runId: c.nextRunId,
+              agentId: s.agentId,
+              inputs: [...s.pending],
+              at: c.at,
+            },
           },
         ]
       }

@@ -22,13 +22,16 @@ const created: ThreadEvent = {
 }
 const runQueued = (runId: string, ...messageIds: string[]): ThreadEvent => ({
   type: 'thread.run_queued',
-  data: { threadId: 't1', runId, agentId: 'ada', inputs: messageIds.map(mention), at },
+  data: { threadId: 't1', roomId: 'r1', runId, agentId: 'ada', inputs: messageIds.map(mention), at },
 })
 const inputQueued = (messageId: string, activeRunId = 'run-1'): ThreadEvent => ({
   type: 'thread.input_queued',
-  data: { threadId: 't1', activeRunId, input: mention(messageId), at },
+  data: { threadId: 't1', roomId: 'r1', activeRunId, input: mention(messageId), at },
 })
-const finished = (runId: string): ThreadEvent => ({ type: 'thread.run_finished', data: { threadId: 't1', runId, at } })
+const finished = (runId: string): ThreadEvent => ({
+  type: 'thread.run_finished',
+  data: { threadId: 't1', roomId: 'r1', runId, at },
+})
 
 describe('threads', () => {
   const rules = spec(thread)
