@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { comparePositions, type EventStore, streamName } from '../adapters/event-store.ts'
-import { MESSAGE_TEXT_MAX, type MessageCommand, type MessageState, message, readMark } from '../domain/messages.ts'
-import { type RoomState, room } from '../domain/rooms.ts'
+import { MESSAGE_TEXT_MAX, type Mention, type MessageCommand, type MessageState, message, readMark } from '../domain/messages.ts'
+import { type RoomActor, type RoomState, room } from '../domain/rooms.ts'
 import { canReadTask, task } from '../domain/tasks.ts'
 import type { AppDeps } from '../http/context.ts'
 import { actorOf, type Principal, principalOf } from '../http/principal.ts'
@@ -12,7 +12,7 @@ import { bearerSecurity, positionOf } from '../http/tenant-route.ts'
 import { commandContext, pipelineDeps } from './command-context.ts'
 import { resolveMentions } from './directory.ts'
 import { saveDraft } from './drafts.ts'
-import { type DecisionReader, handleCommand, readTenantStream } from './pipeline.ts'
+import { type CommandContext, type DecisionReader, handleCommand, type PipelineDeps, readTenantStream } from './pipeline.ts'
 import { roomActor, roomStream } from './rooms.ts'
 import { taskStream } from './tasks.ts'
 
@@ -170,6 +170,67 @@ async function rangeOf(
   return { messageIds: [...live.keys()], authors: [...live.values()] }
 }
 
+/** Who posts: a person, or an agent (the agents worker posts its runs' answers as the agent). */
+export type MessageAuthor = RoomActor & { readonly type: 'user' | 'agent' }
+
+const authorOf = (me: Principal): MessageAuthor => ({ ...roomActor(me), type: me.type === 'agent' ? 'agent' : 'user' })
+
+/**
+ * Posts a message in a room, or in a task's conversation (in the task's room): the room (and the task, and the
+ * thread's root) are read and the append conditioned on them, so a message never lands in a room its author just
+ * left or a task just deleted. Under a client-chosen id, a retry answers as the first time.
+ */
+export function postMessage(
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  input: {
+    readonly messageId: string
+    readonly in: { readonly roomId: string } | { readonly taskId: string }
+    readonly text: string
+    readonly threadRootId?: string | undefined
+    readonly mentions: Mention[]
+    readonly author: MessageAuthor
+  },
+) {
+  const { messageId, threadRootId, author } = input
+  return handleCommand(
+    deps,
+    message,
+    messageStream(messageId),
+    async (_, read) => {
+      // The task is read (and the append conditioned on it) like the room: a task deleted meanwhile takes no message.
+      const t = 'taskId' in input.in ? await read(task, taskStream(input.in.taskId)) : null
+      const roomId = 'roomId' in input.in ? input.in.roomId : t?.exists ? t.roomId : ''
+      const [roomState, threadRoot] = await Promise.all([
+        roomId ? read(room, roomStream(roomId)) : ({ exists: false } as const),
+        threadRootId ? read(message, messageStream(threadRootId)).then((state) => ({ messageId: threadRootId, state })) : null,
+      ])
+      return {
+        type: 'post' as const,
+        messageId,
+        roomId,
+        text: input.text,
+        threadRoot,
+        ...(t && 'taskId' in input.in
+          ? {
+              task: {
+                taskId: input.in.taskId,
+                live: canReadTask(t, roomState, author.userId, author.role),
+                roomId: t.exists ? t.roomId : null,
+              },
+            }
+          : {}),
+        mentions: input.mentions,
+        room: roomState,
+        actor: author,
+        at: ctx.now().toISOString(),
+      }
+    },
+    ctx,
+    { create: true },
+  )
+}
+
 export function messagesCommands(deps: AppDeps) {
   const app = router()
   const pd = pipelineDeps(deps)
@@ -179,34 +240,15 @@ export function messagesCommands(deps: AppDeps) {
     const { id: roomId } = c.req.valid('param')
     const body = c.req.valid('json')
     const ctx = commandContext(c, actorOf(me), me.tenantId)
-    const mentions = await resolveMentions(deps.db, me, body.text)
     const messageId = body.id ?? ctx.newId()
-    const r = await handleCommand(
-      pd,
-      message,
-      messageStream(messageId),
-      async (_, read) => {
-        const [roomState, threadRoot] = await Promise.all([
-          read(room, roomStream(roomId)),
-          body.threadRootId
-            ? read(message, messageStream(body.threadRootId)).then((state) => ({ messageId: body.threadRootId!, state }))
-            : null,
-        ])
-        return {
-          type: 'post' as const,
-          messageId,
-          roomId,
-          text: body.text,
-          threadRoot,
-          mentions,
-          room: roomState,
-          actor: { ...roomActor(me), type: me.type === 'agent' ? ('agent' as const) : ('user' as const) },
-          at: ctx.now().toISOString(),
-        }
-      },
-      ctx,
-      { create: true },
-    )
+    const r = await postMessage(pd, ctx, {
+      messageId,
+      in: { roomId },
+      text: body.text,
+      threadRootId: body.threadRootId,
+      mentions: await resolveMentions(deps.db, me, body.text),
+      author: authorOf(me),
+    })
     return c.json({ messageId, position: positionOf(r.position) }, 201)
   })
 
@@ -215,38 +257,15 @@ export function messagesCommands(deps: AppDeps) {
     const { id: taskId } = c.req.valid('param')
     const body = c.req.valid('json')
     const ctx = commandContext(c, actorOf(me), me.tenantId)
-    const mentions = await resolveMentions(deps.db, me, body.text)
     const messageId = body.id ?? ctx.newId()
-    const r = await handleCommand(
-      pd,
-      message,
-      messageStream(messageId),
-      async (_, read) => {
-        // The task is read (and the append conditioned on it) like the room: a task deleted meanwhile takes no message.
-        const t = await read(task, taskStream(taskId))
-        const roomId = t.exists ? t.roomId : ''
-        const [roomState, threadRoot] = await Promise.all([
-          t.exists ? read(room, roomStream(roomId)) : ({ exists: false } as const),
-          body.threadRootId
-            ? read(message, messageStream(body.threadRootId)).then((state) => ({ messageId: body.threadRootId!, state }))
-            : null,
-        ])
-        return {
-          type: 'post' as const,
-          messageId,
-          roomId,
-          text: body.text,
-          threadRoot,
-          task: { taskId, live: canReadTask(t, roomState, me.userId, me.role), roomId: t.exists ? t.roomId : null },
-          mentions,
-          room: roomState,
-          actor: { ...roomActor(me), type: me.type === 'agent' ? ('agent' as const) : ('user' as const) },
-          at: ctx.now().toISOString(),
-        }
-      },
-      ctx,
-      { create: true },
-    )
+    const r = await postMessage(pd, ctx, {
+      messageId,
+      in: { taskId },
+      text: body.text,
+      threadRootId: body.threadRootId,
+      mentions: await resolveMentions(deps.db, me, body.text),
+      author: authorOf(me),
+    })
     return c.json({ messageId, taskId, position: positionOf(r.position) }, 201)
   })
 
