@@ -182,7 +182,9 @@ export async function reserveSpend(deps: PipelineDeps, ctx: CommandContext, inpu
         budget,
         budgetStream(input.orgId, monthOf(at)),
         async (_s, read) => {
-          await orgMustExist(read, input.orgId)
+          const o = await orgMustExist(read, input.orgId)
+          // A suspended org takes no commands: nothing new is spent for it (what already happened is still recorded).
+          if (o.status === 'suspended') throw new DomainError('ORG_SUSPENDED', 'this org is suspended', 'forbidden')
           const orgCaps = await read(caps, capsStream(input.orgId))
           amountMicroUsd = await estimateOf(deps.store, input.estimate, orgCaps, input)
           return {
@@ -419,6 +421,7 @@ const reserveRoute = createRoute({
   responses: {
     201: json('reserved', z.object({ reservationId: Uuid, amountUsd: z.number(), expiresAt: z.string(), position: Position })),
     401: problemResponse('service credentials required'),
+    403: problemResponse('the org is suspended'),
     404: problemResponse('no such org'),
     422: { description: 'a cap leaves no room', content: { 'application/problem+json': { schema: LimitProblem } } },
   },

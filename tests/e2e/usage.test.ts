@@ -389,3 +389,26 @@ describe('alerts and settlement over HTTP', () => {
     expect(await eventCount(server)).toBe(before)
   })
 })
+
+describe('a suspended org', () => {
+  it('reserves nothing more, and what already happened is still recorded', async () => {
+    const eve = await signUp(server, { email: 'eve@usage.test', orgName: 'Usage Paused', username: 'eve' })
+    const suspended = await server.request('POST', `/control/orgs/${eve.orgId}/suspend`, {
+      token: ops,
+      body: { reason: 'unpaid' },
+    })
+    expect(suspended.status, JSON.stringify(suspended.body)).toBe(200)
+    const reserved = await server.request('POST', '/api/internal/usage/reservations', {
+      token: SERVICE_TOKEN,
+      body: { tenantId: eve.orgId, reservationId: uuid(), estimate: { usd: 0.01 } },
+    })
+    // As the Tenant API answers a suspended org's commands.
+    expect(reserved.status).toBe(403)
+    expect(reserved.body.code).toBe('ORG_SUSPENDED')
+    const recorded = await server.request('POST', '/api/internal/usage/records', {
+      token: SERVICE_TOKEN,
+      body: { tenantId: eve.orgId, recordId: uuid(), usage: llm(100, 100) },
+    })
+    expect(recorded.status).toBe(201)
+  })
+})
