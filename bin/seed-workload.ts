@@ -3,6 +3,7 @@ import { type Actor, streamName } from '../adapters/event-store.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
 import { orgStream } from '../adapters/streams.ts'
 import { signInAccount } from '../commands/accounts.ts'
+import { artifactStream, changeArtifact, createArtifact, deleteArtifact } from '../commands/artifacts.ts'
 import { writeDraft } from '../commands/drafts.ts'
 import { erasureStream } from '../commands/erasure.ts'
 import { acceptInvite, createInvite, revokeInvite } from '../commands/invites.ts'
@@ -560,6 +561,41 @@ export async function seedWorkload(deps: PipelineDeps & { readonly db: AnyDb }, 
     count((await cancelTimer(deps, context(o.orgId, system), cancelled)).events)
     count((await scheduleTimer(deps, due, { timerId: fired, dueAt: due.now(), command: reminder(3) })).events)
     count((await fireTimer(deps, context(o.orgId, system), fired)).events)
+  }
+  // Artifacts in each org, added by a processor: a report revised and renamed by the owner, a link the owner deletes.
+  for (const o of orgs) {
+    const open = runs.find((r) => o.rooms.includes(r.roomId) && !r.canArchive)
+    const owner = o.users.find((u) => u.role === 'owner')
+    if (!open || !owner) continue
+    const processor = { type: 'system', userId: 'seed' } as const
+    const by = { type: 'user', userId: owner.userId, role: owner.role } as const
+    const as = () => context(o.orgId, { type: 'user', id: owner.userId })
+    const platform = () => context(o.orgId, { type: 'system', id: processor.userId })
+    const made = [
+      await createArtifact(deps, platform(), {
+        kind: 'report',
+        title: 'Weekly report',
+        roomId: open.roomId,
+        content: '# Week 1\n\nAll quiet.',
+        actor: processor,
+      }),
+      await createArtifact(deps, platform(), {
+        kind: 'link',
+        title: 'Dashboard',
+        roomId: open.roomId,
+        url: 'https://example.com/d',
+        actor: processor,
+      }),
+    ]
+    await changeArtifact(deps, as(), { artifactId: made[0]!.artifactId, content: '# Week 1\n\nOne incident.', actor: by })
+    await changeArtifact(deps, as(), { artifactId: made[0]!.artifactId, title: 'Week 1', actor: by })
+    await deleteArtifact(deps, as(), { artifactId: made[1]!.artifactId, actor: by })
+    for (const { artifactId } of made) {
+      const recorded = await deps.store.readStream(artifactStream(artifactId))
+      // Each command here recorded one event: count them all as commands.
+      commands += recorded.length - 1
+      count(recorded)
+    }
   }
   for (const o of orgs) {
     const leaver = o.users.find((u) => u.role === 'member')

@@ -90,6 +90,63 @@ export async function createArtifact(
   return { artifactId, position: positionOf(r.position) }
 }
 
+/** A command on an artifact is decided on the room (and task) it lives in, read and conditioned on in the same attempt. */
+async function itsPlace(state: ArtifactState, read: DecisionReader): Promise<{ room: RoomState; task: ArtifactTask | null }> {
+  if (!state.exists) throw notFound('no such artifact')
+  const taskId = state.taskId
+  const [roomState, taskState] = await Promise.all([
+    read(room, roomStream(state.roomId)),
+    taskId ? read(taskDecider, taskStream(taskId)) : null,
+  ])
+  return { room: roomState, task: taskId && taskState ? { taskId, state: taskState } : null }
+}
+
+/** Renames an artifact or gives it new content (its next version): for the route and for agents revising their work. */
+export async function changeArtifact(
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  input: { artifactId: string; title?: string | undefined; content?: string | undefined; actor: ArtifactActor },
+): Promise<{ artifactId: string; version: number; position: number | null }> {
+  const r = await handleCommand(
+    deps,
+    artifact,
+    artifactStream(input.artifactId),
+    async (state, read) => ({
+      type: 'update' as const,
+      artifactId: input.artifactId,
+      ...(input.title !== undefined ? { title: input.title } : {}),
+      ...(input.content !== undefined ? { content: input.content } : {}),
+      ...(await itsPlace(state, read)),
+      actor: input.actor,
+      at: ctx.now().toISOString(),
+    }),
+    ctx,
+  )
+  return { artifactId: input.artifactId, version: r.state.exists ? r.state.version : 1, position: positionOf(r.position) }
+}
+
+/** Deletes an artifact; deleting it again changes nothing. */
+export async function deleteArtifact(
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  input: { artifactId: string; actor: ArtifactActor },
+): Promise<{ artifactId: string; position: number | null }> {
+  const r = await handleCommand(
+    deps,
+    artifact,
+    artifactStream(input.artifactId),
+    async (state, read) => ({
+      type: 'delete' as const,
+      artifactId: input.artifactId,
+      ...(await itsPlace(state, read)),
+      actor: input.actor,
+      at: ctx.now().toISOString(),
+    }),
+    ctx,
+  )
+  return { artifactId: input.artifactId, position: positionOf(r.position) }
+}
+
 export const artifactActor = (me: Principal): ArtifactActor => ({
   type: me.type === 'agent' ? 'agent' : 'user',
   userId: me.userId,
@@ -139,7 +196,8 @@ const routes = {
     tags: ['artifacts'],
     summary: 'Add an artifact (a patch, a report, a stored file or a link) to a room or a task',
     description:
-      'The caller must be a member of the room (for a task, of the task’s room) and the room not archived. ' +
+      'Attached to a room, the caller is a member of it; to a task, one who may change the task (its people, its ' +
+      'room’s members, admins who read it). Never in an archived room. ' +
       'A patch is a unified diff, a report any text, both at most 512 KiB of UTF-8 (larger outputs are stored ' +
       'as files); a link is an absolute http(s) URL.',
     security: bearerSecurity,
@@ -214,62 +272,25 @@ export function artifactsCommands(deps: AppDeps) {
     return c.json(r, 201)
   })
 
-  /** A command on an artifact is decided on the room (and task) it lives in (read, and conditioned on, in the same attempt). */
-  const itsPlace = async (
-    state: ArtifactState,
-    read: DecisionReader,
-  ): Promise<{ room: RoomState; task: ArtifactTask | null }> => {
-    if (!state.exists) throw notFound('no such artifact')
-    const taskId = state.taskId
-    const [roomState, taskState] = await Promise.all([
-      read(room, roomStream(state.roomId)),
-      taskId ? read(taskDecider, taskStream(taskId)) : null,
-    ])
-    return { room: roomState, task: taskId && taskState ? { taskId, state: taskState } : null }
-  }
-
   app.openapi(routes.update, async (c) => {
     const me = principalOf(c)
     const { id } = c.req.valid('param')
     const body = c.req.valid('json')
     const ctx = commandContext(c, actorOf(me), me.tenantId)
-    const r = await handleCommand(
-      pd,
-      artifact,
-      artifactStream(id),
-      async (state, read) => ({
-        type: 'update' as const,
-        artifactId: id,
-        ...(body.title !== undefined ? { title: body.title } : {}),
-        ...(body.content !== undefined ? { content: body.content } : {}),
-        ...(await itsPlace(state, read)),
-        actor: artifactActor(me),
-        at: ctx.now().toISOString(),
-      }),
-      ctx,
-    )
-    const version = r.state.exists ? r.state.version : 1
-    return c.json({ artifactId: id, version, position: positionOf(r.position) }, 200)
+    const r = await changeArtifact(pd, ctx, {
+      artifactId: id,
+      title: body.title,
+      content: body.content,
+      actor: artifactActor(me),
+    })
+    return c.json(r, 200)
   })
 
   app.openapi(routes.remove, async (c) => {
     const me = principalOf(c)
     const { id } = c.req.valid('param')
     const ctx = commandContext(c, actorOf(me), me.tenantId)
-    const r = await handleCommand(
-      pd,
-      artifact,
-      artifactStream(id),
-      async (state, read) => ({
-        type: 'delete' as const,
-        artifactId: id,
-        ...(await itsPlace(state, read)),
-        actor: artifactActor(me),
-        at: ctx.now().toISOString(),
-      }),
-      ctx,
-    )
-    return c.json({ artifactId: id, position: positionOf(r.position) }, 200)
+    return c.json(await deleteArtifact(pd, ctx, { artifactId: id, actor: artifactActor(me) }), 200)
   })
 
   return app

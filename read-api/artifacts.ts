@@ -45,7 +45,7 @@ const ArtifactSummary = z
     url: z.string().nullable(),
     version: z.number().int().positive(),
     size: z.number().int().nullable().openapi({ description: 'bytes of the current content (a patch or a report)' }),
-    createdBy: Uuid,
+    createdBy: z.string().openapi({ description: 'a user’s or an agent’s id; for createdByType system, the processor’s name' }),
     createdByType: z.enum(['user', 'agent', 'system']),
     createdAt: z.string(),
     updatedAt: z.string(),

@@ -3,7 +3,8 @@ import { tenantTable } from '../shared.ts'
 
 /**
  * Artifacts' read model: one row per live artifact (what lists show), and its content once per version (a patch or
- * a report; a file or a link has none). Lists go by room or by task, newest first.
+ * a report; a file or a link has none). Lists go by room or by task, newest first. Who made or revised one is a
+ * user's or an agent's id, or a processor's name: text.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
@@ -18,7 +19,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       file_id uuid,
       url text,
       version int not null,
-      created_by uuid not null,
+      created_by text not null,
       created_by_type text not null,
       created_at timestamptz not null,
       updated_at timestamptz not null,
@@ -32,7 +33,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       artifact_id uuid not null,
       version int not null,
       content text not null,
-      created_by uuid not null,
+      created_by text not null,
       created_at timestamptz not null,
       primary key (tenant_id, artifact_id, version)
     );

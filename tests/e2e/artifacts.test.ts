@@ -1,5 +1,9 @@
+import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createArtifact } from '../../commands/artifacts.ts'
+import type { CommandContext } from '../../commands/pipeline.ts'
 import { ARTIFACT_CONTENT_MAX_BYTES } from '../../domain/artifacts.ts'
+import { eventUpcasters } from '../../domain/schema-versions.ts'
 import { join, signInAgent, signUp } from '../support/identity.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
 
@@ -405,5 +409,40 @@ describe('artifacts of a task', () => {
     // Its creator lost sight of it with the task: changing it is not found for her; an admin still moderates.
     expectStatus(await req(carol, 'PATCH', `/api/artifacts/${artifactId}`, { title: 'Mine' }), 404)
     expectStatus(await req(alice, 'DELETE', `/api/artifacts/${artifactId}`), 200)
+  })
+})
+
+describe('artifacts from processors', () => {
+  const processorContext = (tenantId: string): CommandContext => ({
+    tenantId,
+    actor: { type: 'system', id: 'vm-recorder' },
+    correlationId: uuid(),
+    causationId: uuid(),
+    now: () => new Date(),
+    newId: uuid,
+  })
+  const deps = () => ({ store: server.services.store, upcasters: eventUpcasters })
+
+  it('createArtifact adds one as the platform, named by the processor, in any room of the tenant; a repeat is the first', async () => {
+    const artifactId = uuid()
+    const input = {
+      artifactId,
+      kind: 'link' as const,
+      title: 'Browser recording',
+      roomId: lobby,
+      url: 'https://recordings.example.com/r/1',
+      actor: { type: 'system' as const, userId: 'vm-recorder' },
+    }
+    const first = await createArtifact(deps(), processorContext(alice.orgId), input)
+    expect(await createArtifact(deps(), processorContext(alice.orgId), input)).toEqual(first)
+    const got = await getArtifact(carol, artifactId, `?consistentAfter=${first.position}`)
+    expectStatus(got, 200)
+    expect(got.body).toMatchObject({ createdBy: 'vm-recorder', createdByType: 'system', url: input.url })
+    // Another tenant's room does not exist for a processor working for this one.
+    await expect(createArtifact(deps(), processorContext(mallory.orgId), { ...input, artifactId: uuid() })).rejects.toMatchObject(
+      {
+        code: 'ROOM_NOT_FOUND',
+      },
+    )
   })
 })
