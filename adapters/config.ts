@@ -107,9 +107,12 @@ const schema = z.object({
   AGENT_LEASE_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
   /** The fallback poll for claimable runs, should a notification be missed. */
   AGENT_POLL_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
+  /** The cheap model that routes a message naming no agent to one of the room's agents (unset: AGENT_DEFAULT_MODEL). */
+  AGENT_ROUTER_MODEL: optionalString,
 })
 
-export type Config = Omit<z.infer<typeof schema>, 'DEV_IDP'> & {
+export type Config = Omit<z.infer<typeof schema>, 'DEV_IDP' | 'AGENT_ROUTER_MODEL'> & {
+  readonly AGENT_ROUTER_MODEL: string
   /** Dev IdP mounted when OIDC_ISSUER is unset, and the X-Org/?org= stand-in for org hosts. */
   readonly DEV_IDP: boolean
 }
@@ -146,6 +149,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const origin = publicUrl(parsedConfig)
   const config: Config = {
     ...parsedConfig,
+    AGENT_ROUTER_MODEL: parsedConfig.AGENT_ROUTER_MODEL ?? parsedConfig.AGENT_DEFAULT_MODEL,
     DEV_IDP:
       parsedConfig.DEV_IDP === undefined ? isLoopbackHost(new URL(origin).hostname) && !production : parsedConfig.DEV_IDP === '1',
   }
