@@ -1,5 +1,8 @@
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createKysely, createPool } from '../../adapters/postgres.ts'
+import { actionItemsProjector } from '../../projections/action-items.ts'
+import { verify } from '../../projections/rebuild.ts'
 import { join, signUp } from '../support/identity.ts'
 import { operatorToken } from '../support/operator.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
@@ -216,5 +219,18 @@ describe('the list', () => {
     expect((await server.request('GET', '/api/action-items?cursor=bogus', { token: alice.token })).status).toBe(400)
     expect((await server.request('GET', '/api/action-items?kind=nope', { token: alice.token })).status).toBe(400)
     expect((await server.request('GET', '/api/action-items?roomId=x', { token: alice.token })).status).toBe(400)
+  })
+})
+
+describe('rebuilds', () => {
+  it('the action items, rebuilt from the events, equal the live ones', async () => {
+    const owner = createKysely(createPool(server.database.url))
+    try {
+      const r = await verify({ store: server.services.store, db: owner }, actionItemsProjector)
+      expect(r.differences).toEqual([])
+      expect(r.rows.action_items).toBeGreaterThan(0)
+    } finally {
+      await owner.destroy()
+    }
   })
 })

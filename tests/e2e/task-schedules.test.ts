@@ -1,7 +1,10 @@
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createKysely, createPool } from '../../adapters/postgres.ts'
 import { scheduleStream } from '../../commands/task-schedules.ts'
 import { timerStream } from '../../commands/timers.ts'
+import { verify } from '../../projections/rebuild.ts'
+import { taskSchedulesProjector } from '../../projections/task-schedules.ts'
 import { join, signUp } from '../support/identity.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
 
@@ -163,6 +166,19 @@ describe('a recurring task’s schedule', () => {
       const r = await call('PUT', alice.token, `/api/tasks/${taskId}/schedule`, body)
       expect(r.status, JSON.stringify(body)).toBe(400)
       expect(r.body.errors.length, JSON.stringify(body)).toBeGreaterThan(0)
+    }
+  })
+})
+
+describe('rebuilds', () => {
+  it('the schedules, rebuilt from the events, equal the live ones', async () => {
+    const owner = createKysely(createPool(server.database.url))
+    try {
+      const r = await verify({ store: server.services.store, db: owner }, taskSchedulesProjector)
+      expect(r.differences).toEqual([])
+      expect(r.rows.task_schedules).toBeGreaterThan(0)
+    } finally {
+      await owner.destroy()
     }
   })
 })
