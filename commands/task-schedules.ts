@@ -49,10 +49,11 @@ export const runTaskIdOf = (taskId: string, period: string): string => uuidv5(`r
 /** The task holding a schedule, as `actor` may act on it (read, and conditioned on, by the decision). */
 async function holderOf(read: DecisionReader, taskId: string, actor: TaskActor): Promise<ScheduleHolder> {
   const t = await read(task, taskStream(taskId))
-  if (!t.exists) return { visible: false, editable: false, parentId: null }
+  const actorIsGuest = actor.role === 'guest'
+  if (!t.exists) return { visible: false, editable: false, parentId: null, actorIsGuest }
   const roomState = await read(room, roomStream(t.roomId))
   const visible = canReadTask(t, roomState, actor.userId, actor.role)
-  return { visible, editable: visible && canEditTask(t, roomState, actor), parentId: t.parentId }
+  return { visible, editable: visible && canEditTask(t, roomState, actor), parentId: t.parentId, actorIsGuest }
 }
 
 type Run = { readonly taskId: string; readonly runTaskId: string; readonly at: string; readonly instructions: string }

@@ -85,6 +85,8 @@ export type ScheduleHolder = {
   /** Readable by the actor: a task they cannot read does not exist for them. */
   readonly visible: boolean
   readonly parentId: string | null
+  /** The actor is a guest of the org. */
+  readonly actorIsGuest: boolean
 }
 
 type Holder = { readonly holder: ScheduleHolder }
@@ -171,6 +173,8 @@ const notFound = () => new DomainError('TASK_NOT_FOUND', 'no such task', 'not_fo
 function holding(h: ScheduleHolder): void {
   if (!h.visible) throw notFound()
   if (!h.editable) throw new DomainError('FORBIDDEN', 'only who may change the task changes its schedule', 'forbidden')
+  // A schedule spends the org's money every period, as who resumed it: an outsider does not set one going or stop it.
+  if (h.actorIsGuest) throw new DomainError('FORBIDDEN', 'guests do not run recurring tasks', 'forbidden')
 }
 
 function existing(s: ScheduleState) {

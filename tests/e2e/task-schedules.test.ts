@@ -17,6 +17,7 @@ let server: TestServer
 let alice: Awaited<ReturnType<typeof signUp>>
 let bob: Awaited<ReturnType<typeof join>>
 let carol: Awaited<ReturnType<typeof join>>
+let gus: Awaited<ReturnType<typeof join>>
 let roomId: string
 let taskId: string
 
@@ -46,9 +47,11 @@ beforeAll(async () => {
   alice = await signUp(server, { email: 'alice@schedules.test', orgName: 'Schedules Inc', username: 'alice' })
   bob = await join(server, alice.token, { email: 'bob@schedules.test', role: 'member', username: 'bob' })
   carol = await join(server, alice.token, { email: 'carol@schedules.test', role: 'member', username: 'carol' })
+  gus = await join(server, alice.token, { email: 'gus@schedules.test', role: 'guest', username: 'gus' })
   const room = await call('POST', alice.token, '/api/rooms', { name: 'Ops', visibility: 'private' })
   roomId = room.body.roomId
   await call('POST', alice.token, `/api/rooms/${roomId}/members`, { userId: bob.userId })
+  await call('POST', alice.token, `/api/rooms/${roomId}/members`, { userId: gus.userId })
   taskId = (await call('POST', alice.token, '/api/tasks', { title: 'Weekly report', roomId, assignee: { userId: bob.userId } }))
     .body.taskId
 }, 60_000)
@@ -138,6 +141,17 @@ describe('a recurring task’s schedule', () => {
     expect((await call('POST', carol.token, `/api/tasks/${taskId}/schedule/resume`)).status).toBe(404)
     expect((await call('POST', carol.token, `/api/tasks/${taskId}/schedule/run-now`)).status).toBe(404)
     expect((await call('GET', carol.token, `/api/tasks/${taskId}/schedule`)).status).toBe(404)
+    // A guest in the room reads the schedule but neither sets it going, stops it nor starts a run: it spends the org's money.
+    expect((await call('GET', gus.token, `/api/tasks/${taskId}/schedule`)).status).toBe(200)
+    for (const [method, path, body] of [
+      ['PUT', `/api/tasks/${taskId}/schedule`, { every: { minutes: 5 } }],
+      ['POST', `/api/tasks/${taskId}/schedule/resume`],
+      ['POST', `/api/tasks/${taskId}/schedule/pause`],
+      ['POST', `/api/tasks/${taskId}/schedule/run-now`],
+    ] as const) {
+      const r = await call(method, gus.token, path, body)
+      expect(r.status, path).toBe(403)
+    }
     // A task without a schedule has nothing to pause, resume or run.
     const plain = await call('POST', alice.token, '/api/tasks', { title: 'One-off', roomId })
     for (const action of ['pause', 'resume', 'run-now']) {

@@ -14,7 +14,7 @@ import { refusal, spec } from './spec.ts'
 
 const taskId = 'task-1'
 const at = '2026-12-02T10:00:00.000Z'
-const holder: ScheduleHolder = { visible: true, editable: true, parentId: null }
+const holder: ScheduleHolder = { visible: true, editable: true, parentId: null, actorIsGuest: false }
 const timerIdFor = (n: number, dueAt: string) => `timer-${n}-${dueAt}`
 const runTaskIdFor = (period: string) => `run-${period}`
 const hourly: ScheduleSettings = { cadence: { kind: 'every', minutes: 60 }, perRunUsdLimit: 5, instructions: 'Check the build' }
@@ -91,6 +91,20 @@ describe('recurring tasks: the schedule', () => {
       .given([])
       .when(set({}, { ...holder, visible: false, editable: false }))
       .thenRefused('TASK_NOT_FOUND', 'not_found')
+  })
+
+  it('guests neither set, resume, pause nor run a schedule', () => {
+    const guest = { ...holder, actorIsGuest: true }
+    rules.given([]).when(set({}, guest)).thenRefused('FORBIDDEN', 'forbidden')
+    rules.given([wasSet]).when(resume(at, guest)).thenRefused('FORBIDDEN', 'forbidden')
+    rules
+      .given([wasSet, resumed, scheduled(0, first)])
+      .when({ type: 'pause', taskId, holder: guest, by: 'gus', at })
+      .thenRefused('FORBIDDEN', 'forbidden')
+    rules
+      .given([wasSet])
+      .when({ type: 'run_now', taskId, runTaskId: 'r', holder: guest, by: 'gus', at })
+      .thenRefused('FORBIDDEN', 'forbidden')
   })
 
   it('refuses a bad limit or instructions; the same settings again change nothing', () => {
