@@ -33,6 +33,7 @@ import { processorParking } from '../processors/parking.ts'
 import { ConsistencyTimeoutError, TooManyWaitsError, UnknownPositionError } from '../projections/consistency.ts'
 import { projectorParking } from '../projections/parking.ts'
 import { actionItemsQueries } from '../read-api/action-items.ts'
+import { agentsQueries } from '../read-api/agents.ts'
 import { artifactsQueries } from '../read-api/artifacts.ts'
 import { authQueries } from '../read-api/auth.ts'
 import { controlQueries } from '../read-api/control.ts'
@@ -222,6 +223,8 @@ function apiRoutes(app: OpenAPIHono<AppEnv>, services: Services): void {
     taskSchedulesQueries,
     taskQuestionsCommands,
     actionItemsQueries,
+    // Last: GET /api/agents/{id} would otherwise take fixed paths under /api/agents (/api/agents/working).
+    agentsQueries,
   ]
   for (const module of tenantModules) app.route('/', module(services))
   app.route('/', projectionQueries(services, services.projectors))

@@ -1,20 +1,39 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { type AgentCredential, AgentCredentialError, verifyAgentCredential } from '../adapters/agent-credentials.ts'
-import { streamName } from '../adapters/event-store.ts'
+import { comparePositions, type Position as StorePosition, streamName } from '../adapters/event-store.ts'
 import type { IdentityDeps } from '../adapters/identity.ts'
 import { generateToken } from '../adapters/opaque-tokens.ts'
-import { agent, liveSecrets, MAX_SECRET_GRACE_SECONDS } from '../domain/agents.ts'
+import { orgStream } from '../adapters/streams.ts'
+import {
+  type AgentActor,
+  type AgentSettings,
+  agent,
+  liveSecrets,
+  MAX_SECRET_GRACE_SECONDS,
+  REASONING_EFFORTS,
+  ROLE_MAX,
+  ROLE_PROMPT_ITEM_MAX,
+  ROLE_PROMPT_ITEMS_MAX,
+  type RolePrompt,
+  rolePromptOf,
+  SKILLSETS,
+} from '../domain/agents.ts'
 import { DomainError, foldRecorded } from '../domain/decider.ts'
-import { USERNAME } from '../domain/orgs.ts'
+import { org, USERNAME } from '../domain/orgs.ts'
+import { room } from '../domain/rooms.ts'
+import { usdToMicros } from '../domain/usage.ts'
 import type { AppDeps } from '../http/context.ts'
+import type { Principal } from '../http/principal.ts'
 import { actorOf, principalOf, requireRole } from '../http/principal.ts'
 import { unauthorized } from '../http/problem.ts'
 import { router } from '../http/router.ts'
-import { json, jsonBody, Position, problemResponse, Uuid } from '../http/schemas.ts'
+import { ClientChosenId, json, jsonBody, Position, problemResponse, Uuid } from '../http/schemas.ts'
 import { bearerSecurity, positionOf } from '../http/tenant-route.ts'
 import { commandContext, pipelineDeps } from './command-context.ts'
 import { joinOrg, reserveUsername } from './orgs.ts'
-import { handleCommand, type PipelineDeps } from './pipeline.ts'
+import { type CommandContext, type DecisionReader, handleCommand, type PipelineDeps, readTenantStream } from './pipeline.ts'
+import { roomStream } from './rooms.ts'
+import { changeCap } from './usage.ts'
 
 export const agentStream = (id: string) => streamName('agent', id)
 
@@ -56,6 +75,156 @@ export async function verifyAgentLogin(deps: PipelineDeps & IdentityDeps, creden
   if (!tenantId) throw refused()
   return { agentId: credential.agentId, tenantId }
 }
+
+/** An actor as the agents decider sees it: whether a person or an agent, and the org role. */
+export const agentActorOf = (p: Principal): AgentActor => ({ userId: p.userId, role: p.role, type: p.type })
+
+const ROLE_PROMPT_ITEMS = z.array(z.string().max(ROLE_PROMPT_ITEM_MAX)).max(ROLE_PROMPT_ITEMS_MAX).default([])
+/** A role prompt: structured, or plain text (all of it the role, as the first API took it). */
+const RolePromptInput = z
+  .union([
+    z.string().max(ROLE_MAX),
+    z.object({
+      role: z.string().max(ROLE_MAX).default(''),
+      rules: ROLE_PROMPT_ITEMS,
+      examples: ROLE_PROMPT_ITEMS,
+      sources: ROLE_PROMPT_ITEMS,
+    }),
+  ])
+  .openapi('RolePromptInput')
+const rolePromptFrom = (input: z.infer<typeof RolePromptInput>): RolePrompt =>
+  typeof input === 'string' ? rolePromptOf(input) : input
+
+const AccessLevel = z.enum(['members', 'admins'])
+const AgentAccessInput = z.object({
+  org: AccessLevel,
+  rooms: z
+    .record(Uuid, z.enum(['members', 'admins', 'none']))
+    .refine((r) => Object.keys(r).length <= 200, 'at most 200 rooms')
+    .default({}),
+})
+
+/**
+ * Changes an agent's settings. The model is checked against the org's LLM policy and the rooms named in its access
+ * must be the org's; both are read as the decision's conditions. A spend limit also sets the usage context's cap of
+ * the agent (what reservations check), after the agent's own decision is known to pass.
+ */
+export async function configureAgent(
+  deps: PipelineDeps,
+  ctx: CommandContext & { tenantId: string },
+  input: { agentId: string; settings: AgentSettings; actor: AgentActor },
+) {
+  const at = ctx.now().toISOString()
+  const command = async (_s: unknown, read: DecisionReader) => {
+    const orgState = await read(org, orgStream(ctx.tenantId))
+    for (const roomId of Object.keys(input.settings.access?.rooms ?? {})) {
+      if (!(await read(room, roomStream(roomId))).exists)
+        throw new DomainError('ROOM_NOT_FOUND', `no such room: ${roomId}`, 'not_found')
+    }
+    return {
+      type: 'configure' as const,
+      agentId: input.agentId,
+      settings: input.settings,
+      allowedModels: orgState.status === 'none' || !orgState.llmPolicy ? null : orgState.llmPolicy.allowedModels,
+      actor: input.actor,
+      at,
+    }
+  }
+  let capPosition: StorePosition | null = null
+  const usd = input.settings.spendLimitUsd
+  if (usd !== undefined) {
+    // Decided first without appending, so a refused change of the agent does not leave a changed cap behind.
+    const recorded = await readTenantStream(deps.store, agentStream(input.agentId), ctx.tenantId)
+    const orgState = foldRecorded(org, await readTenantStream(deps.store, orgStream(ctx.tenantId), ctx.tenantId))
+    agent.decide(
+      {
+        type: 'configure',
+        agentId: input.agentId,
+        settings: input.settings,
+        allowedModels: orgState.status === 'none' || !orgState.llmPolicy ? null : orgState.llmPolicy.allowedModels,
+        actor: input.actor,
+        at,
+      },
+      foldRecorded(agent, recorded),
+    )
+    const cap = await changeCap(deps, ctx, {
+      type: 'set',
+      orgId: ctx.tenantId,
+      scope: 'agent',
+      scopeId: input.agentId,
+      limitMicroUsd: usd === null ? null : usdToMicros(usd),
+      byOperator: false,
+    })
+    capPosition = cap.position
+  }
+  const r = await handleCommand(deps, agent, agentStream(input.agentId), command, ctx)
+  return { ...r, position: later(r.position, capPosition) }
+}
+
+const later = (a: StorePosition | null, b: StorePosition | null): StorePosition | null =>
+  a === null ? b : b === null ? a : comparePositions(a, b) >= 0 ? a : b
+
+/** A person sets the next version of the agent's role prompt (superseding an open proposal). */
+export const setRolePrompt = (
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  input: { agentId: string; rolePrompt: RolePrompt; actor: AgentActor },
+) =>
+  handleCommand(deps, agent, agentStream(input.agentId), { type: 'set_role_prompt', ...input, at: ctx.now().toISOString() }, ctx)
+
+/**
+ * The agent proposes a change to its own role prompt, for a person to accept or reject: the agents worker calls
+ * this with a context acting as the agent and a proposal id derived from its run, so a repeated call records once.
+ */
+export const proposeRolePrompt = (
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  input: { agentId: string; proposalId: string; rolePrompt: RolePrompt; comment: string | null },
+) =>
+  handleCommand(
+    deps,
+    agent,
+    agentStream(input.agentId),
+    {
+      type: 'propose_role_prompt',
+      ...input,
+      actor: { userId: ctx.actor.id, role: 'member', type: ctx.actor.type === 'agent' ? 'agent' : 'human' },
+      at: ctx.now().toISOString(),
+    },
+    ctx,
+  )
+
+/** A person accepts (the proposal becomes the next version) or rejects the agent's open proposal. */
+export const decideProposal = (
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  input: { agentId: string; proposalId: string; actor: AgentActor } & (
+    | { decision: 'accept' }
+    | { decision: 'reject'; comment: string | null }
+  ),
+) =>
+  handleCommand(
+    deps,
+    agent,
+    agentStream(input.agentId),
+    input.decision === 'accept'
+      ? {
+          type: 'accept_proposal',
+          agentId: input.agentId,
+          proposalId: input.proposalId,
+          actor: input.actor,
+          at: ctx.now().toISOString(),
+        }
+      : {
+          type: 'reject_proposal',
+          agentId: input.agentId,
+          proposalId: input.proposalId,
+          comment: input.comment,
+          actor: input.actor,
+          at: ctx.now().toISOString(),
+        },
+    ctx,
+  )
 
 const Agent = z.object({ agentId: Uuid, userId: Uuid, username: z.string(), position: Position })
 
@@ -106,6 +275,118 @@ const routes = {
       200: json('the new secret', z.object({ agentId: Uuid, secret: z.string(), position: Position })),
       403: problemResponse('not an admin or the agent’s creator'),
       404: problemResponse('no such agent'),
+    },
+  }),
+}
+
+const AgentParams = z.object({ id: Uuid })
+const ProposalParams = z.object({ id: Uuid, proposalId: Uuid })
+const RolePromptAnswer = z.object({ agentId: Uuid, version: z.number().int(), position: Position })
+
+const configRoutes = {
+  patch: createRoute({
+    method: 'patch',
+    path: '/api/agents/{id}',
+    tags: ['agents'],
+    summary: 'Change an agent’s model, reasoning effort, skillsets, spend limit or access (admins and its creator)',
+    description:
+      'Fields left out stay as they are. `model` must be on the org’s LLM policy allow-list when it has one (422 ' +
+      'MODEL_NOT_ALLOWED; null is the platform’s default). `skillsets` are opt-in bundles of tools (`core` is every ' +
+      'agent’s). `spendLimitUsd` (admins only) is recorded on the agent and also sets the usage cap of scope `agent` ' +
+      '(as PUT /api/limits does), which is what spending checks. `access` replaces who may mention, assign or use the ' +
+      'agent: members (and above) or admins, for the org and per room (`none`: nobody in that room).',
+    security: bearerSecurity,
+    request: {
+      params: AgentParams,
+      ...jsonBody(
+        z.object({
+          model: z.string().trim().min(1).max(200).nullable().optional(),
+          reasoningEffort: z.enum(REASONING_EFFORTS).nullable().optional(),
+          skillsets: z
+            .array(z.enum(['core', ...SKILLSETS]))
+            .max(20)
+            .optional(),
+          spendLimitUsd: z.number().min(0).max(1_000_000_000).nullable().optional(),
+          access: AgentAccessInput.optional(),
+        }),
+      ),
+    },
+    responses: {
+      200: json('changed (or already so)', z.object({ agentId: Uuid, position: Position })),
+      403: problemResponse('not an admin or the agent’s creator; a spend limit needs an admin'),
+      404: problemResponse('no such agent, or a room of its access is not the org’s'),
+      422: problemResponse('MODEL_NOT_ALLOWED, or a spend limit above the org’s ceiling'),
+    },
+  }),
+  setRolePrompt: createRoute({
+    method: 'put',
+    path: '/api/agents/{id}/role-prompt',
+    tags: ['agents'],
+    summary: 'Set the next version of the agent’s role prompt (admins and its creator)',
+    description:
+      'Plain text (all of it the role) or `{role, rules, examples, sources}`. The same prompt again records nothing. ' +
+      'An open proposal of the agent is superseded. Everyone in the org sees `agent.role_prompt_changed`.',
+    security: bearerSecurity,
+    request: { params: AgentParams, ...jsonBody(z.object({ rolePrompt: RolePromptInput })) },
+    responses: {
+      200: json('the current version', RolePromptAnswer),
+      403: problemResponse('not an admin or the agent’s creator, or an agent'),
+      404: problemResponse('no such agent'),
+    },
+  }),
+  propose: createRoute({
+    method: 'post',
+    path: '/api/agents/{id}/role-prompt/proposals',
+    tags: ['agents'],
+    summary: 'The agent proposes a change to its own role prompt (with its agent token)',
+    description:
+      'One proposal waits at a time (409 PROPOSAL_OPEN); a person accepts or rejects it, or supersedes it by setting ' +
+      'another version. `id` makes a retry record once.',
+    security: bearerSecurity,
+    request: {
+      params: AgentParams,
+      ...jsonBody(z.object({ id: ClientChosenId, rolePrompt: RolePromptInput, comment: z.string().max(2_000).optional() })),
+    },
+    responses: {
+      201: json('proposed', z.object({ agentId: Uuid, proposalId: Uuid, position: Position })),
+      403: problemResponse('not the agent itself'),
+      404: problemResponse('no such agent'),
+      409: problemResponse('a proposal is already open'),
+      422: problemResponse('the proposal is the current role prompt'),
+    },
+  }),
+  accept: createRoute({
+    method: 'post',
+    path: '/api/agents/{id}/role-prompt/proposals/{proposalId}/accept',
+    tags: ['agents'],
+    summary: 'Accept the agent’s proposal: it becomes the next version (admins and its creator)',
+    security: bearerSecurity,
+    request: { params: ProposalParams },
+    responses: {
+      200: json('the current version', RolePromptAnswer.extend({ proposalId: Uuid })),
+      403: problemResponse('not an admin or the agent’s creator'),
+      404: problemResponse('no such agent or proposal'),
+      409: problemResponse('the proposal was rejected or superseded'),
+    },
+  }),
+  reject: createRoute({
+    method: 'post',
+    path: '/api/agents/{id}/role-prompt/proposals/{proposalId}/reject',
+    tags: ['agents'],
+    summary: 'Reject the agent’s proposal (admins and its creator)',
+    security: bearerSecurity,
+    request: {
+      params: ProposalParams,
+      body: {
+        content: { 'application/json': { schema: z.object({ comment: z.string().max(2_000).optional() }) } },
+        required: false,
+      },
+    },
+    responses: {
+      200: json('rejected', z.object({ agentId: Uuid, proposalId: Uuid, position: Position })),
+      403: problemResponse('not an admin or the agent’s creator'),
+      404: problemResponse('no such agent or proposal'),
+      409: problemResponse('the proposal was accepted'),
     },
   }),
 }
@@ -183,6 +464,66 @@ export function agentsCommands(deps: AppDeps & IdentityDeps) {
     // Shown once: never cached, never kept as an idempotent answer.
     c.header('cache-control', 'no-store')
     return c.json({ agentId: id, secret, position: positionOf(r.position) }, 200)
+  })
+  app.openapi(configRoutes.patch, async (c) => {
+    const me = principalOf(c)
+    const { id } = c.req.valid('param')
+    const body = c.req.valid('json')
+    const settings: { -readonly [K in keyof AgentSettings]: AgentSettings[K] } = {}
+    if (body.model !== undefined) settings.model = body.model
+    if (body.reasoningEffort !== undefined) settings.reasoningEffort = body.reasoningEffort
+    if (body.skillsets !== undefined) settings.skillsets = body.skillsets
+    if (body.spendLimitUsd !== undefined) settings.spendLimitUsd = body.spendLimitUsd
+    if (body.access !== undefined) settings.access = body.access
+    const ctx = { ...commandContext(c, actorOf(me), me.tenantId), tenantId: me.tenantId }
+    const r = await configureAgent(pd, ctx, { agentId: id, settings, actor: agentActorOf(me) })
+    return c.json({ agentId: id, position: positionOf(r.position) }, 200)
+  })
+
+  app.openapi(configRoutes.setRolePrompt, async (c) => {
+    const me = principalOf(c)
+    const { id } = c.req.valid('param')
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    const r = await setRolePrompt(pd, ctx, {
+      agentId: id,
+      rolePrompt: rolePromptFrom(c.req.valid('json').rolePrompt),
+      actor: agentActorOf(me),
+    })
+    const version = r.state.exists ? r.state.rolePromptVersion : 0
+    return c.json({ agentId: id, version, position: positionOf(r.position) }, 200)
+  })
+
+  app.openapi(configRoutes.propose, async (c) => {
+    const me = principalOf(c)
+    const { id } = c.req.valid('param')
+    const body = c.req.valid('json')
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    const proposalId = body.id ?? ctx.newId()
+    const r = await proposeRolePrompt(pd, ctx, {
+      agentId: id,
+      proposalId,
+      rolePrompt: rolePromptFrom(body.rolePrompt),
+      comment: body.comment ?? null,
+    })
+    return c.json({ agentId: id, proposalId, position: positionOf(r.position) }, 201)
+  })
+
+  app.openapi(configRoutes.accept, async (c) => {
+    const me = principalOf(c)
+    const { id, proposalId } = c.req.valid('param')
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    const r = await decideProposal(pd, ctx, { agentId: id, proposalId, actor: agentActorOf(me), decision: 'accept' })
+    const version = r.state.exists ? r.state.rolePromptVersion : 0
+    return c.json({ agentId: id, proposalId, version, position: positionOf(r.position) }, 200)
+  })
+
+  app.openapi(configRoutes.reject, async (c) => {
+    const me = principalOf(c)
+    const { id, proposalId } = c.req.valid('param')
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    const comment = c.req.valid('json')?.comment ?? null
+    const r = await decideProposal(pd, ctx, { agentId: id, proposalId, actor: agentActorOf(me), decision: 'reject', comment })
+    return c.json({ agentId: id, proposalId, position: positionOf(r.position) }, 200)
   })
   return app
 }

@@ -253,14 +253,15 @@ function configure(s: Existing, c: Extract<AgentCommand, { type: 'configure' }>)
     const next = cleanSkillsets(settings.skillsets)
     if (next.length !== s.skillsets.length || next.some((k, i) => k !== s.skillsets[i])) changed.skillsets = next
   }
-  if (settings.spendLimitUsd !== undefined && settings.spendLimitUsd !== s.spendLimitUsd) {
+  if (settings.spendLimitUsd !== undefined) {
     const usd = settings.spendLimitUsd
+    // A cap binds what the org pays: the creator of an agent does not lift what admins set. Asked even when the
+    // value is the recorded one, since the same request also sets the usage context's agent cap.
+    if (!isAdmin(c.actor)) throw new DomainError('FORBIDDEN', 'only admins set an agent’s spend limit', 'forbidden')
     if (usd !== null && !(Number.isFinite(usd) && usd >= 0)) {
       throw new DomainError('SPEND_LIMIT_INVALID', 'a spend limit is a non-negative number of USD, or null')
     }
-    // A cap binds what the org pays: the creator of an agent does not lift what admins set.
-    if (!isAdmin(c.actor)) throw new DomainError('FORBIDDEN', 'only admins set an agent’s spend limit', 'forbidden')
-    changed.spendLimitUsd = usd
+    if (usd !== s.spendLimitUsd) changed.spendLimitUsd = usd
   }
   if (settings.access !== undefined && !sameAccess(settings.access, s.access)) {
     changed.access = { org: settings.access.org, rooms: { ...settings.access.rooms } }

@@ -1,4 +1,5 @@
 import type { ArtifactEvent } from './artifacts.ts'
+import type { AgentEvent } from './agents.ts'
 import type { ErasureEvent } from './erasure.ts'
 import type { MessageEvent } from './messages.ts'
 import type { OrgEvent } from './orgs.ts'
@@ -18,11 +19,11 @@ import type { TaskEvent } from './tasks.ts'
  * (projections/realtime.ts) and the gateway (realtime/http.ts) read.
  */
 
-type Delivered = MessageEvent | RoomEvent | SpaceEvent | OrgEvent | ErasureEvent | TaskEvent | ArtifactEvent
+type Delivered = MessageEvent | RoomEvent | SpaceEvent | OrgEvent | ErasureEvent | TaskEvent | AgentEvent | ArtifactEvent
 type DataOf<T extends Delivered['type']> = Extract<Delivered, { type: T }>['data']
 
 /** The REST resources (read-api) that show what realtime payloads carry. */
-export type RestResource = 'Message' | 'Room' | 'Space' | 'User' | 'Task' | 'Artifact'
+export type RestResource = 'Message' | 'Room' | 'Space' | 'User' | 'Task' | 'Agent' | 'Artifact'
 
 /** An array field whose items keep only `keys`, as the REST field's items show them. */
 export type ItemsField = { readonly field: string; readonly keys: readonly string[] }
@@ -162,6 +163,12 @@ export const realtimePayloads: { readonly [T in Delivered['type']]?: RealtimePay
     fields: { taskId: 'id', dependsOnId: 'dependencies' },
   },
   'task.deleted': { type: 'workspace.task_changed', resource: 'Task', fields: { taskId: 'id' } },
+  // A new version of an agent's role prompt (GET /api/agents/:id): every user of the org, as REST shows agents.
+  'agent.role_prompt_set': {
+    type: 'agent.role_prompt_changed',
+    resource: 'Agent',
+    fields: { agentId: 'id', version: 'rolePromptVersion' },
+  },
   // Artifacts (GET /api/artifacts/:id): what a list shows of one; the content is read over REST.
   'artifact.created': {
     type: 'workspace.artifact_changed',
@@ -220,7 +227,6 @@ const RESERVED_EVENT_TYPES = [
   'agent.thread_changed',
   'agent.run_item_updated',
   'agent.run_item_group_updated',
-  'agent.role_prompt_changed',
   'workspace.limits_changed',
   'workspace.billing_changed',
 ]

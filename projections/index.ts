@@ -1,4 +1,5 @@
 import { actionItemsProjector } from './action-items.ts'
+import { agentsProjector } from './agents.ts'
 import { artifactsProjector } from './artifacts.ts'
 import type { Projector } from './engine.ts'
 import { messagesProjector } from './messages.ts'
@@ -27,4 +28,5 @@ export const projectors: readonly Projector[] = [
   operatorsProjector,
   taskSchedulesProjector,
   actionItemsProjector,
+  agentsProjector,
 ]

@@ -226,6 +226,8 @@ function audience(a: Audience, e: RecordedEvent): string[] {
   // Every user of the org, active or not: whose streams may hold what an erased person said.
   if (e.type === 'user.erased') return [...a.users.keys()]
   if (e.type.startsWith('user.')) return activeUsers(a)
+  // Agents are listed to every user of the org (GET /api/agents), so is each new version of a role prompt.
+  if (e.type === 'agent.role_prompt_set') return activeUsers(a)
   return []
 }
 

@@ -73,6 +73,8 @@ beforeAll(async () => {
   const helper = await createAgent(server, owner.token, { name: 'Helper' })
   await ok('GET', `/api/users?consistentAfter=${helper.position}`, owner)
   await ok('POST', `/api/rooms/${roomId}/members`, owner, { agentId: helper.agentId })
+  // Every user hears of a new version of an agent's role prompt.
+  await ok('PUT', `/api/agents/${helper.agentId}/role-prompt`, owner, { rolePrompt: { role: 'helps', rules: ['be brief'] } })
   const { taskId } = await ok('POST', '/api/tasks', owner, {
     title: 'Task',
     roomId,
@@ -114,6 +116,7 @@ beforeAll(async () => {
       Space: spaces.items.find((s: { id: string }) => s.id === spaceId),
       Task: await ok('GET', `/api/tasks/${taskId}`, who),
       Artifact: await ok('GET', `/api/artifacts/${kept.artifactId}`, who),
+      Agent: await ok('GET', `/api/agents/${helper.agentId}`, who),
     })
   }
 }, 120_000)

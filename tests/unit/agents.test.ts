@@ -245,7 +245,7 @@ describe('agent settings (PATCH)', () => {
       .then([])
   })
 
-  it('only admins and owners set a spend limit (not its creator); it is non-negative USD or null', () => {
+  it('only admins and owners name a spend limit (not its creator, not even the same one); it is non-negative USD or null', () => {
     rules
       .given([created])
       .when(configure({ spendLimitUsd: 12.5 }))
@@ -258,6 +258,11 @@ describe('agent settings (PATCH)', () => {
       .given([created])
       .when(configure({ spendLimitUsd: 5 }, creatorHuman))
       .thenRefused('FORBIDDEN', 'forbidden')
+    rules
+      .given([created])
+      .when(configure({ spendLimitUsd: null }, creatorHuman))
+      .thenRefused('FORBIDDEN', 'forbidden')
+    rules.given([created, changed({ spendLimitUsd: 12.5 })]).when(configure({ spendLimitUsd: 12.5 })).then([])
     rules
       .given([created])
       .when(configure({ spendLimitUsd: -1 }))
