@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { loadConfig } from '../../adapters/config.ts'
 import type { LlmToolCall } from '../../adapters/llm.ts'
 import type { MemberType, RoomState } from '../../domain/rooms.ts'
 import { budget, caps } from '../../domain/usage.ts'
@@ -240,5 +241,13 @@ describe('task assignments', () => {
       'You were assigned the task “Ship it”.\n\nAll of it.',
     )
     expect(assignmentText({ title: 'Ship it', description: '' })).toBe('You were assigned the task “Ship it”.')
+  })
+})
+
+describe('the router’s model', () => {
+  it('is AGENT_ROUTER_MODEL, else the agents’ default model', () => {
+    expect(loadConfig({}).AGENT_ROUTER_MODEL).toBe(loadConfig({}).AGENT_DEFAULT_MODEL)
+    expect(loadConfig({ AGENT_DEFAULT_MODEL: 'big' }).AGENT_ROUTER_MODEL).toBe('big')
+    expect(loadConfig({ AGENT_DEFAULT_MODEL: 'big', AGENT_ROUTER_MODEL: 'small' }).AGENT_ROUTER_MODEL).toBe('small')
   })
 })
