@@ -34,6 +34,7 @@ type Org = {
   messageId: string
   inviteId: string
   agentId: string
+  proposalId: string
   text: string
   artifactId: string
   recurringTaskId: string
@@ -62,6 +63,11 @@ async function seed(name: string, slug: string): Promise<Org> {
   await ok(server.request('POST', `/api/rooms/${room.roomId}/read`, as(member, { messageId: message.messageId })))
   const invite = await ok(server.request('POST', '/api/invites', as(owner, { email: `later@${slug}.test`, role: 'guest' })), 201)
   const agent = await signInAgent(server, owner.token, { name: `${name} bot` })
+  // A role prompt proposal by the agent (tenant.agent_role_prompt_proposals; tenant.agents and its versions come with it).
+  const proposal = await ok(
+    server.request('POST', `/api/agents/${agent.agentId}/role-prompt/proposals`, as(agent, { rolePrompt: text })),
+    201,
+  )
   const artifact = await ok(
     server.request(
       'POST',
@@ -114,6 +120,7 @@ async function seed(name: string, slug: string): Promise<Org> {
     messageId: message.messageId,
     inviteId: invite.inviteId,
     agentId: agent.agentId,
+    proposalId: proposal.proposalId as string,
     text,
     artifactId: artifact.artifactId,
     recurringTaskId: recurring.taskId,
@@ -424,6 +431,14 @@ describe('a user of org A gets nothing of org B', () => {
       ['DELETE', `/api/users/${B.memberId}`],
       ['DELETE', `/api/invites/${B.inviteId}`],
       ['POST', `/api/agents/${B.agentId}/secret`, {}],
+      ['GET', `/api/agents/${B.agentId}`],
+      ['PATCH', `/api/agents/${B.agentId}`, { model: null }],
+      ['PUT', `/api/agents/${B.agentId}/role-prompt`, { rolePrompt: 'mine now' }],
+      ['GET', `/api/agents/${B.agentId}/role-prompt/versions`],
+      ['GET', `/api/agents/${B.agentId}/role-prompt/proposals`],
+      ['POST', `/api/agents/${B.agentId}/role-prompt/proposals`, { rolePrompt: 'x' }],
+      ['POST', `/api/agents/${B.agentId}/role-prompt/proposals/${B.proposalId}/accept`],
+      ['POST', `/api/agents/${B.agentId}/role-prompt/proposals/${B.proposalId}/reject`, {}],
       ['POST', '/api/dms', { userId: B.userId }],
       ['GET', `/api/artifacts/${B.artifactId}`],
       ['PATCH', `/api/artifacts/${B.artifactId}`, { title: 'mine now' }],
@@ -455,6 +470,7 @@ describe('a user of org A gets nothing of org B', () => {
         `/api/search/messages?q=${encodeURIComponent('secret plans')}`,
         '/api/artifacts',
         '/api/action-items',
+        '/api/agents',
       ].map((p) => server.request('GET', p, { token: A.token })),
     )
     for (const r of bodies) expect(r.status).toBe(200)
