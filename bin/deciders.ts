@@ -1,4 +1,5 @@
 import { account, credential, identity, invite } from '../domain/accounts.ts'
+import { agent } from '../domain/agents.ts'
 import { artifact } from '../domain/artifacts.ts'
 import type { Decider, DomainEvent } from '../domain/decider.ts'
 import { erasure } from '../domain/erasure.ts'
@@ -41,6 +42,7 @@ export const decidersByCategory: ReadonlyMap<string, AnyDecider> = new Map<strin
   ['budget', budget as AnyDecider],
   ['operators', operators as AnyDecider],
   ['artifact', artifact as AnyDecider],
+  ['agent', agent as AnyDecider],
 ])
 
 export const categoryOf = (stream: string): string => {
