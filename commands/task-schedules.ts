@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { v5 as uuidv5 } from 'uuid'
-import { streamName } from '../adapters/event-store.ts'
+import { comparePositions, streamName } from '../adapters/event-store.ts'
 import { orgStream } from '../adapters/streams.ts'
 import { DomainError } from '../domain/decider.ts'
 import { org } from '../domain/orgs.ts'
@@ -24,6 +24,7 @@ import { commandContext, pipelineDeps } from './command-context.ts'
 import { type CommandContext, type DecisionReader, handleCommand, loadState, type PipelineDeps } from './pipeline.ts'
 import { roomStream } from './rooms.ts'
 import { type CreateTaskInput, createTask, loadTask, taskActor, taskStream } from './tasks.ts'
+import { changeCap } from './usage.ts'
 
 /*
  * Recurring tasks: the schedule a top-level task holds (domain/task-schedules.ts), its routes, and the start of a
@@ -56,7 +57,13 @@ async function holderOf(read: DecisionReader, taskId: string, actor: TaskActor):
   return { visible, editable: visible && canEditTask(t, roomState, actor), parentId: t.parentId, actorIsGuest }
 }
 
-type Run = { readonly taskId: string; readonly runTaskId: string; readonly at: string; readonly instructions: string }
+type Run = {
+  readonly taskId: string
+  readonly runTaskId: string
+  readonly at: string
+  readonly instructions: string
+  readonly perRunUsdLimit: number | null
+}
 
 /**
  * A run's instance: a child of the schedule's task with its title (and the run's time), the standing instructions as
@@ -81,6 +88,32 @@ const liveParent = async (deps: PipelineDeps, taskId: string, tenantId: string):
   return parent
 }
 
+/**
+ * Creates a run's instance and holds what it may spend to the per-run limit: a cap on the instance task (usage's
+ * task scope), which every reservation for work on it is checked against. A limit above the org's ceiling is not set
+ * (the caps refuse it): the ceiling, lower, binds the run anyway. A repeat sets the same cap again, a no-op.
+ */
+async function createInstance(deps: PipelineDeps, ctx: CommandContext, parent: LiveTask, run: Run, actor: TaskActor) {
+  const created = await createTask(deps, ctx, instanceOf(parent, run, actor))
+  if (run.perRunUsdLimit === null) return created
+  try {
+    const capped = await changeCap(deps, ctx, {
+      type: 'set',
+      orgId: ctx.tenantId!,
+      scope: 'task',
+      scopeId: run.runTaskId,
+      limitMicroUsd: Math.round(run.perRunUsdLimit * 1_000_000),
+      byOperator: false,
+    })
+    const later =
+      capped.position && created.position && comparePositions(capped.position, created.position) > 0 ? capped.position : null
+    return { taskId: created.taskId, position: later ?? created.position }
+  } catch (e) {
+    if (e instanceof DomainError && e.kind === 'rule') return created
+    throw e
+  }
+}
+
 /** Creates a scheduled run's instance, as the person who resumed the schedule (`by`) if they are still active. */
 export async function startInstance(deps: PipelineDeps, ctx: CommandContext, run: Run & { readonly by: string }) {
   const tenantId = ctx.tenantId!
@@ -90,11 +123,11 @@ export async function startInstance(deps: PipelineDeps, ctx: CommandContext, run
   if (!member?.active) {
     throw new DomainError('SCHEDULE_OWNER_INACTIVE', 'who resumed this schedule is no longer active: resume it as someone who is')
   }
-  return createTask(
-    deps,
-    ctx,
-    instanceOf(parent, run, { userId: run.by, role: member.role, type: member.type === 'agent' ? 'agent' : 'user' }),
-  )
+  return createInstance(deps, ctx, parent, run, {
+    userId: run.by,
+    role: member.role,
+    type: member.type === 'agent' ? 'agent' : 'user',
+  })
 }
 
 const HHMM = /^([01]\d|2[0-3]):([0-5]\d)$/
@@ -251,10 +284,12 @@ export function taskSchedulesCommands(deps: AppDeps) {
     const s = recorded.state
     if (!s.exists) throw new DomainError('SCHEDULE_NOT_FOUND', 'this task has no schedule', 'not_found')
     const parent = await liveParent(pd, id, me.tenantId)
-    const created = await createTask(
+    const created = await createInstance(
       pd,
       ctx,
-      instanceOf(parent, { taskId: id, runTaskId, at, instructions: s.settings.instructions }, taskActor(me)),
+      parent,
+      { taskId: id, runTaskId, at, instructions: s.settings.instructions, perRunUsdLimit: s.settings.perRunUsdLimit },
+      taskActor(me),
     )
     return c.json({ taskId: id, runTaskId, position: positionOf(created.position) }, 201)
   })

@@ -107,6 +107,7 @@ export function taskSchedules(deps: TaskSchedulesDeps): { processor: Processor<H
         at: run.period,
         by: s.activatedBy,
         instructions: s.settings.instructions,
+        perRunUsdLimit: s.settings.perRunUsdLimit,
       })
       log.info({ runTaskId: run.runTaskId, period: run.period }, 'recurring task: instance created')
     } catch (err) {

@@ -123,12 +123,24 @@ describe('a recurring task’s schedule', () => {
     expect(instance.body.title).toMatch(/^Weekly report — \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/)
     const after = await schedule(alice.token, run.body.position)
     expect(after.body).toMatchObject({ runs: 1, lastRunTaskId: run.body.runTaskId, status: 'paused' })
+    // A per-run limit holds each instance to it: a cap on the instance task.
+    await call('PUT', alice.token, `/api/tasks/${taskId}/schedule`, {
+      every: { hours: 2 },
+      instructions: 'Summarise',
+      perRunUsdLimit: 0.75,
+    })
+    const limited = await call('POST', bob.token, `/api/tasks/${taskId}/schedule/run-now`)
+    expect(limited.status, JSON.stringify(limited.body)).toBe(201)
+    const limits = await call('GET', alice.token, `/api/limits?consistentAfter=${limited.body.position}`)
+    expect(limits.body.items).toContainEqual(
+      expect.objectContaining({ scope: 'task', scopeId: limited.body.runTaskId, limitUsd: 0.75 }),
+    )
     // Retried under the same Idempotency-Key: one run, one instance.
     const key = { 'idempotency-key': `run-${uuid()}` }
     const first = await server.request('POST', `/api/tasks/${taskId}/schedule/run-now`, { token: bob.token, headers: key })
     const retried = await server.request('POST', `/api/tasks/${taskId}/schedule/run-now`, { token: bob.token, headers: key })
     expect(retried.body).toEqual(first.body)
-    expect((await schedule(alice.token, retried.body.position)).body.runs).toBe(2)
+    expect((await schedule(alice.token, retried.body.position)).body.runs).toBe(3)
   })
 
   it('is held by a top-level task, changed by who may change the task, seen by who may read it', async () => {

@@ -187,6 +187,15 @@ describe('a recurring task across two processors processes and a restart', () =>
     })
     expect(String(one.title)).toMatch(/^Check the backups — \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/)
 
+    // Each instance is held to the per-run limit: a cap on it.
+    const limits = await server.request('GET', `/api/limits?consistentAfter=${paused.body.position}`, { token: alice.token })
+    const capped = new Map(
+      (limits.body.items as { scope: string; scopeId: string; limitUsd: number }[])
+        .filter((l) => l.scope === 'task')
+        .map((l) => [l.scopeId, l.limitUsd]),
+    )
+    for (const r of scheduled) expect(capped.get(r.runTaskId), r.runTaskId).toBe(2.5)
+
     // Each schedule timer fired at most once, and only those the schedule waited for started a run.
     const fired = (await server.services.store.readTenant(alice.orgId, { types: ['timer.fired'] })).filter(
       (e) => (e.data as { command: { type: string; data: { taskId: string } } }).command.type === TASK_SCHEDULE_FIRE,
