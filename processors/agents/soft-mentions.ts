@@ -2,6 +2,7 @@ import { sql } from 'kysely'
 import { z } from 'zod'
 import { type Llm, LlmError, type LlmMessage, type LlmTool, type LlmToolCall, type LlmUsage } from '../../adapters/llm.ts'
 import type { AnyDb } from '../../adapters/postgres.ts'
+import { orgStream } from '../../adapters/streams.ts'
 import { inTenant } from '../../adapters/tenant-transaction.ts'
 import { loadAgent } from '../../commands/agents.ts'
 import { messageStream } from '../../commands/messages.ts'
@@ -9,7 +10,9 @@ import { loadState, type PipelineDeps, readTenantStream } from '../../commands/p
 import { loadRoom } from '../../commands/rooms.ts'
 import { threadIdFor, threadStream, wakeAgent } from '../../commands/runs.ts'
 import { recordUsage } from '../../commands/usage.ts'
+import { mayUseAgent } from '../../domain/agents.ts'
 import type { Mention, MessageEvent } from '../../domain/messages.ts'
+import { org } from '../../domain/orgs.ts'
 import type { RoomState } from '../../domain/rooms.ts'
 import { triggerKey } from '../../domain/runs.ts'
 import { thread } from '../../domain/threads.ts'
@@ -305,27 +308,30 @@ export type SoftMentionDeps = PipelineDeps & {
   readonly reads: SoftMentionReads
   /** The tools an agent's skillsets bring, by name (default: the skillsets' names). */
   readonly toolsOf?: (skillsets: readonly string[]) => readonly string[]
-  /** Whether a person may use this agent (another context's rule; default: every member of the room may). */
-  readonly mayUseAgent?: (q: { tenantId: string; agentId: string; userId: string; roomId: string }) => Promise<boolean>
   readonly timeoutMs?: number
 }
 
-/** The agents of the room that may act on this message: theirs in this org, usable by the author, within their caps. */
+/**
+ * The agents of the room that may act on this message: of this org, ones the author may put to work in this room
+ * (the agent's access, domain/agents.ts mayUseAgent: a guest never does), within their caps.
+ */
 async function candidatesFor(deps: SoftMentionDeps, tenantId: string, m: Posted['data'], room: RoomState): Promise<RoomAgent[]> {
   const ids = agentMembersOf(room)
   if (ids.length === 0) return []
+  const o = await loadState(deps.store, org, orgStream(tenantId), tenantId)
+  const author = o.status === 'none' ? undefined : o.members.get(m.authorId)
+  if (!author?.active) return []
+  const actor = { userId: m.authorId, role: author.role }
   const loaded = await Promise.all(
     ids.map(async (agentId) => {
       const { state, tenantId: owner } = await loadAgent(deps, agentId)
-      if (!state.exists || owner !== tenantId) return null
-      if (deps.mayUseAgent && !(await deps.mayUseAgent({ tenantId, agentId, userId: m.authorId, roomId: m.roomId }))) return null
-      const tools = ['core', ...state.skillsets]
+      if (!state.exists || owner !== tenantId || !mayUseAgent(state, actor, m.roomId)) return null
       return {
         agentId,
         name: state.name,
         username: state.username,
         rolePrompt: state.rolePrompt,
-        tools: deps.toolsOf ? deps.toolsOf(state.skillsets) : tools,
+        tools: deps.toolsOf ? deps.toolsOf(state.skillsets) : ['core', ...state.skillsets],
       } satisfies RoomAgent
     }),
   )

@@ -286,6 +286,21 @@ describe('soft mentions', () => {
     expect(prompt).toContain('@olga: my own thread')
   })
 
+  it('an agent the author may not use in the room (its access) is not offered; an admin may still use it', async () => {
+    await ok('PATCH', `/api/agents/${writer.agentId}`, { access: { org: 'members', rooms: { [eng]: 'admins' } } })
+    const agentsIn = () =>
+      (model.requests.at(-1)!.body.messages as { content: string }[])
+        .map((m) => m.content)
+        .join('\n')
+        .match(/^- @\w+/gm)
+    model.answer([routeCall(null)])
+    await post(eng, 'who can write the notes?', { who: bob })
+    expect(agentsIn()).toEqual(['- @coder'])
+    await post(eng, 'who can write the notes, then?')
+    expect(agentsIn()).toEqual(['- @writer', '- @coder'])
+    await ok('PATCH', `/api/agents/${writer.agentId}`, { access: { org: 'members', rooms: {} } })
+  })
+
   it('an agent whose cap is spent is not offered; with one agent left and the author alone with it, no call is made', async () => {
     const cap = await server.request('PUT', '/api/limits', {
       token: olga.token,
