@@ -1,9 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type AnyDb, createKysely, createPool } from '../../adapters/postgres.ts'
+import { agentsProjector } from '../../projections/agents.ts'
+import { verify } from '../../projections/rebuild.ts'
 import { join, signInAgent, signUp } from '../support/identity.ts'
 import { operatorToken } from '../support/operator.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
 
 let server: TestServer
+/** The database's owner login, for the rebuild's comparison. */
+let ownerDb: AnyDb
 let owner: Awaited<ReturnType<typeof signUp>>
 let admin: Awaited<ReturnType<typeof join>>
 let member: Awaited<ReturnType<typeof join>>
@@ -23,6 +28,7 @@ const agentPath = () => `/api/agents/${bot.agentId}`
 
 beforeAll(async () => {
   server = await startTestServer()
+  ownerDb = createKysely(createPool(server.database.url))
   owner = await signUp(server, { email: 'owner@agentcfg.test', orgName: 'Agent Config', username: 'owner' })
   admin = await join(server, owner.token, { email: 'admin@agentcfg.test', role: 'admin', username: 'admin' })
   member = await join(server, owner.token, { email: 'member@agentcfg.test', role: 'member', username: 'member' })
@@ -31,6 +37,7 @@ beforeAll(async () => {
   bot = await signInAgent(server, creator.token, { name: 'Reviewer' })
 }, 120_000)
 afterAll(async () => {
+  await ownerDb?.destroy()
   await server?.close()
 })
 
@@ -244,5 +251,14 @@ describe('agents: role prompt versions and proposals', () => {
       `/realtime/events?queueId=${strangerQueue.queueId}&lastEventId=${strangerQueue.lastEventId}&dontBlock=true`,
     )
     expect(theirs.events).toEqual([])
+  })
+})
+
+describe('rebuilds', () => {
+  it('the agents read model, rebuilt from the events, equals the live one', async () => {
+    const r = await verify({ store: server.services.store, db: ownerDb }, agentsProjector)
+    expect(r.differences).toEqual([])
+    expect(r.rows.agent_role_prompt_versions).toBeGreaterThan(4)
+    expect(r.rows.agent_role_prompt_proposals).toBeGreaterThan(2)
   })
 })
