@@ -31,12 +31,9 @@ const Agent = z
     reasoningEffort: z.enum(REASONING_EFFORTS).nullable(),
     skillsets: z.array(z.string()).openapi({ description: 'opt-in skillsets; `core` is every agent’s and not listed' }),
     spendLimitUsd: z.number().nullable().openapi({ description: 'as last set by PATCH /api/agents/{id}' }),
-    capUsd: z
-      .number()
-      .nullable()
-      .openapi({
-        description: 'the usage context’s cap of scope agent (what spending checks; PATCH and PUT /api/limits set it)',
-      }),
+    capUsd: z.number().nullable().openapi({
+      description: 'the usage context’s cap of scope agent (what spending checks; PATCH and PUT /api/limits set it)',
+    }),
     access: z.object({ org: AccessLevel, rooms: z.record(z.string(), z.enum(['members', 'admins', 'none'])) }),
     rolePrompt: RolePrompt,
     rolePromptVersion: z.number().int(),

@@ -262,7 +262,10 @@ describe('agent settings (PATCH)', () => {
       .given([created])
       .when(configure({ spendLimitUsd: null }, creatorHuman))
       .thenRefused('FORBIDDEN', 'forbidden')
-    rules.given([created, changed({ spendLimitUsd: 12.5 })]).when(configure({ spendLimitUsd: 12.5 })).then([])
+    rules
+      .given([created, changed({ spendLimitUsd: 12.5 })])
+      .when(configure({ spendLimitUsd: 12.5 }))
+      .then([])
     rules
       .given([created])
       .when(configure({ spendLimitUsd: -1 }))
