@@ -10,6 +10,7 @@ import {
   agent,
   liveSecrets,
   MAX_SECRET_GRACE_SECONDS,
+  mustBeAllowedModel,
   REASONING_EFFORTS,
   ROLE_MAX,
   ROLE_PROMPT_ITEM_MAX,
@@ -19,7 +20,7 @@ import {
   SKILLSETS,
 } from '../domain/agents.ts'
 import { DomainError, foldRecorded } from '../domain/decider.ts'
-import { org, USERNAME } from '../domain/orgs.ts'
+import { type OrgState, org, USERNAME } from '../domain/orgs.ts'
 import { room } from '../domain/rooms.ts'
 import { usdToMicros } from '../domain/usage.ts'
 import type { AppDeps } from '../http/context.ts'
@@ -104,6 +105,11 @@ const AgentAccessInput = z.object({
     .default({}),
 })
 
+const allowedModelsIn = (s: OrgState): readonly string[] | null =>
+  s.status === 'none' ? null : (s.llmPolicy?.allowedModels ?? null)
+const allowedModelsOf = async (deps: PipelineDeps, orgId: string) =>
+  allowedModelsIn(foldRecorded(org, await readTenantStream(deps.store, orgStream(orgId), orgId)))
+
 /**
  * Changes an agent's settings. The model is checked against the org's LLM policy and the rooms named in its access
  * must be the org's; both are read as the decision's conditions. A spend limit also sets the usage context's cap of
@@ -125,7 +131,7 @@ export async function configureAgent(
       type: 'configure' as const,
       agentId: input.agentId,
       settings: input.settings,
-      allowedModels: orgState.status === 'none' || !orgState.llmPolicy ? null : orgState.llmPolicy.allowedModels,
+      allowedModels: allowedModelsIn(orgState),
       actor: input.actor,
       at,
     }
@@ -135,13 +141,12 @@ export async function configureAgent(
   if (usd !== undefined) {
     // Decided first without appending, so a refused change of the agent does not leave a changed cap behind.
     const recorded = await readTenantStream(deps.store, agentStream(input.agentId), ctx.tenantId)
-    const orgState = foldRecorded(org, await readTenantStream(deps.store, orgStream(ctx.tenantId), ctx.tenantId))
     agent.decide(
       {
         type: 'configure',
         agentId: input.agentId,
         settings: input.settings,
-        allowedModels: orgState.status === 'none' || !orgState.llmPolicy ? null : orgState.llmPolicy.allowedModels,
+        allowedModels: await allowedModelsOf(deps, ctx.tenantId),
         actor: input.actor,
         at,
       },
@@ -249,7 +254,7 @@ const routes = {
     responses: {
       201: json('created', Agent),
       409: problemResponse('username taken'),
-      422: problemResponse('username invalid'),
+      422: problemResponse('username invalid, or a model the org’s LLM policy does not allow (MODEL_NOT_ALLOWED)'),
     },
   }),
   rotateSecret: createRoute({
@@ -404,6 +409,7 @@ export function agentsCommands(deps: AppDeps & IdentityDeps) {
       throw new DomainError('USERNAME_INVALID', 'a username has 1 to 40 lowercase letters, digits, dots, dashes or underscores')
     }
     const ctx = commandContext(c, actorOf(me), me.tenantId)
+    if (body.model !== undefined) mustBeAllowedModel(body.model, await allowedModelsOf(pd, me.tenantId))
     const agentId = ctx.newId()
     const at = ctx.now().toISOString()
     // The username first: a taken one refuses the agent before anything of it is written.

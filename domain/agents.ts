@@ -172,6 +172,16 @@ export const ROLE_PROMPT_ITEM_MAX = 5_000
 
 type Existing = Extract<AgentState, { exists: true }>
 
+/**
+ * A model the org's LLM policy lets its agents call: any while the policy lists none (or there is no policy), else one
+ * of the list. Null, the platform's default, always is.
+ */
+export function mustBeAllowedModel(model: string | null, allowedModels: readonly string[] | null): void {
+  if (model !== null && allowedModels && allowedModels.length > 0 && !allowedModels.includes(model)) {
+    throw new DomainError('MODEL_NOT_ALLOWED', `the org’s LLM policy allows ${allowedModels.join(', ')}`)
+  }
+}
+
 const isAdmin = (a: AgentActor) => a.role === 'owner' || a.role === 'admin'
 const isHuman = (a: AgentActor) => a.type !== 'agent'
 
@@ -237,10 +247,7 @@ function configure(s: Existing, c: Extract<AgentCommand, { type: 'configure' }>)
   const { settings } = c
   const changed: { -readonly [K in keyof AgentSettings]: AgentSettings[K] } = {}
   if (settings.model !== undefined && settings.model !== s.model) {
-    const allowed = c.allowedModels
-    if (settings.model !== null && allowed && allowed.length > 0 && !allowed.includes(settings.model)) {
-      throw new DomainError('MODEL_NOT_ALLOWED', `the org’s LLM policy allows ${allowed.join(', ')}`)
-    }
+    mustBeAllowedModel(settings.model, c.allowedModels)
     changed.model = settings.model
   }
   if (settings.reasoningEffort !== undefined && settings.reasoningEffort !== s.reasoningEffort) {

@@ -111,6 +111,13 @@ describe('agents: settings', () => {
     const refused = await req(admin, 'PATCH', agentPath(), { model: 'forbidden-model' })
     expect(refused.status).toBe(422)
     expect(refused.body.code).toBe('MODEL_NOT_ALLOWED')
+    // Creating an agent with such a model is refused too, before its username is taken.
+    const created = await req(member, 'POST', '/api/agents', { name: 'Rogue', model: 'forbidden-model' })
+    expect(created.status).toBe(422)
+    expect(created.body.code).toBe('MODEL_NOT_ALLOWED')
+    const createdOk = await req(member, 'POST', '/api/agents', { name: 'Rogue', model: 'small-model' })
+    expect(createdOk.status, JSON.stringify(createdOk.body)).toBe(201)
+    expect(createdOk.body.username).toBe('rogue')
     const allowed = await ok(admin, 'PATCH', agentPath(), { model: 'big-model' })
     expect((await ok(admin, 'GET', `${agentPath()}?consistentAfter=${allowed.position}`)).model).toBe('big-model')
     // A refused change with a spend limit leaves the usage cap as it was.

@@ -9,12 +9,13 @@ import {
   liveSecrets,
   MAX_SECRET_GRACE_SECONDS,
   mayUseAgent,
+  mustBeAllowedModel,
   type RolePrompt,
   renderRolePrompt,
   rolePromptOf,
 } from '../../domain/agents.ts'
 import { fold } from '../../domain/decider.ts'
-import { spec } from './spec.ts'
+import { refusal, spec } from './spec.ts'
 
 const at = '2026-11-28T10:00:00.000Z'
 const later = (ms: number) => new Date(Date.parse(at) + ms).toISOString()
@@ -305,6 +306,16 @@ describe('agent settings (PATCH)', () => {
       reasoningEffort: null,
       access: DEFAULT_ACCESS,
     })
+  })
+})
+
+describe('a model for a new agent', () => {
+  it('is any while the org’s LLM policy lists none, else one of the list; the default (null) always is', () => {
+    expect(() => mustBeAllowedModel('big', null)).not.toThrow()
+    expect(() => mustBeAllowedModel('big', [])).not.toThrow()
+    expect(() => mustBeAllowedModel('small', ['small'])).not.toThrow()
+    expect(() => mustBeAllowedModel(null, ['small'])).not.toThrow()
+    expect(refusal(() => mustBeAllowedModel('big', ['small'])).code).toBe('MODEL_NOT_ALLOWED')
   })
 })
 
