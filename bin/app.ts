@@ -14,6 +14,7 @@ import { onboardingCommands } from '../commands/onboarding.ts'
 import { processorCommands } from '../commands/processors.ts'
 import { projectionCommands } from '../commands/projections.ts'
 import { roomsCommands } from '../commands/rooms.ts'
+import { runsCommands } from '../commands/runs.ts'
 import { spacesCommands } from '../commands/spaces.ts'
 import { taskQuestionsCommands } from '../commands/task-questions.ts'
 import { taskSchedulesCommands } from '../commands/task-schedules.ts'
@@ -45,6 +46,7 @@ import { orgsQueries, orgTenantQueries } from '../read-api/orgs.ts'
 import { processorMetrics, processorQueries } from '../read-api/processors.ts'
 import { projectionQueries } from '../read-api/projections.ts'
 import { roomsQueries } from '../read-api/rooms.ts'
+import { runsQueries } from '../read-api/runs.ts'
 import { spacesQueries } from '../read-api/spaces.ts'
 import { taskSchedulesQueries } from '../read-api/task-schedules.ts'
 import { tasksQueries } from '../read-api/tasks.ts'
@@ -223,6 +225,8 @@ function apiRoutes(app: OpenAPIHono<AppEnv>, services: Services): void {
     taskSchedulesQueries,
     taskQuestionsCommands,
     actionItemsQueries,
+    runsCommands,
+    runsQueries,
     // Last: GET /api/agents/{id} would otherwise take fixed paths under /api/agents (/api/agents/working).
     agentsQueries,
   ]

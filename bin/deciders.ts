@@ -7,10 +7,12 @@ import { draft, message, readMark } from '../domain/messages.ts'
 import { operators } from '../domain/operators.ts'
 import { org, orgName, usernameReservation } from '../domain/orgs.ts'
 import { room } from '../domain/rooms.ts'
+import { run } from '../domain/runs.ts'
 import { space } from '../domain/spaces.ts'
 import { taskQuestion } from '../domain/task-questions.ts'
 import { taskSchedule } from '../domain/task-schedules.ts'
 import { task } from '../domain/tasks.ts'
+import { thread } from '../domain/threads.ts'
 import { budget, caps, prices } from '../domain/usage.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry over deciders of every shape
@@ -35,6 +37,8 @@ export const decidersByCategory: ReadonlyMap<string, AnyDecider> = new Map<strin
   ['draft', draft as AnyDecider],
   ['erasure', erasure as AnyDecider],
   ['task', task as AnyDecider],
+  ['thread', thread as AnyDecider],
+  ['run', run as AnyDecider],
   ['task_schedule', taskSchedule as AnyDecider],
   ['task_question', taskQuestion as AnyDecider],
   ['prices', prices as AnyDecider],

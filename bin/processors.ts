@@ -8,12 +8,18 @@ import type { AnyDb, PgPool } from '../adapters/postgres.ts'
 import type { UserStreams } from '../adapters/user-streams.ts'
 import { TASK_SCHEDULE_FIRE } from '../commands/task-schedules.ts'
 import type { UpcasterRegistry } from '../domain/upcasting.ts'
+import { builtinTools } from '../processors/agents/builtin-tools.ts'
+import { agentMentionsProcessor } from '../processors/agents/mentions.ts'
+import { agentRunsProcessor } from '../processors/agents/runs.ts'
+import { readModelReads, softMentionsProcessor } from '../processors/agents/soft-mentions.ts'
+import { agentTaskAssignmentsProcessor } from '../processors/agents/task-assignments.ts'
 import { inviteEmails } from '../processors/email/invites.ts'
 import { MISSED_MENTIONS_CHECK, missedMentionEmails } from '../processors/email/missed-mentions.ts'
 import type { Processor } from '../processors/processor.ts'
 import { type ProcessorRuntime, startProcessors } from '../processors/runtime.ts'
 import { taskSchedules } from '../processors/task-schedules.ts'
 import { firedTimersProcessor, startTimers, TimerHandlers, type TimerScheduler, timerScheduler } from '../processors/timers.ts'
+import { configuredLlm } from './agents.ts'
 
 export type ProcessorDeps = {
   readonly config: Config
@@ -49,6 +55,7 @@ export function processorDefinitions(deps: ProcessorDeps): { processors: readonl
   })
   const handlers = new TimerHandlers()
   handlers.register(MISSED_MENTIONS_CHECK, missed.check)
+  const tools = builtinTools({ ...pipeline, db: deps.db })
   const schedules = taskSchedules(pipeline)
   handlers.register(TASK_SCHEDULE_FIRE, schedules.fire)
   const processors: Processor[] = [
@@ -56,6 +63,16 @@ export function processorDefinitions(deps: ProcessorDeps): { processors: readonl
     missed.processor as Processor,
     firedTimersProcessor(handlers) as Processor,
     schedules.processor as Processor,
+    agentMentionsProcessor(pipeline) as Processor,
+    agentRunsProcessor(pipeline) as Processor,
+    agentTaskAssignmentsProcessor(pipeline) as Processor,
+    softMentionsProcessor({
+      ...pipeline,
+      llm: configuredLlm(deps.config),
+      model: deps.config.AGENT_ROUTER_MODEL,
+      reads: readModelReads(deps.db),
+      toolsOf: (skillsets) => tools.available(skillsets).map((t) => t.name),
+    }) as Processor,
   ]
   return { processors, handlers }
 }

@@ -31,6 +31,7 @@ import { projectors as readModelProjectors } from '../projections/index.ts'
 import { realtimeProjector } from '../projections/realtime.ts'
 import { RealtimeOutbox } from '../projections/realtime-outbox.ts'
 import { RealtimeGateway } from '../realtime/gateway.ts'
+import { startAgentsRole } from './agents.ts'
 import { assertAppLogins, connect, databaseUrls, openDatabases, prepareDatabases } from './databases.ts'
 import { type ProcessorDeps, processorDefinitions, remoteTimers, startProcessorRole } from './processors.ts'
 
@@ -78,6 +79,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     projector: connect(databases, { max: 4, applicationName: 'workspace-projector' }),
     realtime: connect(databases, { max: 8, applicationName: 'workspace-realtime' }),
     processors: connect(databases, { max: 4, applicationName: 'workspace-processors' }),
+    agents: connect(databases, { max: 8, applicationName: 'workspace-agents' }),
   }
   const closeConnections = async () => {
     for (const c of Object.values(connections)) await c.close()
@@ -153,6 +155,17 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
   // Defined in every process: the API retries an operator's parked event through its processor.
   const processorsDefined = processorDefinitions(processorDeps)
   const processorRole = config.ROLES.includes('processors') ? await startProcessorRole(processorDeps, processorsDefined) : null
+  const agentWorker = config.ROLES.includes('agents')
+    ? await startAgentsRole({
+        config,
+        logger,
+        store,
+        upcasters: eventUpcasters,
+        db: connections.agents.dbOf('tenant'),
+        controlDb: connections.agents.dbOf('control'),
+        controlPool: connections.agents.poolOf('control'),
+      })
+    : null
   engine?.start()
   const stopIdempotencySweep = config.ROLES.includes('api') ? startIdempotencySweep(controlDb, logger) : null
   // Deliveries a previous process recorded and did not get to append; each fan-out batch then kicks it again.
@@ -217,7 +230,8 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
       return checks
     },
     async close() {
-      // Processors first: they drain their effects while the store and pools still answer.
+      // Workers and processors first: they drain their effects while the store and pools still answer.
+      await agentWorker?.stop()
       await processorRole?.stop()
       await gateway.close()
       await principals.close()

@@ -221,6 +221,12 @@ async function onTask(
   )
 }
 
+/** Deletes a task (admins and its reporter): the route's, and the agents' delete_task tool's, way. */
+export const deleteTask = (deps: PipelineDeps, ctx: CommandContext, taskId: string, actor: TaskActor) =>
+  onTask(deps, ctx, taskId, async (t, roomState, read) => [
+    { type: 'delete', taskId, actor, room: roomState, children: await readChildren(read, t), at: ctx.now().toISOString() },
+  ])
+
 // --- HTTP
 
 const PersonRefBody = z
@@ -461,16 +467,7 @@ export function tasksCommands(deps: AppDeps) {
     const me = principalOf(c)
     const { id } = c.req.valid('param')
     const ctx = commandContext(c, actorOf(me), me.tenantId)
-    const r = await onTask(pd, ctx, id, async (t, roomState, read) => [
-      {
-        type: 'delete',
-        taskId: id,
-        actor: taskActor(me),
-        room: roomState,
-        children: await readChildren(read, t),
-        at: ctx.now().toISOString(),
-      },
-    ])
+    const r = await deleteTask(pd, ctx, id, taskActor(me))
     return c.json({ taskId: id, position: positionOf(r.position) }, 200)
   })
 

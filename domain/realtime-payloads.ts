@@ -1,11 +1,13 @@
-import type { ArtifactEvent } from './artifacts.ts'
 import type { AgentEvent } from './agents.ts'
+import type { ArtifactEvent } from './artifacts.ts'
 import type { ErasureEvent } from './erasure.ts'
 import type { MessageEvent } from './messages.ts'
 import type { OrgEvent } from './orgs.ts'
 import type { RoomEvent } from './rooms.ts'
+import type { RunEvent } from './runs.ts'
 import type { SpaceEvent } from './spaces.ts'
 import type { TaskEvent } from './tasks.ts'
+import type { ThreadEvent } from './threads.ts'
 
 /*
  * What each event the fan-out delivers shows its receivers: an allow-list of the event's fields, each paired with
@@ -19,11 +21,32 @@ import type { TaskEvent } from './tasks.ts'
  * (projections/realtime.ts) and the gateway (realtime/http.ts) read.
  */
 
-type Delivered = MessageEvent | RoomEvent | SpaceEvent | OrgEvent | ErasureEvent | TaskEvent | AgentEvent | ArtifactEvent
+type Delivered =
+  | MessageEvent
+  | RoomEvent
+  | SpaceEvent
+  | OrgEvent
+  | ErasureEvent
+  | TaskEvent
+  | AgentEvent
+  | ArtifactEvent
+  | ThreadEvent
+  | Exclude<RunEvent, { type: 'run.lease_renewed' }>
 type DataOf<T extends Delivered['type']> = Extract<Delivered, { type: T }>['data']
 
 /** The REST resources (read-api) that show what realtime payloads carry. */
-export type RestResource = 'Message' | 'Room' | 'Space' | 'User' | 'Task' | 'Agent' | 'Artifact'
+export type RestResource =
+  | 'Message'
+  | 'Room'
+  | 'Space'
+  | 'User'
+  | 'Task'
+  | 'Agent'
+  | 'Artifact'
+  | 'Thread'
+  | 'Run'
+  | 'RunItem'
+  | 'RunItemGroup'
 
 /** An array field whose items keep only `keys`, as the REST field's items show them. */
 export type ItemsField = { readonly field: string; readonly keys: readonly string[] }
@@ -189,6 +212,70 @@ export const realtimePayloads: { readonly [T in Delivered['type']]?: RealtimePay
     resource: 'Artifact',
     fields: { artifactId: 'id', roomId: 'roomId', taskId: 'taskId', kind: 'kind', title: 'title', version: 'version' },
   },
+  // Agents' threads and runs (GET /api/threads/:id: the Thread, its runs, their items and groups), to the readers of
+  // their room. A run's lifecycle is a change of its thread; a lease renewed is nobody's news.
+  'thread.created': {
+    type: 'agent.thread_changed',
+    resource: 'Thread',
+    fields: { threadId: 'id', agentId: 'agentId', roomId: 'roomId', taskId: 'taskId', workType: 'workType' },
+  },
+  'thread.run_queued': {
+    type: 'agent.thread_changed',
+    resource: 'Thread',
+    fields: { threadId: 'id', roomId: 'roomId', runId: 'activeRunId' },
+  },
+  'thread.input_queued': { type: 'agent.thread_changed', resource: 'Thread', fields: { threadId: 'id', roomId: 'roomId' } },
+  'thread.run_finished': { type: 'agent.thread_changed', resource: 'Thread', fields: { threadId: 'id', roomId: 'roomId' } },
+  'run.queued': {
+    type: 'agent.thread_changed',
+    resource: 'Run',
+    fields: { runId: 'id', threadId: 'threadId', agentId: 'agentId', roomId: 'roomId', taskId: 'taskId', inputs: 'inputs' },
+  },
+  'run.claimed': { type: 'agent.thread_changed', resource: 'Run', fields: { runId: 'id', roomId: 'roomId' } },
+  'run.action_required': {
+    type: 'agent.thread_changed',
+    resource: 'Run',
+    fields: { runId: 'id', roomId: 'roomId', toolCallId: 'pendingAction', tool: 'pendingAction' },
+  },
+  'run.action_decided': { type: 'agent.thread_changed', resource: 'Run', fields: { runId: 'id', roomId: 'roomId' } },
+  'run.completed': { type: 'agent.thread_changed', resource: 'Run', fields: { runId: 'id', roomId: 'roomId' } },
+  'run.failed': {
+    type: 'agent.thread_changed',
+    resource: 'Run',
+    fields: { runId: 'id', roomId: 'roomId', code: 'outcome', message: 'outcome' },
+  },
+  'run.incomplete': {
+    type: 'agent.thread_changed',
+    resource: 'Run',
+    fields: { runId: 'id', roomId: 'roomId', reason: 'outcome', detail: 'outcome' },
+  },
+  'run.cancelled': { type: 'agent.thread_changed', resource: 'Run', fields: { runId: 'id', roomId: 'roomId' } },
+  'run.item_added': {
+    type: 'agent.run_item_updated',
+    resource: 'RunItem',
+    fields: {
+      runId: 'runId',
+      itemId: 'id',
+      groupId: 'groupId',
+      sequence: 'sequence',
+      kind: 'kind',
+      status: 'status',
+      content: 'content',
+      toolCallId: 'toolCallId',
+      tool: 'tool',
+      arguments: 'arguments',
+    },
+  },
+  'run.item_updated': {
+    type: 'agent.run_item_updated',
+    resource: 'RunItem',
+    fields: { runId: 'runId', itemId: 'id', sequence: 'sequence', status: 'status', content: 'content' },
+  },
+  'run.item_group_updated': {
+    type: 'agent.run_item_group_updated',
+    resource: 'RunItemGroup',
+    fields: { runId: 'runId', groupId: 'id', kind: 'kind', status: 'status' },
+  },
   'artifact.deleted': {
     type: 'workspace.artifact_changed',
     resource: 'Artifact',
@@ -223,13 +310,7 @@ export const deliveredEventTypes: ReadonlySet<string> = new Set(Object.keys(real
  * Realtime event types the API names (API.md, Realtime API) that nothing delivers yet: a queue may ask for them,
  * and gets them once a row of the table delivers them.
  */
-const RESERVED_EVENT_TYPES = [
-  'agent.thread_changed',
-  'agent.run_item_updated',
-  'agent.run_item_group_updated',
-  'workspace.limits_changed',
-  'workspace.billing_changed',
-]
+const RESERVED_EVENT_TYPES = ['workspace.limits_changed', 'workspace.billing_changed']
 
 /** Every realtime event type a queue may ask for: those the table delivers, then the reserved ones. */
 export const realtimeEventTypes = [

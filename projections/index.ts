@@ -6,6 +6,8 @@ import { messagesProjector } from './messages.ts'
 import { operatorsProjector } from './operators.ts'
 import { orgsProjector } from './orgs.ts'
 import { roomsProjector } from './rooms.ts'
+import { runQueueProjector } from './run-queue.ts'
+import { runsProjector } from './runs.ts'
 import { spacesProjector } from './spaces.ts'
 import { taskSchedulesProjector } from './task-schedules.ts'
 import { tasksProjector } from './tasks.ts'
@@ -29,4 +31,6 @@ export const projectors: readonly Projector[] = [
   taskSchedulesProjector,
   actionItemsProjector,
   agentsProjector,
+  runsProjector,
+  runQueueProjector,
 ]

@@ -217,7 +217,9 @@ function audience(a: Audience, e: RecordedEvent): string[] {
   // An artifact of a live task is read by the task's readers; otherwise (a room's, or its task deleted) by the room's.
   if (e.type.startsWith('artifact.'))
     return d.taskId && a.tasks.has(d.taskId) ? taskReaders(a, d.taskId) : d.roomId ? roomReaders(a, d.roomId) : []
-  if (e.type.startsWith('message.') || e.type.startsWith('room.')) return d.roomId ? roomReaders(a, d.roomId) : []
+  // An agent's thread and runs are its room's: who may read the room sees them.
+  if (e.type.startsWith('message.') || e.type.startsWith('room.') || e.type.startsWith('thread.') || e.type.startsWith('run.'))
+    return d.roomId ? roomReaders(a, d.roomId) : []
   if (e.type.startsWith('space.')) {
     const s = d.spaceId ? a.spaces.get(d.spaceId) : undefined
     if (!s) return []

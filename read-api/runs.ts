@@ -54,6 +54,7 @@ const RunItem = z
 const RunGroup = z
   .object({
     id: Uuid,
+    runId: Uuid,
     kind: z.enum(['activity', 'message']),
     status: z.enum(['in_progress', 'completed']),
     itemIds: z.array(Uuid),
@@ -284,6 +285,7 @@ export function runsQueries(deps: AppDeps) {
               .filter((g) => g.run_id === r.id)
               .map((g) => ({
                 id: g.group_id,
+                runId: g.run_id,
                 kind: g.kind,
                 status: g.status,
                 itemIds: items.filter((i) => i.group_id === g.group_id).map((i) => i.item_id),

@@ -11,6 +11,7 @@ import * as m011 from './011_timers.ts'
 import * as m012 from './012_dev_mailbox.ts'
 import * as m013 from './013_sent_mail.ts'
 import * as m050 from './050_operators_and_org_policy.ts'
+import * as m070 from './070_agent_run_queue.ts'
 
 export const schema = 'control'
 export const migrations = {
@@ -27,4 +28,5 @@ export const migrations = {
   '012_dev_mailbox': m012,
   '013_sent_mail': m013,
   '050_operators_and_org_policy': m050,
+  '070_agent_run_queue': m070,
 }

@@ -3,8 +3,11 @@ import { z } from 'zod'
 import type { AnyDb } from '../../adapters/postgres.ts'
 import { inTenant } from '../../adapters/tenant-transaction.ts'
 import { createArtifact } from '../../commands/artifacts.ts'
+import { resolveMentions } from '../../commands/directory.ts'
+import { postMessage } from '../../commands/messages.ts'
 import type { CommandContext, PipelineDeps } from '../../commands/pipeline.ts'
-import { createTask } from '../../commands/tasks.ts'
+import { createTask, deleteTask } from '../../commands/tasks.ts'
+import type { Principal } from '../../http/principal.ts'
 import { STAY_SILENT } from './executor.ts'
 import { type AgentTool, CORE_SKILLSET, type ToolCall, ToolRegistry } from './tools.ts'
 
@@ -132,6 +135,39 @@ export function builtinTools(deps: BuiltinToolDeps): ToolRegistry {
         actor: { userId: call.agentId, role: call.role, type: 'agent' },
       })
       return { output: `Created task ${taskId}: ${args.title}` }
+    },
+  })
+
+  registry.register({
+    name: 'delete_task',
+    description: 'Delete a task (and its subtasks must be closed first). A person approves this call before it runs.',
+    arguments: z.object({ taskId: z.uuid() }),
+    skillset: CORE_SKILLSET,
+    risky: true,
+    async run(args, call) {
+      await deleteTask(deps, asAgent(call), args.taskId, { userId: call.agentId, role: call.role, type: 'agent' })
+      return { output: `Deleted task ${args.taskId}.` }
+    },
+  })
+
+  registry.register({
+    name: 'post_message',
+    description:
+      'Post a message in a room you may write in (by default the one you work in). Your final answer is posted for you: use this for other rooms, or to say something before you go on working.',
+    arguments: z.object({ text: z.string().min(1).max(20_000), roomId: z.uuid().optional() }),
+    skillset: CORE_SKILLSET,
+    risky: false,
+    async run(args, call) {
+      const messageId = call.idFor('message')
+      const me = { tenantId: call.tenantId, userId: call.agentId } as Principal
+      await postMessage(deps, asAgent(call), {
+        messageId,
+        in: args.roomId ? { roomId: args.roomId } : call.taskId ? { taskId: call.taskId } : { roomId: call.roomId },
+        text: args.text,
+        mentions: await resolveMentions(deps.db, me, args.text),
+        author: { userId: call.agentId, role: call.role, type: 'agent' },
+      })
+      return { output: `Posted message ${messageId}.` }
     },
   })
 

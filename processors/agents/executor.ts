@@ -47,8 +47,11 @@ export type ExecutorDeps = {
   /** Whether people let this agent use a risky tool in this room without asking each time. */
   alwaysAllowed?(run: ExistingRun, tool: string): Promise<boolean>
   /** Posts the run's last words in its room (or task), as the agent, once (under `messageId`). */
-  reply?(run: ExistingRun, text: string, messageId: string): Promise<void>
+  reply?(run: ExistingRun, agent: RunAgent, text: string, messageId: string): Promise<void>
 }
+
+/** Who acts in a run, as its tools and its answer are authorized. */
+export type RunAgent = Omit<ToolCall, 'idFor' | 'runId' | 'roomId' | 'taskId'>
 
 export type RunOutcome = 'completed' | 'failed' | 'incomplete' | 'requires_action' | 'lost'
 
@@ -104,7 +107,7 @@ export async function executeRun(
   deps: ExecutorDeps,
   recorder: RunRecorder,
   agent: AgentProfile,
-  call: Omit<ToolCall, 'idFor' | 'runId' | 'roomId' | 'taskId'>,
+  call: RunAgent,
 ): Promise<RunOutcome> {
   try {
     return await execute(deps, recorder, agent, call)
@@ -115,12 +118,7 @@ export async function executeRun(
   }
 }
 
-async function execute(
-  deps: ExecutorDeps,
-  recorder: RunRecorder,
-  agent: AgentProfile,
-  base: Omit<ToolCall, 'idFor' | 'runId' | 'roomId' | 'taskId'>,
-): Promise<RunOutcome> {
+async function execute(deps: ExecutorDeps, recorder: RunRecorder, agent: AgentProfile, base: RunAgent): Promise<RunOutcome> {
   const tools = deps.tools.available(agent.skillsets)
   if (!deps.llm) {
     await recorder.add('error:no_model', {
@@ -146,7 +144,7 @@ async function execute(
       if (last.calls.length === 0) {
         // The model answered without calling a tool: its words are the run's answer, unless it chose silence.
         const text = last.message?.content.trim() ?? ''
-        if (text && !choseSilence(run) && deps.reply) await deps.reply(run, text, runItemId(run.runId, 'reply'))
+        if (text && !choseSilence(run) && deps.reply) await deps.reply(run, base, text, runItemId(run.runId, 'reply'))
         await recorder.complete()
         return 'completed'
       }
@@ -274,7 +272,7 @@ async function runTool(
   tools: readonly AgentTool[],
   item: RunItem,
   step: number,
-  base: Omit<ToolCall, 'idFor' | 'runId' | 'roomId' | 'taskId'>,
+  base: RunAgent,
 ): Promise<'done' | 'requires_action'> {
   const run = recorder.run
   const callId = item.toolCallId!

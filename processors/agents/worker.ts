@@ -6,7 +6,7 @@ import type { AnyDb, PgPool } from '../../adapters/postgres.ts'
 import { orgStream } from '../../adapters/streams.ts'
 import { loadAgent } from '../../commands/agents.ts'
 import { type CommandContext, ConcurrencyError, loadState, type PipelineDeps } from '../../commands/pipeline.ts'
-import { runCommand } from '../../commands/runs.ts'
+import { finishThreadRun, runCommand } from '../../commands/runs.ts'
 import { DomainError } from '../../domain/decider.ts'
 import { org } from '../../domain/orgs.ts'
 import { AGENT_RUNS_CHANNEL } from '../../domain/runs.ts'
@@ -205,5 +205,9 @@ export class AgentWorker {
       clearInterval(renewing)
     }
     this.deps.logger.info({ runId: state.runId, agentId: state.agentId, outcome }, 'agents: run')
+    // The thread starts its next run at once from what waited; the runs processor makes sure of it should this fail.
+    if (outcome === 'completed' || outcome === 'failed' || outcome === 'incomplete') {
+      await finishThreadRun(this.deps, ctx, { threadId: state.threadId, runId: state.runId })
+    }
   }
 }

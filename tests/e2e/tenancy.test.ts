@@ -39,6 +39,8 @@ type Org = {
   artifactId: string
   recurringTaskId: string
   questionId: string
+  threadId: string
+  runId: string
 }
 let A: Org
 let B: Org
@@ -84,10 +86,31 @@ async function seed(name: string, slug: string): Promise<Org> {
   await ok(
     server.request('PUT', `/api/tasks/${recurring.taskId}/schedule`, as(owner, { dailyAtUtc: '09:00', instructions: text })),
   )
+  // A task it depends on (tenant.task_dependencies), watched by the member (tenant.task_people).
+  const prerequisite = await ok(
+    server.request('POST', '/api/tasks', as(owner, { title: `${name} prerequisite`, roomId: room.roomId })),
+    201,
+  )
+  await ok(server.request('POST', `/api/tasks/${recurring.taskId}/dependencies`, as(owner, { taskId: prerequisite.taskId })))
+  await ok(server.request('PUT', `/api/tasks/${recurring.taskId}/watchers/${member.userId}`, as(owner)))
   const question = await ok(
     server.request('POST', `/api/tasks/${recurring.taskId}/questions`, as(owner, { toUserId: member.userId, text })),
     201,
   )
+  // The agent mentioned in the room (tenant.agent_threads, agent_runs, agent_run_items, agent_run_groups): with no
+  // model configured here its run fails, saying so in an error item.
+  await ok(server.request('POST', `/api/rooms/${room.roomId}/members`, as(owner, { agentId: agent.agentId })))
+  await ok(server.request('POST', `/api/rooms/${room.roomId}/messages`, as(owner, { text: `@${agent.username} ${text}` })), 201)
+  let run: { threadId: string; runId: string } | null = null
+  for (const deadline = Date.now() + 20_000; !run && Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+    const threads = await ok(server.request('GET', `/api/threads?roomId=${room.roomId}`, as(owner)))
+    const thread = threads.items[0]
+    if (!thread) continue
+    const detail = await ok(server.request('GET', `/api/threads/${thread.id}`, as(owner)))
+    const failed = detail.runs.find((r: { status: string }) => r.status === 'failed')
+    if (failed) run = { threadId: thread.id, runId: failed.id }
+  }
+  expect(run, 'the mention’s run failed for want of a model').not.toBeNull()
   // A room cap (tenant.usage_caps) and a usage record (tenant.usage_records), recorded as the agents worker does.
   await ok(server.request('PUT', '/api/limits', as(owner, { scope: 'room', scopeId: room.roomId, usd: 5 })))
   await recordUsage(
@@ -125,6 +148,8 @@ async function seed(name: string, slug: string): Promise<Org> {
     artifactId: artifact.artifactId,
     recurringTaskId: recurring.taskId,
     questionId: question.questionId,
+    threadId: run!.threadId,
+    runId: run!.runId,
   }
 }
 
@@ -241,6 +266,7 @@ describe('row-level security in the catalog', () => {
       'control.sent_mail': { app: 'si', reader: '', projector: '' },
       // Durable timers, written by their projector; the timer runner (the app's login) polls them for due ones.
       'control.timers': { app: 's', reader: '', projector: 'siud' },
+      'control.agent_run_queue': { app: 's', reader: '', projector: 'siud' },
       // Who operates the platform (for listing; the operators stream decides), written by its projector.
       'control.operators': { app: 's', reader: '', projector: 'siud' },
       'control.projection_checkpoints': { app: 'si', reader: 's', projector: 'siud' },
@@ -452,6 +478,11 @@ describe('a user of org A gets nothing of org B', () => {
       ['POST', `/api/tasks/${B.recurringTaskId}/messages`, { text: 'hello' }],
       ['POST', `/api/tasks/${B.recurringTaskId}/questions`, { toUserId: A.userId, text: 'x' }],
       ['POST', `/api/questions/${B.questionId}/answer`, { text: 'x' }],
+      ['GET', `/api/threads/${B.threadId}`],
+      ['POST', `/api/threads/${B.threadId}/runs`, { input: 'x' }],
+      ['GET', `/api/runs/${B.runId}/items`],
+      ['POST', `/api/runs/${B.runId}/cancel`],
+      ['POST', `/api/runs/${B.runId}/approvals`, { toolCallId: 'x', decision: 'approve' }],
     ]
     const wrong: string[] = []
     for (const [method, path, body] of tries) {

@@ -6,7 +6,7 @@ describe('configuration', () => {
     const c = loadConfig({})
     expect(c.PORT).toBe(3000)
     expect(c.DATABASE_URL).toBeUndefined()
-    expect(c.ROLES).toEqual(['api', 'projector', 'realtime', 'processors'])
+    expect(c.ROLES).toEqual(['api', 'projector', 'realtime', 'processors', 'agents'])
     expect(c.EVENT_STORE).toBe('postgres')
   })
 

@@ -1,0 +1,316 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type ItemsField, type RealtimePayload, realtimePayloads } from '../../domain/realtime-payloads.ts'
+import { createAgent, join, signUp } from '../support/identity.ts'
+import { type ModelAnswer, type ModelRequest, type ModelServer, startModelServer } from '../support/openai-server.ts'
+import { operatorToken } from '../support/operator.ts'
+import { startTestServer, type TestServer } from '../support/server.ts'
+
+/*
+ * Agents end to end, over HTTP as clients, with the real openai SDK talking to a local model server that speaks the
+ * wire format: a mention wakes the agent, the run streams its items to the room's members over realtime and ends
+ * with the agent's answer posted in the room; tools run in a loop; a risky call waits for a person; a cancel
+ * reaches the model call mid-stream; a spend cap stops a run before the model is called.
+ */
+
+type Who = { token: string; userId: string }
+type Queue = { queueId: string; lastEventId: string }
+type Delivered = { type: string; data: Record<string, unknown> }
+
+let model: ModelServer
+let server: TestServer
+let owner: Who
+let member: Who
+let outsider: Who
+let ada: { agentId: string; username: string; position: number }
+let roomId: string
+let queue: Queue
+
+const ok = async (method: string, path: string, who: Who, body?: unknown) => {
+  const r = await server.request(method, path, { token: who.token, ...(body === undefined ? {} : { body }) })
+  expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBeLessThan(300)
+  return r.body
+}
+
+/** What the model is asked to do, by the last thing said to it: each test scripts its own answers. */
+const scripts = new Map<string, (request: ModelRequest, turn: number) => ModelAnswer>()
+const lastUserText = (r: ModelRequest): string => {
+  const messages = (r.body.messages ?? []) as { role: string; content: string | null }[]
+  return messages.filter((m) => m.role === 'user').at(-1)?.content ?? ''
+}
+const turnOf = (r: ModelRequest) => ((r.body.messages ?? []) as { role: string }[]).filter((m) => m.role === 'assistant').length
+
+async function until<T>(what: string, read: () => Promise<T | null | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await read()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** Mentions Ada with `text` and returns the run the mention started, once it is in `statuses`. */
+async function mention(text: string, statuses: readonly string[]) {
+  const posted = await ok('POST', `/api/rooms/${roomId}/messages`, owner, { text: `@${ada.username} ${text}` })
+  return until(`a run for "${text}" in ${statuses.join('|')}`, async () => {
+    const threads = await ok(
+      'GET',
+      `/api/threads?roomId=${roomId}&agentId=${ada.agentId}&consistentAfter=${posted.position}`,
+      owner,
+    )
+    const thread = threads.items[0]
+    if (!thread) return null
+    const detail = await ok('GET', `/api/threads/${thread.id}`, owner)
+    const run = detail.runs.find((r: { inputs: { text: string }[] }) => r.inputs.some((i) => i.text.includes(text)))
+    return run && statuses.includes(run.status) ? { thread: detail, run } : null
+  })
+}
+
+async function drain(who: Who, q: Queue, last: (e: Delivered) => boolean): Promise<Delivered[]> {
+  const got: Delivered[] = []
+  return until('the realtime event awaited', async () => {
+    const r = await ok('GET', `/realtime/events?queueId=${q.queueId}&lastEventId=${q.lastEventId}&dontBlock=true`, who)
+    for (const e of r.events) {
+      q.lastEventId = e.id
+      got.push({ type: e.type, data: e.data })
+    }
+    return got.some(last) ? got : null
+  })
+}
+
+beforeAll(async () => {
+  model = await startModelServer()
+  model.answer((request, index) => {
+    for (const [key, script] of scripts) if (lastUserText(request).includes(key)) return script(request, turnOf(request))
+    return { status: 500, message: `nothing scripted for request ${index}` }
+  })
+  server = await startTestServer({
+    OPENAI_BASE_URL: model.url,
+    OPENAI_API_KEY: 'sk-local',
+    AGENT_DEFAULT_MODEL: 'local-model',
+    AGENT_POLL_MS: '500',
+  })
+  owner = await signUp(server, { email: 'owner@agents.test', orgName: 'Agents Inc', username: 'owner' })
+  member = await join(server, owner.token, { email: 'member@agents.test', role: 'member', username: 'member' })
+  outsider = await signUp(server, { email: 'eve@elsewhere.test', orgName: 'Elsewhere', username: 'eve' })
+  ada = await createAgent(server, owner.token, { name: 'Ada', username: 'ada' })
+  await ok('GET', `/api/users?consistentAfter=${ada.position}`, owner)
+  const room = await ok('POST', '/api/rooms', owner, { name: 'ops', visibility: 'private' })
+  roomId = room.roomId
+  await ok('POST', `/api/rooms/${roomId}/members`, owner, { userId: member.userId })
+  await ok('POST', `/api/rooms/${roomId}/members`, owner, { agentId: ada.agentId })
+  queue = await ok('POST', '/realtime/register', member, {})
+}, 120_000)
+
+afterAll(async () => {
+  await server?.close()
+  await model?.close()
+})
+
+describe('a mention wakes the agent, and the room watches the run', () => {
+  let delivered: Delivered[]
+  let runId: string
+
+  it('the run streams its answer, completes, and the agent posts it in the room', async () => {
+    scripts.set('is the build green', () => ({ text: 'Yes: all 412 tests passed on main.', usage: { input: 300, output: 12 } }))
+    const { run, thread } = await mention('is the build green?', ['completed'])
+    runId = run.id
+    expect(thread).toMatchObject({ agentId: ada.agentId, roomId, workType: 'conversation' })
+    await until('the thread free again', async () => (await ok('GET', `/api/threads/${thread.id}`, owner)).activeRunId === null)
+    expect(run.items.map((i: { kind: string; status: string; content: string }) => [i.kind, i.status, i.content])).toEqual([
+      ['message', 'completed', 'Yes: all 412 tests passed on main.'],
+    ])
+    expect(run.groups).toEqual([expect.objectContaining({ kind: 'message', status: 'completed', itemIds: [run.items[0].id] })])
+    delivered = await drain(member, queue, (e) => e.type === 'message.created' && e.data.authorId === ada.agentId)
+    const answer = delivered.find((e) => e.type === 'message.created' && e.data.authorId === ada.agentId)!
+    expect(answer.data).toMatchObject({ roomId, authorType: 'agent', text: 'Yes: all 412 tests passed on main.' })
+  })
+
+  it('the model was given the agent’s role, how to act, the conversation, and its tools', () => {
+    const request = model.requests.find((r) => lastUserText(r).includes('is the build green'))!
+    const [system, history] = request.body.messages as { role: string; content: string }[]
+    expect(system).toMatchObject({ role: 'system' })
+    expect(system!.content).toContain('You are Ada')
+    expect(system!.content).toContain('helps')
+    expect(history!.content).toContain('#ops')
+    expect(request.body.model).toBe('local-model')
+    expect(request.body.stream).toBe(true)
+    expect((request.body.tools as { function: { name: string } }[]).map((t) => t.function.name)).toEqual(
+      expect.arrayContaining(['create_task', 'delete_task', 'post_message', 'read_messages', 'search_messages', 'stay_silent']),
+    )
+  })
+
+  it('a room member hears the thread, the run and every item change, in order, each item with the next sequence', () => {
+    const agentEvents = delivered.filter((e) => e.type.startsWith('agent.') && e.data.runId === runId)
+    const changes = agentEvents.map((e) => (e.data.change as string | undefined) ?? e.type)
+    expect(changes.filter((c) => c.startsWith('run.'))[0]).toBe('run.queued')
+    expect(changes).toContain('run.claimed')
+    expect(changes.at(-1)).toBe('run.completed')
+    const items = agentEvents.filter((e) => e.type === 'agent.run_item_updated')
+    expect(items.length).toBeGreaterThanOrEqual(2)
+    expect(items.map((e) => e.data.sequence)).toEqual(items.map((_, i) => i + 1))
+    expect(items.at(-1)!.data).toMatchObject({ status: 'completed', content: 'Yes: all 412 tests passed on main.' })
+    expect(delivered.some((e) => e.type === 'agent.run_item_group_updated' && e.data.status === 'completed')).toBe(true)
+    expect(delivered.some((e) => e.type === 'agent.thread_changed' && e.data.change === 'thread.created')).toBe(true)
+  })
+
+  it('each agent event carries only fields the REST resources it is about show', async () => {
+    const thread = (await ok('GET', `/api/threads?roomId=${roomId}`, member)).items[0]
+    const detail = await ok('GET', `/api/threads/${thread.id}`, member)
+    const run = detail.runs.find((r: { id: string }) => r.id === runId)
+    const views: Record<string, Record<string, unknown>> = {
+      Thread: detail,
+      Run: run,
+      RunItem: run.items[0],
+      RunItemGroup: run.groups[0],
+    }
+    const table = realtimePayloads as Readonly<Record<string, RealtimePayload<Record<string, unknown>>>>
+    for (const e of delivered.filter((x) => x.type.startsWith('agent.'))) {
+      const type = (e.data.change as string | undefined) ?? Object.keys(table).find((t) => table[t]!.type === e.type)!
+      const payload = table[type]!
+      for (const key of Object.keys(e.data)) {
+        if (key === 'change') continue
+        const shown = payload.fields[key] as string | ItemsField | undefined
+        expect(shown, `${type} delivered ${key}`).toBeDefined()
+        expect(Object.keys(views[payload.resource]!), `${type}.${key}`).toContain(
+          typeof shown === 'string' ? shown : shown!.field,
+        )
+      }
+    }
+  })
+
+  it('someone who may not read the room sees neither the thread nor the run', async () => {
+    const thread = (await ok('GET', `/api/threads?roomId=${roomId}`, owner)).items[0]
+    expect((await server.request('GET', `/api/threads/${thread.id}`, { token: outsider.token })).status).toBe(404)
+    expect((await server.request('GET', `/api/runs/${runId}/items`, { token: outsider.token })).status).toBe(404)
+    expect((await server.request('POST', `/api/runs/${runId}/cancel`, { token: outsider.token })).status).toBe(404)
+  })
+
+  it('a client resumes a run’s items after the last sequence it saw', async () => {
+    const all = await ok('GET', `/api/runs/${runId}/items`, member)
+    expect(all.items).toHaveLength(1)
+    const after = await ok('GET', `/api/runs/${runId}/items?afterSequence=${all.sequence}`, member)
+    expect(after.items).toEqual([])
+  })
+
+  it('cancelling a finished run is a conflict', async () => {
+    const r = await server.request('POST', `/api/runs/${runId}/cancel`, { token: member.token })
+    expect(r.status).toBe(409)
+  })
+})
+
+describe('tools', () => {
+  it('the agent calls tools in a loop, reads their outputs, then answers', async () => {
+    scripts.set('open a task for the flaky test', (_r, turn) =>
+      turn === 0
+        ? { toolCalls: [{ id: 'call_task', name: 'create_task', arguments: { title: 'Fix the flaky login test' } }] }
+        : { text: 'Opened a task for it.' },
+    )
+    const { run } = await mention('open a task for the flaky test', ['completed'])
+    expect(run.items.map((i: { kind: string }) => i.kind)).toEqual(['tool_call', 'tool_output', 'message'])
+    expect(run.items[1].content).toMatch(/^Created task /)
+    // Activity (the call and its output) is one group, the answer another.
+    expect(run.groups.map((g: { kind: string; itemIds: string[] }) => [g.kind, g.itemIds.length])).toEqual([
+      ['activity', 2],
+      ['message', 1],
+    ])
+    const tasks = await ok('GET', `/api/tasks?roomId=${roomId}`, owner)
+    expect(tasks.items.map((t: { title: string }) => t.title)).toContain('Fix the flaky login test')
+    const second = model.requests.filter((r) => lastUserText(r).includes('open a task for the flaky test'))[1]!
+    expect((second.body.messages as { role: string; content: string }[]).at(-1)).toMatchObject({ role: 'tool' })
+  })
+
+  it('a risky call waits for a person; approved, it runs and the run completes', async () => {
+    // The task Ada opened above: she reported it, so she may delete it.
+    const tasks = await ok('GET', `/api/tasks?roomId=${roomId}`, owner)
+    const taskId = tasks.items.find((t: { title: string }) => t.title === 'Fix the flaky login test').id
+    scripts.set('delete the obsolete task', (_r, turn) =>
+      turn === 0 ? { toolCalls: [{ id: 'call_delete', name: 'delete_task', arguments: { taskId } }] } : { text: 'Deleted it.' },
+    )
+    const { run } = await mention('delete the obsolete task', ['requires_action'])
+    expect(run.pendingAction).toEqual({ toolCallId: 'call_delete', tool: 'delete_task' })
+    expect((await server.request('GET', `/api/tasks/${taskId}`, { token: owner.token })).status).toBe(200)
+    const stranger = (
+      await server.request('POST', `/api/runs/${run.id}/approvals`, {
+        token: outsider.token,
+        body: { toolCallId: 'call_delete', decision: 'approve' },
+      })
+    ).status
+    expect(stranger).toBe(404)
+    await ok('POST', `/api/runs/${run.id}/approvals`, member, { toolCallId: 'call_delete', decision: 'approve' })
+    const done = await mentionRun(run.id, ['completed'])
+    expect(done.items.map((i: { kind: string }) => i.kind)).toEqual(['tool_call', 'tool_output', 'message'])
+    expect(done.items[1]).toMatchObject({ kind: 'tool_output', content: `Deleted task ${taskId}.` })
+    await until(
+      'the task gone',
+      async () => (await server.request('GET', `/api/tasks/${taskId}`, { token: owner.token })).status === 404,
+    )
+  })
+
+  it('a rejected call is not run: the model reads that it was rejected', async () => {
+    const { taskId } = await ok('POST', '/api/tasks', owner, { title: 'Keep me', roomId })
+    scripts.set('delete the task to keep', (_r, turn) =>
+      turn === 0
+        ? { toolCalls: [{ id: 'call_keep', name: 'delete_task', arguments: { taskId } }] }
+        : { text: 'Understood, kept it.' },
+    )
+    const { run } = await mention('delete the task to keep', ['requires_action'])
+    await ok('POST', `/api/runs/${run.id}/approvals`, member, { toolCallId: 'call_keep', decision: 'reject' })
+    const done = await mentionRun(run.id, ['completed'])
+    expect(done.items[1]).toMatchObject({
+      kind: 'tool_output',
+      status: 'failed',
+      content: 'A person rejected this call: it was not run.',
+    })
+    expect((await server.request('GET', `/api/tasks/${taskId}`, { token: owner.token })).status).toBe(200)
+  })
+})
+
+/** A run, once it is in `statuses`. */
+async function mentionRun(runId: string, statuses: readonly string[]) {
+  return until(`run ${runId} in ${statuses.join('|')}`, async () => {
+    const r = await ok('GET', `/api/runs/${runId}/items`, owner)
+    return statuses.includes(r.status) ? r : null
+  })
+}
+
+describe('stopping a run', () => {
+  it('a cancel mid-stream reaches the model call within a second', async () => {
+    scripts.set('write a long report', () => ({ hold: true, text: 'Starting the report' }))
+    const abandoned = model.abandoned()
+    const { run } = await mention('write a long report', ['in_progress'])
+    await until('the first streamed words', async () => {
+      const r = await ok('GET', `/api/runs/${run.id}/items`, owner)
+      return r.items.some((i: { content: string }) => i.content.includes('Starting')) ? r : null
+    })
+    const cancelled = Date.now()
+    await ok('POST', `/api/runs/${run.id}/cancel`, member)
+    await until('the model request closed', async () => model.abandoned() > abandoned, 5_000)
+    expect(Date.now() - cancelled).toBeLessThan(1_000 + 500)
+    expect((await mentionRun(run.id, ['cancelled'])).status).toBe('cancelled')
+  })
+
+  it('a spend cap the next model call would pass stops the run incomplete, before the model is called', async () => {
+    const ops = await operatorToken(server)
+    await server
+      .request('PUT', '/control/prices', {
+        token: ops,
+        body: {
+          models: { 'local-model': { inputPerMTokUsd: 1_000, cachedInputPerMTokUsd: 1_000, outputPerMTokUsd: 1_000 } },
+          vmMinuteUsd: {},
+          diskGbMonthUsd: 0,
+          storageGbMonthUsd: 0,
+        },
+      })
+      .then((r) => expect(r.status, JSON.stringify(r.body)).toBe(200))
+    await ok('PUT', '/api/limits', owner, { scope: 'agent', scopeId: ada.agentId, usd: 0.01 })
+    scripts.set('summarise the week', () => ({ text: 'never asked' }))
+    const asked = model.requests.length
+    const { run } = await mention('summarise the week', ['incomplete'])
+    expect(run.outcome).toMatchObject({ code: 'limit_reached' })
+    expect(run.items.at(-1)).toMatchObject({ kind: 'error' })
+    expect(run.items.at(-1).content).toContain('agent cap')
+    expect(model.requests.length).toBe(asked)
+    await ok('PUT', '/api/limits', owner, { scope: 'agent', scopeId: ada.agentId, usd: null })
+  })
+})
