@@ -1,5 +1,7 @@
 import { sql } from 'kysely'
+import type { DomainEvent } from '../domain/decider.ts'
 import type { Gate, GateState, PersonType, TaskEvent, TaskStatus } from '../domain/tasks.ts'
+import type { CapsEvent, LimitAlert } from '../domain/usage.ts'
 import type { Projector } from './engine.ts'
 import { applyRows, type RowModel, type TableModel } from './rows.ts'
 
@@ -249,20 +251,35 @@ export const TASK_EVENT_TYPES: readonly TaskEvent['type'][] = [
  * with it: after the rows of the batch are folded, since no later event of a deleted task's stream exists and a
  * link to it is refused once it is deleted.
  */
-export const tasksProjector: Projector<TaskEvent> = {
+/** A task's cap reached, or set again: what its `limit_reached` follows. */
+type TaskLimitEvent = DomainEvent<'usage.limit_reached', LimitAlert> | CapsEvent
+
+export const tasksProjector: Projector<TaskEvent | TaskLimitEvent> = {
   name: 'tasks',
-  version: 1,
+  version: 2,
   schema: 'tenant',
-  eventTypes: TASK_EVENT_TYPES,
+  eventTypes: [...TASK_EVENT_TYPES, 'usage.limit_reached', 'usage.cap_set'],
   tables: ['tasks', 'task_people', 'task_dependencies'],
-  async apply(trx, events) {
-    if (events.length === 0) return
+  async apply(trx, all) {
+    if (all.length === 0) return
+    const events = all.filter((e): e is Extract<typeof e, { type: TaskEvent['type'] }> => e.type.startsWith('task.'))
     await applyRows(trx, taskRows, 'tenant', events)
     await applyRows(trx, taskPeopleRows, 'tenant', events)
     await applyRows(trx, taskDependencyRows, 'tenant', events)
+    // A task's spend cap reached stops it ("limit reached") until the cap is raised past what it spent, or lifted.
+    for (const e of all) {
+      if (e.type !== 'usage.limit_reached' && e.type !== 'usage.cap_set') continue
+      if (e.data.scope !== 'task' || !e.data.taskId) continue
+      const reached =
+        e.type === 'usage.limit_reached' ||
+        (e.data.limitMicroUsd !== null && e.data.limitMicroUsd <= (e.data as { usedMicroUsd: number }).usedMicroUsd)
+      await sql`update tasks set limit_reached = ${reached}
+                 where tenant_id = ${e.metadata.tenantId} and id = ${e.data.taskId}`.execute(trx)
+    }
+    if (events.length === 0) return
     const deleted = events.filter((e) => e.type === 'task.deleted').map((e) => e.data.taskId)
     if (deleted.length === 0) return
-    const tenantId = events[0]!.metadata.tenantId
+    const tenantId = all[0]!.metadata.tenantId
     await sql`delete from task_people where tenant_id = ${tenantId} and task_id = any(${deleted}::uuid[])`.execute(trx)
     await sql`delete from task_dependencies where tenant_id = ${tenantId}
                and (task_id = any(${deleted}::uuid[]) or depends_on_id = any(${deleted}::uuid[]))`.execute(trx)

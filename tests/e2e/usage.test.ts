@@ -1,5 +1,6 @@
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { publicPosition } from '../../adapters/event-store.ts'
 import { type AnyDb, createKysely, createPool } from '../../adapters/postgres.ts'
 import { budgetStream, monthOf } from '../../domain/usage.ts'
 import { verify } from '../../projections/rebuild.ts'
@@ -369,6 +370,20 @@ describe('alerts and settlement over HTTP', () => {
     const refused = await reserve({ taskId, estimate: { usd: 0.01 } })
     expect(refused.status).toBe(422)
     expect(refused.body).toMatchObject({ code: 'LIMIT_REACHED', scope: 'task', scopeId: taskId, limitUsd: 1, requestedUsd: 0.01 })
+    // The task shows it: "limit reached", until its cap is raised past what it spent.
+    const head = publicPosition(await server.services.store.headPosition())
+    const shown = await server.request('GET', `/api/tasks/${taskId}?consistentAfter=${head}`, { token: alice.token })
+    expect(shown.body).toMatchObject({ limitReached: true, effectiveStatus: 'limit_reached' })
+    const raised = await server.request('PUT', '/api/limits', {
+      token: alice.token,
+      body: { scope: 'task', scopeId: taskId, usd: 5 },
+    })
+    expect(raised.status, JSON.stringify(raised.body)).toBe(200)
+    const again = await server.request('GET', `/api/tasks/${taskId}?consistentAfter=${raised.body.position}`, {
+      token: alice.token,
+    })
+    expect(again.body).toMatchObject({ limitReached: false })
+    expect(again.body.effectiveStatus).not.toBe('limit_reached')
   })
 
   it('a reservation settled by its record, then told again, holds nothing more', async () => {
