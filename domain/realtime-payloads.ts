@@ -8,6 +8,7 @@ import type { RunEvent } from './runs.ts'
 import type { SpaceEvent } from './spaces.ts'
 import type { TaskEvent } from './tasks.ts'
 import type { ThreadEvent } from './threads.ts'
+import type { BudgetEvent, CapsEvent } from './usage.ts'
 
 /*
  * What each event the fan-out delivers shows its receivers: an allow-list of the event's fields, each paired with
@@ -31,6 +32,8 @@ type Delivered =
   | AgentEvent
   | ArtifactEvent
   | ThreadEvent
+  | CapsEvent
+  | Exclude<BudgetEvent, { type: 'usage.reserved' }>
   | Exclude<RunEvent, { type: 'run.lease_renewed' }>
 type DataOf<T extends Delivered['type']> = Extract<Delivered, { type: T }>['data']
 
@@ -47,6 +50,8 @@ export type RestResource =
   | 'Run'
   | 'RunItem'
   | 'RunItemGroup'
+  | 'Limit'
+  | 'Usage'
 
 /** An array field whose items keep only `keys`, as the REST field's items show them. */
 export type ItemsField = { readonly field: string; readonly keys: readonly string[] }
@@ -192,6 +197,29 @@ export const realtimePayloads: { readonly [T in Delivered['type']]?: RealtimePay
     resource: 'Agent',
     fields: { agentId: 'id', version: 'rolePromptVersion' },
   },
+  // Spend caps (GET /api/limits): a cap set, 80 % of it spent, all of it: to the org's admins, and to who may read
+  // the room or task a cap is about. Amounts in micro-USD (REST shows USD).
+  'usage.cap_set': {
+    type: 'workspace.limits_changed',
+    resource: 'Limit',
+    fields: { scope: 'scope', scopeId: 'scopeId', limitMicroUsd: 'limitUsd', usedMicroUsd: 'usedUsd' },
+  },
+  'usage.limit_warning': {
+    type: 'workspace.limits_changed',
+    resource: 'Limit',
+    fields: { scope: 'scope', scopeId: 'scopeId', limitMicroUsd: 'limitUsd', usedMicroUsd: 'usedUsd' },
+  },
+  'usage.limit_reached': {
+    type: 'workspace.limits_changed',
+    resource: 'Limit',
+    fields: { scope: 'scope', scopeId: 'scopeId', limitMicroUsd: 'limitUsd', usedMicroUsd: 'usedUsd' },
+  },
+  // Spend recorded (GET /api/usage, admins only): what it cost and what is billed, for the admins' usage views.
+  'usage.recorded': {
+    type: 'workspace.billing_changed',
+    resource: 'Usage',
+    fields: { costMicroUsd: 'totals', billedMicroUsd: 'totals' },
+  },
   // Artifacts (GET /api/artifacts/:id): what a list shows of one; the content is read over REST.
   'artifact.created': {
     type: 'workspace.artifact_changed',
@@ -306,13 +334,5 @@ export function realtimePayload(type: string, data: unknown): { type: string; da
 /** The domain event types the fan-out delivers: those the table lists, and no other. */
 export const deliveredEventTypes: ReadonlySet<string> = new Set(Object.keys(realtimePayloads))
 
-/**
- * Realtime event types the API names (API.md, Realtime API) that nothing delivers yet: a queue may ask for them,
- * and gets them once a row of the table delivers them.
- */
-const RESERVED_EVENT_TYPES = ['workspace.limits_changed', 'workspace.billing_changed']
-
-/** Every realtime event type a queue may ask for: those the table delivers, then the reserved ones. */
-export const realtimeEventTypes = [
-  ...new Set([...Object.values(realtimePayloads).map((p) => p!.type), ...RESERVED_EVENT_TYPES]),
-] as [string, ...string[]]
+/** Every realtime event type a queue may ask for: those the table delivers (every type API.md names). */
+export const realtimeEventTypes = [...new Set(Object.values(realtimePayloads).map((p) => p!.type))] as [string, ...string[]]

@@ -5,7 +5,7 @@ import { deliveredEventTypes, realtimePayload, type realtimePayloads } from '../
 import type { ProjectionTransaction, Projector } from './engine.ts'
 import type { Delivery, RealtimeOutbox } from './realtime-outbox.ts'
 
-type Data = Record<string, unknown> & { roomId?: string; spaceId?: string; userId?: string; taskId?: string }
+type Data = Record<string, unknown> & { roomId?: string; spaceId?: string; userId?: string; taskId?: string; scope?: string }
 
 /** The events the fan-out reads: those its allow-list delivers (their data is read through `Data`). */
 type Delivered = DomainEvent<keyof typeof realtimePayloads>
@@ -111,6 +111,9 @@ const roomReaders = (a: Audience, roomId: string): string[] => {
 
 const activeUsers = (a: Audience): string[] => [...a.users].filter(([, u]) => u.active).map(([userId]) => userId)
 
+const admins = (a: Audience): string[] =>
+  [...a.users].filter(([, u]) => u.active && (u.role === 'owner' || u.role === 'admin')).map(([userId]) => userId)
+
 /** Keeps the audience tables current with one event; called before (and for removals, after) computing it. */
 async function evolveAudience(trx: ProjectionTransaction, tenantId: string, e: RecordedEvent, a: Audience | null): Promise<void> {
   const d = e.data as Data & Record<string, never>
@@ -215,6 +218,13 @@ function audience(a: Audience, e: RecordedEvent): string[] {
   const d = e.data as Data
   if (e.type.startsWith('task.')) return d.taskId ? taskReaders(a, d.taskId) : []
   // An artifact of a live task is read by the task's readers; otherwise (a room's, or its task deleted) by the room's.
+  // Spending is the admins' business; a room's or task's cap is also its readers' (as GET /api/limits shows it).
+  if (e.type === 'usage.recorded') return admins(a)
+  if (e.type.startsWith('usage.')) {
+    const scoped =
+      d.scope === 'room' && d.roomId ? roomReaders(a, d.roomId) : d.scope === 'task' && d.taskId ? taskReaders(a, d.taskId) : []
+    return [...new Set([...admins(a), ...scoped])]
+  }
   if (e.type.startsWith('artifact.'))
     return d.taskId && a.tasks.has(d.taskId) ? taskReaders(a, d.taskId) : d.roomId ? roomReaders(a, d.roomId) : []
   // An agent's thread and runs are its room's: who may read the room sees them.

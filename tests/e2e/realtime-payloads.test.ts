@@ -1,10 +1,14 @@
+import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ItemsField, type RealtimePayload, type RestResource, realtimePayloads } from '../../domain/realtime-payloads.ts'
 import { realtimeProjector } from '../../projections/realtime.ts'
 import { createAgent, join, signUp } from '../support/identity.ts'
+import { operatorToken } from '../support/operator.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
 
 type Who = { token: string; userId: string }
+
+const SERVICE_TOKEN = 'payloads-service-token-0123456789abcdef'
 type Queue = { queueId: string; lastEventId: string }
 type Delivered = { type: string; data: Record<string, unknown> }
 
@@ -42,7 +46,7 @@ async function drain(who: Who, q: Queue, last: (e: Delivered) => boolean): Promi
 }
 
 beforeAll(async () => {
-  server = await startTestServer()
+  server = await startTestServer({ SERVICE_TOKEN })
   const signedUp = await signUp(server, { email: 'owner@payloads.test', orgName: 'Payloads', username: 'owner' })
   owner = signedUp
   const queues = new Map<Who, Queue>([[owner, await ok('POST', '/realtime/register', owner, {})]])
@@ -99,6 +103,19 @@ beforeAll(async () => {
   await ok('PATCH', `/api/artifacts/${kept.artifactId}`, owner, { title: 'Report, renamed', content: 'v2' })
   const gone = await ok('POST', '/api/artifacts', owner, { kind: 'link', title: 'Link', taskId, url: 'https://example.com/' })
   await ok('DELETE', `/api/artifacts/${gone.artifactId}`, owner)
+  // A cap on the room, then spend past it (as the VM plane records it): the cap set, 80 % and 100 % of it reached
+  // (to the admins and the room's readers), the spend (to the admins).
+  const ops = await operatorToken(server)
+  const prices = { models: {}, vmMinuteUsd: { small: 0.5 }, diskGbMonthUsd: 0, storageGbMonthUsd: 0 }
+  expect((await server.request('PUT', '/control/prices', { token: ops, body: prices })).status).toBe(200)
+  await ok('PUT', '/api/limits', owner, { scope: 'room', scopeId: roomId, usd: 5 })
+  for (const minutes of [9, 2]) {
+    const spent = await server.request('POST', '/api/internal/usage/records', {
+      token: SERVICE_TOKEN,
+      body: { tenantId: signedUp.orgId, recordId: uuid(), roomId, usage: { kind: 'vm', vmId: uuid(), size: 'small', minutes } },
+    })
+    expect(spent.status, JSON.stringify(spent.body)).toBeLessThan(300)
+  }
   await ok('PATCH', task, owner, { assignee: { userId: admin.userId } })
   await ok('DELETE', `/api/rooms/${roomId}/members/${admin.userId}`, owner)
   await ok('POST', `/api/rooms/${roomId}/archive`, owner)
@@ -116,6 +133,8 @@ beforeAll(async () => {
       Space: spaces.items.find((s: { id: string }) => s.id === spaceId),
       Task: await ok('GET', `/api/tasks/${taskId}`, who),
       Artifact: await ok('GET', `/api/artifacts/${kept.artifactId}`, who),
+      Limit: (await ok('GET', '/api/limits', who)).items.find((l: { scopeId: string }) => l.scopeId === roomId),
+      ...(who === owner || who === admin ? { Usage: await ok('GET', '/api/usage', who) } : {}),
       Agent: await ok('GET', `/api/agents/${helper.agentId}`, who),
     })
   }
