@@ -295,7 +295,8 @@ async function floor(redisUrl: string, pollers: Poller[], items: ItemSeen[], htt
   const appends: Promise<unknown>[] = []
   for (const [n, item] of items.entries()) {
     const due = started + (item.producedAt - origin)
-    if (due > performance.now()) await sleep(due - performance.now())
+    const wait = due - performance.now()
+    if (wait > 0) await sleep(wait)
     const member = pollers[item.member]!
     tx += 1n
     sequence += 1n
