@@ -1,4 +1,4 @@
-import { type Llm, LlmError, type LlmMessage, type LlmToolCall, type LlmUsage } from '../../adapters/llm.ts'
+import { type Llm, LlmError, type LlmMessage, type LlmToolCall, type LlmUsage, type ReasoningEffort } from '../../adapters/llm.ts'
 import type { Logger } from '../../adapters/logger.ts'
 import type { RunItem } from '../../domain/runs.ts'
 import { type ExistingRun, RunLostError, type RunRecorder, runItemId } from './recorder.ts'
@@ -20,6 +20,7 @@ export type AgentProfile = {
   readonly model: string
   readonly rolePrompt: string
   readonly skillsets: readonly string[]
+  readonly reasoningEffort: ReasoningEffort | null
 }
 
 /** Refused spending: the run stops incomplete, saying which limit. */
@@ -197,6 +198,7 @@ async function callModel(
       model: agent.model,
       messages,
       tools: ToolRegistry.definitions(tools),
+      ...(agent.reasoningEffort ? { reasoningEffort: agent.reasoningEffort } : {}),
       signal,
     })) {
       switch (event.type) {

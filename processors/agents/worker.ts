@@ -192,6 +192,7 @@ export class AgentWorker {
       model: agent?.model ?? this.options.defaultModel,
       rolePrompt: agent?.rolePrompt ?? '',
       skillsets: agent?.skillsets ?? [],
+      reasoningEffort: agent?.reasoningEffort ?? null,
     }
     let outcome: RunOutcome
     try {

@@ -199,6 +199,32 @@ describe('a mention wakes the agent, and the room watches the run', () => {
   })
 })
 
+describe('the agent’s settings', () => {
+  it('its reasoning effort reaches the model call', async () => {
+    await ok('PATCH', `/api/agents/${ada.agentId}`, owner, { reasoningEffort: 'high' })
+    scripts.set('think hard about the outage', () => ({ text: 'Thought about it.' }))
+    await mention('think hard about the outage', ['completed'])
+    const request = model.requests.find((r) => lastUserText(r).includes('think hard about the outage'))!
+    expect(request.body.reasoning_effort).toBe('high')
+    await ok('PATCH', `/api/agents/${ada.agentId}`, owner, { reasoningEffort: null })
+  })
+
+  it('a mention by someone its access leaves out wakes nothing', async () => {
+    const changed = await ok('PATCH', `/api/agents/${ada.agentId}`, owner, { access: { org: 'admins' } })
+    await ok('GET', `/api/agents/${ada.agentId}?consistentAfter=${changed.position}`, owner)
+    scripts.set('members may not ask this', () => ({ text: 'should not run' }))
+    const posted = await ok('POST', `/api/rooms/${roomId}/messages`, member, {
+      text: `@${ada.username} members may not ask this`,
+    })
+    // An admin's mention after it does wake Ada: once its run is there, the member's would have been too.
+    scripts.set('admins may ask this', () => ({ text: 'Yes.' }))
+    const { thread } = await mention('admins may ask this', ['completed'])
+    expect(posted.messageId).toBeDefined()
+    for (const r of thread.runs) expect(JSON.stringify(r.inputs)).not.toContain('members may not ask this')
+    await ok('PATCH', `/api/agents/${ada.agentId}`, owner, { access: { org: 'members' } })
+  })
+})
+
 describe('tools', () => {
   it('the agent calls tools in a loop, reads their outputs, then answers', async () => {
     scripts.set('open a task for the flaky test', (_r, turn) =>
