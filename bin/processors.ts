@@ -13,6 +13,7 @@ import { agentMentionsProcessor } from '../processors/agents/mentions.ts'
 import { agentRunsProcessor } from '../processors/agents/runs.ts'
 import { readModelReads, softMentionsProcessor } from '../processors/agents/soft-mentions.ts'
 import { agentTaskAssignmentsProcessor } from '../processors/agents/task-assignments.ts'
+import { AGENT_WAKEUP, agentWakeupHandler } from '../processors/agents/wakeups.ts'
 import { inviteEmails } from '../processors/email/invites.ts'
 import { MISSED_MENTIONS_CHECK, missedMentionEmails } from '../processors/email/missed-mentions.ts'
 import type { Processor } from '../processors/processor.ts'
@@ -56,6 +57,7 @@ export function processorDefinitions(deps: ProcessorDeps): { processors: readonl
   const handlers = new TimerHandlers()
   handlers.register(MISSED_MENTIONS_CHECK, missed.check)
   const tools = builtinTools({ ...pipeline, db: deps.db })
+  handlers.register(AGENT_WAKEUP, agentWakeupHandler(pipeline))
   const schedules = taskSchedules(pipeline)
   handlers.register(TASK_SCHEDULE_FIRE, schedules.fire)
   const processors: Processor[] = [

@@ -7,9 +7,11 @@ import { resolveMentions } from '../../commands/directory.ts'
 import { postMessage } from '../../commands/messages.ts'
 import type { CommandContext, PipelineDeps } from '../../commands/pipeline.ts'
 import { createTask, deleteTask } from '../../commands/tasks.ts'
+import { scheduleTimer } from '../../commands/timers.ts'
 import type { Principal } from '../../http/principal.ts'
 import { STAY_SILENT } from './executor.ts'
-import { type AgentTool, CORE_SKILLSET, type ToolCall, ToolRegistry } from './tools.ts'
+import { type AgentTool, CORE_SKILLSET, type ToolCall, ToolInputError, ToolRegistry } from './tools.ts'
+import { AGENT_WAKEUP, type AgentWakeup } from './wakeups.ts'
 
 /*
  * The tools every agent has (the core skillset): read and search the conversations it may read, create tasks and
@@ -168,6 +170,41 @@ export function builtinTools(deps: BuiltinToolDeps): ToolRegistry {
         author: { userId: call.agentId, role: call.role, type: 'agent' },
       })
       return { output: `Posted message ${messageId}.` }
+    },
+  })
+
+  registry.register({
+    name: 'schedule_wakeup',
+    description:
+      'Be woken again later in this conversation, with a note to yourself (to check on something that takes time). Give `at` (ISO 8601) or `inMinutes`.',
+    arguments: z.object({
+      note: z.string().min(1).max(2_000),
+      at: z.iso.datetime({ offset: true }).optional(),
+      inMinutes: z
+        .number()
+        .min(0.01)
+        .max(60 * 24 * 30)
+        .optional(),
+    }),
+    skillset: CORE_SKILLSET,
+    risky: false,
+    async run(args, call) {
+      const dueAt = args.at
+        ? new Date(args.at)
+        : args.inMinutes !== undefined
+          ? new Date(Date.now() + args.inMinutes * 60_000)
+          : null
+      if (!dueAt) throw new ToolInputError('give `at` or `inMinutes`')
+      const timerId = call.idFor('wakeup')
+      const wakeup: AgentWakeup = {
+        tenantId: call.tenantId,
+        agentId: call.agentId,
+        roomId: call.roomId,
+        taskId: call.taskId,
+        note: args.note,
+      }
+      await scheduleTimer(deps, asAgent(call), { timerId, dueAt, command: { type: AGENT_WAKEUP, data: wakeup } })
+      return { output: `You will be woken at ${dueAt.toISOString()}.` }
     },
   })
 

@@ -246,6 +246,32 @@ describe('tools', () => {
     expect((second.body.messages as { role: string; content: string }[]).at(-1)).toMatchObject({ role: 'tool' })
   })
 
+  it('an agent schedules its own wake-up: the durable timer wakes it in the same thread with its note', async () => {
+    scripts.set('watch the deploy', (_r, turn) =>
+      turn === 0
+        ? {
+            toolCalls: [
+              {
+                id: 'call_wake',
+                name: 'schedule_wakeup',
+                arguments: { note: 'check the deploy finished', at: new Date(Date.now() + 1_000).toISOString() },
+              },
+            ],
+          }
+        : { text: 'I will check back shortly.' },
+    )
+    scripts.set('The wake-up you scheduled is due: check the deploy finished', () => ({ text: 'The deploy finished.' }))
+    const { thread } = await mention('watch the deploy', ['completed'])
+    const woken = await until('the wake-up’s run completed', async () => {
+      const detail = await ok('GET', `/api/threads/${thread.id}`, owner)
+      return detail.runs.find(
+        (r: { status: string; inputs: { trigger: { type: string } }[] }) =>
+          r.status === 'completed' && r.inputs.some((i) => i.trigger.type === 'wakeup'),
+      )
+    })
+    expect(woken.items.at(-1)).toMatchObject({ kind: 'message', content: 'The deploy finished.' })
+  })
+
   it('a risky call waits for a person; approved, it runs and the run completes', async () => {
     // The task Ada opened above: she reported it, so she may delete it.
     const tasks = await ok('GET', `/api/tasks?roomId=${roomId}`, owner)
