@@ -17,7 +17,7 @@ export type ChildServer = { url: string; proc: ChildProcess; output(): string; k
 export async function startChildServer(env: Record<string, string>, port?: number): Promise<ChildServer> {
   const p = port ?? (await freePort())
   const proc = spawn(process.execPath, ['bin/serve.ts'], {
-    env: { ...process.env, LOG_LEVEL: 'warn', REDIS_URL: '', OPERATOR_TOKEN, PORT: String(p), ...env },
+    env: { ...process.env, LOG_LEVEL: 'warn', REDIS_URL: '', OPERATOR_TOKEN, PORT: String(p), DATABASE_POOL_SIZE: '8', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''

@@ -51,6 +51,9 @@ export async function startTestServer(
     OPERATOR_TOKEN,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? (options.logTo ? 'debug' : 'silent'),
     CONSISTENCY_TIMEOUT_MS: '5000',
+    // Test files run side by side on one cluster (100 connections here): a test server's API and event-store pools
+    // stay small unless a test asks for more.
+    DATABASE_POOL_SIZE: '8',
     // The server logs in as the app's login (ROLES.app) with the run's password (global-setup).
     APP_DATABASE_PASSWORD: process.env.APP_DATABASE_PASSWORD,
     ...env,
