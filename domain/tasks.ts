@@ -395,6 +395,8 @@ export const task: Decider<TaskCommand, TaskEvent, TaskState> = {
       case 'decide_review': {
         const t = editable(s, c)
         if (c.actor.type === 'agent') throw new DomainError('FORBIDDEN', 'only people approve or reject', 'forbidden')
+        // A gate holds work to the judgement of the org's people: a guest is an outsider, in the room as a visitor.
+        if (c.actor.role === 'guest') throw new DomainError('FORBIDDEN', 'guests do not approve or reject', 'forbidden')
         const gate = t.gates[c.gate]
         if (!gate.required || gate.state !== 'pending')
           throw new DomainError('TASK_NOTHING_TO_REVIEW', `no ${c.gate} is waiting for a decision`)

@@ -92,14 +92,6 @@ const PRICES = {
   storageGbMonthUsd: 0.02,
 }
 
-/*
- * Left out of the table until decided (the lead's to fix): a row whose answer today looks wrong. As it answers now —
- * owner, admin, member, guest, agent, other, anonymous — and what it should be, as far as I can tell.
- *
- *   POST /api/tasks/:id/approvals {gate: 'plan', decision: 'approve'} on the member's submitted plan
- *     now 200 200 403 200 403 404 401; the guest's 200 should be 403. A review gate holds an agent's work to the
- *     judgement of a person of the org; a guest (an outsider, there because they are in the room) approves it.
- */
 const tasks = [
   row({
     route: 'POST /api/tasks',
@@ -174,6 +166,18 @@ const tasks = [
     prepare: () => assignedToMember({ reviewGates: { plan: true } }),
     cell: (id) => ({ method: 'POST', path: `/api/tasks/${id}/plan`, body: { text: 'The plan' } }),
     expect: [403, 403, 200, 403, 403, 404, 401],
+  }),
+  row({
+    // A review gate holds work to the judgement of a person of the org: not the one who submitted it, not an agent,
+    // not a guest (an outsider, there because they are in the room).
+    route: 'POST /api/tasks/:id/approvals (the member’s plan)',
+    prepare: async () => {
+      const id = await assignedToMember({ reviewGates: { plan: true } })
+      await must(people.member.token, 'POST', `/api/tasks/${id}/plan`, { text: 'The plan' })
+      return id
+    },
+    cell: (id) => ({ method: 'POST', path: `/api/tasks/${id}/approvals`, body: { gate: 'plan', decision: 'approve' } }),
+    expect: [200, 200, 403, 403, 403, 404, 401],
   }),
   row({
     route: 'POST /api/tasks/:id/result (assigned to the member, in progress)',

@@ -449,6 +449,11 @@ describe('tasks: review gates', () => {
       ])
       .when(decide('plan', 'approve', alice))
       .thenRefused('FORBIDDEN', 'forbidden')
+    // A guest (gina, in the room) is an outsider: a person of the org judges an agent's work.
+    rules
+      .given(waiting)
+      .when(decide('plan', 'approve', person('gina', 'guest')))
+      .thenRefused('FORBIDDEN', 'forbidden')
     rules.given([assignedBot]).when(decide('plan', 'approve')).thenRefused('TASK_NOTHING_TO_REVIEW')
     rules
       .given(waiting)
