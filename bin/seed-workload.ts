@@ -1,24 +1,68 @@
 import { v7 as uuid } from 'uuid'
-import { type Actor, streamName } from '../adapters/event-store.ts'
+import { type Actor, type AppendOptions, type NewEvent, streamName } from '../adapters/event-store.ts'
 import type { AnyDb } from '../adapters/postgres.ts'
-import { orgStream } from '../adapters/streams.ts'
+import { operatorsStream, orgStream } from '../adapters/streams.ts'
 import { signInAccount } from '../commands/accounts.ts'
+import {
+  agentStream,
+  configureAgent,
+  decideProposal,
+  proposeRolePrompt,
+  setRolePrompt,
+  usernameFromName,
+} from '../commands/agents.ts'
 import { artifactStream, changeArtifact, createArtifact, deleteArtifact } from '../commands/artifacts.ts'
 import { writeDraft } from '../commands/drafts.ts'
 import { erasureStream } from '../commands/erasure.ts'
 import { acceptInvite, createInvite, revokeInvite } from '../commands/invites.ts'
 import { messageStream } from '../commands/messages.ts'
-import { activateUser, createOrg, joinOrg, reactivateOrg, suspendOrg } from '../commands/orgs.ts'
-import { type CommandContext, handleCommand, type PipelineDeps } from '../commands/pipeline.ts'
+import { bootstrapOperator, grantOperator, revokeOperator } from '../commands/operators.ts'
+import {
+  activateUser,
+  createOrg,
+  joinOrg,
+  reactivateOrg,
+  reserveUsername,
+  setLlmPolicy,
+  setOrgLimits,
+  suspendOrg,
+} from '../commands/orgs.ts'
+import { type CommandContext, type DecisionReader, handleCommand, loadState, type PipelineDeps } from '../commands/pipeline.ts'
 import { dmRoomId, roomStream } from '../commands/rooms.ts'
+import { finishThreadRun, runCommand, wakeAgent } from '../commands/runs.ts'
 import { spaceStream } from '../commands/spaces.ts'
+import { questionStream } from '../commands/task-questions.ts'
+import { scheduleStream, scheduleTimerId, startInstance } from '../commands/task-schedules.ts'
+import { type CreateTaskInput, candidateOf, createTask, DEPENDENCY_WALK_MAX, deleteTask, taskStream } from '../commands/tasks.ts'
 import { cancelTimer, fireTimer, scheduleTimer } from '../commands/timers.ts'
+import { changeCap, recordUsage, setPrices } from '../commands/usage.ts'
+import { type AgentActor, agent } from '../domain/agents.ts'
 import { type Decider, type DomainEvent, foldRecorded } from '../domain/decider.ts'
 import { erasure } from '../domain/erasure.ts'
 import { type Mention, type MessageState, message, readMark } from '../domain/messages.ts'
+import { operators } from '../domain/operators.ts'
 import { org } from '../domain/orgs.ts'
 import { type ActorRole, type RoomActor, type RoomState, room } from '../domain/rooms.ts'
+import type { RunCommand, RunItemKind } from '../domain/runs.ts'
 import { space } from '../domain/spaces.ts'
+import { type QuestionTask, taskQuestion } from '../domain/task-questions.ts'
+import {
+  cadenceOf,
+  type ScheduleCommand,
+  type ScheduleHolder,
+  type ScheduleSettings,
+  taskSchedule,
+} from '../domain/task-schedules.ts'
+import {
+  canEditTask,
+  canReadTask,
+  type LiveTask,
+  type PersonRef,
+  type TaskActor,
+  type TaskCommand,
+  task,
+} from '../domain/tasks.ts'
+import { emptyPrices, prices, pricesStream } from '../domain/usage.ts'
 
 /*
  * A realistic workload, written through the command pipeline (deciders, expected revisions, envelopes), so it
@@ -65,6 +109,35 @@ const WORDS =
   'the customer asked about audit exports and retention the agent opened a pull request with the fix numbers look good'
 const VOCAB = WORDS.split(' ')
 const EMOJI = ['thumbsup', 'tada', 'eyes', 'heart', 'rocket', '👍', '🎉']
+
+/** The model the seed's agents use and its usage is priced at. */
+const SEED_MODEL = 'seed-model'
+
+type TaskChange = Exclude<TaskCommand, { type: 'patch' | 'create' }>
+type TaskCommon = { taskId: string; actor: TaskActor; room: RoomState; at: string }
+
+/** Whether `from` reaches `target` along depends-on links: the cycle check of POST /api/tasks/{id}/dependencies. */
+async function reaches(read: DecisionReader, from: string, target: string): Promise<'clear' | 'cycle' | 'too_large'> {
+  if (from === target) return 'cycle'
+  const seen = new Set<string>([from])
+  let frontier = [from]
+  while (frontier.length > 0) {
+    const states = await Promise.all(frontier.map((id) => read(task, taskStream(id))))
+    const next: string[] = []
+    for (const s of states) {
+      if (!s.exists || s.deleted) continue
+      for (const id of s.dependsOn) {
+        if (id === target) return 'cycle'
+        if (seen.has(id)) continue
+        if (seen.size >= DEPENDENCY_WALK_MAX) return 'too_large'
+        seen.add(id)
+        next.push(id)
+      }
+    }
+    frontier = next
+  }
+  return 'clear'
+}
 
 type Live = { id: string; authorId: string; text: string; reactions: Set<string>; threadRootId: string | null }
 
@@ -597,6 +670,33 @@ export async function seedWorkload(deps: PipelineDeps & { readonly db: AnyDb }, 
       count(recorded)
     }
   }
+  /*
+   * What follows is written through a store that counts what it appends: these commands go through the product's
+   * functions, several of which append to more than one stream (a subtask, an agent, a wake-up, a cap).
+   */
+  const counted: PipelineDeps & { readonly db: AnyDb } = {
+    ...deps,
+    store: new Proxy(deps.store, {
+      get(target, prop) {
+        if (prop === 'append') {
+          return async (stream: string, es: readonly NewEvent[], opts: AppendOptions) => {
+            const r = await target.append(stream, es, opts)
+            if (es.length > 0) commands++
+            for (const e of es) events[e.type] = (events[e.type] ?? 0) + 1
+            report()
+            return r
+          }
+        }
+        const v = Reflect.get(target, prop, target)
+        return typeof v === 'function' ? v.bind(target) : v
+      },
+    }),
+  }
+
+  // Agents, tasks, schedules, questions, spending and agent runs in each org, after the platform's own settings.
+  await seedPlatform()
+  for (const o of orgs) await seedWork(o)
+
   for (const o of orgs) {
     const leaver = o.users.find((u) => u.role === 'member')
     if (!leaver) continue
@@ -622,4 +722,514 @@ export async function seedWorkload(deps: PipelineDeps & { readonly db: AnyDb }, 
   }
   report(true)
   return { orgs, commands, events }
+
+  /** Prices for the seed's model (kept beside any the platform has), and an operator granted, then revoked. */
+  async function seedPlatform() {
+    const now = (await loadState(counted.store, prices, pricesStream, null)).prices ?? emptyPrices
+    await setPrices(counted, context(null, system), {
+      ...now,
+      models: {
+        ...now.models,
+        [SEED_MODEL]: { inputPerMTokMicros: 1_000_000, cachedInputPerMTokMicros: 100_000, outputPerMTokMicros: 4_000_000 },
+      },
+    })
+    const signIn = async (subject: string) =>
+      (
+        await signInAccount(counted, context(null, system), {
+          issuer: 'https://idp.seed.example',
+          subject,
+          email: `${subject}@ops.seed.example`,
+          emailVerified: true,
+        })
+      ).accountId
+    // The platform has one operators stream: the first seed of a database bootstraps one, later seeds act as it.
+    const current = await loadState(counted.store, operators, operatorsStream(), null)
+    let by = [...current.operators][0]
+    if (!by) {
+      by = await signIn('seed-operator')
+      await bootstrapOperator(counted, context(null, { type: 'user', id: by }), by)
+    }
+    const deputy = await signIn(`seed-deputy-${uuid()}`)
+    await grantOperator(counted, context(null, { type: 'user', id: by }), { accountId: deputy, by })
+    await revokeOperator(counted, context(null, { type: 'user', id: by }), { accountId: deputy, by })
+  }
+
+  async function seedWork(o: SeededOrg) {
+    const { orgId } = o
+    const owner = o.users.find((u) => u.role === 'owner')
+    const [lead, second] = o.users.filter((u) => u.role === 'admin')
+    if (!owner || !lead || !second) return
+    const as = (u: SeededUser) => context(orgId, { type: 'user', id: u.userId })
+    const actor = (u: SeededUser): TaskActor => ({ userId: u.userId, role: u.role, type: 'user' })
+    const manager: AgentActor = { userId: owner.userId, role: 'owner', type: 'human' }
+
+    // An operator caps the org and sets its LLM policy.
+    await setOrgLimits(counted, context(null, system), { orgId, seats: 500, storageBytes: 50 * 1024 ** 3 })
+    await setLlmPolicy(counted, context(null, system), {
+      orgId,
+      allowedModels: [SEED_MODEL, `${SEED_MODEL}-mini`],
+      keySource: 'platform',
+      monthlyTokenBudget: 50_000_000,
+    })
+
+    // The room the work happens in, with the two admins.
+    const roomId = uuid()
+    {
+      const ctx = as(owner)
+      await handleCommand(
+        counted,
+        room,
+        roomStream(roomId),
+        {
+          type: 'create',
+          roomId,
+          name: 'delivery',
+          description: 'Tasks and the agent that helps with them',
+          spaceId: null,
+          visibility: 'public',
+          actor: { userId: owner.userId, role: owner.role },
+          members: [lead, second].map((u) => ({ memberId: u.userId, memberType: 'user' as const })),
+          at: ctx.now().toISOString(),
+        },
+        ctx,
+      )
+    }
+
+    // An agent, made as POST /api/agents makes one (its username first, then the agent, then its joining the org).
+    const agentId = uuid()
+    {
+      const ctx = as(owner)
+      const at = ctx.now().toISOString()
+      const name = 'Seed Helper'
+      const username = usernameFromName(name)
+      await reserveUsername(counted, ctx, orgId, agentId, username)
+      await handleCommand(
+        counted,
+        agent,
+        agentStream(agentId),
+        {
+          type: 'create',
+          data: {
+            agentId,
+            name,
+            username,
+            rolePrompt: 'You help the team ship.',
+            model: SEED_MODEL,
+            tools: [],
+            createdBy: owner.userId,
+            at,
+          },
+        },
+        ctx,
+      )
+      await joinOrg(counted, ctx, orgId, {
+        userId: agentId,
+        accountId: null,
+        type: 'agent',
+        role: 'member',
+        email: null,
+        displayName: name,
+        username,
+        at,
+      })
+      const added = as(owner)
+      await handleCommand(
+        counted,
+        room,
+        roomStream(roomId),
+        {
+          type: 'add_member',
+          roomId,
+          memberId: agentId,
+          memberType: 'agent',
+          actor: { userId: owner.userId, role: owner.role },
+          at: added.now().toISOString(),
+        },
+        added,
+      )
+    }
+    await configureAgent(
+      counted,
+      { ...as(owner), tenantId: orgId },
+      { agentId, settings: { reasoningEffort: 'medium', spendLimitUsd: 25 }, actor: manager },
+    )
+    await setRolePrompt(counted, as(owner), {
+      agentId,
+      rolePrompt: { role: 'You help the delivery team ship.', rules: ['Ask before posting'], examples: [], sources: [] },
+      actor: manager,
+    })
+    // The agent proposes twice: the first is rejected, the second accepted.
+    for (const decision of ['reject', 'accept'] as const) {
+      const proposalId = uuid()
+      await proposeRolePrompt(counted, context(orgId, { type: 'agent', id: agentId }), {
+        agentId,
+        proposalId,
+        rolePrompt: {
+          role: 'You help the delivery team ship.',
+          rules: ['Ask before posting', decision === 'reject' ? 'Post without asking' : 'Summarise long threads'],
+          examples: [],
+          sources: [],
+        },
+        comment: 'what I learned this week',
+      })
+      await decideProposal(
+        counted,
+        as(owner),
+        decision === 'accept'
+          ? { agentId, proposalId, actor: manager, decision }
+          : { agentId, proposalId, actor: manager, decision, comment: 'keep asking first' },
+      )
+    }
+
+    // Tasks, changed as PATCH /api/tasks/{id} and the other task routes change them: decisions on the task, its room read.
+    const onTask = (
+      ctx: CommandContext,
+      taskId: string,
+      build: (t: LiveTask, roomState: RoomState, read: DecisionReader) => Promise<TaskChange[]>,
+    ) =>
+      handleCommand(
+        counted,
+        task,
+        taskStream(taskId),
+        async (state, read) => {
+          if (!state.exists || state.deleted) throw new Error(`seed: task ${taskId} is gone`)
+          return { type: 'patch' as const, taskId, changes: await build(state, await read(room, roomStream(state.roomId)), read) }
+        },
+        ctx,
+      )
+    const change = async (
+      by: SeededUser,
+      taskId: string,
+      make: (common: TaskCommon, t: LiveTask, read: DecisionReader) => Promise<TaskChange> | TaskChange,
+    ) => {
+      const ctx = as(by)
+      return onTask(ctx, taskId, async (t, roomState, read) => [
+        await make({ taskId, actor: actor(by), room: roomState, at: ctx.now().toISOString() }, t, read),
+      ])
+    }
+    const candidate = async (read: DecisionReader, ref: PersonRef) => candidateOf(await read(org, orgStream(orgId)), ref)
+    const create = (by: SeededUser, input: Omit<CreateTaskInput, 'actor'>) =>
+      createTask(counted, as(by), { ...input, actor: actor(by) })
+
+    const { taskId: audit } = await create(owner, {
+      title: 'Ship the audit export',
+      description: 'Customers asked for it',
+      roomId,
+      assignee: { userId: lead.userId },
+      reviewGates: { plan: true, result: true },
+    })
+    const { taskId: rollout } = await create(owner, { title: 'Write the rollout plan', roomId })
+    const { taskId: draft } = await create(owner, { title: 'Draft the migration', parentId: audit })
+    await change(owner, audit, (c) => ({
+      ...c,
+      type: 'update',
+      title: 'Ship the audit export (v2)',
+      description: 'CSV and JSON',
+    }))
+    await change(owner, rollout, async (c, _t, read) => {
+      const ref: PersonRef = { id: second.userId, type: 'user' }
+      return { ...c, type: 'assign', assignee: { ref, candidate: await candidate(read, ref) } }
+    })
+    await change(owner, rollout, (c) => ({ ...c, type: 'set_review_gates', result: true }))
+    await change(owner, audit, async (c, _t, read) => ({
+      ...c,
+      type: 'watch',
+      userId: second.userId,
+      candidate: await candidate(read, { id: second.userId, type: 'user' }),
+    }))
+    await change(owner, audit, async (c, _t, read) => ({
+      ...c,
+      type: 'add_assistant',
+      agentId,
+      candidate: await candidate(read, { id: agentId, type: 'agent' }),
+    }))
+    // The plan is submitted by the assignee and approved by the reporter; then work starts.
+    await change(lead, audit, (c) => ({
+      ...c,
+      type: 'submit_review',
+      gate: 'plan',
+      text: 'Export from the read model, stream it',
+    }))
+    await change(owner, audit, (c) => ({
+      ...c,
+      type: 'decide_review',
+      gate: 'plan',
+      decision: 'approve',
+      comment: 'Go',
+      children: [],
+    }))
+    await change(lead, audit, (c) => ({ ...c, type: 'change_status', to: 'in_progress', children: [], parent: null }))
+    // A dependency added (walked for a cycle as the route walks it) and removed again.
+    await change(owner, audit, async (c, _t, read) => {
+      const dependsOn = await read(task, taskStream(rollout))
+      const dependsOnRoom: RoomState = dependsOn.exists ? await read(room, roomStream(dependsOn.roomId)) : { exists: false }
+      return {
+        ...c,
+        type: 'add_dependency',
+        dependsOn: { taskId: rollout, task: dependsOn, room: dependsOnRoom },
+        walk: await reaches(read, rollout, audit),
+      }
+    })
+    await change(owner, audit, (c) => ({ ...c, type: 'remove_dependency', dependsOnId: rollout }))
+    await change(owner, audit, (c) => ({ ...c, type: 'remove_assistant', agentId }))
+    await change(second, audit, (c) => ({ ...c, type: 'unwatch', userId: second.userId }))
+    // The subtask is dropped, the result approved (which closes the task), and the dropped subtask deleted.
+    await change(owner, draft, (c) => ({ ...c, type: 'change_status', to: 'cancelled', children: [], parent: null }))
+    await change(lead, audit, (c) => ({ ...c, type: 'submit_review', gate: 'result', text: 'Shipped behind a flag' }))
+    await change(owner, audit, async (c, t, read) => ({
+      ...c,
+      type: 'decide_review',
+      gate: 'result',
+      decision: 'approve',
+      comment: null,
+      children: await Promise.all(t.subtasks.map((id) => read(task, taskStream(id)))),
+    }))
+    await deleteTask(counted, as(owner), draft, actor(owner))
+
+    // A question about a task, put to its assignee and answered.
+    {
+      const questionId = uuid()
+      const view = async (read: DecisionReader, who: SeededUser): Promise<QuestionTask> => {
+        const t = await read(task, taskStream(rollout))
+        const roomState: RoomState = t.exists ? await read(room, roomStream(t.roomId)) : { exists: false }
+        const visible = canReadTask(t, roomState, who.userId, who.role)
+        return {
+          visible,
+          editable: visible && t.exists && canEditTask(t, roomState, actor(who)),
+          roomId: t.exists ? t.roomId : '',
+        }
+      }
+      const asked = as(owner)
+      await handleCommand(
+        counted,
+        taskQuestion,
+        questionStream(questionId),
+        async (_, read) => {
+          const orgState = await read(org, orgStream(orgId))
+          const member = orgState.status === 'none' ? undefined : orgState.members.get(second.userId)
+          const t = await read(task, taskStream(rollout))
+          const roomState: RoomState = t.exists ? await read(room, roomStream(t.roomId)) : { exists: false }
+          return {
+            type: 'ask' as const,
+            questionId,
+            taskId: rollout,
+            task: await view(read, owner),
+            askedBy: owner.userId,
+            to: member?.active
+              ? {
+                  userId: second.userId,
+                  person: member.type !== 'agent',
+                  canReadTask: canReadTask(t, roomState, second.userId, member.role),
+                }
+              : null,
+            text: 'Which regions go first?',
+            at: asked.now().toISOString(),
+          }
+        },
+        asked,
+        { create: true },
+      )
+      const answered = as(second)
+      await handleCommand(
+        counted,
+        taskQuestion,
+        questionStream(questionId),
+        async (_, read) => ({
+          type: 'answer' as const,
+          questionId,
+          task: await view(read, second),
+          actorId: second.userId,
+          text: 'EU, then the US',
+          at: answered.now().toISOString(),
+        }),
+        answered,
+      )
+    }
+
+    // Spending on a capped task: past 80 % (a warning), then past the cap (reached).
+    await changeCap(counted, as(owner), {
+      type: 'set',
+      orgId,
+      scope: 'task',
+      scopeId: rollout,
+      limitMicroUsd: 1_000_000,
+      byOperator: false,
+    })
+    for (const inputTokens of [850_000, 300_000]) {
+      await recordUsage(counted, context(orgId, { type: 'agent', id: agentId }), {
+        orgId,
+        recordId: uuid(),
+        reservationId: null,
+        agentId,
+        roomId,
+        taskId: rollout,
+        usage: { kind: 'llm', model: SEED_MODEL, inputTokens, cachedInputTokens: 0, outputTokens: 0 },
+      })
+    }
+
+    // A recurring task: its schedule set, resumed (its next run scheduled), run at once, and paused.
+    {
+      const { taskId: weekly } = await create(owner, { title: 'Weekly report', roomId, assignee: { userId: lead.userId } })
+      const holder = async (read: DecisionReader): Promise<ScheduleHolder> => {
+        const t = await read(task, taskStream(weekly))
+        if (!t.exists) return { visible: false, editable: false, parentId: null, actorIsGuest: false }
+        const roomState = await read(room, roomStream(t.roomId))
+        const visible = canReadTask(t, roomState, owner.userId, owner.role)
+        return {
+          visible,
+          editable: visible && canEditTask(t, roomState, actor(owner)),
+          parentId: t.parentId,
+          actorIsGuest: false,
+        }
+      }
+      const timerIdFor = (n: number, dueAt: string) => scheduleTimerId(weekly, n, dueAt)
+      const onSchedule = (build: (read: DecisionReader, at: string) => Promise<ScheduleCommand>) => {
+        const ctx = as(owner)
+        return handleCommand(
+          counted,
+          taskSchedule,
+          scheduleStream(weekly),
+          (_, read) => build(read, ctx.now().toISOString()),
+          ctx,
+        )
+      }
+      const settings: ScheduleSettings = {
+        cadence: cadenceOf({ every: { hours: 24 } }),
+        perRunUsdLimit: 2,
+        instructions: 'Summarise what shipped',
+      }
+      await onSchedule(async (read, at) => ({
+        type: 'set',
+        taskId: weekly,
+        settings,
+        holder: await holder(read),
+        timerIdFor,
+        by: owner.userId,
+        at,
+      }))
+      await onSchedule(async (read, at) => ({
+        type: 'resume',
+        taskId: weekly,
+        holder: await holder(read),
+        timerIdFor,
+        by: owner.userId,
+        at,
+      }))
+      const runTaskId = uuid()
+      const ran = as(owner)
+      const at = ran.now().toISOString()
+      await handleCommand(
+        counted,
+        taskSchedule,
+        scheduleStream(weekly),
+        async (_, read) => ({
+          type: 'run_now' as const,
+          taskId: weekly,
+          runTaskId,
+          holder: await holder(read),
+          by: owner.userId,
+          at,
+        }),
+        ran,
+      )
+      await startInstance(counted, ran, { taskId: weekly, runTaskId, at, by: owner.userId, ...settings })
+      await onSchedule(async (read, at) => ({ type: 'pause', taskId: weekly, holder: await holder(read), by: owner.userId, at }))
+    }
+
+    // The agent's thread in the room and its runs, as a worker records them: completed (after an approved tool call,
+    // with two requests queued meanwhile), failed, stopped incomplete, and cancelled.
+    const workerId = 'seed-worker'
+    const wake = (text: string) =>
+      wakeAgent(counted, as(owner), {
+        agentId,
+        roomId,
+        taskId: null,
+        workType: 'conversation',
+        input: { trigger: { type: 'request', userId: owner.userId, requestId: uuid() }, text },
+      })
+    const asWorker = () => context(orgId, { type: 'agent', id: agentId })
+    const claim = async (runId: string) => {
+      const ctx = asWorker()
+      const r = await runCommand(
+        counted,
+        ctx,
+        { type: 'claim', runId, workerId, leaseMs: 300_000, at: ctx.now().toISOString() },
+        runId,
+      )
+      if (!r.state.exists) throw new Error(`seed: run ${runId} is gone`)
+      const generation = r.state.generation
+      return (command: (held: { runId: string; workerId: string; generation: number; at: string }) => RunCommand) => {
+        const c = asWorker()
+        return runCommand(counted, c, command({ runId, workerId, generation, at: c.now().toISOString() }), runId)
+      }
+    }
+    const item = (kind: RunItemKind, content: string, call?: { toolCallId: string; tool: string; arguments: string }) => ({
+      itemId: uuid(),
+      kind,
+      content,
+      toolCallId: call?.toolCallId ?? null,
+      tool: call?.tool ?? null,
+      arguments: call?.arguments ?? null,
+    })
+    const finish = (threadId: string, runId: string) => finishThreadRun(counted, asWorker(), { threadId, runId })
+
+    const first = await wake('Summarise today’s thread for me')
+    if (!first.runId) throw new Error('seed: the first wake-up started no run')
+    let held = await claim(first.runId)
+    await held((h) => ({ ...h, type: 'renew', leaseMs: 300_000 }))
+    await held((h) => ({ ...h, type: 'add_item', item: item('reasoning', 'Reading the thread'), groupId: uuid() }))
+    const called = { toolCallId: 'call_1', tool: 'post_message', arguments: '{"text":"Summary"}' }
+    const call = item('tool_call', '', called)
+    await held((h) => ({ ...h, type: 'add_item', item: call, groupId: uuid() }))
+    await held((h) => ({ ...h, type: 'require_action', itemId: call.itemId }))
+    await wake('Also list the open questions')
+    await wake('And who owns each')
+    {
+      const ctx = as(owner)
+      await runCommand(
+        counted,
+        ctx,
+        {
+          type: 'decide_action',
+          runId: first.runId,
+          toolCallId: 'call_1',
+          decision: 'approve',
+          by: owner.userId,
+          at: ctx.now().toISOString(),
+        },
+        first.runId,
+      )
+    }
+    held = await claim(first.runId)
+    await held((h) => ({ ...h, type: 'add_item', item: item('tool_output', '{"ok":true}', called), groupId: uuid() }))
+    const answer = { ...item('message', 'Working on it'), status: 'in_progress' as const }
+    await held((h) => ({ ...h, type: 'add_item', item: answer, groupId: uuid() }))
+    await held((h) => ({ ...h, type: 'update_item', itemId: answer.itemId, content: 'Posted the summary', status: 'completed' }))
+    await held((h) => ({ ...h, type: 'complete' }))
+    // The queued requests start the next run, which fails.
+    const next = (await finish(first.threadId, first.runId)).events.find((e) => e.type === 'thread.run_queued')
+    if (next?.type !== 'thread.run_queued') throw new Error('seed: the queued inputs started no run')
+    held = await claim(next.data.runId)
+    await held((h) => ({ ...h, type: 'add_item', item: item('message', 'Looking'), groupId: uuid() }))
+    await held((h) => ({ ...h, type: 'fail', code: 'model_error', message: 'the model answered 500' }))
+    await finish(first.threadId, next.data.runId)
+    const third = await wake('Try again, briefly')
+    if (!third.runId) throw new Error('seed: the third wake-up started no run')
+    held = await claim(third.runId)
+    await held((h) => ({ ...h, type: 'add_item', item: item('reasoning', 'Too many steps'), groupId: uuid() }))
+    await held((h) => ({ ...h, type: 'stop_incomplete', reason: 'max_steps', detail: 'stopped after 40 steps' }))
+    await finish(third.threadId, third.runId)
+    const fourth = await wake('Never mind')
+    if (!fourth.runId) throw new Error('seed: the fourth wake-up started no run')
+    {
+      const ctx = as(owner)
+      await runCommand(
+        counted,
+        ctx,
+        { type: 'cancel', runId: fourth.runId, by: owner.userId, at: ctx.now().toISOString() },
+        fourth.runId,
+      )
+    }
+    await finish(fourth.threadId, fourth.runId)
+  }
 }
