@@ -53,8 +53,17 @@ export type RunItem = {
   readonly arguments: string | null
 }
 
-/** Every event after run.queued names the run's room too: who may see it (realtime) is who may read that room. */
-type Fenced = { readonly runId: string; readonly roomId: string; readonly generation: number; readonly at: string }
+/**
+ * Every event after run.queued names the run's room too (who may see it, realtime, is who may read that room); a
+ * worker's, its thread too (what a failed run leaves for people, action items, is the thread's).
+ */
+type Fenced = {
+  readonly runId: string
+  readonly roomId: string
+  readonly threadId: string
+  readonly generation: number
+  readonly at: string
+}
 
 export type RunEvent =
   | DomainEvent<
@@ -207,6 +216,7 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
             data: {
               runId: s.runId,
               roomId: s.roomId,
+              threadId: s.threadId,
               generation: s.generation + 1,
               workerId: c.workerId,
               leaseUntil: plus(c.at, c.leaseMs),
@@ -221,7 +231,14 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
         return [
           {
             type: 'run.lease_renewed',
-            data: { runId: s.runId, roomId: s.roomId, generation: c.generation, leaseUntil: plus(c.at, c.leaseMs), at: c.at },
+            data: {
+              runId: s.runId,
+              roomId: s.roomId,
+              threadId: s.threadId,
+              generation: c.generation,
+              leaseUntil: plus(c.at, c.leaseMs),
+              at: c.at,
+            },
           },
         ]
       case 'add_item': {
@@ -246,6 +263,7 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
           data: {
             runId: s.runId,
             roomId: s.roomId,
+            threadId: s.threadId,
             generation: c.generation,
             itemId: c.item.itemId,
             kind: c.item.kind,
@@ -274,6 +292,7 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
             data: {
               runId: s.runId,
               roomId: s.roomId,
+              threadId: s.threadId,
               generation: c.generation,
               itemId: c.itemId,
               sequence: s.sequence + 1,
@@ -297,6 +316,7 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
             data: {
               runId: s.runId,
               roomId: s.roomId,
+              threadId: s.threadId,
               generation: c.generation,
               itemId: item.itemId,
               toolCallId: item.toolCallId,
@@ -322,7 +342,10 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
         holding(s, c)
         return [
           ...closeGroup(s, c.at),
-          { type: 'run.completed', data: { runId: s.runId, roomId: s.roomId, generation: c.generation, at: c.at } },
+          {
+            type: 'run.completed',
+            data: { runId: s.runId, roomId: s.roomId, threadId: s.threadId, generation: c.generation, at: c.at },
+          },
         ]
       case 'fail':
         holding(s, c)
@@ -330,7 +353,15 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
           ...closeGroup(s, c.at),
           {
             type: 'run.failed',
-            data: { runId: s.runId, roomId: s.roomId, generation: c.generation, code: c.code, message: c.message, at: c.at },
+            data: {
+              runId: s.runId,
+              roomId: s.roomId,
+              threadId: s.threadId,
+              generation: c.generation,
+              code: c.code,
+              message: c.message,
+              at: c.at,
+            },
           },
         ]
       case 'stop_incomplete':
@@ -339,7 +370,15 @@ export const run: Decider<RunCommand, RunEvent, RunState> = {
           ...closeGroup(s, c.at),
           {
             type: 'run.incomplete',
-            data: { runId: s.runId, roomId: s.roomId, generation: c.generation, reason: c.reason, detail: c.detail, at: c.at },
+            data: {
+              runId: s.runId,
+              roomId: s.roomId,
+              threadId: s.threadId,
+              generation: c.generation,
+              reason: c.reason,
+              detail: c.detail,
+              at: c.at,
+            },
           },
         ]
       case 'cancel':

@@ -1,4 +1,5 @@
 import { sql } from 'kysely'
+import type { RunEvent } from '../domain/runs.ts'
 import type { TaskQuestionEvent } from '../domain/task-questions.ts'
 import type { TaskEvent } from '../domain/tasks.ts'
 import type { BudgetEvent, CapsEvent } from '../domain/usage.ts'
@@ -12,10 +13,13 @@ import { applyRows, type TableModel } from './rows.ts'
  * - question (`question:<id>`): a question about a task put to one person, until they answer (or the task goes);
  * - limit_reached (`limit:<scope>:<scopeId>`): a spend limit reached, until its cap is raised above what was spent
  *   or removed.
- * Failed runs are not among them yet: no event says a run failed.
+ * - tool_approval (`tool_approval:<run>`): an agent's risky tool call waiting for a person, until it is decided or
+ *   the run ends;
+ * - failed_run (`failed_run:<thread>`): an agent's run that failed, until a later run of that thread completes.
  *
  * Who sees an item is the read API's to decide (read-api/action-items.ts): approvals whoever may read the task,
- * a question the person asked, a limit its room's readers (an org or agent limit: admins).
+ * a question the person asked, a limit its room's readers (an org or agent limit: admins), an agent's call waiting or
+ * its failed run the room's readers.
  */
 
 /** The events the action items follow. */
@@ -34,8 +38,12 @@ export type ActionItemEvent =
   | TaskQuestionEvent
   | Extract<BudgetEvent, { type: 'usage.limit_reached' }>
   | CapsEvent
+  | Extract<
+      RunEvent,
+      { type: 'run.action_required' | 'run.action_decided' | 'run.completed' | 'run.failed' | 'run.incomplete' | 'run.cancelled' }
+    >
 
-export type ActionItemKind = 'approval' | 'question' | 'limit_reached'
+export type ActionItemKind = 'approval' | 'question' | 'limit_reached' | 'tool_approval' | 'failed_run'
 
 /** A row of tenant.action_items (its tenant_id is the batch's). */
 export type ActionItemRow = {
@@ -55,6 +63,10 @@ export type ActionItemRow = {
   readonly text: string
   readonly limit_micro_usd: number | null
   readonly used_micro_usd: number | null
+  /** An agent's run it is about, and the call waiting (tool_approval). */
+  readonly run_id: string | null
+  readonly tool: string | null
+  readonly tool_call_id: string | null
   readonly created_at: string
 }
 
@@ -74,6 +86,9 @@ const blank = {
   text: '',
   limit_micro_usd: null,
   used_micro_usd: null,
+  run_id: null,
+  tool: null,
+  tool_call_id: null,
 } as const
 
 export const actionItemRows: TableModel<ActionItemEvent, ActionItemRow> = {
@@ -91,6 +106,9 @@ export const actionItemRows: TableModel<ActionItemEvent, ActionItemRow> = {
     'text',
     'limit_micro_usd',
     'used_micro_usd',
+    'run_id',
+    'tool',
+    'tool_call_id',
     'created_at',
   ],
   key: ['id'],
@@ -110,6 +128,15 @@ export const actionItemRows: TableModel<ActionItemEvent, ActionItemRow> = {
       case 'usage.limit_reached':
       case 'usage.cap_set':
         return [{ id: limitId(e.data.scope, e.data.scopeId) }]
+      case 'run.action_required':
+      case 'run.action_decided':
+      case 'run.incomplete':
+      case 'run.cancelled':
+        return [{ id: `tool_approval:${e.data.runId}` }]
+      case 'run.failed':
+        return [{ id: `tool_approval:${e.data.runId}` }, { id: `failed_run:${e.data.threadId}` }]
+      case 'run.completed':
+        return [{ id: `tool_approval:${e.data.runId}` }, { id: `failed_run:${e.data.threadId}` }]
     }
   },
   evolve(row, e, ref) {
@@ -168,6 +195,35 @@ export const actionItemRows: TableModel<ActionItemEvent, ActionItemRow> = {
         const limit = e.data.limitMicroUsd
         return row && (limit === null || limit > e.data.usedMicroUsd) ? null : row
       }
+      case 'run.action_required':
+        return {
+          ...blank,
+          id: ref.id!,
+          kind: 'tool_approval',
+          room_id: e.data.roomId,
+          run_id: e.data.runId,
+          tool: e.data.tool,
+          tool_call_id: e.data.toolCallId,
+          text: e.data.arguments,
+          created_at: e.data.at,
+        }
+      case 'run.failed':
+        return ref.id!.startsWith('failed_run:')
+          ? {
+              ...blank,
+              id: ref.id!,
+              kind: 'failed_run',
+              room_id: e.data.roomId,
+              run_id: e.data.runId,
+              text: `${e.data.code}: ${e.data.message}`,
+              created_at: e.data.at,
+            }
+          : null
+      case 'run.action_decided':
+      case 'run.completed':
+      case 'run.incomplete':
+      case 'run.cancelled':
+        return null
     }
   },
 }
@@ -182,6 +238,12 @@ export const ACTION_ITEM_EVENT_TYPES: readonly ActionItemEvent['type'][] = [
   'task_question.answered',
   'usage.limit_reached',
   'usage.cap_set',
+  'run.action_required',
+  'run.action_decided',
+  'run.completed',
+  'run.failed',
+  'run.incomplete',
+  'run.cancelled',
 ]
 
 /**
@@ -190,7 +252,7 @@ export const ACTION_ITEM_EVENT_TYPES: readonly ActionItemEvent['type'][] = [
  */
 export const actionItemsProjector: Projector<ActionItemEvent> = {
   name: 'action-items',
-  version: 1,
+  version: 2,
   schema: 'tenant',
   eventTypes: ACTION_ITEM_EVENT_TYPES,
   tables: ['action_items'],

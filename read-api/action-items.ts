@@ -12,11 +12,14 @@ import { decodeCursor, encodeCursor, pageQuery, pageSchema } from './pagination.
 import { taskReadableBy } from './task-schedules.ts'
 
 const PROJECTIONS = ['action-items', 'tasks', 'rooms'] as const
-const KINDS = ['approval', 'question', 'limit_reached'] as const
+const KINDS = ['approval', 'question', 'limit_reached', 'tool_approval', 'failed_run'] as const
 
 const ActionItem = z
   .object({
-    id: z.string().openapi({ description: '`approval:<taskId>:<gate>`, `question:<questionId>` or `limit:<scope>:<scopeId>`' }),
+    id: z.string().openapi({
+      description:
+        '`approval:<taskId>:<gate>`, `question:<questionId>`, `limit:<scope>:<scopeId>`, `tool_approval:<runId>` or `failed_run:<threadId>`',
+    }),
     kind: z.enum(KINDS),
     taskId: Uuid.nullable(),
     roomId: Uuid.nullable().openapi({ description: 'the room it belongs to (a task’s is its room); null: the workspace’s' }),
@@ -29,6 +32,9 @@ const ActionItem = z
     limitMicroUsd: z.number().int().nullable(),
     usedMicroUsd: z.number().int().nullable(),
     questionId: Uuid.nullable().openapi({ description: 'a question’s id: answer it at POST /api/questions/{id}/answer' }),
+    runId: Uuid.nullable().openapi({ description: 'an agent’s run: its call waiting for approval, or that failed' }),
+    tool: z.string().nullable(),
+    toolCallId: z.string().nullable().openapi({ description: 'approve or reject it at POST /api/runs/{runId}/approvals' }),
     createdAt: z.string(),
   })
   .openapi('ActionItem')
@@ -61,7 +67,13 @@ const counts = createRoute({
       'counts',
       z.object({
         total: z.number().int(),
-        byKind: z.object({ approval: z.number().int(), question: z.number().int(), limit_reached: z.number().int() }),
+        byKind: z.object({
+          approval: z.number().int(),
+          question: z.number().int(),
+          limit_reached: z.number().int(),
+          tool_approval: z.number().int(),
+          failed_run: z.number().int(),
+        }),
         rooms: z.array(z.object({ roomId: Uuid, count: z.number().int() })),
       }),
     ),
@@ -81,6 +93,9 @@ type Row = {
   text: string
   limit_micro_usd: string | null
   used_micro_usd: string | null
+  run_id: string | null
+  tool: string | null
+  tool_call_id: string | null
   created_at: Date
 }
 
@@ -101,7 +116,9 @@ function visibleTo(me: Principal): RawBuilder<boolean> {
     or (ai.kind = 'limit_reached' and (
           ${atLeast(me, 'admin')}::boolean
           or (ai.task_id is not null and t.id is not null and ${taskReadableBy(me, 't')})
-          or (ai.task_id is null and ai.room_id is not null and ${roomReadable}))))`
+          or (ai.task_id is null and ai.room_id is not null and ${roomReadable})))
+    or (ai.kind = 'tool_approval' and ${me.type !== 'agent'}::boolean and ${roomReadable})
+    or (ai.kind = 'failed_run' and ${roomReadable}))`
 }
 
 const toItem = (r: Row) => ({
@@ -118,6 +135,9 @@ const toItem = (r: Row) => ({
   limitMicroUsd: r.limit_micro_usd === null ? null : Number(r.limit_micro_usd),
   usedMicroUsd: r.used_micro_usd === null ? null : Number(r.used_micro_usd),
   questionId: r.kind === 'question' ? r.id.slice('question:'.length) : null,
+  runId: r.run_id,
+  tool: r.tool,
+  toolCallId: r.tool_call_id,
   createdAt: new Date(r.created_at).toISOString(),
 })
 
@@ -136,7 +156,7 @@ export function actionItemsQueries(deps: AppDeps) {
       const { rows } = await sql<Row>`
         select ai.id, ai.kind, ai.task_id, coalesce(t.room_id, ai.room_id) as room, ai.to_user_id, ai.from_id, ai.gate,
                ai.scope, ai.scope_id, ai.text, ai.limit_micro_usd::text as limit_micro_usd,
-               ai.used_micro_usd::text as used_micro_usd, ai.created_at
+               ai.used_micro_usd::text as used_micro_usd, ai.run_id, ai.tool, ai.tool_call_id, ai.created_at
           from tenant.action_items ai
           left join tenant.tasks t on t.tenant_id = ai.tenant_id and t.id = ai.task_id
          where ai.tenant_id = ${me.tenantId} and ${visibleTo(me)}
@@ -170,7 +190,7 @@ export function actionItemsQueries(deps: AppDeps) {
          group by 1, 2`.execute(trx)
       return rows
     })
-    const byKind = { approval: 0, question: 0, limit_reached: 0 }
+    const byKind = { approval: 0, question: 0, limit_reached: 0, tool_approval: 0, failed_run: 0 }
     const perRoom = new Map<string, number>()
     for (const r of rows) {
       byKind[r.kind] += r.n

@@ -10,6 +10,7 @@ import * as m040 from './040_usage.ts'
 import * as m060 from './060_task_messages.ts'
 import * as m061 from './061_task_schedules_action_items.ts'
 import * as m070 from './070_agent_runs.ts'
+import * as m071 from './071_action_items_runs.ts'
 import * as m080 from './080_agents.ts'
 
 export const schema = 'tenant'
@@ -26,5 +27,6 @@ export const migrations = {
   '060_task_messages': m060,
   '061_task_schedules_action_items': m061,
   '070_agent_runs': m070,
+  '071_action_items_runs': m071,
   '080_agents': m080,
 }

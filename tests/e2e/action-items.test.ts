@@ -74,7 +74,7 @@ describe('approvals waiting', () => {
     expect(await items(mallory.token, p)).toEqual([])
     expect(await counts(alice.token, p)).toEqual({
       total: 1,
-      byKind: { approval: 1, question: 0, limit_reached: 0 },
+      byKind: { approval: 1, question: 0, limit_reached: 0, tool_approval: 0, failed_run: 0 },
       rooms: [{ roomId, count: 1 }],
     })
     expect((await counts(carol.token, p)).total).toBe(0)

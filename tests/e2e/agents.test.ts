@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { publicPosition } from '../../adapters/event-store.ts'
 import { type ItemsField, type RealtimePayload, realtimePayloads } from '../../domain/realtime-payloads.ts'
 import { createAgent, join, signUp } from '../support/identity.ts'
 import { type ModelAnswer, type ModelRequest, type ModelServer, startModelServer } from '../support/openai-server.ts'
@@ -281,6 +282,12 @@ describe('tools', () => {
     )
     const { run } = await mention('delete the obsolete task', ['requires_action'])
     expect(run.pendingAction).toEqual({ toolCallId: 'call_delete', tool: 'delete_task' })
+    // It shows as an action item for the room's people, with what to approve, until it is decided.
+    const waiting = await until('the action item', async () => {
+      const r = await ok('GET', '/api/action-items?kind=tool_approval', member)
+      return r.items.find((i: { runId: string }) => i.runId === run.id)
+    })
+    expect(waiting).toMatchObject({ roomId, tool: 'delete_task', toolCallId: 'call_delete' })
     expect((await server.request('GET', `/api/tasks/${taskId}`, { token: owner.token })).status).toBe(200)
     const stranger = (
       await server.request('POST', `/api/runs/${run.id}/approvals`, {
@@ -291,6 +298,8 @@ describe('tools', () => {
     expect(stranger).toBe(404)
     await ok('POST', `/api/runs/${run.id}/approvals`, member, { toolCallId: 'call_delete', decision: 'approve' })
     const done = await mentionRun(run.id, ['completed'])
+    const items = await ok('GET', `/api/action-items?kind=tool_approval&consistentAfter=${await head()}`, member)
+    expect(items.items.filter((i: { runId: string }) => i.runId === run.id)).toEqual([])
     expect(done.items.map((i: { kind: string }) => i.kind)).toEqual(['tool_call', 'tool_output', 'message'])
     expect(done.items[1]).toMatchObject({ kind: 'tool_output', content: `Deleted task ${taskId}.` })
     await until(
@@ -317,6 +326,9 @@ describe('tools', () => {
     expect((await server.request('GET', `/api/tasks/${taskId}`, { token: owner.token })).status).toBe(200)
   })
 })
+
+/** Where the store stands now: a read consistent after it reflects everything appended before. */
+const head = async () => publicPosition(await server.services.store.headPosition())
 
 /** A run, once it is in `statuses`. */
 async function mentionRun(runId: string, statuses: readonly string[]) {

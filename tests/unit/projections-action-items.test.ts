@@ -11,6 +11,8 @@ const t0 = '2026-12-02T10:00:00.000Z'
 const t1 = '2026-12-02T11:00:00.000Z'
 const t2 = '2026-12-02T12:00:00.000Z'
 
+const noRun = { run_id: null, tool: null, tool_call_id: null } as const
+
 const items = (rows: readonly ActionItemRow[], ...events: ActionItemEvent[]) => evolveTable(actionItemRows, rows, events)
 
 const submitted = (gate: 'plan' | 'result', text = 'the plan', at = t0): ActionItemEvent => ({
@@ -34,6 +36,7 @@ const approval = (gate: 'plan' | 'result', text = 'the plan', at = t0): ActionIt
   text,
   limit_micro_usd: null,
   used_micro_usd: null,
+  ...noRun,
   created_at: at,
 })
 const asked: TaskQuestionEvent = {
@@ -53,6 +56,7 @@ const question: ActionItemRow = {
   text: 'Which?',
   limit_micro_usd: null,
   used_micro_usd: null,
+  ...noRun,
   created_at: t0,
 }
 const alert = {
@@ -85,6 +89,7 @@ const limit = (used: number): ActionItemRow => ({
   text: '',
   limit_micro_usd: 1_000_000,
   used_micro_usd: used,
+  ...noRun,
   created_at: t0,
 })
 
@@ -231,5 +236,65 @@ describe('task schedules read model', () => {
       .when({ type: 'task.deleted', data: { taskId: 'task-1', by: 'alice', at: t1 } })
       .then([])
     schedules.given([]).when(resumed, scheduled(t2)).then([])
+  })
+})
+
+describe('action items of agents’ runs', () => {
+  const run = { runId: 'run-1', roomId: 'room-1', threadId: 'thread-1', generation: 1 }
+  const required: ActionItemEvent = {
+    type: 'run.action_required',
+    data: { ...run, itemId: 'item-1', toolCallId: 'call-1', tool: 'delete_task', arguments: '{"taskId":"x"}', at: t0 },
+  }
+  const waiting: ActionItemRow = {
+    ...noRun,
+    id: 'tool_approval:run-1',
+    kind: 'tool_approval',
+    task_id: null,
+    room_id: 'room-1',
+    to_user_id: null,
+    from_id: null,
+    gate: null,
+    scope: null,
+    scope_id: null,
+    text: '{"taskId":"x"}',
+    limit_micro_usd: null,
+    used_micro_usd: null,
+    run_id: 'run-1',
+    tool: 'delete_task',
+    tool_call_id: 'call-1',
+    created_at: t0,
+  }
+  const failed = (runId: string): ActionItemEvent => ({
+    type: 'run.failed',
+    data: { ...run, runId, code: 'MODEL_UNAVAILABLE', message: 'the model did not answer', at: t1 },
+  })
+  const failure = (runId: string): ActionItemRow => ({
+    ...waiting,
+    id: 'failed_run:thread-1',
+    kind: 'failed_run',
+    run_id: runId,
+    tool: null,
+    tool_call_id: null,
+    text: 'MODEL_UNAVAILABLE: the model did not answer',
+    created_at: t1,
+  })
+
+  it('a risky call waits for a person until it is decided or its run ends', () => {
+    expect(items([], required).rows).toEqual([waiting])
+    expect(
+      items([waiting], {
+        type: 'run.action_decided',
+        data: { runId: 'run-1', roomId: 'room-1', toolCallId: 'call-1', decision: 'approve', by: 'bob', at: t1 },
+      }).rows,
+    ).toEqual([])
+    expect(
+      items([waiting], { type: 'run.cancelled', data: { runId: 'run-1', roomId: 'room-1', by: 'bob', at: t1 } }).rows,
+    ).toEqual([])
+  })
+
+  it('a failed run stays until a later run of its thread completes', () => {
+    expect(items([], failed('run-1')).rows).toEqual([failure('run-1')])
+    expect(items([failure('run-1')], failed('run-2')).rows).toEqual([failure('run-2')])
+    expect(items([failure('run-1')], { type: 'run.completed', data: { ...run, runId: 'run-2', at: t2 } }).rows).toEqual([])
   })
 })

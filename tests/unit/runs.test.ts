@@ -19,11 +19,11 @@ const claimed = (
   when = at,
 ): RunEvent => ({
   type: 'run.claimed',
-  data: { runId, roomId: 'r1', generation, workerId, leaseUntil, resumed, at: when },
+  data: { runId, roomId: 'r1', threadId: 't1', generation, workerId, leaseUntil, resumed, at: when },
 })
 const w = (generation = 1, workerId = 'w1') => ({ runId, workerId, generation, at })
 /** What a worker's command records of it: the lease's generation, not the worker. */
-const f = (generation = 1) => ({ runId, roomId: 'r1', generation, at })
+const f = (generation = 1) => ({ runId, roomId: 'r1', threadId: 't1', generation, at })
 const item = (itemId: string, kind: 'message' | 'tool_call' | 'reasoning' | 'tool_output', extra: object = {}) => ({
   itemId,
   kind,
