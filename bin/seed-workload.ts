@@ -985,6 +985,25 @@ export async function seedWorkload(deps: PipelineDeps & { readonly db: AnyDb }, 
       children: await Promise.all(t.subtasks.map((id) => read(task, taskStream(id)))),
     }))
     await deleteTask(counted, as(owner), draft, actor(owner))
+    // What stays on the rollout task (so the verify step compares rows of these tables too): the reporter watching
+    // it, the agent assisting, and a dependency on the audit task.
+    await change(owner, rollout, (c) => ({ ...c, type: 'watch', userId: owner.userId, candidate: null }))
+    await change(owner, rollout, async (c, _t, read) => ({
+      ...c,
+      type: 'add_assistant',
+      agentId,
+      candidate: await candidate(read, { id: agentId, type: 'agent' }),
+    }))
+    await change(owner, rollout, async (c, _t, read) => {
+      const dependsOn = await read(task, taskStream(audit))
+      const dependsOnRoom: RoomState = dependsOn.exists ? await read(room, roomStream(dependsOn.roomId)) : { exists: false }
+      return {
+        ...c,
+        type: 'add_dependency',
+        dependsOn: { taskId: audit, task: dependsOn, room: dependsOnRoom },
+        walk: await reaches(read, audit, rollout),
+      }
+    })
 
     // A question about a task, put to its assignee and answered.
     {

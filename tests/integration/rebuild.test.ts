@@ -140,7 +140,7 @@ describe('rebuild', () => {
     expect(shape[0]).toMatchObject({
       rls: true,
       force: true,
-      indexes: ['messages_pkey', 'messages_search', 'messages_thread', 'messages_timeline'],
+      indexes: ['messages_pkey', 'messages_search', 'messages_task', 'messages_thread', 'messages_timeline'],
     })
     expect(shape[0]!.acl).toContain('ws_reader=r/')
     expect(shape[0]!.acl).toContain('ws_projector=arwd/')
