@@ -33,7 +33,7 @@ import { finishThreadRun, runCommand, wakeAgent } from '../commands/runs.ts'
 import { spaceStream } from '../commands/spaces.ts'
 import { questionStream } from '../commands/task-questions.ts'
 import { scheduleStream, scheduleTimerId, startInstance } from '../commands/task-schedules.ts'
-import { type CreateTaskInput, candidateOf, createTask, DEPENDENCY_WALK_MAX, deleteTask, taskStream } from '../commands/tasks.ts'
+import { addDependency, type CreateTaskInput, candidateOf, createTask, deleteTask, taskStream } from '../commands/tasks.ts'
 import { cancelTimer, fireTimer, scheduleTimer } from '../commands/timers.ts'
 import { changeCap, recordUsage, setPrices } from '../commands/usage.ts'
 import { type AgentActor, agent } from '../domain/agents.ts'
@@ -115,29 +115,6 @@ const SEED_MODEL = 'seed-model'
 
 type TaskChange = Exclude<TaskCommand, { type: 'patch' | 'create' }>
 type TaskCommon = { taskId: string; actor: TaskActor; room: RoomState; at: string }
-
-/** Whether `from` reaches `target` along depends-on links: the cycle check of POST /api/tasks/{id}/dependencies. */
-async function reaches(read: DecisionReader, from: string, target: string): Promise<'clear' | 'cycle' | 'too_large'> {
-  if (from === target) return 'cycle'
-  const seen = new Set<string>([from])
-  let frontier = [from]
-  while (frontier.length > 0) {
-    const states = await Promise.all(frontier.map((id) => read(task, taskStream(id))))
-    const next: string[] = []
-    for (const s of states) {
-      if (!s.exists || s.deleted) continue
-      for (const id of s.dependsOn) {
-        if (id === target) return 'cycle'
-        if (seen.has(id)) continue
-        if (seen.size >= DEPENDENCY_WALK_MAX) return 'too_large'
-        seen.add(id)
-        next.push(id)
-      }
-    }
-    frontier = next
-  }
-  return 'clear'
-}
 
 type Live = { id: string; authorId: string; text: string; reactions: Set<string>; threadRootId: string | null }
 
@@ -960,16 +937,7 @@ export async function seedWorkload(deps: PipelineDeps & { readonly db: AnyDb }, 
     }))
     await change(lead, audit, (c) => ({ ...c, type: 'change_status', to: 'in_progress', children: [], parent: null }))
     // A dependency added (walked for a cycle as the route walks it) and removed again.
-    await change(owner, audit, async (c, _t, read) => {
-      const dependsOn = await read(task, taskStream(rollout))
-      const dependsOnRoom: RoomState = dependsOn.exists ? await read(room, roomStream(dependsOn.roomId)) : { exists: false }
-      return {
-        ...c,
-        type: 'add_dependency',
-        dependsOn: { taskId: rollout, task: dependsOn, room: dependsOnRoom },
-        walk: await reaches(read, rollout, audit),
-      }
-    })
+    await addDependency(counted, as(owner), audit, rollout, actor(owner))
     await change(owner, audit, (c) => ({ ...c, type: 'remove_dependency', dependsOnId: rollout }))
     await change(owner, audit, (c) => ({ ...c, type: 'remove_assistant', agentId }))
     await change(second, audit, (c) => ({ ...c, type: 'unwatch', userId: second.userId }))
@@ -994,16 +962,7 @@ export async function seedWorkload(deps: PipelineDeps & { readonly db: AnyDb }, 
       agentId,
       candidate: await candidate(read, { id: agentId, type: 'agent' }),
     }))
-    await change(owner, rollout, async (c, _t, read) => {
-      const dependsOn = await read(task, taskStream(audit))
-      const dependsOnRoom: RoomState = dependsOn.exists ? await read(room, roomStream(dependsOn.roomId)) : { exists: false }
-      return {
-        ...c,
-        type: 'add_dependency',
-        dependsOn: { taskId: audit, task: dependsOn, room: dependsOnRoom },
-        walk: await reaches(read, audit, rollout),
-      }
-    })
+    await addDependency(counted, as(owner), rollout, audit, actor(owner))
 
     // A question about a task, put to its assignee and answered.
     {

@@ -221,6 +221,20 @@ async function onTask(
   )
 }
 
+/** Links a task to one it depends on (across rooms), refusing a cycle: the route's and the seed's way. */
+export const addDependency = (deps: PipelineDeps, ctx: CommandContext, taskId: string, dependsOnId: string, actor: TaskActor) =>
+  onTask(deps, ctx, taskId, async (_, roomState, read) => [
+    {
+      type: 'add_dependency',
+      taskId,
+      dependsOn: await readTaskInRoom(read, dependsOnId),
+      walk: dependsOnId === taskId ? 'cycle' : await dependencyWalk(read, dependsOnId, taskId),
+      actor,
+      room: roomState,
+      at: ctx.now().toISOString(),
+    },
+  ])
+
 /** Deletes a task (admins and its reporter): the route's, and the agents' delete_task tool's, way. */
 export const deleteTask = (deps: PipelineDeps, ctx: CommandContext, taskId: string, actor: TaskActor) =>
   onTask(deps, ctx, taskId, async (t, roomState, read) => [
@@ -476,21 +490,7 @@ export function tasksCommands(deps: AppDeps) {
     const { id } = c.req.valid('param')
     const { taskId: dependsOnId } = c.req.valid('json')
     const ctx = commandContext(c, actorOf(me), me.tenantId)
-    const r = await onTask(pd, ctx, id, async (_, roomState, read) => {
-      const dependsOn = await readTaskInRoom(read, dependsOnId)
-      const walk = dependsOnId === id ? 'cycle' : await dependencyWalk(read, dependsOnId, id)
-      return [
-        {
-          type: 'add_dependency',
-          taskId: id,
-          dependsOn,
-          walk,
-          actor: taskActor(me),
-          room: roomState,
-          at: ctx.now().toISOString(),
-        },
-      ]
-    })
+    const r = await addDependency(pd, ctx, id, dependsOnId, taskActor(me))
     return c.json({ taskId: id, dependsOnId, position: positionOf(r.position) }, 200)
   })
 
