@@ -10,6 +10,8 @@ export type ContextOptions = {
   readonly recentMessages?: number
   /** What the context may hold, in characters (~4 a token): the oldest messages go first. Default 200,000. */
   readonly maxChars?: number
+  /** Notes of closed tasks like this run's, at most. Default 3. */
+  readonly memories?: number
 }
 
 const line = (m: { username: string | null; author_type: string; text: string; created_at: Date | string }) =>
@@ -23,8 +25,10 @@ const line = (m: { username: string | null; author_type: string; text: string; c
 export function conversationContext(db: AnyDb, options: ContextOptions = {}) {
   const recent = options.recentMessages ?? 50
   const maxChars = options.maxChars ?? 200_000
+  const memories = options.memories ?? 3
   return async (run: ExistingRun, agent: AgentProfile): Promise<LlmMessage[]> => {
-    const { room, messages } = await inTenant(db, { tenantId: agent.tenantId, userId: agent.agentId }, async (trx) => {
+    const asked = run.inputs.map((i) => i.text).join(' ')
+    const { room, messages, notes } = await inTenant(db, { tenantId: agent.tenantId, userId: agent.agentId }, async (trx) => {
       const room = await trx
         .selectFrom('tenant.rooms')
         .select(['name', 'description'])
@@ -39,7 +43,21 @@ export function conversationContext(db: AnyDb, options: ContextOptions = {}) {
            and m.task_id is not distinct from ${run.taskId}
          order by m.position desc
          limit ${recent}`.execute(trx)
-      return { room, messages: rows.rows.reverse() }
+      // Memory: the tasks this agent worked on (assignee or assistant) that are done, ranked by the words they share
+      // with what it is asked now (any word, full-text): a closed task's title, description and result are its note.
+      const similar = await sql<{ title: string; description: string; result_text: string | null }>`
+        with q as (select nullif(replace(plainto_tsquery('simple', ${asked})::text, ' & ', ' | '), '')::tsquery as q)
+        select t.title, t.description, t.result_text
+          from tenant.tasks t, q
+         where t.tenant_id = ${agent.tenantId} and t.status = 'done' and t.id is distinct from ${run.taskId}::uuid
+           and (t.assignee_id = ${agent.agentId} or exists (select 1 from tenant.task_people p
+                 where p.tenant_id = t.tenant_id and p.task_id = t.id and p.user_id = ${agent.agentId} and p.relation = 'assistant'))
+           and q.q is not null
+           and to_tsvector('simple', t.title || ' ' || t.description || ' ' || coalesce(t.result_text, '')) @@ q.q
+         order by ts_rank(to_tsvector('simple', t.title || ' ' || t.description || ' ' || coalesce(t.result_text, '')), q.q) desc,
+                  t.updated_at desc
+         limit ${memories}`.execute(trx)
+      return { room, messages: rows.rows.reverse(), notes: similar.rows }
     })
     const system = [
       `You are ${agent.name}, an AI agent working with people in a team workspace.`,
@@ -53,8 +71,14 @@ export function conversationContext(db: AnyDb, options: ContextOptions = {}) {
     let size = lines.reduce((n, l) => n + l.length + 1, system.length)
     while (lines.length > 0 && size > maxChars) size -= lines.shift()!.length + 1
     const where = run.taskId ? `the conversation of a task in #${room?.name ?? 'a room'}` : `#${room?.name ?? 'a room'}`
+    const memory = notes.map(
+      (n) => `- ${n.title}${n.description ? `: ${n.description}` : ''}${n.result_text ? ` (result: ${n.result_text})` : ''}`,
+    )
     return [
       { role: 'system', content: system },
+      ...(memory.length
+        ? [{ role: 'user' as const, content: `Notes from similar tasks you closed:\n${memory.join('\n')}` }]
+        : []),
       { role: 'user', content: `Recent messages in ${where}, oldest first:\n${lines.join('\n') || '(none)'}` },
     ]
   }

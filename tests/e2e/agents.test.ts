@@ -226,6 +226,28 @@ describe('the agent’s settings', () => {
   })
 })
 
+describe('memory', () => {
+  it('a task the agent closed comes back as a note when it is asked about something like it', async () => {
+    scripts.set('Rotate the TLS certificates', () => ({ text: 'On it.' }))
+    const created = await ok('POST', '/api/tasks', owner, {
+      title: 'Rotate the TLS certificates',
+      description: 'the wildcard certificate of the ingress',
+      roomId,
+      assignee: { agentId: ada.agentId },
+    })
+    await ok('PATCH', `/api/tasks/${created.taskId}`, owner, { status: 'in_progress' })
+    const closed = await ok('PATCH', `/api/tasks/${created.taskId}`, owner, { status: 'done' })
+    await ok('GET', `/api/tasks/${created.taskId}?consistentAfter=${closed.position}`, owner)
+    scripts.set('certificates expire again', () => ({ text: 'I rotated them last time: same steps.' }))
+    await mention('the certificates expire again, what do we do?', ['completed'])
+    const request = model.requests.find((r) => lastUserText(r).includes('certificates expire again'))!
+    const notes = (request.body.messages as { role: string; content: string }[]).find((m) => m.content.startsWith('Notes from'))
+    expect(notes?.content).toContain('Rotate the TLS certificates: the wildcard certificate of the ingress')
+    const unrelated = model.requests.find((r) => lastUserText(r).includes('is the build green'))!
+    expect(JSON.stringify(unrelated.body.messages)).not.toContain('Notes from')
+  })
+})
+
 describe('tools', () => {
   it('the agent calls tools in a loop, reads their outputs, then answers', async () => {
     scripts.set('open a task for the flaky test', (_r, turn) =>
