@@ -5,6 +5,7 @@ import type { Llm } from '../adapters/llm.ts'
 import type { Logger } from '../adapters/logger.ts'
 import { openAiLlm } from '../adapters/openai-llm.ts'
 import type { AnyDb, PgPool } from '../adapters/postgres.ts'
+import { loadAgent } from '../commands/agents.ts'
 import { resolveMentions } from '../commands/directory.ts'
 import { postMessage } from '../commands/messages.ts'
 import type { CommandContext, PipelineDeps } from '../commands/pipeline.ts'
@@ -98,6 +99,10 @@ export function agentExecutor(deps: AgentsDeps, llm: Llm | null): ExecutorDeps {
           },
         })
       },
+    },
+    async alwaysAllowed(run, tool) {
+      const { state } = await loadAgent(deps, run.agentId)
+      return state.exists && state.allowedTools.has(`${run.roomId} ${tool}`)
     },
     async reply(run, agent, text, messageId) {
       const me = { tenantId: agent.tenantId, userId: agent.agentId } as Principal

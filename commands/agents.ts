@@ -177,6 +177,13 @@ export const setRolePrompt = (
 ) =>
   handleCommand(deps, agent, agentStream(input.agentId), { type: 'set_role_prompt', ...input, at: ctx.now().toISOString() }, ctx)
 
+/** A person lets the agent use a risky tool in a room without asking each time, or takes it back. */
+export const allowTool = (
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  input: { agentId: string; roomId: string; tool: string; allowed: boolean; actor: AgentActor },
+) => handleCommand(deps, agent, agentStream(input.agentId), { type: 'allow_tool', ...input, at: ctx.now().toISOString() }, ctx)
+
 /**
  * The agent proposes a change to its own role prompt, for a person to accept or reject: the agents worker calls
  * this with a context acting as the agent and a proposal id derived from its run, so a repeated call records once.

@@ -10,6 +10,7 @@ import { actorOf, atLeast, type Principal, principalOf } from '../http/principal
 import { router } from '../http/router.ts'
 import { json, jsonBody, Position, problemResponse, Uuid } from '../http/schemas.ts'
 import { bearerSecurity, positionOf } from '../http/tenant-route.ts'
+import { agentActorOf, allowTool } from './agents.ts'
 import { commandContext, pipelineDeps } from './command-context.ts'
 import { type CommandContext, type CommandResult, type DecisionReader, handleCommand, type PipelineDeps } from './pipeline.ts'
 import { loadRoom, roomStream } from './rooms.ts'
@@ -164,7 +165,16 @@ const routes = {
     security: bearerSecurity,
     request: {
       params: z.object({ id: Uuid }),
-      ...jsonBody(z.object({ toolCallId: z.string().min(1).max(200), decision: z.enum(['approve', 'reject']) })),
+      ...jsonBody(
+        z.object({
+          toolCallId: z.string().min(1).max(200),
+          decision: z.enum(['approve', 'reject']),
+          alwaysAllow: z
+            .boolean()
+            .default(false)
+            .openapi({ description: 'approving, also let this agent use this tool in this room without asking again' }),
+        }),
+      ),
     },
     responses: {
       200: json('decided', z.object({ runId: Uuid, position: Position })),
@@ -233,6 +243,17 @@ export function runsCommands(deps: AppDeps) {
       },
       id,
     )
+    const tool = r.state.exists ? [...r.state.items.values()].find((i) => i.toolCallId === body.toolCallId)?.tool : undefined
+    if (body.decision === 'approve' && body.alwaysAllow && r.state.exists && tool) {
+      const allowed = await allowTool(pipelineDeps(deps), ctx, {
+        agentId: r.state.agentId,
+        roomId: r.state.roomId,
+        tool,
+        allowed: true,
+        actor: agentActorOf(me),
+      })
+      return c.json({ runId: id, position: positionOf(allowed.position ?? r.position) }, 200)
+    }
     return c.json({ runId: id, position: positionOf(r.position) }, 200)
   })
   return app

@@ -86,6 +86,8 @@ export type AgentEvent =
       { agentId: string; version: number; rolePrompt: RolePrompt; proposalId: string | null; by: string; at: string }
     >
   | DomainEvent<'agent.role_prompt_proposed', { agentId: string } & RolePromptProposal>
+  /** A person let this agent use a risky tool in one room without asking each time (or took that back). */
+  | DomainEvent<'agent.tool_allowed', { agentId: string; roomId: string; tool: string; allowed: boolean; by: string; at: string }>
   /** A proposal closed unaccepted: a person rejected it, or set another version while it was open (superseded). */
   | DomainEvent<
       'agent.role_prompt_proposal_closed',
@@ -117,6 +119,8 @@ export type AgentState =
       readonly proposal: RolePromptProposal | null
       /** How each proposal that is no longer open ended, by id (a repeated accept or reject is a no-op). */
       readonly closedProposals: Readonly<Record<string, ProposalOutcome>>
+      /** Risky tools a person allowed it in a room without asking each time: `${roomId} ${tool}`. */
+      readonly allowedTools: ReadonlySet<string>
       /** Null: the platform's default model. */
       readonly model: string | null
       readonly reasoningEffort: ReasoningEffort | null
@@ -164,6 +168,8 @@ export type AgentCommand =
     }
   | { type: 'accept_proposal'; agentId: string; proposalId: string; actor: AgentActor; at: string }
   | { type: 'reject_proposal'; agentId: string; proposalId: string; comment: string | null; actor: AgentActor; at: string }
+  /** The caller has checked that the person may read the room (the decider does not see rooms). */
+  | { type: 'allow_tool'; agentId: string; roomId: string; tool: string; allowed: boolean; actor: AgentActor; at: string }
 
 export const MAX_SECRET_GRACE_SECONDS = 86_400
 export const ROLE_MAX = 20_000
@@ -384,6 +390,17 @@ function decideExisting(c: Exclude<AgentCommand, { type: 'create' }>, s: Existin
         },
       ]
     }
+    case 'allow_tool': {
+      if (c.actor.type === 'agent' || c.actor.role === 'guest')
+        throw new DomainError('FORBIDDEN', 'a person of the org allows an agent a tool', 'forbidden')
+      if (s.allowedTools.has(`${c.roomId} ${c.tool}`) === c.allowed) return []
+      return [
+        {
+          type: 'agent.tool_allowed',
+          data: { agentId: c.agentId, roomId: c.roomId, tool: c.tool, allowed: c.allowed, by: c.actor.userId, at: c.at },
+        },
+      ]
+    }
     case 'reject_proposal': {
       mustManage(s, c.actor, 'reject a role prompt proposal')
       const p = openProposal(s, c.proposalId, 'reject')
@@ -427,6 +444,7 @@ export const agent: Decider<AgentCommand, AgentEvent, AgentState> = {
         rolePromptVersion: 1,
         proposal: null,
         closedProposals: {},
+        allowedTools: new Set(),
         model: e.data.model,
         reasoningEffort: null,
         skillsets: e.data.tools,
@@ -463,6 +481,12 @@ export const agent: Decider<AgentCommand, AgentEvent, AgentState> = {
       case 'agent.role_prompt_proposed': {
         const { agentId: _a, ...proposal } = e.data
         return { ...s, proposal }
+      }
+      case 'agent.tool_allowed': {
+        const allowedTools = new Set(s.allowedTools)
+        if (e.data.allowed) allowedTools.add(`${e.data.roomId} ${e.data.tool}`)
+        else allowedTools.delete(`${e.data.roomId} ${e.data.tool}`)
+        return { ...s, allowedTools }
       }
       case 'agent.role_prompt_proposal_closed':
         return {

@@ -107,6 +107,7 @@ export const agentRows: RowModel<AgentEvent, AgentRow> = {
       case 'agent.role_prompt_proposal_closed':
         return row && { ...row, open_proposal_id: row.open_proposal_id === e.data.proposalId ? null : row.open_proposal_id }
       case 'agent.secret_rotated':
+      case 'agent.tool_allowed':
         return row
     }
   },

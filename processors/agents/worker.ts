@@ -6,10 +6,10 @@ import type { AnyDb, PgPool } from '../../adapters/postgres.ts'
 import { orgStream } from '../../adapters/streams.ts'
 import { loadAgent } from '../../commands/agents.ts'
 import { type CommandContext, ConcurrencyError, loadState, type PipelineDeps } from '../../commands/pipeline.ts'
-import { finishThreadRun, runCommand } from '../../commands/runs.ts'
+import { finishThreadRun, runCommand, runStream } from '../../commands/runs.ts'
 import { DomainError } from '../../domain/decider.ts'
 import { org } from '../../domain/orgs.ts'
-import { AGENT_RUNS_CHANNEL } from '../../domain/runs.ts'
+import { AGENT_RUNS_CHANNEL, isFinished, run } from '../../domain/runs.ts'
 import { type AgentProfile, type ExecutorDeps, executeRun, type RunOutcome } from './executor.ts'
 import { type ExistingRun, RunRecorder } from './recorder.ts'
 
@@ -207,7 +207,14 @@ export class AgentWorker {
     }
     this.deps.logger.info({ runId: state.runId, agentId: state.agentId, outcome }, 'agents: run')
     // The thread starts its next run at once from what waited; the runs processor makes sure of it should this fail.
-    if (outcome === 'completed' || outcome === 'failed' || outcome === 'incomplete') {
+    // A run lost to a cancel has finished too: its thread is freed here rather than waiting for the processor.
+    const finished = outcome === 'lost' ? await loadState(this.deps.store, run, runStream(state.runId), tenantId) : null
+    if (
+      outcome === 'completed' ||
+      outcome === 'failed' ||
+      outcome === 'incomplete' ||
+      (finished?.exists && isFinished(finished.status))
+    ) {
       await finishThreadRun(this.deps, ctx, { threadId: state.threadId, runId: state.runId })
     }
   }

@@ -59,7 +59,7 @@ async function mention(text: string, statuses: readonly string[]) {
       `/api/threads?roomId=${roomId}&agentId=${ada.agentId}&consistentAfter=${posted.position}`,
       owner,
     )
-    const thread = threads.items[0]
+    const thread = threads.items.find((t: { taskId: string | null }) => t.taskId === null)
     if (!thread) return null
     const detail = await ok('GET', `/api/threads/${thread.id}`, owner)
     const run = detail.runs.find((r: { inputs: { text: string }[] }) => r.inputs.some((i) => i.text.includes(text)))
@@ -318,7 +318,10 @@ describe('tools', () => {
       })
     ).status
     expect(stranger).toBe(404)
-    await ok('POST', `/api/runs/${run.id}/approvals`, member, { toolCallId: 'call_delete', decision: 'approve' })
+    await ok('POST', `/api/runs/${run.id}/approvals`, member, {
+      toolCallId: 'call_delete',
+      decision: 'approve',
+    })
     const done = await mentionRun(run.id, ['completed'])
     const items = await ok('GET', `/api/action-items?kind=tool_approval&consistentAfter=${await head()}`, member)
     expect(items.items.filter((i: { runId: string }) => i.runId === run.id)).toEqual([])
@@ -346,6 +349,38 @@ describe('tools', () => {
       content: 'A person rejected this call: it was not run.',
     })
     expect((await server.request('GET', `/api/tasks/${taskId}`, { token: owner.token })).status).toBe(200)
+  })
+
+  it('approved with “always allow”, the tool runs without asking again for this agent in this room', async () => {
+    const scratch =
+      (id: string) =>
+      (request: ModelRequest, turn: number): ModelAnswer => {
+        if (turn === 0) return { toolCalls: [{ id: `${id}_make`, name: 'create_task', arguments: { title: `Scratch ${id}` } }] }
+        if (turn === 1) {
+          const created = (request.body.messages as { role: string; content: string }[]).at(-1)!.content
+          const taskId = /Created task ([0-9a-f-]{36})/.exec(created)![1]
+          return { toolCalls: [{ id: `${id}_tidy`, name: 'delete_task', arguments: { taskId } }] }
+        }
+        return { text: 'Tidied.' }
+      }
+    scripts.set('tidy up a first scratch task', scratch('first'))
+    const first = await mention('tidy up a first scratch task', ['requires_action'])
+    await ok('POST', `/api/runs/${first.run.id}/approvals`, member, {
+      toolCallId: 'first_tidy',
+      decision: 'approve',
+      alwaysAllow: true,
+    })
+    await mentionRun(first.run.id, ['completed'])
+    scripts.set('tidy up a second scratch task', scratch('second'))
+    const { run } = await mention('tidy up a second scratch task', ['completed'])
+    expect(run.items.map((i: { kind: string; status: string }) => `${i.kind}:${i.status}`)).toEqual([
+      'tool_call:completed',
+      'tool_output:completed',
+      'tool_call:completed',
+      'tool_output:completed',
+      'message:completed',
+    ])
+    expect(run.items[3].content).toMatch(/^Deleted task /)
   })
 })
 

@@ -111,6 +111,7 @@ describe('agents', () => {
       rolePromptVersion: 1,
       proposal: null,
       closedProposals: {},
+      allowedTools: new Set(),
       model: data.model,
       reasoningEffort: null,
       skillsets: ['search'],
@@ -543,5 +544,46 @@ describe('role prompt versions and proposals', () => {
       closedProposals: { p1: 'accepted' },
       rolePromptVersion: 2,
     })
+  })
+})
+
+describe('always allowing a tool', () => {
+  const rules = spec(agent)
+  const at2 = '2026-12-02T10:00:00.000Z'
+  const allow = (
+    allowed: boolean,
+    actor: { userId: string; role: 'owner' | 'admin' | 'member' | 'guest'; type?: 'human' | 'agent' },
+  ) => ({ type: 'allow_tool', agentId: 'g1', roomId: 'r1', tool: 'delete_task', allowed, actor, at: at2 }) as const
+  const allowed = (on: boolean): AgentEvent => ({
+    type: 'agent.tool_allowed',
+    data: { agentId: 'g1', roomId: 'r1', tool: 'delete_task', allowed: on, by: 'm2', at: at2 },
+  })
+
+  it('a person of the org allows an agent a risky tool in one room, once, and may take it back', () => {
+    rules
+      .given([created])
+      .when(allow(true, { userId: 'm2', role: 'member' }))
+      .then([allowed(true)])
+    rules
+      .given([created, allowed(true)])
+      .when(allow(true, { userId: 'm2', role: 'member' }))
+      .then([])
+    rules
+      .given([created, allowed(true)])
+      .when(allow(false, { userId: 'm2', role: 'member' }))
+      .then([allowed(false)])
+    expect(fold(agent, [created, allowed(true)])).toMatchObject({ allowedTools: new Set(['r1 delete_task']) })
+    expect(fold(agent, [created, allowed(true), allowed(false)])).toMatchObject({ allowedTools: new Set() })
+  })
+
+  it('not a guest, not an agent', () => {
+    rules
+      .given([created])
+      .when(allow(true, { userId: 'x', role: 'guest' }))
+      .thenRefused('FORBIDDEN', 'forbidden')
+    rules
+      .given([created])
+      .when(allow(true, { userId: 'g1', role: 'member', type: 'agent' }))
+      .thenRefused('FORBIDDEN', 'forbidden')
   })
 })
