@@ -15,6 +15,8 @@ let alice: Awaited<ReturnType<typeof signUp>>
 let bob: Awaited<ReturnType<typeof join>>
 let carol: Awaited<ReturnType<typeof join>>
 let mallory: Awaited<ReturnType<typeof signUp>>
+/** Where the rooms' setup stands: reads of the rooms wait for it (a loaded projector may lag the commands). */
+let settled = 0
 let privateRoom: string
 let publicRoom: string
 
@@ -34,6 +36,7 @@ beforeAll(async () => {
       body: { userId: bob.userId },
     })
     expect(added.status).toBe(200)
+    settled = Math.max(settled, added.body.position)
     return roomId
   }
   privateRoom = await room('Plans', 'private')
@@ -47,7 +50,7 @@ afterAll(async () => {
 const save = (who: { token: string }, roomId: string, text: string) =>
   server.request('PUT', `/api/rooms/${roomId}/draft`, { token: who.token, body: { text } })
 const draftOf = async (who: { token: string }, roomId: string) => {
-  const r = await server.request('GET', `/api/rooms/${roomId}`, { token: who.token })
+  const r = await server.request('GET', `/api/rooms/${roomId}?consistentAfter=${settled}`, { token: who.token })
   return r.status === 200 ? (r.body.draft as string | null) : r.status
 }
 const rows = async (userId: string) =>
