@@ -508,6 +508,12 @@ const FUTURE_SKEW_MS = 5 * 60_000
 
 const serviceActor = { type: 'service', id: 'service' } as const
 
+/** A cap as a change of it answers: the scope, its limit now (USD; null: none) and where the change stands. */
+const capAnswer = <S extends Scope>(r: Awaited<ReturnType<typeof changeCap>>, scope: S, scopeId: string) => {
+  const limit = r.state.caps[scopeKey(scope, scopeId)]
+  return { scope, scopeId, limitUsd: limit === undefined ? null : microsToUsd(limit), position: positionOf(r.position) }
+}
+
 export function usageCommands(deps: AppDeps) {
   const app = router()
   app.use('/control/prices', requireOperator(deps))
@@ -561,11 +567,7 @@ export function usageCommands(deps: AppDeps) {
       limitMicroUsd: usd === null ? null : usdToMicros(usd),
       byOperator: false,
     })
-    const limit = r.state.caps[scopeKey(scope, scopeId)]
-    return c.json(
-      { scope, scopeId, limitUsd: limit === undefined ? null : microsToUsd(limit), position: positionOf(r.position) },
-      200,
-    )
+    return c.json(capAnswer(r, scope, scopeId), 200)
   })
 
   app.openapi(raiseLimit, async (c) => {
@@ -580,11 +582,7 @@ export function usageCommands(deps: AppDeps) {
       byMicroUsd: usdToMicros(byUsd),
       byOperator: false,
     })
-    const limit = r.state.caps[scopeKey(scope, scopeId)]
-    return c.json(
-      { scope, scopeId, limitUsd: limit === undefined ? null : microsToUsd(limit), position: positionOf(r.position) },
-      200,
-    )
+    return c.json(capAnswer(r, scope, scopeId), 200)
   })
 
   app.openapi(reserveRoute, async (c) => {
