@@ -51,18 +51,17 @@ const asAgent = (run: ExistingRun, agent: Pick<RunAgent, 'tenantId' | 'agentId'>
  * against the caps before each model call (a reservation priced on the call's size) and recorded after it.
  */
 export function agentExecutor(deps: AgentsDeps, llm: Llm | null): ExecutorDeps {
-  const context = conversationContext(deps.db)
   const spent = new Map<string, string>()
   return {
     llm,
     tools: builtinTools(deps),
     logger: deps.logger,
     maxSteps: deps.config.AGENT_MAX_STEPS,
-    context,
+    context: conversationContext(deps.db),
     spend: {
-      async before(run, agent, step) {
+      async before(run, agent, step, messages) {
         const reservationId = runItemId(run.runId, `reservation:${step}`)
-        const inputTokens = Math.ceil(JSON.stringify(await context(run, agent)).length / 4)
+        const inputTokens = Math.ceil(JSON.stringify(messages).length / 4)
         try {
           await reserveSpend(deps, asAgent(run, agent, `reservation:${step}`), {
             orgId: agent.tenantId,

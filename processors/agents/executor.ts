@@ -42,7 +42,7 @@ export type ExecutorDeps = {
   context(run: ExistingRun, agent: AgentProfile): Promise<LlmMessage[]>
   /** Checks caps and the org's LLM policy before a model call (throws SpendRefused), then records what it used. */
   readonly spend?: {
-    before(run: ExistingRun, agent: AgentProfile, step: number): Promise<void>
+    before(run: ExistingRun, agent: AgentProfile, step: number, messages: readonly LlmMessage[]): Promise<void>
     after(run: ExistingRun, agent: AgentProfile, step: number, usage: LlmUsage | null): Promise<void>
   }
   /** Whether people let this agent use a risky tool in this room without asking each time. */
@@ -156,8 +156,10 @@ async function execute(deps: ExecutorDeps, recorder: RunRecorder, agent: AgentPr
       await recorder.incomplete('max_steps', `stopped after ${deps.maxSteps} model calls`)
       return 'incomplete'
     }
+    // Assembled once: what the call is priced on before it is made is what it sends.
+    const messages = [...(await deps.context(run, agent)), ...conversationOf(run, turns.slice(0, step))]
     try {
-      await deps.spend?.before(run, agent, step)
+      await deps.spend?.before(run, agent, step, messages)
     } catch (e) {
       if (!(e instanceof SpendRefused)) throw e
       await recorder.add(`step:${step}:limit`, {
@@ -170,7 +172,6 @@ async function execute(deps: ExecutorDeps, recorder: RunRecorder, agent: AgentPr
       await recorder.incomplete(e.reason, e.message)
       return 'incomplete'
     }
-    const messages = [...(await deps.context(run, agent)), ...conversationOf(run, turns.slice(0, step))]
     const answered = await callModel(deps, recorder, agent, step, messages, tools, base.signal)
     if (answered === 'failed') return 'failed'
     await deps.spend?.after(recorder.run, agent, step, answered.usage)
