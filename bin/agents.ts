@@ -1,23 +1,19 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
-import type { Config } from '../adapters/config.ts'
+import { serve } from '@hono/node-server'
+import { Hono } from 'hono'
+import type { AgentRunsPort } from '../adapters/agent-runs.ts'
+import { agentRunsHttp } from '../adapters/agent-runs-http.ts'
+import { type Config, ConfigError } from '../adapters/config.ts'
 import type { Llm } from '../adapters/llm.ts'
 import type { Logger } from '../adapters/logger.ts'
 import { openAiLlm } from '../adapters/openai-llm.ts'
 import type { AnyDb, PgPool } from '../adapters/postgres.ts'
-import { loadAgent } from '../commands/agents.ts'
-import { resolveMentions } from '../commands/directory.ts'
-import { postMessage } from '../commands/messages.ts'
-import type { CommandContext, PipelineDeps } from '../commands/pipeline.ts'
-import { recordUsage, reserveSpend } from '../commands/usage.ts'
-import { DomainError } from '../domain/decider.ts'
-import { LimitReachedError } from '../domain/usage.ts'
-import type { Principal } from '../http/principal.ts'
+import type { PipelineDeps } from '../commands/pipeline.ts'
 import { builtinTools } from '../processors/agents/builtin-tools.ts'
 import { conversationContext } from '../processors/agents/context.ts'
-import { type ExecutorDeps, type RunAgent, SpendRefused } from '../processors/agents/executor.ts'
-import { type ExistingRun, runItemId } from '../processors/agents/recorder.ts'
-import { AgentWorker } from '../processors/agents/worker.ts'
+import { inProcessRuns, runQueueNotifications } from '../processors/agents/in-process-runs.ts'
+import { AgentWorker, type RunNotifications } from '../processors/agents/worker.ts'
 
 export type AgentsDeps = PipelineDeps & {
   readonly config: Config
@@ -34,104 +30,71 @@ export const configuredLlm = (config: Config): Llm | null =>
     ? openAiLlm({ baseUrl: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY, api: config.LLM_API })
     : null
 
-/** The longest answer a model call is priced for before it is made: what a reservation holds. */
-const MAX_OUTPUT_TOKENS_PRICED = 4_096
+/** The worker's port served by this process: what the agents role uses beside the data, and `/api/internal/*` serves. */
+export const agentRunsInProcess = (deps: Omit<AgentsDeps, 'controlPool' | 'logger'>): AgentRunsPort =>
+  inProcessRuns({
+    ...deps,
+    tools: builtinTools(deps),
+    context: conversationContext(deps.db),
+    defaultModel: deps.config.AGENT_DEFAULT_MODEL,
+  })
 
-const asAgent = (run: ExistingRun, agent: Pick<RunAgent, 'tenantId' | 'agentId'>, purpose: string): CommandContext => ({
-  tenantId: agent.tenantId,
-  actor: { type: 'agent', id: agent.agentId },
-  correlationId: run.runId,
-  causationId: run.runId,
-  now: () => new Date(),
-  newId: () => runItemId(run.runId, purpose),
+/** Where the worker works: beside the data (hearing of runs by NOTIFY), or through the internal API (polling). */
+export type AgentsPlacement = { readonly port: AgentRunsPort; readonly notifications?: RunNotifications }
+
+/** Beside the data: the in-process port on the agents role's own connections. */
+export const localAgents = (deps: AgentsDeps): AgentsPlacement => ({
+  port: agentRunsInProcess(deps),
+  notifications: runQueueNotifications(deps.controlPool),
 })
 
-/**
- * What a run needs around the model: the tools, the context, the answer posted as the agent, and spending checked
- * against the caps before each model call (a reservation priced on the call's size) and recorded after it.
- */
-export function agentExecutor(deps: AgentsDeps, llm: Llm | null): ExecutorDeps {
-  const spent = new Map<string, string>()
-  return {
-    llm,
-    tools: builtinTools(deps),
-    logger: deps.logger,
-    maxSteps: deps.config.AGENT_MAX_STEPS,
-    context: conversationContext(deps.db),
-    spend: {
-      async before(run, agent, step, messages) {
-        const reservationId = runItemId(run.runId, `reservation:${step}`)
-        const inputTokens = Math.ceil(JSON.stringify(messages).length / 4)
-        try {
-          await reserveSpend(deps, asAgent(run, agent, `reservation:${step}`), {
-            orgId: agent.tenantId,
-            reservationId,
-            agentId: agent.agentId,
-            roomId: run.roomId,
-            taskId: run.taskId,
-            estimate: { model: agent.model, inputTokens, outputTokens: MAX_OUTPUT_TOKENS_PRICED },
-          })
-          spent.set(`${run.runId}:${step}`, reservationId)
-        } catch (e) {
-          if (e instanceof LimitReachedError) throw new SpendRefused('limit_reached', e.message)
-          if (e instanceof DomainError && e.kind !== 'not_found') throw new SpendRefused('budget', e.message)
-          throw e
-        }
-      },
-      async after(run, agent, step, usage) {
-        const reservationId = spent.get(`${run.runId}:${step}`) ?? null
-        spent.delete(`${run.runId}:${step}`)
-        if (!usage) return
-        await recordUsage(deps, asAgent(run, agent, `usage:${step}`), {
-          orgId: agent.tenantId,
-          recordId: runItemId(run.runId, `usage:${step}`),
-          reservationId,
-          agentId: agent.agentId,
-          roomId: run.roomId,
-          taskId: run.taskId,
-          usage: {
-            kind: 'llm',
-            model: agent.model,
-            inputTokens: usage.inputTokens,
-            cachedInputTokens: usage.cachedInputTokens,
-            outputTokens: usage.outputTokens,
-          },
-        })
-      },
-    },
-    async alwaysAllowed(run, tool) {
-      const { state } = await loadAgent(deps, run.agentId)
-      return state.exists && state.allowedTools.has(`${run.roomId} ${tool}`)
-    },
-    async reply(run, agent, text, messageId) {
-      const me = { tenantId: agent.tenantId, userId: agent.agentId } as Principal
-      await postMessage(deps, asAgent(run, agent, 'reply'), {
-        messageId,
-        in: run.taskId ? { taskId: run.taskId } : { roomId: run.roomId },
-        text,
-        mentions: await resolveMentions(deps.db, me, text),
-        author: { userId: agent.agentId, role: agent.role, type: 'agent' },
-      })
-    },
+/** Apart from the data: AGENTS_API_URL's `/api/internal/*` with SERVICE_TOKEN. */
+export function remoteAgents(config: Config): AgentsPlacement {
+  if (!config.AGENTS_API_URL || !config.SERVICE_TOKEN) {
+    throw new ConfigError('AGENTS_API_URL needs SERVICE_TOKEN: the internal API takes nothing else')
   }
+  return { port: agentRunsHttp({ baseUrl: config.AGENTS_API_URL, serviceToken: config.SERVICE_TOKEN }) }
 }
 
-/** The agents role: a worker claiming runs under leases shared with every other such process. */
-export async function startAgentsRole(deps: AgentsDeps, llm: Llm | null = configuredLlm(deps.config)): Promise<AgentWorker> {
+/** The agents role: a worker claiming runs under leases shared with every other such process, wherever they run. */
+export async function startAgentsRole(
+  config: Config,
+  logger: Logger,
+  placement: AgentsPlacement,
+  llm: Llm | null = configuredLlm(config),
+): Promise<AgentWorker> {
+  const log = logger.child({ role: 'agents', ...(placement.notifications ? {} : { api: config.AGENTS_API_URL }) })
   const worker = new AgentWorker(
     {
-      ...deps,
-      logger: deps.logger.child({ role: 'agents' }),
-      executor: agentExecutor(deps, llm),
+      ...placement,
+      logger: log,
+      executor: { llm, logger: log, maxSteps: config.AGENT_MAX_STEPS },
       workerId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     },
-    {
-      concurrency: deps.config.AGENT_CONCURRENCY,
-      leaseMs: deps.config.AGENT_LEASE_MS,
-      pollMs: deps.config.AGENT_POLL_MS,
-      defaultModel: deps.config.AGENT_DEFAULT_MODEL,
-    },
+    { concurrency: config.AGENT_CONCURRENCY, leaseMs: config.AGENT_LEASE_MS, pollMs: config.AGENT_POLL_MS },
   )
   await worker.start()
   return worker
+}
+
+/**
+ * A process that is only an agents worker apart from the API (ROLES=agents with AGENTS_API_URL): no database, no
+ * event store; `/healthz` on PORT says what it works on. SIGTERM stops claiming and releases what it holds.
+ */
+export async function serveRemoteAgents(config: Config, logger: Logger): Promise<void> {
+  const worker = await startAgentsRole(config, logger, remoteAgents(config))
+  const app = new Hono()
+  app.get('/healthz', (c) => c.json({ status: 'ok', role: 'agents', working: worker.working.length }))
+  const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) =>
+    logger.info({ url: `http://${info.address}:${info.port}`, roles: config.ROLES, api: config.AGENTS_API_URL }, 'listening'),
+  )
+  const shutdown = async (signal: string) => {
+    logger.info({ signal }, 'draining')
+    server.close()
+    await worker.stop()
+    logger.info('stopped')
+    process.exit(0)
+  }
+  process.once('SIGTERM', () => void shutdown('SIGTERM'))
+  process.once('SIGINT', () => void shutdown('SIGINT'))
 }

@@ -9,6 +9,7 @@ import { agentsCommands } from '../commands/agents.ts'
 import { artifactsCommands } from '../commands/artifacts.ts'
 import { authCommands } from '../commands/auth.ts'
 import { controlCommands } from '../commands/control.ts'
+import { internalCommands } from '../commands/internal.ts'
 import { messagesCommands } from '../commands/messages.ts'
 import { onboardingCommands } from '../commands/onboarding.ts'
 import { processorCommands } from '../commands/processors.ts'
@@ -205,6 +206,7 @@ function apiRoutes(app: OpenAPIHono<AppEnv>, services: Services): void {
   )
   const tenantModules = [
     internalQueries,
+    internalCommands,
     usersCommands,
     agentsCommands,
     usersQueries,

@@ -2,6 +2,7 @@ import { serve } from '@hono/node-server'
 import { ConfigError, loadConfig } from '../adapters/config.ts'
 import { EmbeddedPostgresAccessError } from '../adapters/embedded-postgres.ts'
 import { createLogger } from '../adapters/logger.ts'
+import { serveRemoteAgents } from './agents.ts'
 import { createApp } from './app.ts'
 import { startServices } from './services.ts'
 
@@ -18,6 +19,7 @@ async function main() {
     throw e
   }
   const logger = createLogger(config.LOG_LEVEL)
+  if (config.AGENTS_API_URL && config.ROLES.every((r) => r === 'agents')) return serveRemoteAgents(config, logger)
   const services = await startServices(config, logger)
   const app = createApp(services)
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) =>

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
+import type { AgentRunsPort } from '../adapters/agent-runs.ts'
 import type { Config } from '../adapters/config.ts'
 import { PostgresDataKeys } from '../adapters/data-keys.ts'
 import { type DevMailbox, mailerFor } from '../adapters/dev-mailbox.ts'
@@ -31,11 +32,13 @@ import { projectors as readModelProjectors } from '../projections/index.ts'
 import { realtimeProjector } from '../projections/realtime.ts'
 import { RealtimeOutbox } from '../projections/realtime-outbox.ts'
 import { RealtimeGateway } from '../realtime/gateway.ts'
-import { startAgentsRole } from './agents.ts'
+import { agentRunsInProcess, localAgents, remoteAgents, startAgentsRole } from './agents.ts'
 import { assertAppLogins, connect, databaseUrls, openDatabases, prepareDatabases } from './databases.ts'
 import { type ProcessorDeps, processorDefinitions, remoteTimers, startProcessorRole } from './processors.ts'
 
 export type Services = AppDeps & {
+  /** The agents worker's port, served at /api/internal/agent-runs/* to workers apart from the data. */
+  readonly agentRuns: AgentRunsPort
   /** The API's pool of the tenant database. */
   readonly pool: PgPool
   /** Every job's pool, as /metrics shows them. */
@@ -155,17 +158,20 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
   // Defined in every process: the API retries an operator's parked event through its processor.
   const processorsDefined = processorDefinitions(processorDeps)
   const processorRole = config.ROLES.includes('processors') ? await startProcessorRole(processorDeps, processorsDefined) : null
+  const agentsLocal = {
+    config,
+    store,
+    upcasters: eventUpcasters,
+    db: connections.agents.dbOf('tenant'),
+    controlDb: connections.agents.dbOf('control'),
+    controlPool: connections.agents.poolOf('control'),
+    logger,
+  }
   const agentWorker = config.ROLES.includes('agents')
-    ? await startAgentsRole({
-        config,
-        logger,
-        store,
-        upcasters: eventUpcasters,
-        db: connections.agents.dbOf('tenant'),
-        controlDb: connections.agents.dbOf('control'),
-        controlPool: connections.agents.poolOf('control'),
-      })
+    ? await startAgentsRole(config, logger, config.AGENTS_API_URL ? remoteAgents(config) : localAgents(agentsLocal))
     : null
+  // What /api/internal/agent-runs/* serves a worker apart from the data.
+  const agentRuns = agentRunsInProcess({ config, store, upcasters: eventUpcasters, db, controlDb })
   engine?.start()
   const stopIdempotencySweep = config.ROLES.includes('api') ? startIdempotencySweep(controlDb, logger) : null
   // Deliveries a previous process recorded and did not get to append; each fan-out batch then kicks it again.
@@ -188,6 +194,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
     controlDb,
     principals,
     streamCache: new StreamCache(),
+    agentRuns,
     processors: processorsDefined.processors,
     processorRuntime: processorRole?.runtime ?? null,
     processorTimers: remoteTimers({ store, upcasters: eventUpcasters }),

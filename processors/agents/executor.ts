@@ -1,8 +1,10 @@
-import { type Llm, LlmError, type LlmMessage, type LlmToolCall, type LlmUsage, type ReasoningEffort } from '../../adapters/llm.ts'
+import { type AgentRunsPort, type RunningAgent, SpendRefused, type ToolSpec } from '../../adapters/agent-runs.ts'
+import { type Llm, LlmError, type LlmMessage, type LlmTool, type LlmToolCall, type LlmUsage } from '../../adapters/llm.ts'
 import type { Logger } from '../../adapters/logger.ts'
 import type { RunItem } from '../../domain/runs.ts'
 import { type ExistingRun, RunLostError, type RunRecorder, runItemId } from './recorder.ts'
-import { type AgentTool, type ToolCall, ToolInputError, ToolRegistry } from './tools.ts'
+import type { ToolCall } from './tools.ts'
+import { DEFAULT_CONTEXT_TOKENS, fitWindow, MAX_OUTPUT_TOKENS, messageTokens } from './window.ts'
 
 /*
  * One run, from where its items say it stands to its end (or to a person's approval): the model is called with
@@ -13,42 +15,18 @@ import { type AgentTool, type ToolCall, ToolInputError, ToolRegistry } from './t
  */
 
 /** The agent as a run needs it. */
-export type AgentProfile = {
-  readonly tenantId: string
-  readonly agentId: string
-  readonly name: string
-  readonly model: string
-  readonly rolePrompt: string
-  readonly skillsets: readonly string[]
-  readonly reasoningEffort: ReasoningEffort | null
-}
+export type AgentProfile = RunningAgent
 
-/** Refused spending: the run stops incomplete, saying which limit. */
-export class SpendRefused extends Error {
-  override readonly name = 'SpendRefused'
-  readonly reason: 'limit_reached' | 'budget'
-  constructor(reason: 'limit_reached' | 'budget', message: string) {
-    super(message)
-    this.reason = reason
-  }
-}
+export { SpendRefused }
 
 export type ExecutorDeps = {
   readonly llm: Llm | null
-  readonly tools: ToolRegistry
   readonly logger: Logger
   readonly maxSteps: number
-  /** The conversation before the run's own turns: system prompt, the room or task, recent messages, memory. */
-  context(run: ExistingRun, agent: AgentProfile): Promise<LlmMessage[]>
-  /** Checks caps and the org's LLM policy before a model call (throws SpendRefused), then records what it used. */
-  readonly spend?: {
-    before(run: ExistingRun, agent: AgentProfile, step: number, messages: readonly LlmMessage[]): Promise<void>
-    after(run: ExistingRun, agent: AgentProfile, step: number, usage: LlmUsage | null): Promise<void>
-  }
-  /** Whether people let this agent use a risky tool in this room without asking each time. */
-  alwaysAllowed?(run: ExistingRun, tool: string): Promise<boolean>
-  /** Posts the run's last words in its room (or task), as the agent, once (under `messageId`). */
-  reply?(run: ExistingRun, agent: RunAgent, text: string, messageId: string): Promise<void>
+  /** A model's context window, in tokens (unset: DEFAULT_CONTEXT_TOKENS). */
+  window?(model: string): number
+  /** Context, tools, spending and the answer, through the worker's port (in process or `/api/internal/*`). */
+  readonly port: AgentRunsPort
 }
 
 /** Who acts in a run, as its tools and its answer are authorized. */
@@ -88,6 +66,10 @@ export const STAY_SILENT = 'stay_silent'
 const choseSilence = (run: ExistingRun) =>
   [...run.items.values()].some((i) => i.kind === 'tool_output' && i.tool === STAY_SILENT && i.status === 'completed')
 
+/** The tools as the model is told of them. */
+const definitions = (tools: readonly ToolSpec[]): LlmTool[] =>
+  tools.map(({ name, description, parameters }) => ({ name, description, parameters }))
+
 const callOf = (item: RunItem): LlmToolCall => ({ id: item.toolCallId!, name: item.tool!, arguments: item.arguments ?? '{}' })
 
 /** The run's own turns, as the model reads them back. */
@@ -120,7 +102,7 @@ export async function executeRun(
 }
 
 async function execute(deps: ExecutorDeps, recorder: RunRecorder, agent: AgentProfile, base: RunAgent): Promise<RunOutcome> {
-  const tools = deps.tools.available(agent.skillsets)
+  const tools = await deps.port.tools(agent.skillsets)
   if (!deps.llm) {
     await recorder.add('error:no_model', {
       kind: 'error',
@@ -140,12 +122,13 @@ async function execute(deps: ExecutorDeps, recorder: RunRecorder, agent: AgentPr
     if (last && !interrupted(last)) {
       for (const item of last.calls) {
         if (last.outputs.has(item.toolCallId!)) continue
-        if ((await runTool(deps, recorder, tools, item, turns.length - 1, base)) === 'requires_action') return 'requires_action'
+        if ((await runTool(deps, recorder, tools, item, turns.length - 1, agent, base.signal)) === 'requires_action')
+          return 'requires_action'
       }
       if (last.calls.length === 0) {
         // The model answered without calling a tool: its words are the run's answer, unless it chose silence.
         const text = last.message?.content.trim() ?? ''
-        if (text && !choseSilence(run) && deps.reply) await deps.reply(run, base, text, runItemId(run.runId, 'reply'))
+        if (text && !choseSilence(run)) await deps.port.reply(run, agent, text, runItemId(run.runId, 'reply'))
         await recorder.complete()
         return 'completed'
       }
@@ -156,10 +139,13 @@ async function execute(deps: ExecutorDeps, recorder: RunRecorder, agent: AgentPr
       await recorder.incomplete('max_steps', `stopped after ${deps.maxSteps} model calls`)
       return 'incomplete'
     }
-    // Assembled once: what the call is priced on before it is made is what it sends.
-    const messages = [...(await deps.context(run, agent)), ...conversationOf(run, turns.slice(0, step))]
+    // Assembled once, within the model's window: what the call is priced on before it is made is what it sends.
+    const messages = fitWindow(await deps.port.context(run, agent), conversationOf(run, turns.slice(0, step)), {
+      window: deps.window?.(agent.model) ?? DEFAULT_CONTEXT_TOKENS,
+      tools: definitions(tools),
+    })
     try {
-      await deps.spend?.before(run, agent, step, messages)
+      await deps.port.reserve(run, agent, step, messages.reduce((n, m) => n + messageTokens(m), 0), MAX_OUTPUT_TOKENS)
     } catch (e) {
       if (!(e instanceof SpendRefused)) throw e
       await recorder.add(`step:${step}:limit`, {
@@ -174,7 +160,7 @@ async function execute(deps: ExecutorDeps, recorder: RunRecorder, agent: AgentPr
     }
     const answered = await callModel(deps, recorder, agent, step, messages, tools, base.signal)
     if (answered === 'failed') return 'failed'
-    await deps.spend?.after(recorder.run, agent, step, answered.usage)
+    if (answered.usage) await deps.port.recordUsage(recorder.run, agent, step, answered.usage)
   }
 }
 
@@ -185,7 +171,7 @@ async function callModel(
   agent: AgentProfile,
   step: number,
   messages: LlmMessage[],
-  tools: readonly AgentTool[],
+  tools: readonly ToolSpec[],
   signal: AbortSignal,
 ): Promise<{ usage: LlmUsage | null } | 'failed'> {
   let text = ''
@@ -198,7 +184,7 @@ async function callModel(
     for await (const event of deps.llm!.stream({
       model: agent.model,
       messages,
-      tools: ToolRegistry.definitions(tools),
+      tools: definitions(tools),
       ...(agent.reasoningEffort ? { reasoningEffort: agent.reasoningEffort } : {}),
       signal,
     })) {
@@ -268,14 +254,15 @@ async function callModel(
   }
 }
 
-/** Runs one recorded call, or asks a person first; records its output. */
+/** Runs one recorded call as the agent, or asks a person first; records its output. */
 async function runTool(
   deps: ExecutorDeps,
   recorder: RunRecorder,
-  tools: readonly AgentTool[],
+  tools: readonly ToolSpec[],
   item: RunItem,
   step: number,
-  base: RunAgent,
+  agent: AgentProfile,
+  signal: AbortSignal,
 ): Promise<'done' | 'requires_action'> {
   const run = recorder.run
   const callId = item.toolCallId!
@@ -298,34 +285,12 @@ async function runTool(
     await output('A person rejected this call: it was not run.', 'failed')
     return 'done'
   }
-  if (tool.risky && decision !== 'approve' && !(await deps.alwaysAllowed?.(run, tool.name))) {
+  if (tool.risky && decision !== 'approve' && !(await deps.port.alwaysAllowed(run, agent, tool.name))) {
     await recorder.requireAction(item.itemId)
     return 'requires_action'
   }
-  let args: Record<string, unknown>
-  try {
-    args = ToolRegistry.parse(tool, item.arguments ?? '{}')
-  } catch (e) {
-    if (!(e instanceof ToolInputError)) throw e
-    await output(e.message, 'failed')
-    return 'done'
-  }
-  try {
-    const result = await tool.run(args, {
-      ...base,
-      runId: run.runId,
-      roomId: run.roomId,
-      taskId: run.taskId,
-      idFor: (purpose) => runItemId(run.runId, `tool:${callId}:${purpose}`),
-    })
-    await output(result.output)
-    return 'done'
-  } catch (e) {
-    if (base.signal.aborted || e instanceof RunLostError) throw e
-    // What a tool refused (a rule, bad input) is the model's to read and act on; the run goes on.
-    const message = e instanceof Error ? e.message : String(e)
-    deps.logger.info({ runId: run.runId, tool: tool.name, err: message }, 'tool call failed')
-    await output(`The call failed: ${message}`, 'failed')
-    return 'done'
-  }
+  const result = await deps.port.runTool(run, agent, { toolCallId: callId, tool: tool.name, arguments: item.arguments ?? '{}' }, signal)
+  if (result.status === 'failed') deps.logger.info({ runId: run.runId, tool: tool.name, err: result.output }, 'tool call failed')
+  await output(result.output, result.status)
+  return 'done'
 }

@@ -1,20 +1,16 @@
 import { v5 as uuidv5 } from 'uuid'
-import type { CommandContext, PipelineDeps } from '../../commands/pipeline.ts'
-import { runCommand } from '../../commands/runs.ts'
-import { DomainError } from '../../domain/decider.ts'
-import type { IncompleteReason, RunItem, RunItemStatus, RunState } from '../../domain/runs.ts'
+import type { AgentRunsPort, HeldRun, WorkerRunCommand } from '../../adapters/agent-runs.ts'
+import type { IncompleteReason, RunItem, RunItemStatus } from '../../domain/runs.ts'
 
 /** The namespace of run item and group ids (uuid v5 of the run and what the item is): the same on every retry. */
 const RUN_ITEM_IDS = 'c0a8e3f4-51d2-5e6b-9f07-3d2a1b4c5e68'
 
 export const runItemId = (runId: string, purpose: string): string => uuidv5(`${runId}\n${purpose}`, RUN_ITEM_IDS)
 
-export type ExistingRun = Extract<RunState, { exists: true }>
+export type ExistingRun = HeldRun
 
 /** The worker lost the run (another worker claimed it, a person cancelled it): it stops without a word. */
-export class RunLostError extends Error {
-  override readonly name = 'RunLostError'
-}
+export { RunLostError } from '../../adapters/agent-runs.ts'
 
 /**
  * What a worker records on a run it holds, each a command fenced by the lease's generation: an item, its
@@ -30,20 +26,20 @@ export class RunRecorder {
   private lastFlushAt = 0
   private failure: unknown = null
 
-  private readonly deps: PipelineDeps
-  private readonly ctx: CommandContext
+  private readonly port: AgentRunsPort
+  private readonly tenantId: string
   private readonly held: { readonly workerId: string; readonly generation: number }
   private readonly updateIntervalMs: number
 
   constructor(
-    deps: PipelineDeps,
-    ctx: CommandContext,
+    port: AgentRunsPort,
+    tenantId: string,
     held: { readonly workerId: string; readonly generation: number },
     state: ExistingRun,
     updateIntervalMs = 100,
   ) {
-    this.deps = deps
-    this.ctx = ctx
+    this.port = port
+    this.tenantId = tenantId
     this.held = held
     this.state = state
     this.updateIntervalMs = updateIntervalMs
@@ -56,21 +52,14 @@ export class RunRecorder {
   /** One command at a time: each decides on the state the one before left (a renewal beside a write included). */
   private queue: Promise<unknown> = Promise.resolve()
 
-  private command(build: (at: string) => Parameters<typeof runCommand>[2]): Promise<void> {
+  private command(build: (at: string) => WorkerRunCommand): Promise<void> {
     const next = this.queue.then(() => this.send(build))
     this.queue = next.catch(() => {})
     return next
   }
 
-  private async send(build: (at: string) => Parameters<typeof runCommand>[2]): Promise<void> {
-    try {
-      const r = await runCommand(this.deps, this.ctx, build(this.ctx.now().toISOString()), this.state.runId)
-      if (r.state.exists) this.state = r.state
-    } catch (e) {
-      if (e instanceof DomainError && (e.code === 'RUN_LEASE_LOST' || e.code === 'RUN_FINISHED'))
-        throw new RunLostError(e.message)
-      throw e
-    }
+  private async send(build: (at: string) => WorkerRunCommand): Promise<void> {
+    this.state = await this.port.command(this.tenantId, build(new Date().toISOString()))
   }
 
   private fenced(at: string) {

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { LlmTool } from '../../adapters/llm.ts'
+import type { ToolSpec } from '../../adapters/agent-runs.ts'
 
 /*
  * The one registry agents act through. A tool is named, described to the model with a JSON Schema of its
@@ -65,12 +65,14 @@ export class ToolRegistry {
     return [...this.tools.values()].filter((t) => allowed.has(t.skillset)).sort((a, b) => a.name.localeCompare(b.name))
   }
 
-  /** The tools as the model is told of them. */
-  static definitions(tools: readonly AgentTool[]): LlmTool[] {
+  /** The tools as the model is told of them, and as a worker decides whether a call needs a person's approval. */
+  static specs(tools: readonly AgentTool[]): ToolSpec[] {
     return tools.map((t) => ({
       name: t.name,
       description: t.description,
       parameters: z.toJSONSchema(t.arguments, { target: 'draft-2020-12' }) as Record<string, unknown>,
+      skillset: t.skillset,
+      risky: t.risky,
     }))
   }
 
