@@ -13,6 +13,7 @@ import { agentMentionsProcessor } from '../processors/agents/mentions.ts'
 import { agentRunsProcessor } from '../processors/agents/runs.ts'
 import { readModelReads, softMentionsProcessor } from '../processors/agents/soft-mentions.ts'
 import { agentTaskAssignmentsProcessor } from '../processors/agents/task-assignments.ts'
+import { agentTaskWaitsProcessor } from '../processors/agents/task-waits.ts'
 import { AGENT_WAKEUP, agentWakeupHandler } from '../processors/agents/wakeups.ts'
 import { inviteEmails } from '../processors/email/invites.ts'
 import { MISSED_MENTIONS_CHECK, missedMentionEmails } from '../processors/email/missed-mentions.ts'
@@ -68,6 +69,7 @@ export function processorDefinitions(deps: ProcessorDeps): { processors: readonl
     agentMentionsProcessor(pipeline) as Processor,
     agentRunsProcessor(pipeline) as Processor,
     agentTaskAssignmentsProcessor(pipeline) as Processor,
+    agentTaskWaitsProcessor({ ...pipeline, controlDb: deps.controlDb }) as Processor,
     softMentionsProcessor({
       ...pipeline,
       llm: configuredLlm(deps.config),

@@ -29,7 +29,7 @@ import {
 } from '../commands/orgs.ts'
 import { type CommandContext, type DecisionReader, handleCommand, loadState, type PipelineDeps } from '../commands/pipeline.ts'
 import { dmRoomId, roomStream } from '../commands/rooms.ts'
-import { finishThreadRun, runCommand, wakeAgent } from '../commands/runs.ts'
+import { awaitTask, finishThreadRun, runCommand, wakeAgent } from '../commands/runs.ts'
 import { spaceStream } from '../commands/spaces.ts'
 import { questionStream } from '../commands/task-questions.ts'
 import { scheduleStream, scheduleTimerId, startInstance } from '../commands/task-schedules.ts'
@@ -1209,5 +1209,12 @@ export async function seedWorkload(deps: PipelineDeps & { readonly db: AnyDb }, 
       )
     }
     await finish(fourth.threadId, fourth.runId)
+    // The agent waits for the rollout task (its thread is woken when the task closes).
+    await awaitTask(counted, asWorker(), {
+      runId: fourth.runId,
+      agentId,
+      awaitedTaskId: rollout,
+      note: 'then post the plan in the room',
+    })
   }
 }

@@ -12,7 +12,14 @@ import { json, jsonBody, Position, problemResponse, Uuid } from '../http/schemas
 import { bearerSecurity, positionOf } from '../http/tenant-route.ts'
 import { agentActorOf, allowTool } from './agents.ts'
 import { commandContext, pipelineDeps } from './command-context.ts'
-import { type CommandContext, type CommandResult, type DecisionReader, handleCommand, type PipelineDeps } from './pipeline.ts'
+import {
+  type CommandContext,
+  type CommandResult,
+  type DecisionReader,
+  handleCommand,
+  loadState,
+  type PipelineDeps,
+} from './pipeline.ts'
 import { loadRoom, roomStream } from './rooms.ts'
 
 /*
@@ -257,4 +264,28 @@ export function runsCommands(deps: AppDeps) {
     return c.json({ runId: id, position: positionOf(r.position) }, 200)
   })
   return app
+}
+
+/** A thread as its stream says, in the tenant (an unknown or another tenant's thread does not exist). */
+export const loadThread = (store: PipelineDeps['store'], threadId: string, tenantId: string | null) =>
+  loadState(store, thread, threadStream(threadId), tenantId)
+
+/**
+ * Records, on the thread of the run that asks, that its agent waits for a task: the agent-task-waits processor wakes
+ * the thread when the task closes. Asked again for a task it waits for, nothing new is recorded.
+ */
+export async function awaitTask(
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  w: { readonly runId: string; readonly agentId: string; readonly awaitedTaskId: string; readonly note: string | null },
+) {
+  const r = await loadState(deps.store, run, runStream(w.runId), ctx.tenantId)
+  if (!r.exists || r.agentId !== w.agentId) throw new DomainError('RUN_NOT_FOUND', 'no such run', 'not_found')
+  return handleCommand(
+    deps,
+    thread,
+    threadStream(r.threadId),
+    { type: 'await_task', threadId: r.threadId, ...w, at: ctx.now().toISOString() },
+    ctx,
+  )
 }

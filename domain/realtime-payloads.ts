@@ -254,6 +254,7 @@ export const realtimePayloads: { readonly [T in Delivered['type']]?: RealtimePay
   },
   'thread.input_queued': { type: 'agent.thread_changed', resource: 'Thread', fields: { threadId: 'id', roomId: 'roomId' } },
   'thread.run_finished': { type: 'agent.thread_changed', resource: 'Thread', fields: { threadId: 'id', roomId: 'roomId' } },
+  'thread.task_awaited': { type: 'agent.thread_changed', resource: 'Thread', fields: { threadId: 'id', roomId: 'roomId' } },
   'run.queued': {
     type: 'agent.thread_changed',
     resource: 'Run',

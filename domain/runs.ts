@@ -18,13 +18,18 @@ export type RunItemKind = 'message' | 'tool_call' | 'tool_output' | 'reasoning' 
 export type RunItemStatus = 'in_progress' | 'completed' | 'failed'
 export type RunGroupKind = 'activity' | 'message'
 
-/** What woke the agent: a mention in a message, a task assigned, a wake-up it scheduled, a person asking. */
+/**
+ * What woke the agent: a mention in a message, a task assigned, a wake-up it scheduled, a person asking, a task it
+ * waited for closing.
+ */
 export type RunTrigger =
   | { readonly type: 'mention'; readonly messageId: string }
   /** `assignmentId`: the event that assigned it (assigned again later, it wakes the agent again). */
   | { readonly type: 'task_assigned'; readonly taskId: string; readonly assignmentId: string }
   | { readonly type: 'wakeup'; readonly timerId: string }
   | { readonly type: 'request'; readonly userId: string; readonly requestId: string }
+  /** `waitId`: the event that recorded the wait (thread.task_awaited); a wait is woken once, by the first close after it. */
+  | { readonly type: 'task_closed'; readonly taskId: string; readonly waitId: string }
 
 /** The same trigger twice (a message edited to mention again, a repeated delivery) wakes nothing new. */
 export const triggerKey = (t: RunTrigger): string => {
@@ -37,6 +42,8 @@ export const triggerKey = (t: RunTrigger): string => {
       return `wakeup:${t.timerId}`
     case 'request':
       return `request:${t.requestId}`
+    case 'task_closed':
+      return `task_closed:${t.waitId}`
   }
 }
 

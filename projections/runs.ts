@@ -45,6 +45,9 @@ export const threadRows: RowModel<AgentWorkEvent, ThreadRow> = {
         return row && { ...row, pending_inputs: row.pending_inputs + 1, updated_at: e.data.at }
       case 'thread.run_finished':
         return row && (row.active_run_id === e.data.runId ? { ...row, active_run_id: null, updated_at: e.data.at } : row)
+      // A wait shows only as a change of the thread: it ends in a run like any other wake-up.
+      case 'thread.task_awaited':
+        return row && { ...row, updated_at: e.data.at }
       default:
         return row
     }
@@ -279,6 +282,7 @@ export const runsProjector = rowProjector<AgentWorkEvent>({
     'thread.run_queued',
     'thread.input_queued',
     'thread.run_finished',
+    'thread.task_awaited',
     'run.queued',
     'run.claimed',
     'run.lease_renewed',

@@ -12,6 +12,7 @@ import * as m012 from './012_dev_mailbox.ts'
 import * as m013 from './013_sent_mail.ts'
 import * as m050 from './050_operators_and_org_policy.ts'
 import * as m070 from './070_agent_run_queue.ts'
+import * as m071 from './071_agent_task_waits.ts'
 
 export const schema = 'control'
 export const migrations = {
@@ -29,4 +30,5 @@ export const migrations = {
   '013_sent_mail': m013,
   '050_operators_and_org_policy': m050,
   '070_agent_run_queue': m070,
+  '071_agent_task_waits': m071,
 }

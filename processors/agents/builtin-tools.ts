@@ -6,8 +6,10 @@ import { createArtifact } from '../../commands/artifacts.ts'
 import { resolveMentions } from '../../commands/directory.ts'
 import { postMessage } from '../../commands/messages.ts'
 import type { CommandContext, PipelineDeps } from '../../commands/pipeline.ts'
+import { awaitTask } from '../../commands/runs.ts'
 import { createTask, deleteTask } from '../../commands/tasks.ts'
 import { scheduleTimer } from '../../commands/timers.ts'
+import { isClosed, type TaskStatus } from '../../domain/tasks.ts'
 import type { Principal } from '../../http/principal.ts'
 import { STAY_SILENT } from './executor.ts'
 import { type AgentTool, CORE_SKILLSET, type ToolCall, ToolInputError, ToolRegistry } from './tools.ts'
@@ -49,6 +51,19 @@ const messageLines = (rows: { username: string | null; text: string; created_at:
 const readableBy = (agentId: string) => sql<boolean>`(exists (select 1 from tenant.room_members rm
    where rm.tenant_id = r.tenant_id and rm.room_id = r.id and rm.member_id = ${agentId})
    or (r.visibility = 'public' and r.kind = 'room'))`
+
+/**
+ * Tasks the agent may read (tasks `t`), as people's (domain/tasks.ts canReadTask): the readers of the task's room,
+ * and its reporter, assignee, assistants and watchers.
+ */
+const readableTaskBy = (agentId: string, role: ToolCall['role']) => sql<boolean>`(
+    exists (select 1 from tenant.room_members rm
+             where rm.tenant_id = t.tenant_id and rm.room_id = t.room_id and rm.member_id = ${agentId})
+    or (${role !== 'guest'}::boolean and exists (select 1 from tenant.rooms r
+             where r.tenant_id = t.tenant_id and r.id = t.room_id and r.visibility = 'public' and r.kind = 'room'))
+    or t.reporter_id = ${agentId} or t.assignee_id = ${agentId}
+    or exists (select 1 from tenant.task_people p
+             where p.tenant_id = t.tenant_id and p.task_id = t.id and p.user_id = ${agentId}))`
 
 export function builtinTools(deps: BuiltinToolDeps): ToolRegistry {
   const registry = new ToolRegistry()
@@ -205,6 +220,37 @@ export function builtinTools(deps: BuiltinToolDeps): ToolRegistry {
       }
       await scheduleTimer(deps, asAgent(call), { timerId, dueAt, command: { type: AGENT_WAKEUP, data: wakeup } })
       return { output: `You will be woken at ${dueAt.toISOString()}.` }
+    },
+  })
+
+  registry.register({
+    name: 'wait_for_task',
+    description:
+      'Be woken again in this conversation when a task you may read is done, cancelled or deleted, with its result and a note to yourself.',
+    arguments: z.object({ taskId: z.uuid(), note: z.string().min(1).max(2_000).optional() }),
+    skillset: CORE_SKILLSET,
+    risky: false,
+    async run(args, call) {
+      const found = await inTenant(deps.db, { tenantId: call.tenantId, userId: call.agentId }, (trx) =>
+        sql<{ title: string; status: TaskStatus; result_text: string | null }>`
+          select t.title, t.status, t.result_text from tenant.tasks t
+           where t.tenant_id = ${call.tenantId} and t.id = ${args.taskId} and ${readableTaskBy(call.agentId, call.role)}`.execute(
+          trx,
+        ),
+      )
+      const t = found.rows[0]
+      if (!t) throw new ToolInputError(`there is no task ${args.taskId} you may read`)
+      if (isClosed(t.status)) {
+        const result = t.result_text ? ` Its result: ${t.result_text}` : ' It has no result recorded.'
+        return { output: `The task “${t.title}” is already ${t.status}.${result}` }
+      }
+      await awaitTask(deps, asAgent(call), {
+        runId: call.runId,
+        agentId: call.agentId,
+        awaitedTaskId: args.taskId,
+        note: args.note ?? null,
+      })
+      return { output: `You will be woken in this conversation when the task “${t.title}” is done, cancelled or deleted.` }
     },
   })
 
