@@ -79,12 +79,23 @@ export async function startAgentsRole(
 
 /**
  * A process that is only an agents worker apart from the API (ROLES=agents with AGENTS_API_URL): no database, no
- * event store; `/healthz` on PORT says what it works on. SIGTERM stops claiming and releases what it holds.
+ * event store; `/healthz` on PORT says what it works on, `/readyz` whether the API takes its credential. On SIGTERM it stops claiming and aborts what it
+ * works on (another worker resumes those once their leases lapse).
  */
 export async function serveRemoteAgents(config: Config, logger: Logger): Promise<void> {
-  const worker = await startAgentsRole(config, logger, remoteAgents(config))
+  const placement = remoteAgents(config)
+  const worker = await startAgentsRole(config, logger, placement)
   const app = new Hono()
   app.get('/healthz', (c) => c.json({ status: 'ok', role: 'agents', working: worker.working.length }))
+  // Ready while the internal API answers this worker's credential.
+  app.get('/readyz', async (c) => {
+    try {
+      await placement.port.claimable(1)
+      return c.json({ status: 'ready', role: 'agents' })
+    } catch (e) {
+      return c.json({ status: 'not ready', reason: e instanceof Error ? e.message : String(e) }, 503)
+    }
+  })
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) =>
     logger.info({ url: `http://${info.address}:${info.port}`, roles: config.ROLES, api: config.AGENTS_API_URL }, 'listening'),
   )
