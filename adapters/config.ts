@@ -19,6 +19,31 @@ const trustProxy = z
     return { header: header as TrustProxy['header'], hops: Number(hops) }
   })
 
+/** The least a model's window may be: the 4,096 tokens held back for the answer, and as much again to ask. */
+const MIN_WINDOW = 8_192
+const MAX_WINDOW = 100_000_000
+
+/** `model=tokens,model=tokens`: models' windows, by the start of their names. */
+const modelWindows = z.string().transform((value, ctx): readonly (readonly [string, number])[] => {
+  const windows: [string, number][] = []
+  for (const entry of value
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
+    const match = /^([^\s=,]+)=(\d+)$/.exec(entry)
+    const tokens = match ? Number(match[2]) : Number.NaN
+    if (!match || tokens < MIN_WINDOW || tokens > MAX_WINDOW) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected model=tokens pairs separated by commas (tokens ${MIN_WINDOW}-${MAX_WINDOW}), e.g. llama3.1=131072,qwen2.5=32768: got "${entry}"`,
+      })
+      return z.NEVER
+    }
+    windows.push([match[1]!, tokens])
+  }
+  return windows
+})
+
 const schema = z.object({
   /** Unset is neither development nor production: a non-loopback HOST then needs what production needs. */
   NODE_ENV: z.enum(['development', 'test', 'production']).optional(),
@@ -109,6 +134,10 @@ const schema = z.object({
   AGENT_POLL_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   /** The cheap model that routes a message naming no agent to one of the room's agents (unset: AGENT_DEFAULT_MODEL). */
   AGENT_ROUTER_MODEL: optionalString,
+  /** The context window, in tokens, of a model neither in AGENT_MODEL_WINDOWS nor known (processors/agents/window.ts). */
+  AGENT_CONTEXT_TOKENS: z.coerce.number().int().min(MIN_WINDOW).max(MAX_WINDOW).default(128_000),
+  /** Models' context windows, e.g. `llama3.1=131072,qwen2.5=32768`: a name covers the models whose names start with it. */
+  AGENT_MODEL_WINDOWS: modelWindows.default([]),
 })
 
 export type Config = Omit<z.infer<typeof schema>, 'DEV_IDP' | 'AGENT_ROUTER_MODEL'> & {
