@@ -166,7 +166,7 @@ export function agentRunsContract(name: string, setup: () => Promise<AgentRunsFi
       await until('the cap in force', async () => {
         try {
           await port.reserve(held, agent, 1, 1_000_000, 4_096)
-          return false
+          return null
         } catch (e) {
           if (e instanceof SpendRefused) return e
           throw e
