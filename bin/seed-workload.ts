@@ -5,6 +5,7 @@ import { operatorsStream, orgStream } from '../adapters/streams.ts'
 import { signInAccount } from '../commands/accounts.ts'
 import {
   agentStream,
+  allowTool,
   configureAgent,
   decideProposal,
   proposeRolePrompt,
@@ -856,6 +857,16 @@ export async function seedWorkload(deps: PipelineDeps & { readonly db: AnyDb }, 
           ? { agentId, proposalId, actor: manager, decision }
           : { agentId, proposalId, actor: manager, decision, comment: 'keep asking first' },
       )
+    }
+
+    // Risky tools always allowed in the room, as approving a call with alwaysAllow records it; one taken back, as
+    // DELETE /api/agents/{id}/allowed-tools/... does.
+    for (const [tool, allowed] of [
+      ['delete_task', true],
+      ['post_message', true],
+      ['post_message', false],
+    ] as const) {
+      await allowTool(counted, as(owner), { agentId, roomId, tool, allowed, actor: manager })
     }
 
     // Tasks, changed as PATCH /api/tasks/{id} and the other task routes change them: decisions on the task, its room read.

@@ -21,11 +21,11 @@ import {
 } from '../domain/agents.ts'
 import { DomainError, foldRecorded } from '../domain/decider.ts'
 import { type OrgState, org, USERNAME } from '../domain/orgs.ts'
-import { room } from '../domain/rooms.ts'
+import { canRead, room } from '../domain/rooms.ts'
 import { usdToMicros } from '../domain/usage.ts'
 import type { AppDeps } from '../http/context.ts'
 import type { Principal } from '../http/principal.ts'
-import { actorOf, principalOf, requireRole } from '../http/principal.ts'
+import { actorOf, atLeast, principalOf, requireRole } from '../http/principal.ts'
 import { unauthorized } from '../http/problem.ts'
 import { router } from '../http/router.ts'
 import { ClientChosenId, json, jsonBody, Position, problemResponse, Uuid } from '../http/schemas.ts'
@@ -183,6 +183,40 @@ export const allowTool = (
   ctx: CommandContext,
   input: { agentId: string; roomId: string; tool: string; allowed: boolean; actor: AgentActor },
 ) => handleCommand(deps, agent, agentStream(input.agentId), { type: 'allow_tool', ...input, at: ctx.now().toISOString() }, ctx)
+
+/**
+ * A person takes back "always allow" of a tool for the agent in a room. Who may: whoever may approve the agent's calls
+ * there (a reader of the room, as POST /api/runs/:id/approvals asks: canRead), and admins, who moderate every room.
+ * Anyone else finds no such room. The room is a condition of the decision; revoking what is not allowed records
+ * nothing.
+ */
+export const revokeTool = (
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  input: { agentId: string; roomId: string; tool: string; actor: Principal },
+) =>
+  handleCommand(
+    deps,
+    agent,
+    agentStream(input.agentId),
+    async (_s, read) => {
+      const r = await read(room, roomStream(input.roomId))
+      const me = input.actor
+      if (!r.exists || !(canRead(r, me.userId, me.role) || atLeast(me, 'admin'))) {
+        throw new DomainError('ROOM_NOT_FOUND', 'no such room', 'not_found')
+      }
+      return {
+        type: 'allow_tool' as const,
+        agentId: input.agentId,
+        roomId: input.roomId,
+        tool: input.tool,
+        allowed: false,
+        actor: agentActorOf(me),
+        at: ctx.now().toISOString(),
+      }
+    },
+    ctx,
+  )
 
 /**
  * The agent proposes a change to its own role prompt, for a person to accept or reject: the agents worker calls
@@ -403,6 +437,26 @@ const configRoutes = {
   }),
 }
 
+const allowedToolRoutes = {
+  revoke: createRoute({
+    method: 'delete',
+    path: '/api/agents/{id}/allowed-tools/{roomId}/{tool}',
+    tags: ['agents'],
+    summary: 'Take back “always allow” of a tool for the agent in a room: its next call there waits for a person again',
+    description:
+      'Who may approve the agent’s calls in the room (its readers) and admins; not guests, not agents. Revoking what ' +
+      'is not allowed answers the same and records nothing. No body: the position of the event (when one was ' +
+      'recorded) is in the `Position` header, for `consistentAfter`.',
+    security: bearerSecurity,
+    request: { params: z.object({ id: Uuid, roomId: Uuid, tool: z.string().min(1).max(200) }) },
+    responses: {
+      204: { description: 'not allowed (any more)', headers: z.object({ Position: z.string().optional() }) },
+      403: problemResponse('a guest or an agent'),
+      404: problemResponse('no such agent or room (TOOL_UNKNOWN: no tool is named so)'),
+    },
+  }),
+}
+
 export function agentsCommands(deps: AppDeps & IdentityDeps) {
   const app = router()
   const pd = pipelineDeps(deps)
@@ -537,6 +591,16 @@ export function agentsCommands(deps: AppDeps & IdentityDeps) {
     const comment = c.req.valid('json')?.comment ?? null
     const r = await decideProposal(pd, ctx, { agentId: id, proposalId, actor: agentActorOf(me), decision: 'reject', comment })
     return c.json({ agentId: id, proposalId, position: positionOf(r.position) }, 200)
+  })
+
+  app.openapi(allowedToolRoutes.revoke, async (c) => {
+    const me = principalOf(c)
+    const { id, roomId, tool } = c.req.valid('param')
+    const ctx = commandContext(c, actorOf(me), me.tenantId)
+    const r = await revokeTool(pd, ctx, { agentId: id, roomId, tool, actor: me })
+    const position = positionOf(r.position)
+    if (position !== null) c.header('Position', String(position))
+    return c.body(null, 204)
   })
   return app
 }

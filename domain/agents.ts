@@ -171,6 +171,9 @@ export type AgentCommand =
   /** The caller has checked that the person may read the room (the decider does not see rooms). */
   | { type: 'allow_tool'; agentId: string; roomId: string; tool: string; allowed: boolean; actor: AgentActor; at: string }
 
+/** How a tool is named, as models call tools (OpenAI's function names): no tool of any agent is named otherwise. */
+export const TOOL_NAME = /^[A-Za-z0-9_-]{1,64}$/
+
 export const MAX_SECRET_GRACE_SECONDS = 86_400
 export const ROLE_MAX = 20_000
 export const ROLE_PROMPT_ITEMS_MAX = 100
@@ -393,6 +396,7 @@ function decideExisting(c: Exclude<AgentCommand, { type: 'create' }>, s: Existin
     case 'allow_tool': {
       if (c.actor.type === 'agent' || c.actor.role === 'guest')
         throw new DomainError('FORBIDDEN', 'a person of the org allows an agent a tool', 'forbidden')
+      if (!TOOL_NAME.test(c.tool)) throw new DomainError('TOOL_UNKNOWN', 'no tool is named so', 'not_found')
       if (s.allowedTools.has(`${c.roomId} ${c.tool}`) === c.allowed) return []
       return [
         {

@@ -243,10 +243,38 @@ export const rolePromptProposalRows: RowModel<AgentEvent, RolePromptProposalRow>
   },
 }
 
-/** tenant.agents, tenant.agent_role_prompt_versions and tenant.agent_role_prompt_proposals. */
+/** A row of tenant.agent_allowed_tools. */
+export type AllowedToolRow = {
+  readonly agent_id: string
+  readonly room_id: string
+  readonly tool: string
+  readonly allowed_by: string
+  readonly allowed_at: string
+}
+
+/** A risky tool an agent may use in a room without asking: a row while allowed, none once taken back. */
+export const allowedToolRows: TableModel<AgentEvent, AllowedToolRow> = {
+  table: 'agent_allowed_tools',
+  columns: ['agent_id', 'room_id', 'tool', 'allowed_by', 'allowed_at'],
+  key: ['agent_id', 'room_id', 'tool'],
+  refsOf: (e) =>
+    e.type === 'agent.tool_allowed' ? [{ agent_id: e.data.agentId, room_id: e.data.roomId, tool: e.data.tool }] : [],
+  evolve(row, e) {
+    if (e.type !== 'agent.tool_allowed') return row
+    if (!e.data.allowed) return null
+    return (
+      row ?? { agent_id: e.data.agentId, room_id: e.data.roomId, tool: e.data.tool, allowed_by: e.data.by, allowed_at: e.data.at }
+    )
+  },
+}
+
+/**
+ * tenant.agents, tenant.agent_role_prompt_versions, tenant.agent_role_prompt_proposals and tenant.agent_allowed_tools
+ * (v2: the allowed tools).
+ */
 export const agentsProjector = rowProjector({
   name: 'agents',
-  version: 1,
+  version: 2,
   schema: 'tenant',
   eventTypes: [
     'agent.created',
@@ -254,6 +282,7 @@ export const agentsProjector = rowProjector({
     'agent.role_prompt_set',
     'agent.role_prompt_proposed',
     'agent.role_prompt_proposal_closed',
+    'agent.tool_allowed',
   ],
-  models: [agentRows, rolePromptVersionRows, rolePromptProposalRows],
+  models: [agentRows, rolePromptVersionRows, rolePromptProposalRows, allowedToolRows],
 })

@@ -10,6 +10,7 @@ import { router } from '../http/router.ts'
 import { consistentAfterQuery, json, problemResponse, Uuid } from '../http/schemas.ts'
 import { bearerSecurity } from '../http/tenant-route.ts'
 import { decodeCursor, encodeCursor, pageQuery, pageSchema } from './pagination.ts'
+import { readableRoom } from './rooms.ts'
 
 /*
  * The org's agents as every user of the org may see them (as GET /api/users lists them to everyone): settings, the
@@ -71,6 +72,15 @@ const RolePromptProposal = z
   })
   .openapi('RolePromptProposal')
 
+const AllowedTool = z
+  .object({
+    roomId: Uuid,
+    tool: z.string(),
+    allowedBy: Uuid,
+    allowedAt: z.string(),
+  })
+  .openapi('AllowedTool')
+
 const routes = {
   list: createRoute({
     method: 'get',
@@ -110,6 +120,24 @@ const routes = {
       query: z.object({ ...pageQuery, ...consistentAfterQuery, status: ProposalStatus.optional() }),
     },
     responses: { 200: json('proposals', pageSchema(RolePromptProposal)), 404: problemResponse('no such agent') },
+  }),
+  allowedTools: createRoute({
+    method: 'get',
+    path: '/api/agents/{id}/allowed-tools',
+    tags: ['agents'],
+    summary: 'The risky tools the agent runs without asking, per room, in the rooms the caller may read',
+    description:
+      'Each was allowed by approving a call with `alwaysAllow`; DELETE /api/agents/{id}/allowed-tools/{roomId}/{tool} ' +
+      'takes it back. Oldest first; `roomId` narrows to one room.',
+    security: bearerSecurity,
+    request: {
+      params: z.object({ id: Uuid }),
+      query: z.object({ ...consistentAfterQuery, roomId: Uuid.optional() }),
+    },
+    responses: {
+      200: json('allowed tools', z.object({ allowedTools: z.array(AllowedTool) })),
+      404: problemResponse('no such agent'),
+    },
   }),
 }
 
@@ -277,6 +305,39 @@ export function agentsQueries(deps: AppDeps) {
           decidedAt: isoOrNull(r.decided_at),
         })),
         nextCursor: rows.length > limit && last ? encodeCursor([iso(last.created_at), last.id as string]) : null,
+      },
+      200,
+    )
+  })
+
+  app.openapi(routes.allowedTools, async (c) => {
+    const me = principalOf(c)
+    const { id } = c.req.valid('param')
+    const { roomId } = c.req.valid('query')
+    await consistent(c, deps, ['agents'])
+    const rows = await inTenant(deps.db, me, async (trx) => {
+      await agentMustExist(trx, me.tenantId, id)
+      let q = trx
+        .selectFrom('tenant.agent_allowed_tools as t')
+        .innerJoin('tenant.rooms as r', (j) => j.onRef('r.tenant_id', '=', 't.tenant_id').onRef('r.id', '=', 't.room_id'))
+        .select(['t.room_id', 't.tool', 't.allowed_by', 't.allowed_at'])
+        .where('t.tenant_id', '=', me.tenantId)
+        .where('t.agent_id', '=', id)
+        .where(readableRoom(me))
+        .orderBy('t.allowed_at')
+        .orderBy('t.room_id')
+        .orderBy('t.tool')
+      if (roomId) q = q.where('t.room_id', '=', roomId)
+      return q.execute()
+    })
+    return c.json(
+      {
+        allowedTools: (rows as Row[]).map((r) => ({
+          roomId: r.room_id as string,
+          tool: r.tool as string,
+          allowedBy: r.allowed_by as string,
+          allowedAt: iso(r.allowed_at),
+        })),
       },
       200,
     )

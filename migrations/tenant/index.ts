@@ -12,6 +12,7 @@ import * as m061 from './061_task_schedules_action_items.ts'
 import * as m070 from './070_agent_runs.ts'
 import * as m071 from './071_action_items_runs.ts'
 import * as m080 from './080_agents.ts'
+import * as m081 from './081_agent_allowed_tools.ts'
 
 export const schema = 'tenant'
 export const migrations = {
@@ -29,4 +30,5 @@ export const migrations = {
   '070_agent_runs': m070,
   '071_action_items_runs': m071,
   '080_agents': m080,
+  '081_agent_allowed_tools': m081,
 }

@@ -4,7 +4,7 @@ import { bootstrapOperator } from '../support/operator.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
 
 /*
- * Who may run each command of tasks, artifacts, usage and the Control API: one row per command route, one column
+ * Who may run each command of tasks, artifacts, usage, agents and the Control API: one row per command route, one column
  * per caller, each cell the status that caller gets. The callers of the org are all members of one private room,
  * where every task and artifact lives, so the table shows what the role changes, not what membership does:
  *
@@ -322,6 +322,16 @@ const usage = [
   }),
 ]
 
+const agents = [
+  // Who may approve the agent's calls in the room (every caller here reads it) and admins; not a guest, not an agent.
+  // Nothing is allowed: revoking answers the same and records nothing, so each cell stands alone.
+  row({
+    route: 'DELETE /api/agents/:id/allowed-tools/:roomId/:tool',
+    cell: () => ({ method: 'DELETE', path: `/api/agents/${people.agent.userId}/allowed-tools/${roomId}/delete_task` }),
+    expect: [204, 204, 204, 403, 403, 404, 401],
+  }),
+]
+
 const control = [
   row({
     route: 'POST /control/orgs',
@@ -457,6 +467,7 @@ describe.each([
   ['tasks', tasks],
   ['artifacts', artifacts],
   ['usage and limits', usage],
+  ['agents', agents],
   ['the Control API', control],
 ] as const)('%s: who may run each command', (_, rows) => {
   it.each(rows.map((r) => [r.route, r] as const))('%s', async (_route, r) => {

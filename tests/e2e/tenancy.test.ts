@@ -3,6 +3,7 @@ import pg from 'pg'
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createKysely } from '../../adapters/postgres.ts'
+import { allowTool } from '../../commands/agents.ts'
 import { pipelineDeps } from '../../commands/command-context.ts'
 import { recordUsage } from '../../commands/usage.ts'
 import { ROLES } from '../../migrations/shared.ts'
@@ -113,26 +114,31 @@ async function seed(name: string, slug: string): Promise<Org> {
   expect(run, 'the mention’s run failed for want of a model').not.toBeNull()
   // A room cap (tenant.usage_caps) and a usage record (tenant.usage_records), recorded as the agents worker does.
   await ok(server.request('PUT', '/api/limits', as(owner, { scope: 'room', scopeId: room.roomId, usd: 5 })))
-  await recordUsage(
-    pipelineDeps(server.services),
-    {
-      tenantId: owner.orgId,
-      actor: { type: 'service', id: 'tenancy' },
-      correlationId: uuid(),
-      causationId: null,
-      now: () => new Date(),
-      newId: uuid,
-    },
-    {
-      orgId: owner.orgId,
-      recordId: uuid(),
-      reservationId: null,
-      agentId: agent.agentId,
-      roomId: room.roomId,
-      taskId: null,
-      usage: { kind: 'storage', bytes: 1_000, minutes: 60 },
-    },
-  )
+  const asService = {
+    tenantId: owner.orgId,
+    actor: { type: 'service', id: 'tenancy' },
+    correlationId: uuid(),
+    causationId: null,
+    now: () => new Date(),
+    newId: uuid,
+  } as const
+  // A tool the agent may use in the room without asking (tenant.agent_allowed_tools), as approving with alwaysAllow records it.
+  await allowTool(pipelineDeps(server.services), asService, {
+    agentId: agent.agentId,
+    roomId: room.roomId,
+    tool: 'delete_task',
+    allowed: true,
+    actor: { userId: owner.userId, role: 'owner' },
+  })
+  await recordUsage(pipelineDeps(server.services), asService, {
+    orgId: owner.orgId,
+    recordId: uuid(),
+    reservationId: null,
+    agentId: agent.agentId,
+    roomId: room.roomId,
+    taskId: null,
+    usage: { kind: 'storage', bytes: 1_000, minutes: 60 },
+  })
   return {
     orgId: owner.orgId,
     token: owner.token,
@@ -465,6 +471,9 @@ describe('a user of org A gets nothing of org B', () => {
       ['POST', `/api/agents/${B.agentId}/role-prompt/proposals`, { rolePrompt: 'x' }],
       ['POST', `/api/agents/${B.agentId}/role-prompt/proposals/${B.proposalId}/accept`],
       ['POST', `/api/agents/${B.agentId}/role-prompt/proposals/${B.proposalId}/reject`, {}],
+      ['GET', `/api/agents/${B.agentId}/allowed-tools`],
+      ['DELETE', `/api/agents/${B.agentId}/allowed-tools/${B.roomId}/delete_task`],
+      ['DELETE', `/api/agents/${A.agentId}/allowed-tools/${B.roomId}/delete_task`],
       ['POST', '/api/dms', { userId: B.userId }],
       ['GET', `/api/artifacts/${B.artifactId}`],
       ['PATCH', `/api/artifacts/${B.artifactId}`, { title: 'mine now' }],

@@ -576,7 +576,31 @@ describe('always allowing a tool', () => {
     expect(fold(agent, [created, allowed(true), allowed(false)])).toMatchObject({ allowedTools: new Set() })
   })
 
+  it('taking back what is not allowed records nothing', () => {
+    rules
+      .given([created])
+      .when(allow(false, { userId: 'm2', role: 'member' }))
+      .then([])
+    rules
+      .given([created, allowed(true), allowed(false)])
+      .when(allow(false, { userId: 'a1', role: 'admin' }))
+      .then([])
+  })
+
+  it('only a tool name a model could call: no other tool exists', () => {
+    for (const tool of ['', 'delete task', 'a'.repeat(65), 'r1 delete_task', 'x/y']) {
+      rules
+        .given([created, allowed(true)])
+        .when({ ...allow(false, { userId: 'm2', role: 'member' }), tool })
+        .thenRefused('TOOL_UNKNOWN', 'not_found')
+    }
+  })
+
   it('not a guest, not an agent', () => {
+    rules
+      .given([created, allowed(true)])
+      .when(allow(false, { userId: 'x', role: 'guest' }))
+      .thenRefused('FORBIDDEN', 'forbidden')
     rules
       .given([created])
       .when(allow(true, { userId: 'x', role: 'guest' }))

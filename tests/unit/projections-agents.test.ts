@@ -2,9 +2,11 @@ import { describe, expect, it } from 'vitest'
 import type { AgentEvent, RolePrompt } from '../../domain/agents.ts'
 import {
   type AgentRow,
+  type AllowedToolRow,
   accessJson,
   agentRows,
   agentsProjector,
+  allowedToolRows,
   type RolePromptProposalRow,
   rolePromptJson,
   rolePromptProposalRows,
@@ -162,9 +164,41 @@ describe('role prompt proposals', () => {
     proposals.given([open]).when(set(2, v2)).thenWrites({ upserts: [], deletes: [] }))
 })
 
+describe('allowed tools', () => {
+  const allowed = (on: boolean, roomId = 'r1', by = 'u2', at = t1): AgentEvent => ({
+    type: 'agent.tool_allowed',
+    data: { agentId: 'g1', roomId, tool: 'delete_task', allowed: on, by, at },
+  })
+  const row: AllowedToolRow = { agent_id: 'g1', room_id: 'r1', tool: 'delete_task', allowed_by: 'u2', allowed_at: t1 }
+
+  it('a tool allowed in a room is a row, by whom and when; per room', () =>
+    expect(evolveTable(allowedToolRows, [], [allowed(true), allowed(true, 'r2', 'u3', t2)]).rows).toEqual([
+      row,
+      { ...row, room_id: 'r2', allowed_by: 'u3', allowed_at: t2 },
+    ]))
+
+  it('taken back, the row goes; allowed again, it comes back as that grant', () => {
+    const revoked = evolveTable(allowedToolRows, [row], [allowed(false)])
+    expect(revoked.rows).toEqual([])
+    expect(revoked.deletes).toHaveLength(1)
+    expect(evolveTable(allowedToolRows, [row], [allowed(false), allowed(true, 'r1', 'u3', t2)]).rows).toEqual([
+      { ...row, allowed_by: 'u3', allowed_at: t2 },
+    ])
+  })
+
+  it('other agent events touch no row', () =>
+    expect(evolveTable(allowedToolRows, [row], [created, set(2, v2)])).toMatchObject({ upserts: [], deletes: [] }))
+})
+
 describe('agents projector', () => {
-  it('writes its three tables from the agent events that change them (not secrets)', () => {
-    expect(agentsProjector.tables).toEqual(['agents', 'agent_role_prompt_versions', 'agent_role_prompt_proposals'])
+  it('writes its four tables from the agent events that change them (not secrets)', () => {
+    expect(agentsProjector.tables).toEqual([
+      'agents',
+      'agent_role_prompt_versions',
+      'agent_role_prompt_proposals',
+      'agent_allowed_tools',
+    ])
+    expect(agentsProjector.eventTypes).toContain('agent.tool_allowed')
     expect(agentsProjector.eventTypes).not.toContain('agent.secret_rotated')
   })
 })
