@@ -273,6 +273,8 @@ describe('row-level security in the catalog', () => {
       // Durable timers, written by their projector; the timer runner (the app's login) polls them for due ones.
       'control.timers': { app: 's', reader: '', projector: 'siud' },
       'control.agent_run_queue': { app: 's', reader: '', projector: 'siud' },
+      // The agent-task-waits processor's own index of the tasks threads wait for, kept as the login.
+      'control.agent_task_waits': { app: 'sid', reader: '', projector: '' },
       // Who operates the platform (for listing; the operators stream decides), written by its projector.
       'control.operators': { app: 's', reader: '', projector: 'siud' },
       'control.projection_checkpoints': { app: 'si', reader: 's', projector: 'siud' },
