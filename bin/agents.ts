@@ -13,6 +13,7 @@ import type { PipelineDeps } from '../commands/pipeline.ts'
 import { builtinTools } from '../processors/agents/builtin-tools.ts'
 import { conversationContext } from '../processors/agents/context.ts'
 import { inProcessRuns, runQueueNotifications } from '../processors/agents/in-process-runs.ts'
+import { modelWindows } from '../processors/agents/window.ts'
 import { AgentWorker, type RunNotifications } from '../processors/agents/worker.ts'
 
 export type AgentsDeps = PipelineDeps & {
@@ -68,7 +69,7 @@ export async function startAgentsRole(
     {
       ...placement,
       logger: log,
-      executor: { llm, logger: log, maxSteps: config.AGENT_MAX_STEPS },
+      executor: { llm, logger: log, maxSteps: config.AGENT_MAX_STEPS, window: modelWindows(config) },
       workerId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     },
     { concurrency: config.AGENT_CONCURRENCY, leaseMs: config.AGENT_LEASE_MS, pollMs: config.AGENT_POLL_MS },

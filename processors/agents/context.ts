@@ -1,15 +1,13 @@
 import { sql } from 'kysely'
-import type { LlmMessage } from '../../adapters/llm.ts'
 import type { AnyDb } from '../../adapters/postgres.ts'
 import { inTenant } from '../../adapters/tenant-transaction.ts'
 import type { AgentProfile } from './executor.ts'
 import type { ExistingRun } from './recorder.ts'
+import type { ContextParts } from './window.ts'
 
 export type ContextOptions = {
   /** Messages of the room (or task) read back at most. Default 50. */
   readonly recentMessages?: number
-  /** What the context may hold, in characters (~4 a token): the oldest messages go first. Default 200,000. */
-  readonly maxChars?: number
   /** Notes of closed tasks like this run's, at most. Default 3. */
   readonly memories?: number
 }
@@ -18,23 +16,32 @@ const line = (m: { username: string | null; author_type: string; text: string; c
   `[${new Date(m.created_at).toISOString().slice(0, 16).replace('T', ' ')}] @${m.username ?? 'someone'}${m.author_type === 'agent' ? ' (agent)' : ''}: ${m.text}`
 
 /**
- * The context a run starts from: who the agent is (its role prompt) and how it acts, then the conversation it was
- * woken in, read as the agent may read it (its row-level security, as the agent): the room's recent messages, or the
- * task's conversation. Within the model's window the oldest messages are dropped first.
+ * The context a run starts from: who the agent is (its role prompt) and how it acts, the task it works on, then the
+ * conversation it was woken in, read as the agent may read it (its row-level security, as the agent): the room's
+ * recent messages, or the task's conversation; and notes of similar tasks it closed. What of it fits the model's
+ * window is window.ts's to decide.
  */
 export function conversationContext(db: AnyDb, options: ContextOptions = {}) {
   const recent = options.recentMessages ?? 50
-  const maxChars = options.maxChars ?? 200_000
   const memories = options.memories ?? 3
-  return async (run: ExistingRun, agent: AgentProfile): Promise<LlmMessage[]> => {
+  return async (run: ExistingRun, agent: AgentProfile): Promise<ContextParts> => {
     const asked = run.inputs.map((i) => i.text).join(' ')
-    const { room, messages, notes } = await inTenant(db, { tenantId: agent.tenantId, userId: agent.agentId }, async (trx) => {
+    const asAgent = { tenantId: agent.tenantId, userId: agent.agentId }
+    const { room, task, messages, notes } = await inTenant(db, asAgent, async (trx) => {
       const room = await trx
         .selectFrom('tenant.rooms')
         .select(['name', 'description'])
         .where('tenant_id', '=', agent.tenantId)
         .where('id', '=', run.roomId)
         .executeTakeFirst()
+      const task = run.taskId
+        ? await trx
+            .selectFrom('tenant.tasks')
+            .select(['title', 'description', 'status'])
+            .where('tenant_id', '=', agent.tenantId)
+            .where('id', '=', run.taskId)
+            .executeTakeFirst()
+        : undefined
       const rows = await sql<{ username: string | null; author_type: string; text: string; created_at: Date }>`
         select u.username, m.author_type, m.text, m.created_at
           from tenant.messages m
@@ -57,7 +64,7 @@ export function conversationContext(db: AnyDb, options: ContextOptions = {}) {
          order by ts_rank(to_tsvector('simple', t.title || ' ' || t.description || ' ' || coalesce(t.result_text, '')), q.q) desc,
                   t.updated_at desc
          limit ${memories}`.execute(trx)
-      return { room, messages: rows.rows.reverse(), notes: similar.rows }
+      return { room, task, messages: rows.rows.reverse(), notes: similar.rows }
     })
     const system = [
       `You are ${agent.name}, an AI agent working with people in a team workspace.`,
@@ -67,19 +74,17 @@ export function conversationContext(db: AnyDb, options: ContextOptions = {}) {
     ]
       .filter(Boolean)
       .join('\n\n')
-    const lines = messages.map(line)
-    let size = lines.reduce((n, l) => n + l.length + 1, system.length)
-    while (lines.length > 0 && size > maxChars) size -= lines.shift()!.length + 1
     const where = run.taskId ? `the conversation of a task in #${room?.name ?? 'a room'}` : `#${room?.name ?? 'a room'}`
-    const memory = notes.map(
-      (n) => `- ${n.title}${n.description ? `: ${n.description}` : ''}${n.result_text ? ` (result: ${n.result_text})` : ''}`,
-    )
-    return [
-      { role: 'system', content: system },
-      ...(memory.length
-        ? [{ role: 'user' as const, content: `Notes from similar tasks you closed:\n${memory.join('\n')}` }]
-        : []),
-      { role: 'user', content: `Recent messages in ${where}, oldest first:\n${lines.join('\n') || '(none)'}` },
-    ]
+    return {
+      system,
+      task: task
+        ? `The task you work on: ${task.title} (status: ${task.status})${task.description ? `\n\n${task.description}` : ''}`
+        : null,
+      notes: notes.map(
+        (n) => `- ${n.title}${n.description ? `: ${n.description}` : ''}${n.result_text ? ` (result: ${n.result_text})` : ''}`,
+      ),
+      where,
+      recent: messages.map(line),
+    }
   }
 }
