@@ -132,6 +132,11 @@ const schema = z.object({
   AGENT_LEASE_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
   /** The fallback poll for claimable runs, should a notification be missed. */
   AGENT_POLL_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
+  /**
+   * Where an agents worker apart from the API finds it (`http://api:3000`): it then claims and acts through
+   * `/api/internal/*` with SERVICE_TOKEN, needing no database. Unset: the worker works beside the data, in process.
+   */
+  AGENTS_API_URL: z.url().optional(),
   /** The cheap model that routes a message naming no agent to one of the room's agents (unset: AGENT_DEFAULT_MODEL). */
   AGENT_ROUTER_MODEL: optionalString,
   /** The context window, in tokens, of a model neither in AGENT_MODEL_WINDOWS nor known (processors/agents/window.ts). */
