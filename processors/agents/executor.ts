@@ -4,7 +4,7 @@ import type { Logger } from '../../adapters/logger.ts'
 import type { RunItem } from '../../domain/runs.ts'
 import { type ExistingRun, RunLostError, type RunRecorder, runItemId } from './recorder.ts'
 import type { ToolCall } from './tools.ts'
-import { DEFAULT_CONTEXT_TOKENS, fitWindow, MAX_OUTPUT_TOKENS, messageTokens } from './window.ts'
+import { DEFAULT_CONTEXT_TOKENS, fitWindow, MAX_OUTPUT_TOKENS, requestTokens } from './window.ts'
 
 /*
  * One run, from where its items say it stands to its end (or to a person's approval): the model is called with
@@ -140,12 +140,13 @@ async function execute(deps: ExecutorDeps, recorder: RunRecorder, agent: AgentPr
       return 'incomplete'
     }
     // Assembled once, within the model's window: what the call is priced on before it is made is what it sends.
+    const offered = definitions(tools)
     const messages = fitWindow(await deps.port.context(run, agent), conversationOf(run, turns.slice(0, step)), {
       window: deps.window?.(agent.model) ?? DEFAULT_CONTEXT_TOKENS,
-      tools: definitions(tools),
+      tools: offered,
     })
     try {
-      await deps.port.reserve(run, agent, step, messages.reduce((n, m) => n + messageTokens(m), 0), MAX_OUTPUT_TOKENS)
+      await deps.port.reserve(run, agent, step, requestTokens(messages, offered), MAX_OUTPUT_TOKENS)
     } catch (e) {
       if (!(e instanceof SpendRefused)) throw e
       await recorder.add(`step:${step}:limit`, {
@@ -185,6 +186,8 @@ async function callModel(
       model: agent.model,
       messages,
       tools: definitions(tools),
+      // What the window held back for the answer, and what its reservation priced.
+      maxOutputTokens: MAX_OUTPUT_TOKENS,
       ...(agent.reasoningEffort ? { reasoningEffort: agent.reasoningEffort } : {}),
       signal,
     })) {
@@ -289,7 +292,12 @@ async function runTool(
     await recorder.requireAction(item.itemId)
     return 'requires_action'
   }
-  const result = await deps.port.runTool(run, agent, { toolCallId: callId, tool: tool.name, arguments: item.arguments ?? '{}' }, signal)
+  const result = await deps.port.runTool(
+    run,
+    agent,
+    { toolCallId: callId, tool: tool.name, arguments: item.arguments ?? '{}' },
+    signal,
+  )
   if (result.status === 'failed') deps.logger.info({ runId: run.runId, tool: tool.name, err: result.output }, 'tool call failed')
   await output(result.output, result.status)
   return 'done'

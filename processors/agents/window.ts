@@ -1,4 +1,5 @@
 import { countTokens as o200k } from 'gpt-tokenizer/encoding/o200k_base'
+import type { RunContext } from '../../adapters/agent-runs.ts'
 import type { Config } from '../../adapters/config.ts'
 import type { LlmMessage, LlmTool } from '../../adapters/llm.ts'
 
@@ -78,19 +79,15 @@ export function messageTokens(m: LlmMessage, count: Counter = countTokens): numb
   return n
 }
 
-/** The context before the run's own turns, in the parts the window keeps or drops. */
-export type ContextParts = {
-  /** Who the agent is and how it acts (its role prompt): always kept. */
-  readonly system: string
-  /** The task the run works on (title, status, description): always kept. */
-  readonly task: string | null
-  /** Notes from similar tasks the agent closed, most alike first: the last go first. */
-  readonly notes: readonly string[]
-  /** Where the recent messages were said: `#ops`, or a task's conversation. */
-  readonly where: string
-  /** The conversation's recent messages, a line each, oldest first: the oldest go first. */
-  readonly recent: readonly string[]
-}
+/**
+ * The context before the run's own turns, in the parts the window keeps or drops: the system prompt and the task
+ * always; notes, the last go first; recent messages, the oldest go first (the port's RunContext).
+ */
+export type ContextParts = RunContext
+
+/** What a model call reads, as the window counts it: its messages and its tools' definitions. */
+export const requestTokens = (messages: readonly LlmMessage[], tools: readonly LlmTool[], count: Counter = countTokens): number =>
+  PER_REQUEST + messages.reduce((n, m) => n + messageTokens(m, count), 0) + (tools.length ? count(JSON.stringify(tools)) : 0)
 
 export type WindowOptions = {
   /** The model's window in tokens: what it reads plus what it writes. */

@@ -136,6 +136,8 @@ describe('a mention wakes the agent, and the room watches the run', () => {
     expect(history!.content).toContain('#ops')
     expect(request.body.model).toBe('local-model')
     expect(request.body.stream).toBe(true)
+    // The answer is bounded by what the window held back for it and what the call was priced on.
+    expect(request.body.max_completion_tokens).toBe(4_096)
     expect((request.body.tools as { function: { name: string } }[]).map((t) => t.function.name)).toEqual(
       expect.arrayContaining(['create_task', 'delete_task', 'post_message', 'read_messages', 'search_messages', 'stay_silent']),
     )
