@@ -7,6 +7,7 @@ import { type OrgState, org } from '../domain/orgs.ts'
 import { type RoomState, room } from '../domain/rooms.ts'
 import {
   type Candidate,
+  type Gate,
   type LiveTask,
   type PersonRef,
   type ReviewGates,
@@ -18,6 +19,7 @@ import {
   type TaskActor,
   type TaskCommand,
   type TaskState,
+  type TaskStatus,
   task,
 } from '../domain/tasks.ts'
 import type { AppDeps } from '../http/context.ts'
@@ -241,6 +243,59 @@ export const deleteTask = (deps: PipelineDeps, ctx: CommandContext, taskId: stri
     { type: 'delete', taskId, actor, room: roomState, children: await readChildren(read, t), at: ctx.now().toISOString() },
   ])
 
+/** What a change of a task names; what it leaves out stays as it is. */
+export type TaskUpdate = {
+  readonly title?: string | undefined
+  readonly description?: string | undefined
+  readonly status?: TaskStatus | undefined
+  /** Someone new, or null for nobody. */
+  readonly assignee?: PersonInput | null | undefined
+  readonly reviewGates?: Partial<ReviewGates> | undefined
+}
+
+/**
+ * Changes a task's title, description, assignee, review gates and status, all decided as one (all recorded or
+ * none): the PATCH route's, and the agents' update_task tool's, way. What is already so records nothing.
+ */
+export const updateTask = (deps: PipelineDeps, ctx: CommandContext, taskId: string, change: TaskUpdate, actor: TaskActor) =>
+  onTask(deps, ctx, taskId, async (t, roomState, read) => {
+    const common = { taskId, actor, room: roomState, at: ctx.now().toISOString() }
+    const changes: Change[] = []
+    if (change.title !== undefined || change.description !== undefined)
+      changes.push({ ...common, type: 'update', title: change.title, description: change.description })
+    if (change.assignee !== undefined) {
+      if (!ctx.tenantId) throw new Error('a task is changed in a tenant')
+      const ref = change.assignee ? refOf(change.assignee) : null
+      const candidate = ref ? candidateOf(await read(org, orgStream(ctx.tenantId)), ref) : null
+      changes.push({ ...common, type: 'assign', assignee: ref ? { ref, candidate } : null })
+    }
+    if (change.reviewGates) changes.push({ ...common, type: 'set_review_gates', ...change.reviewGates })
+    if (change.status !== undefined) {
+      // What the rules on subtasks need: the children for a close, the parent for a reopen.
+      const closing = change.status === 'done'
+      const reopening = (t.status === 'done' || t.status === 'cancelled') && change.status !== t.status
+      const [children, parent] = await Promise.all([
+        closing ? readChildren(read, t) : [],
+        reopening && t.parentId ? read(task, taskStream(t.parentId)) : null,
+      ])
+      changes.push({ ...common, type: 'change_status', to: change.status, children, parent })
+    }
+    return changes
+  })
+
+/** Submits a task's plan or result for a person's approval: the route's, and the agents' tool's, way. */
+export const submitReview = (
+  deps: PipelineDeps,
+  ctx: CommandContext,
+  taskId: string,
+  gate: Gate,
+  text: string,
+  actor: TaskActor,
+) =>
+  onTask(deps, ctx, taskId, (_, roomState) => [
+    { type: 'submit_review', taskId, gate, text, actor, room: roomState, at: ctx.now().toISOString() },
+  ])
+
 // --- HTTP
 
 const PersonRefBody = z
@@ -447,33 +502,8 @@ export function tasksCommands(deps: AppDeps) {
   app.openapi(routes.update, async (c) => {
     const me = principalOf(c)
     const { id } = c.req.valid('param')
-    const body = c.req.valid('json')
     const ctx = commandContext(c, actorOf(me), me.tenantId)
-    const at = ctx.now().toISOString()
-    const actor = taskActor(me)
-    const r = await onTask(pd, ctx, id, async (t, roomState, read) => {
-      const common = { taskId: id, actor, room: roomState, at }
-      const changes: Change[] = []
-      if (body.title !== undefined || body.description !== undefined)
-        changes.push({ ...common, type: 'update', title: body.title, description: body.description })
-      if (body.assignee !== undefined) {
-        const ref = body.assignee ? refOf(body.assignee) : null
-        const candidate = ref ? candidateOf(await read(org, orgStream(me.tenantId)), ref) : null
-        changes.push({ ...common, type: 'assign', assignee: ref ? { ref, candidate } : null })
-      }
-      if (body.reviewGates) changes.push({ ...common, type: 'set_review_gates', ...body.reviewGates })
-      if (body.status !== undefined) {
-        // What the rules on subtasks need: the children for a close, the parent for a reopen.
-        const closing = body.status === 'done'
-        const reopening = (t.status === 'done' || t.status === 'cancelled') && body.status !== t.status
-        const [children, parent] = await Promise.all([
-          closing ? readChildren(read, t) : [],
-          reopening && t.parentId ? read(task, taskStream(t.parentId)) : null,
-        ])
-        changes.push({ ...common, type: 'change_status', to: body.status, children, parent })
-      }
-      return changes
-    })
+    const r = await updateTask(pd, ctx, id, c.req.valid('json'), taskActor(me))
     return c.json({ taskId: id, position: positionOf(r.position) }, 200)
   })
 
@@ -546,9 +576,7 @@ export function tasksCommands(deps: AppDeps) {
       const { id } = c.req.valid('param')
       const { text } = c.req.valid('json')
       const ctx = commandContext(c, actorOf(me), me.tenantId)
-      const r = await onTask(pd, ctx, id, (_, roomState) => [
-        { type: 'submit_review', taskId: id, gate, text, actor: taskActor(me), room: roomState, at: ctx.now().toISOString() },
-      ])
+      const r = await submitReview(pd, ctx, id, gate, text, taskActor(me))
       return c.json({ taskId: id, position: positionOf(r.position) }, 200)
     })
   }
