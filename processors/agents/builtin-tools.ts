@@ -7,9 +7,18 @@ import { resolveMentions } from '../../commands/directory.ts'
 import { postMessage } from '../../commands/messages.ts'
 import type { CommandContext, PipelineDeps } from '../../commands/pipeline.ts'
 import { awaitTask } from '../../commands/runs.ts'
-import { createTask, deleteTask } from '../../commands/tasks.ts'
+import { createTask, deleteTask, loadTask, type PersonInput, submitReview, updateTask } from '../../commands/tasks.ts'
 import { scheduleTimer } from '../../commands/timers.ts'
-import { isClosed, type TaskStatus } from '../../domain/tasks.ts'
+import { DomainError } from '../../domain/decider.ts'
+import {
+  isClosed,
+  TASK_DESCRIPTION_MAX,
+  TASK_REVIEW_TEXT_MAX,
+  TASK_STATUSES,
+  TASK_TITLE_MAX,
+  type TaskActor,
+  type TaskStatus,
+} from '../../domain/tasks.ts'
 import type { Principal } from '../../http/principal.ts'
 import { STAY_SILENT } from './executor.ts'
 import { type AgentTool, CORE_SKILLSET, type ToolCall, ToolInputError, ToolRegistry } from './tools.ts'
@@ -64,6 +73,16 @@ const readableTaskBy = (agentId: string, role: ToolCall['role']) => sql<boolean>
     or t.reporter_id = ${agentId} or t.assignee_id = ${agentId}
     or exists (select 1 from tenant.task_people p
              where p.tenant_id = t.tenant_id and p.task_id = t.id and p.user_id = ${agentId}))`
+
+/** The agent as the task decider authorizes it: by its role in the org and its rooms, as a person would be. */
+const taskActorOf = (call: ToolCall): TaskActor => ({ userId: call.agentId, role: call.role, type: 'agent' })
+
+/** The task a call names, else the one the agent works on. */
+const taskOf = (taskId: string | undefined, call: ToolCall): string => {
+  const id = taskId ?? call.taskId
+  if (!id) throw new ToolInputError('name the task (taskId): you are not working on one')
+  return id
+}
 
 export function builtinTools(deps: BuiltinToolDeps): ToolRegistry {
   const registry = new ToolRegistry()
@@ -164,6 +183,68 @@ export function builtinTools(deps: BuiltinToolDeps): ToolRegistry {
     async run(args, call) {
       await deleteTask(deps, asAgent(call), args.taskId, { userId: call.agentId, role: call.role, type: 'agent' })
       return { output: `Deleted task ${args.taskId}.` }
+    },
+  })
+
+  registry.register({
+    name: 'update_task',
+    description:
+      'Change a task (by default the one you work on): its status (open, in_progress, blocked, done, cancelled), title, description, or who it is assigned to. A task with a result review is done once a person approves the result you submit.',
+    arguments: z.object({
+      taskId: z.uuid().optional(),
+      status: z.enum(TASK_STATUSES).optional(),
+      title: z.string().min(1).max(TASK_TITLE_MAX).optional(),
+      description: z.string().max(TASK_DESCRIPTION_MAX).optional(),
+      assigneeUserId: z.uuid().optional().describe('hand it to this person'),
+      assigneeAgentId: z.uuid().optional().describe('hand it to this agent'),
+      unassign: z.boolean().optional().describe('leave it assigned to nobody'),
+    }),
+    skillset: CORE_SKILLSET,
+    risky: false,
+    async run(args, call) {
+      const taskId = taskOf(args.taskId, call)
+      const handTo = [args.assigneeUserId, args.assigneeAgentId, args.unassign || undefined].filter((v) => v !== undefined)
+      if (handTo.length > 1) throw new ToolInputError('give at most one of assigneeUserId, assigneeAgentId and unassign')
+      const assignee: PersonInput | null | undefined = args.assigneeUserId
+        ? { userId: args.assigneeUserId }
+        : args.assigneeAgentId
+          ? { agentId: args.assigneeAgentId }
+          : args.unassign
+            ? null
+            : undefined
+      const change = { title: args.title, description: args.description, status: args.status, assignee }
+      if (Object.values(change).every((v) => v === undefined)) throw new ToolInputError('name at least one thing to change')
+      const r = await updateTask(deps, asAgent(call), taskId, change, taskActorOf(call))
+      if (r.events.length === 0) return { output: `Task ${taskId} is already so: nothing changed.` }
+      const status = r.state.exists ? r.state.status : args.status
+      return { output: `Updated task ${taskId} (now ${status}).` }
+    },
+  })
+
+  registry.register({
+    name: 'submit_task_result',
+    description:
+      'Submit your plan (before you start) or your result (while in progress) of a task assigned to you for a person’s review; an approved result closes the task.',
+    arguments: z.object({
+      taskId: z.uuid().optional(),
+      gate: z.enum(['plan', 'result']),
+      text: z.string().min(1).max(TASK_REVIEW_TEXT_MAX),
+    }),
+    skillset: CORE_SKILLSET,
+    risky: false,
+    async run(args, call) {
+      const taskId = taskOf(args.taskId, call)
+      try {
+        await submitReview(deps, asAgent(call), taskId, args.gate, args.text, taskActorOf(call))
+      } catch (e) {
+        // The call run again after a person approved what it submitted: that stands, and is not an error.
+        if (!(e instanceof DomainError && e.code === 'TASK_GATE_APPROVED')) throw e
+        const t = await loadTask(deps.store, taskId, call.tenantId)
+        const gate = t.exists ? t.gates[args.gate] : null
+        if (gate?.submittedBy !== call.agentId || gate.text !== args.text.trim()) throw e
+        return { output: `Your ${args.gate} for task ${taskId} is approved already.` }
+      }
+      return { output: `Submitted the ${args.gate} of task ${taskId} for review: a person approves or rejects it.` }
     },
   })
 
