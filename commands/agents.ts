@@ -3,7 +3,7 @@ import { type AgentCredential, AgentCredentialError, verifyAgentCredential } fro
 import { comparePositions, type Position as StorePosition, streamName } from '../adapters/event-store.ts'
 import type { IdentityDeps } from '../adapters/identity.ts'
 import { generateToken } from '../adapters/opaque-tokens.ts'
-import { orgStream } from '../adapters/streams.ts'
+import { agentStream, orgStream } from '../adapters/streams.ts'
 import {
   type AgentActor,
   type AgentSettings,
@@ -36,7 +36,7 @@ import { type CommandContext, type DecisionReader, handleCommand, type PipelineD
 import { roomStream } from './rooms.ts'
 import { changeCap } from './usage.ts'
 
-export const agentStream = (id: string) => streamName('agent', id)
+export { agentStream }
 
 /** A username from an agent's name: lowercase letters, digits and dashes. */
 export const usernameFromName = (name: string) =>

@@ -1,7 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { LRUCache } from 'lru-cache'
 import { type EventStore, streamName } from '../adapters/event-store.ts'
-import { orgStream } from '../adapters/streams.ts'
+import { agentStream, orgStream } from '../adapters/streams.ts'
+import { agent, mayUseAgent } from '../domain/agents.ts'
 import { DomainError } from '../domain/decider.ts'
 import { type OrgState, org } from '../domain/orgs.ts'
 import { type RoomState, room } from '../domain/rooms.ts'
@@ -55,6 +56,22 @@ export const candidateOf = (o: OrgState, ref: PersonRef): Candidate => {
   return { id: ref.id, type: ref.type, role: m.role, active: m.active }
 }
 
+/**
+ * Someone put on a task in `roomId`: as the org knows them, and for an agent whether the actor may use it there (its
+ * access, read in the decision: a change of access since is a conflict, not a bypass).
+ */
+async function candidateIn(
+  read: DecisionReader,
+  tenantId: string,
+  ref: PersonRef,
+  actor: TaskActor,
+  roomId: string,
+): Promise<Candidate> {
+  const candidate = candidateOf(await read(org, orgStream(tenantId)), ref)
+  if (candidate?.type !== 'agent') return candidate
+  return { ...candidate, usable: mayUseAgent(await read(agent, agentStream(ref.id)), actor, roomId) }
+}
+
 // The home room never changes once onboarding made it: found once per tenant, then remembered.
 const homeRooms = new LRUCache<string, string>({ max: 10_000 })
 
@@ -102,12 +119,12 @@ export async function createTask(deps: PipelineDeps, ctx: CommandContext, input:
     (parentNow?.exists && !parentNow.deleted ? parentNow.roomId : ((await homeRoomOf(deps.store, tenantId)) ?? null))
   if (!roomId) throw new DomainError('TASK_ROOM_REQUIRED', 'this org has no home room: name the room the task lives in')
   const creation = async (read: DecisionReader) => {
-    const [roomState, parent, orgState] = await Promise.all([
+    const ref = input.assignee ? refOf(input.assignee) : null
+    const [roomState, parent, candidate] = await Promise.all([
       read(room, roomStream(roomId)),
       input.parentId ? readTaskInRoom(read, input.parentId) : null,
-      input.assignee ? read(org, orgStream(tenantId)) : null,
+      ref ? candidateIn(read, tenantId, ref, input.actor, roomId) : null,
     ])
-    const ref = input.assignee ? refOf(input.assignee) : null
     return {
       type: 'create' as const,
       taskId,
@@ -115,7 +132,7 @@ export async function createTask(deps: PipelineDeps, ctx: CommandContext, input:
       description: input.description ?? '',
       roomId,
       parent,
-      assignee: ref && orgState ? { ref, candidate: candidateOf(orgState, ref) } : null,
+      assignee: ref ? { ref, candidate } : null,
       reviewGates: { plan: input.reviewGates?.plan ?? false, result: input.reviewGates?.result ?? false },
       actor: input.actor,
       room: roomState,
@@ -266,7 +283,7 @@ export const updateTask = (deps: PipelineDeps, ctx: CommandContext, taskId: stri
     if (change.assignee !== undefined) {
       if (!ctx.tenantId) throw new Error('a task is changed in a tenant')
       const ref = change.assignee ? refOf(change.assignee) : null
-      const candidate = ref ? candidateOf(await read(org, orgStream(ctx.tenantId)), ref) : null
+      const candidate = ref ? await candidateIn(read, ctx.tenantId, ref, actor, t.roomId) : null
       changes.push({ ...common, type: 'assign', assignee: ref ? { ref, candidate } : null })
     }
     if (change.reviewGates) changes.push({ ...common, type: 'set_review_gates', ...change.reviewGates })
@@ -556,15 +573,16 @@ export function tasksCommands(deps: AppDeps) {
       const me = principalOf(c)
       const { id, agentId } = c.req.valid('param') as { id: string; agentId: string }
       const ctx = commandContext(c, actorOf(me), me.tenantId)
-      const r = await onTask(pd, ctx, id, async (_, roomState, read) => {
+      const r = await onTask(pd, ctx, id, async (t, roomState, read) => {
         const common = { taskId: id, agentId, actor: taskActor(me), room: roomState, at: ctx.now().toISOString() }
         if (method === 'delete') return [{ ...common, type: 'remove_assistant' }]
+        // Named as an agent or not, the decider says which it is: a person is no assistant.
         const o = await read(org, orgStream(me.tenantId))
-        const member = o.status !== 'none' ? o.members.get(agentId) : undefined
-        const candidate: Candidate = member
-          ? { id: agentId, type: member.type === 'agent' ? 'agent' : 'user', role: member.role, active: member.active }
-          : null
-        return [{ ...common, type: 'add_assistant', candidate }]
+        const asAgent = o.status !== 'none' && o.members.get(agentId)?.type === 'agent'
+        const ref: PersonRef = { id: agentId, type: asAgent ? 'agent' : 'user' }
+        return [
+          { ...common, type: 'add_assistant', candidate: await candidateIn(read, me.tenantId, ref, common.actor, t.roomId) },
+        ]
       })
       return c.json({ taskId: id, position: positionOf(r.position) }, 200)
     })

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { type EventStore, PartialIdempotencyError, publicPosition, streamName } from '../adapters/event-store.ts'
-import { orgStream } from '../adapters/streams.ts'
+import { agentStream, orgStream } from '../adapters/streams.ts'
 import { agent } from '../domain/agents.ts'
 import { DomainError } from '../domain/decider.ts'
 import { org } from '../domain/orgs.ts'
@@ -49,12 +49,6 @@ import { taskStream } from './tasks.ts'
 
 /** Every spend of an org in a month is decided on one stream: under contention a decision retries until it wins or is refused. */
 const BUDGET_ATTEMPTS = 200
-
-/**
- * An agent's stream, named as commands/agents.ts names it: that module sets an agent's cap through changeCap, so
- * importing its agentStream here would close an import cycle.
- */
-const agentStreamOf = (agentId: string) => streamName('agent', agentId)
 
 const orgMustExist = async (read: DecisionReader, orgId: string) => {
   const o = await read(org, orgStream(orgId))
@@ -145,7 +139,7 @@ export async function changeCap(deps: PipelineDeps, ctx: CommandContext, change:
       await orgMustExist(read, change.orgId)
       if (change.scope === 'room' && !(await read(room, roomStream(change.scopeId))).exists)
         throw new DomainError('ROOM_NOT_FOUND', 'no such room', 'not_found')
-      if (change.scope === 'agent' && !(await read(agent, agentStreamOf(change.scopeId))).exists)
+      if (change.scope === 'agent' && !(await read(agent, agentStream(change.scopeId))).exists)
         throw new DomainError('AGENT_NOT_FOUND', 'no such agent', 'not_found')
       if (change.scope === 'task') {
         const t = await read(task, taskStream(change.scopeId))

@@ -89,6 +89,11 @@ export type Candidate = {
   readonly type: PersonType
   readonly role: ActorRole
   readonly active: boolean
+  /**
+   * An agent put to work (assignee, assistant): whether its access lets the actor use it in the task's room
+   * (domain/agents.ts mayUseAgent), as for a mention. Unset: not a question here (a watcher).
+   */
+  readonly usable?: boolean
 } | null
 
 export type TaskCreated = {
@@ -261,6 +266,9 @@ function refuseNewcomer(candidate: Candidate, room: RoomState, as: 'assignee' | 
   if (candidate.type === 'agent') {
     if (!room.members.has(candidate.id))
       throw new DomainError(`${code}_NOT_IN_ROOM`, `an agent is added to the task’s room before it becomes its ${as}`)
+    // Putting an agent to work on a task is using it, as a mention is: its access says who may, room by room.
+    if (candidate.usable === false)
+      throw new DomainError('TASK_AGENT_ACCESS', 'this agent’s access does not let you put it to work in this room', 'forbidden')
     return
   }
   if (!canRead(room, candidate.id, candidate.role)) {

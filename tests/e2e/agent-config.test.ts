@@ -269,3 +269,32 @@ describe('rebuilds', () => {
     expect(r.rows.agent_role_prompt_proposals).toBeGreaterThan(2)
   })
 })
+
+describe('agents: who may put an agent to work through a task', () => {
+  it('assigning a task to an agent, or adding it as an assistant, takes the same access as mentioning it', async () => {
+    const { roomId } = await ok(owner, 'POST', '/api/rooms', { name: 'Access by task', visibility: 'private' })
+    for (const who of [member.userId, admin.userId]) await ok(owner, 'POST', `/api/rooms/${roomId}/members`, { userId: who })
+    await ok(owner, 'POST', `/api/rooms/${roomId}/members`, { agentId: bot.agentId })
+    const set = await ok(owner, 'PATCH', agentPath(), { access: { org: 'members', rooms: { [roomId]: 'admins' } } })
+    await ok(owner, 'GET', `${agentPath()}?consistentAfter=${set.position}`)
+
+    // A member may not use it in this room: not by creating a task for it, assigning one, or adding it as assistant.
+    const created = await req(member, 'POST', '/api/tasks', { title: 'Do it', roomId, assignee: { agentId: bot.agentId } })
+    expect(created.status, JSON.stringify(created.body)).toBe(403)
+    expect(created.body.code).toBe('TASK_AGENT_ACCESS')
+    const mine = await ok(member, 'POST', '/api/tasks', { title: 'Mine', roomId, assignee: { userId: member.userId } })
+    const assigned = await req(member, 'PATCH', `/api/tasks/${mine.taskId}`, { assignee: { agentId: bot.agentId } })
+    expect(assigned.status, JSON.stringify(assigned.body)).toBe(403)
+    expect(assigned.body.code).toBe('TASK_AGENT_ACCESS')
+    const assisted = await req(member, 'PUT', `/api/tasks/${mine.taskId}/assistants/${bot.agentId}`)
+    expect(assisted.status, JSON.stringify(assisted.body)).toBe(403)
+    const task = await ok(member, 'GET', `/api/tasks/${mine.taskId}`)
+    expect(task.assignee).toMatchObject({ id: member.userId })
+    expect(task.assistants ?? []).toEqual([])
+
+    // An admin may: the room's access says admins.
+    await ok(admin, 'PATCH', `/api/tasks/${mine.taskId}`, { assignee: { agentId: bot.agentId } })
+    await ok(admin, 'POST', '/api/tasks', { title: 'Do it', roomId, assignee: { agentId: bot.agentId } })
+    await ok(owner, 'PATCH', agentPath(), { access: { org: 'members', rooms: {} } })
+  })
+})

@@ -149,7 +149,8 @@ const tasks = [
     route: 'PUT /api/tasks/:id/assistants/:agentId',
     prepare: () => assignedToMember(),
     cell: (id) => ({ method: 'PUT', path: `/api/tasks/${id}/assistants/${people.agent.userId}` }),
-    expect: [200, 200, 200, 200, 200, 404, 401],
+    // Putting an agent to work is using it: a guest never may (its access, as for a mention).
+    expect: [200, 200, 200, 403, 200, 404, 401],
   }),
   row({
     route: 'DELETE /api/tasks/:id/assistants/:agentId',

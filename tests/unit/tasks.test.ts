@@ -550,6 +550,24 @@ describe('tasks: people', () => {
       .thenRefused('TASK_ASSISTANT_NOT_AGENT')
   })
 
+  it('an agent whose access does not let the actor use it in the room is put to work neither as assistant nor assignee', () => {
+    rules
+      .given([forBob])
+      .when(addAssistant('bot', candidate('bot', { type: 'agent', usable: false })))
+      .thenRefused('TASK_AGENT_ACCESS', 'forbidden')
+    rules
+      .given([forBob])
+      .when(addAssistant('bot', candidate('bot', { type: 'agent', usable: true })))
+      .then([assistantAdded])
+    rules
+      .given([])
+      .when(
+        create({ room: eng, assignee: { ref: { id: 'bot', type: 'agent' }, candidate: candidate('bot', { type: 'agent', usable: false }) },
+        }),
+      )
+      .thenRefused('TASK_AGENT_ACCESS', 'forbidden')
+  })
+
   it('an agent (or nobody) taking the task over leaves no one to assist: the assistants go', () =>
     rules
       .given([forBob, assistantAdded])
