@@ -562,7 +562,9 @@ describe('tasks: people', () => {
     rules
       .given([])
       .when(
-        create({ room: eng, assignee: { ref: { id: 'bot', type: 'agent' }, candidate: candidate('bot', { type: 'agent', usable: false }) },
+        create({
+          room: eng,
+          assignee: { ref: { id: 'bot', type: 'agent' }, candidate: candidate('bot', { type: 'agent', usable: false }) },
         }),
       )
       .thenRefused('TASK_AGENT_ACCESS', 'forbidden')
