@@ -1,22 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type AgentRunsPort, type HeldRun, RunLostError, type RunningAgent, SpendRefused } from '../../adapters/agent-runs.ts'
 import { runItemId } from '../../processors/agents/recorder.ts'
-import { createAgent, signUp } from '../support/identity.ts'
+import { okRequests, until as poll, privateRoom, readyAgent } from '../support/agents.ts'
+import { signUp } from '../support/identity.ts'
 import { operatorToken } from '../support/operator.ts'
 import type { TestServer } from '../support/server.ts'
 
 /** The server whose data the port serves, and the port under test. */
 export type AgentRunsFixture = { readonly server: TestServer; readonly port: AgentRunsPort }
 
-async function until<T>(what: string, read: () => Promise<T | null | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await read()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+/** The suite's waits give up after 15 s. */
+const until = <T>(what: string, read: () => Promise<T | null | undefined>) => poll(what, read, 15_000)
 
 /**
  * What every way of serving the agents worker's port does, on a real server with no worker of its own: the same run
@@ -36,11 +30,7 @@ export function agentRunsContract(name: string, setup: () => Promise<AgentRunsFi
     let agent: RunningAgent
     const mention = 'please summarise the incident review'
 
-    const ok = async (method: string, path: string, body?: unknown) => {
-      const r = await server.request(method, path, { token: owner.token, ...(body === undefined ? {} : { body }) })
-      expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBeLessThan(300)
-      return r.body
-    }
+    const ok = (method: string, path: string, body?: unknown) => okRequests(() => server)(method, path, owner, body)
     const at = () => new Date().toISOString()
     let holder: string
     let other: string
@@ -54,11 +44,9 @@ export function agentRunsContract(name: string, setup: () => Promise<AgentRunsFi
         username: 'owner',
       })
       tenantId = owner.orgId
-      const ada = await createAgent(server, owner.token, { name: 'Ada', username: 'ada' })
+      const ada = await readyAgent(server, owner, { name: 'Ada', username: 'ada' })
       agentId = ada.agentId
-      await ok('GET', `/api/users?consistentAfter=${ada.position}`)
-      roomId = (await ok('POST', '/api/rooms', { name: 'incidents', visibility: 'private' })).roomId
-      await ok('POST', `/api/rooms/${roomId}/members`, { agentId })
+      roomId = await privateRoom(server, owner, 'incidents', [{ agentId }])
       await ok('POST', `/api/rooms/${roomId}/messages`, { text: `@ada ${mention}` })
       runId = await until('the mention’s run to be claimable', async () => {
         const runs = await port.claimable(50)

@@ -1,7 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createAgent, join, signUp } from '../support/identity.ts'
-import { type ModelAnswer, type ModelRequest, type ModelServer, startModelServer } from '../support/openai-server.ts'
-import { startTestServer, type TestServer } from '../support/server.ts'
+import {
+  byScripts,
+  mention as mentioned,
+  okRequests,
+  privateRoom,
+  readyAgent,
+  runIn as runInStatus,
+  type Script,
+  scratch,
+  startAgentServers,
+  stopAgentServers,
+  type Who,
+} from '../support/agents.ts'
+import { join, signUp } from '../support/identity.ts'
+import type { ModelServer } from '../support/openai-server.ts'
+import type { TestServer } from '../support/server.ts'
 
 /*
  * "Always allow this tool for this agent in this room" as a setting people see and take back, over HTTP as clients,
@@ -9,8 +22,6 @@ import { startTestServer, type TestServer } from '../support/server.ts'
  * revoking it empties the list and the agent's next risky call in the room waits for a person again. Who may revoke:
  * the room's readers (as for approvals) and admins; guests are refused, others find nothing.
  */
-
-type Who = { token: string; userId: string }
 
 let model: ModelServer
 let server: TestServer
@@ -26,71 +37,25 @@ let ada: { agentId: string; username: string; position: number }
 let roomId: string
 let outsiderRoomId: string
 
-const ok = async (method: string, path: string, who: Who, body?: unknown) => {
-  const r = await server.request(method, path, { token: who.token, ...(body === undefined ? {} : { body }) })
-  expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBeLessThan(300)
-  return r.body
-}
+const ok = okRequests(() => server)
 
 const expectProblem = (r: { status: number; headers: Headers }, status: number) => {
   expect(r.status).toBe(status)
   expect(r.headers.get('content-type')).toContain('application/problem+json')
 }
 
-const scripts = new Map<string, (request: ModelRequest, turn: number) => ModelAnswer>()
-const lastUserText = (r: ModelRequest): string => {
-  const messages = (r.body.messages ?? []) as { role: string; content: string | null }[]
-  return messages.filter((m) => m.role === 'user').at(-1)?.content ?? ''
-}
-const turnOf = (r: ModelRequest) => ((r.body.messages ?? []) as { role: string }[]).filter((m) => m.role === 'assistant').length
+const scripts = new Map<string, Script>()
 
-async function until<T>(what: string, read: () => Promise<T | null | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await read()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-/** The agent creates a scratch task, then deletes it (delete_task is risky). */
-const scratch =
-  (id: string) =>
-  (request: ModelRequest, turn: number): ModelAnswer => {
-    if (turn === 0) return { toolCalls: [{ id: `${id}_make`, name: 'create_task', arguments: { title: `Scratch ${id}` } }] }
-    if (turn === 1) {
-      const created = (request.body.messages as { role: string; content: string }[]).at(-1)!.content
-      const taskId = /Created task ([0-9a-f-]{36})/.exec(created)![1]
-      return { toolCalls: [{ id: `${id}_tidy`, name: 'delete_task', arguments: { taskId } }] }
-    }
-    return { text: 'Tidied.' }
-  }
+/** How often this file's waits read again. */
+const EVERY_MS = 100
 
 /** Mentions Ada with `text` and returns the run the mention started, once it is in `statuses`. */
 async function mention(text: string, statuses: readonly string[]) {
   scripts.set(text, scratch(text.replace(/\W+/g, '_')))
-  const posted = await ok('POST', `/api/rooms/${roomId}/messages`, owner, { text: `@${ada.username} ${text}` })
-  return until(`a run for "${text}" in ${statuses.join('|')}`, async () => {
-    const threads = await ok(
-      'GET',
-      `/api/threads?roomId=${roomId}&agentId=${ada.agentId}&consistentAfter=${posted.position}`,
-      owner,
-    )
-    const thread = threads.items.find((t: { taskId: string | null }) => t.taskId === null)
-    if (!thread) return null
-    const detail = await ok('GET', `/api/threads/${thread.id}`, owner)
-    const run = detail.runs.find((r: { inputs: { text: string }[] }) => r.inputs.some((i) => i.text.includes(text)))
-    return run && statuses.includes(run.status) ? run : null
-  })
+  return (await mentioned(server, { by: owner, roomId, agent: ada, text, statuses, everyMs: EVERY_MS })).run
 }
 
-async function runIn(runId: string, statuses: readonly string[]) {
-  return until(`run ${runId} in ${statuses.join('|')}`, async () => {
-    const r = await ok('GET', `/api/runs/${runId}/items`, owner)
-    return statuses.includes(r.status) ? r : null
-  })
-}
+const runIn = (runId: string, statuses: readonly string[]) => runInStatus(server, owner, runId, statuses, EVERY_MS)
 
 /** Approves the delete_task call a run waits on, always allowing it; returns the position of the answer. */
 async function approveAlways(text: string, by: Who): Promise<number> {
@@ -112,35 +77,23 @@ const revoke = (who: Who, tool = 'delete_task', room = roomId, agentId = ada.age
 const agentEvents = async () => (await server.services.store.readStream(`agent-${ada.agentId}`)).length
 
 beforeAll(async () => {
-  model = await startModelServer()
-  model.answer((request, index) => {
-    for (const [key, script] of scripts) if (lastUserText(request).includes(key)) return script(request, turnOf(request))
-    return { status: 500, message: `nothing scripted for request ${index}` }
-  })
-  server = await startTestServer({
-    OPENAI_BASE_URL: model.url,
-    OPENAI_API_KEY: 'sk-local',
-    AGENT_DEFAULT_MODEL: 'local-model',
-    AGENT_POLL_MS: '500',
-  })
+  ;({ model, server } = await startAgentServers(byScripts(scripts)))
   owner = await signUp(server, { email: 'owner@allow.test', orgName: 'Allow Inc', username: 'owner' })
   admin = await join(server, owner.token, { email: 'admin@allow.test', role: 'admin', username: 'admin' })
   member = await join(server, owner.token, { email: 'member@allow.test', role: 'member', username: 'member' })
   guest = await join(server, owner.token, { email: 'guest@allow.test', role: 'guest', username: 'guest' })
   stranger = await join(server, owner.token, { email: 'stranger@allow.test', role: 'member', username: 'stranger' })
   outsider = await signUp(server, { email: 'eve@elsewhere.test', orgName: 'Elsewhere', username: 'eve' })
-  ada = await createAgent(server, owner.token, { name: 'Ada', username: 'ada' })
-  await ok('GET', `/api/users?consistentAfter=${ada.position}`, owner)
-  roomId = (await ok('POST', '/api/rooms', owner, { name: 'ops', visibility: 'private' })).roomId
-  for (const who of [member, guest]) await ok('POST', `/api/rooms/${roomId}/members`, owner, { userId: who.userId })
-  await ok('POST', `/api/rooms/${roomId}/members`, owner, { agentId: ada.agentId })
-  outsiderRoomId = (await ok('POST', '/api/rooms', outsider, { name: 'theirs', visibility: 'private' })).roomId
+  ada = await readyAgent(server, owner, { name: 'Ada', username: 'ada' })
+  roomId = await privateRoom(server, owner, 'ops', [
+    { userId: member.userId },
+    { userId: guest.userId },
+    { agentId: ada.agentId },
+  ])
+  outsiderRoomId = await privateRoom(server, outsider, 'theirs', [])
 }, 120_000)
 
-afterAll(async () => {
-  await server?.close()
-  await model?.close()
-})
+afterAll(() => stopAgentServers({ model, server }))
 
 describe('always allow, seen and taken back', () => {
   let grantedAt: number

@@ -1,8 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { countTokens, MAX_OUTPUT_TOKENS } from '../../processors/agents/window.ts'
-import { createAgent, join, signUp } from '../support/identity.ts'
-import { type ModelRequest, type ModelServer, startModelServer } from '../support/openai-server.ts'
-import { startTestServer, type TestServer } from '../support/server.ts'
+import {
+  agentThread,
+  okRequests,
+  privateRoom,
+  readyAgent,
+  startAgentServers,
+  stopAgentServers,
+  until,
+  type Who,
+} from '../support/agents.ts'
+import { join, signUp } from '../support/identity.ts'
+import type { ModelRequest, ModelServer } from '../support/openai-server.ts'
+import type { TestServer } from '../support/server.ts'
 
 /*
  * The context within the model's window, end to end: a room with more said in it than a small model's window holds,
@@ -12,7 +22,6 @@ import { startTestServer, type TestServer } from '../support/server.ts'
 
 const WINDOW = 16_384
 
-type Who = { token: string; userId: string }
 type Sent = { role: string; content: string | null; tool_calls?: { function: { name: string; arguments: string } }[] }
 
 let model: ModelServer
@@ -21,21 +30,7 @@ let owner: Who
 let ada: { agentId: string; username: string; position: number }
 let roomId: string
 
-const ok = async (method: string, path: string, who: Who, body?: unknown) => {
-  const r = await server.request(method, path, { token: who.token, ...(body === undefined ? {} : { body }) })
-  expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBeLessThan(300)
-  return r.body
-}
-
-async function until<T>(what: string, read: () => T | null | undefined | Promise<T | null | undefined>, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await read()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const ok = okRequests(() => server)
 
 const messagesOf = (r: ModelRequest) => r.body.messages as Sent[]
 const said = (r: ModelRequest) => messagesOf(r).map((m) => m.content ?? '')
@@ -56,30 +51,19 @@ const long = (i: number) =>
   `Status ${i}: ${Array.from({ length: 40 }, (_, w) => `the deploy of service ${i}-${w} finished after the migration`).join(', ')}.`
 
 beforeAll(async () => {
-  model = await startModelServer()
   // Ada's calls are answered; the soft-mention router's (a message naming no agent, two people in the room) too,
   // with words naming nobody: only the mention wakes her.
-  model.answer([{ text: 'Noted.' }])
-  server = await startTestServer({
-    OPENAI_BASE_URL: model.url,
-    OPENAI_API_KEY: 'sk-local',
+  ;({ model, server } = await startAgentServers([{ text: 'Noted.' }], {
     AGENT_DEFAULT_MODEL: 'local-model:7b',
     AGENT_MODEL_WINDOWS: `local-model=${WINDOW}`,
-    AGENT_POLL_MS: '500',
-  })
+  }))
   owner = await signUp(server, { email: 'owner@context.test', orgName: 'Context Inc', username: 'owner' })
-  ada = await createAgent(server, owner.token, { name: 'Ada', username: 'ada' })
-  await ok('GET', `/api/users?consistentAfter=${ada.position}`, owner)
+  ada = await readyAgent(server, owner, { name: 'Ada', username: 'ada' })
   const member = await join(server, owner.token, { email: 'member@context.test', role: 'member', username: 'member' })
-  roomId = (await ok('POST', '/api/rooms', owner, { name: 'deploys', visibility: 'private' })).roomId
-  await ok('POST', `/api/rooms/${roomId}/members`, owner, { userId: member.userId })
-  await ok('POST', `/api/rooms/${roomId}/members`, owner, { agentId: ada.agentId })
+  roomId = await privateRoom(server, owner, 'deploys', [{ userId: member.userId }, { agentId: ada.agentId }])
 }, 120_000)
 
-afterAll(async () => {
-  await server?.close()
-  await model?.close()
-})
+afterAll(() => stopAgentServers({ model, server }))
 
 describe('the context within the model’s window', () => {
   it('a room with more said than the window holds: the request fits it, keeps the role and the mention, drops the oldest', async () => {
@@ -129,12 +113,8 @@ describe('the context within the model’s window', () => {
     expect(messagesOf(request)[1]!.content).toBe(task)
     // Its run ends before the server closes.
     await until('the task’s run completed', async () => {
-      const threads = await ok('GET', `/api/threads?roomId=${roomId}&agentId=${ada.agentId}`, owner)
-      const thread = threads.items.find((t: { taskId: string | null }) => t.taskId === created.taskId)
-      return (
-        thread &&
-        (await ok('GET', `/api/threads/${thread.id}`, owner)).runs.some((r: { status: string }) => r.status === 'completed')
-      )
+      const thread = await agentThread(server, owner, { roomId, agentId: ada.agentId, taskId: created.taskId })
+      return thread?.runs.some((r: { status: string }) => r.status === 'completed')
     })
   })
 })

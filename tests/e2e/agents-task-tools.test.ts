@@ -2,9 +2,22 @@ import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { builtinTools } from '../../processors/agents/builtin-tools.ts'
 import { type ToolCall, ToolRegistry } from '../../processors/agents/tools.ts'
+import {
+  agentThread,
+  byScripts,
+  lastUserText,
+  mention as mentioned,
+  okRequests,
+  privateRoom,
+  type Script,
+  startAgentServers,
+  stopAgentServers,
+  until,
+  type Who,
+} from '../support/agents.ts'
 import { createAgent, join, signUp } from '../support/identity.ts'
-import { type ModelAnswer, type ModelRequest, type ModelServer, startModelServer } from '../support/openai-server.ts'
-import { startTestServer, type TestServer } from '../support/server.ts'
+import type { ModelServer } from '../support/openai-server.ts'
+import type { TestServer } from '../support/server.ts'
 
 /*
  * Agents change tasks through their tools, end to end over HTTP, with the local model server scripting the calls: a
@@ -14,7 +27,6 @@ import { startTestServer, type TestServer } from '../support/server.ts'
  * one, changes nothing. A call run again (a resumed run) records nothing twice.
  */
 
-type Who = { token: string; userId: string }
 type Item = { kind: string; status: string; content: string }
 type RunView = { id: string; status: string; inputs: { text: string }[]; items: Item[] }
 
@@ -28,63 +40,29 @@ let ada: { agentId: string; username: string; position: number }
 let gus: { agentId: string; username: string; position: number }
 let roomId: string
 
-const ok = async (method: string, path: string, who: Who, body?: unknown) => {
-  const r = await server.request(method, path, { token: who.token, ...(body === undefined ? {} : { body }) })
-  expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBeLessThan(300)
-  return r.body
-}
+const ok = okRequests(() => server)
 
 /** What the model is asked to do, by the last thing said to it: each test scripts its own answers. */
-const scripts = new Map<string, (request: ModelRequest, turn: number) => ModelAnswer>()
-const lastUserText = (r: ModelRequest): string => {
-  const messages = (r.body.messages ?? []) as { role: string; content: string | null }[]
-  return messages.filter((m) => m.role === 'user').at(-1)?.content ?? ''
-}
-const turnOf = (r: ModelRequest) => ((r.body.messages ?? []) as { role: string }[]).filter((m) => m.role === 'assistant').length
+const scripts = new Map<string, Script>()
 
 /** Answers with these tool calls, one turn each, then with `answer`. */
 const calls =
-  (steps: readonly { name: string; arguments: Record<string, unknown> }[], answer: string) =>
-  (_r: ModelRequest, turn: number): ModelAnswer => {
+  (steps: readonly { name: string; arguments: Record<string, unknown> }[], answer: string): Script =>
+  (_r, turn) => {
     const step = steps[turn]
     return step ? { toolCalls: [{ id: `call_${turn}`, ...step }] } : { text: answer }
   }
 
-async function until<T>(what: string, read: () => Promise<T | null | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await read()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
 /** The agent's completed run in its thread for the task, once there. */
 const taskRun = (agentId: string, taskId: string) =>
   until(`a completed run for task ${taskId}`, async () => {
-    const threads = await ok('GET', `/api/threads?roomId=${roomId}&agentId=${agentId}`, owner)
-    const thread = threads.items.find((t: { taskId: string | null }) => t.taskId === taskId)
-    if (!thread) return null
-    const detail = await ok('GET', `/api/threads/${thread.id}`, owner)
-    return (detail.runs as RunView[]).find((r) => r.status === 'completed')
+    const thread = await agentThread(server, owner, { roomId, agentId, taskId })
+    return (thread?.runs as RunView[] | undefined)?.find((r) => r.status === 'completed')
   })
 
 /** Mentions the agent with `text` in the ops room and returns the run it started, once completed. */
-async function mention(agent: { agentId: string; username: string }, text: string): Promise<RunView> {
-  const posted = await ok('POST', `/api/rooms/${roomId}/messages`, owner, { text: `@${agent.username} ${text}` })
-  return until(`a completed run for "${text}"`, async () => {
-    const threads = await ok(
-      'GET',
-      `/api/threads?roomId=${roomId}&agentId=${agent.agentId}&consistentAfter=${posted.position}`,
-      owner,
-    )
-    const thread = threads.items.find((t: { taskId: string | null }) => t.taskId === null)
-    if (!thread) return null
-    const detail = await ok('GET', `/api/threads/${thread.id}`, owner)
-    return (detail.runs as RunView[]).find((r) => r.status === 'completed' && r.inputs.some((i) => i.text.includes(text)))
-  })
-}
+const mention = async (agent: { agentId: string; username: string }, text: string): Promise<RunView> =>
+  (await mentioned(server, { by: owner, roomId, agent, text, statuses: ['completed'] })).run
 
 const outputs = (run: RunView) => run.items.filter((i) => i.kind === 'tool_output')
 
@@ -94,39 +72,33 @@ const taskNow = async (taskId: string) => {
   return ok('GET', `/api/tasks/${taskId}?consistentAfter=${head}`, owner)
 }
 
+/** Scripts Ada's answers to being assigned the task `title`, then assigns it to her: answers the task's id. */
+const assigned = async (title: string, script: Script, more: Record<string, unknown> = {}): Promise<string> => {
+  scripts.set(`You were assigned the task “${title}”`, script)
+  return (await ok('POST', '/api/tasks', owner, { title, roomId, assignee: { agentId: ada.agentId }, ...more })).taskId
+}
+
 beforeAll(async () => {
-  model = await startModelServer()
-  model.answer((request, index) => {
-    for (const [key, script] of scripts) if (lastUserText(request).includes(key)) return script(request, turnOf(request))
-    return { status: 500, message: `nothing scripted for request ${index}` }
-  })
-  server = await startTestServer({
-    OPENAI_BASE_URL: model.url,
-    OPENAI_API_KEY: 'sk-local',
-    AGENT_DEFAULT_MODEL: 'local-model',
-    AGENT_POLL_MS: '500',
-  })
+  ;({ model, server } = await startAgentServers(byScripts(scripts)))
   owner = await signUp(server, { email: 'owner@task-tools.test', orgName: 'Task Tools Inc', username: 'owner' })
   member = await join(server, owner.token, { email: 'member@task-tools.test', role: 'member', username: 'member' })
   ada = await createAgent(server, owner.token, { name: 'Ada', username: 'ada' })
   gus = await createAgent(server, owner.token, { name: 'Gus', username: 'gus' })
   const demoted = await ok('PATCH', `/api/users/${gus.agentId}`, owner, { role: 'guest' })
   await ok('GET', `/api/users?consistentAfter=${Math.max(ada.position, demoted.position)}`, owner)
-  roomId = (await ok('POST', '/api/rooms', owner, { name: 'ops', visibility: 'private' })).roomId
-  await ok('POST', `/api/rooms/${roomId}/members`, owner, { userId: member.userId })
-  await ok('POST', `/api/rooms/${roomId}/members`, owner, { agentId: ada.agentId })
-  await ok('POST', `/api/rooms/${roomId}/members`, owner, { agentId: gus.agentId })
+  roomId = await privateRoom(server, owner, 'ops', [
+    { userId: member.userId },
+    { agentId: ada.agentId },
+    { agentId: gus.agentId },
+  ])
 }, 120_000)
 
-afterAll(async () => {
-  await server?.close()
-  await model?.close()
-})
+afterAll(() => stopAgentServers({ model, server }))
 
 describe('an agent works a task assigned to it', () => {
   it('it starts the work, renames the task, closes it, and a person reads the changes', async () => {
-    scripts.set(
-      'You were assigned the task “Rotate the API keys”',
+    const taskId = await assigned(
+      'Rotate the API keys',
       calls(
         [
           { name: 'update_task', arguments: { status: 'in_progress', title: 'Rotate the API keys of staging' } },
@@ -136,11 +108,6 @@ describe('an agent works a task assigned to it', () => {
         'Rotated the keys.',
       ),
     )
-    const { taskId } = await ok('POST', '/api/tasks', owner, {
-      title: 'Rotate the API keys',
-      roomId,
-      assignee: { agentId: ada.agentId },
-    })
     const run = await taskRun(ada.agentId, taskId)
     expect(outputs(run).map((o) => [o.status, o.content])).toEqual([
       ['completed', `Updated task ${taskId} (now in_progress).`],
@@ -159,8 +126,8 @@ describe('an agent works a task assigned to it', () => {
 
   it('with a result gate, its early close is refused and it reads why; it submits the result, and a person’s approval closes the task', async () => {
     const result = 'Upgraded Postgres to 17 on all three replicas; no downtime.'
-    scripts.set(
-      'You were assigned the task “Upgrade Postgres”',
+    const taskId = await assigned(
+      'Upgrade Postgres',
       calls(
         [
           { name: 'update_task', arguments: { status: 'in_progress' } },
@@ -169,13 +136,8 @@ describe('an agent works a task assigned to it', () => {
         ],
         'Submitted the result for review.',
       ),
+      { reviewGates: { result: true } },
     )
-    const { taskId } = await ok('POST', '/api/tasks', owner, {
-      title: 'Upgrade Postgres',
-      roomId,
-      assignee: { agentId: ada.agentId },
-      reviewGates: { result: true },
-    })
     const run = await taskRun(ada.agentId, taskId)
     const [started, early, submitted] = outputs(run)
     expect(started).toMatchObject({ status: 'completed', content: `Updated task ${taskId} (now in_progress).` })
@@ -197,18 +159,13 @@ describe('an agent works a task assigned to it', () => {
   })
 
   it('it hands the task to a person', async () => {
-    scripts.set(
-      'You were assigned the task “Sign the vendor contract”',
+    const taskId = await assigned(
+      'Sign the vendor contract',
       calls(
         [{ name: 'update_task', arguments: { assigneeUserId: member.userId, status: 'blocked' } }],
         'Only a person signs: handed it on.',
       ),
     )
-    const { taskId } = await ok('POST', '/api/tasks', owner, {
-      title: 'Sign the vendor contract',
-      roomId,
-      assignee: { agentId: ada.agentId },
-    })
     const run = await taskRun(ada.agentId, taskId)
     expect(outputs(run)[0]).toMatchObject({ status: 'completed', content: `Updated task ${taskId} (now blocked).` })
     expect(await taskNow(taskId)).toMatchObject({ status: 'blocked', assignee: { id: member.userId, type: 'user' } })
@@ -217,7 +174,7 @@ describe('an agent works a task assigned to it', () => {
 
 describe('an agent changes no task it may not read', () => {
   it('a member agent outside a private room: the task does not exist for it', async () => {
-    const board = (await ok('POST', '/api/rooms', owner, { name: 'board', visibility: 'private' })).roomId
+    const board = await privateRoom(server, owner, 'board', [])
     const { taskId } = await ok('POST', '/api/tasks', owner, { title: 'Board salaries', roomId: board })
     scripts.set('close the salaries task', calls([{ name: 'update_task', arguments: { taskId, status: 'done' } }], 'I cannot.'))
     const run = await mention(ada, 'close the salaries task')
@@ -249,13 +206,7 @@ describe('an agent changes no task it may not read', () => {
 
 describe('a call run again (a resumed run)', () => {
   it('records nothing twice, and a submission a person approved meanwhile stands', async () => {
-    scripts.set('You were assigned the task “Renew the certificates”', () => ({ text: 'On it.' }))
-    const { taskId } = await ok('POST', '/api/tasks', owner, {
-      title: 'Renew the certificates',
-      roomId,
-      assignee: { agentId: ada.agentId },
-      reviewGates: { result: true },
-    })
+    const taskId = await assigned('Renew the certificates', () => ({ text: 'On it.' }), { reviewGates: { result: true } })
     await taskRun(ada.agentId, taskId)
     const tools = builtinTools(server.services)
     const ids = new Map<string, string>()

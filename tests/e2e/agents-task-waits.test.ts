@@ -1,7 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createAgent, join, signUp } from '../support/identity.ts'
-import { type ModelAnswer, type ModelRequest, type ModelServer, startModelServer } from '../support/openai-server.ts'
-import { startTestServer, type TestServer } from '../support/server.ts'
+import {
+  agentThread,
+  byScripts,
+  mention as mentioned,
+  okRequests,
+  privateRoom,
+  readyAgent,
+  type Script,
+  startAgentServers,
+  stopAgentServers,
+  until,
+  type Who,
+} from '../support/agents.ts'
+import { join, signUp } from '../support/identity.ts'
+import type { ModelServer } from '../support/openai-server.ts'
+import type { TestServer } from '../support/server.ts'
 
 /*
  * An agent waits for a task, end to end over HTTP, with the local model server scripting its answers: mentioned, it
@@ -10,7 +23,6 @@ import { startTestServer, type TestServer } from '../support/server.ts'
  * task the agent may not read is refused.
  */
 
-type Who = { token: string; userId: string }
 type RunView = {
   id: string
   status: string
@@ -27,46 +39,20 @@ let roomId: string
 /** A private room of the owner's that Ada is not in. */
 let privateRoomId: string
 
-const ok = async (method: string, path: string, who: Who, body?: unknown) => {
-  const r = await server.request(method, path, { token: who.token, ...(body === undefined ? {} : { body }) })
-  expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBeLessThan(300)
-  return r.body
-}
+const ok = okRequests(() => server)
 
-const scripts = new Map<string, (request: ModelRequest, turn: number) => ModelAnswer>()
-const lastUserText = (r: ModelRequest): string => {
-  const messages = (r.body.messages ?? []) as { role: string; content: string | null }[]
-  return messages.filter((m) => m.role === 'user').at(-1)?.content ?? ''
-}
-const turnOf = (r: ModelRequest) => ((r.body.messages ?? []) as { role: string }[]).filter((m) => m.role === 'assistant').length
-
-async function until<T>(what: string, read: () => Promise<T | null | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await read()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const scripts = new Map<string, Script>()
 
 /** Ada's thread in the room (not a task's), once there. */
 const roomThread = async (after?: number) =>
   until('Ada’s thread in the room', async () => {
-    const consistent = after === undefined ? '' : `&consistentAfter=${after}`
-    const threads = await ok('GET', `/api/threads?roomId=${roomId}&agentId=${ada.agentId}${consistent}`, owner)
-    const t = threads.items.find((x: { taskId: string | null }) => x.taskId === null)
-    return t ? ((await ok('GET', `/api/threads/${t.id}`, owner)) as { id: string; runs: RunView[] }) : null
+    const thread = await agentThread(server, owner, { roomId, agentId: ada.agentId, consistentAfter: after })
+    return thread as { id: string; runs: RunView[] } | null
   })
 
 /** Mentions Ada with `text` and returns the run it started, once completed. */
-async function mention(text: string): Promise<RunView> {
-  const posted = await ok('POST', `/api/rooms/${roomId}/messages`, owner, { text: `@${ada.username} ${text}` })
-  return until(`a completed run for "${text}"`, async () => {
-    const thread = await roomThread(posted.position)
-    return thread.runs.find((r) => r.status === 'completed' && r.inputs.some((i) => i.text.includes(text)))
-  })
-}
+const mention = async (text: string): Promise<RunView> =>
+  (await mentioned(server, { by: owner, roomId, agent: ada, text, statuses: ['completed'] })).run
 
 /** Scripts Ada to call wait_for_task on `taskId` when asked `key`, then to answer `answer`. */
 const waitsWhenAsked = (key: string, taskId: string, answer: string) =>
@@ -81,31 +67,15 @@ const waitsWhenAsked = (key: string, taskId: string, answer: string) =>
 const task = async (who: Who, body: Record<string, unknown>) => (await ok('POST', '/api/tasks', who, body)).taskId as string
 
 beforeAll(async () => {
-  model = await startModelServer()
-  model.answer((request, index) => {
-    for (const [key, script] of scripts) if (lastUserText(request).includes(key)) return script(request, turnOf(request))
-    return { status: 500, message: `nothing scripted for request ${index}` }
-  })
-  server = await startTestServer({
-    OPENAI_BASE_URL: model.url,
-    OPENAI_API_KEY: 'sk-local',
-    AGENT_DEFAULT_MODEL: 'local-model',
-    AGENT_POLL_MS: '500',
-  })
+  ;({ model, server } = await startAgentServers(byScripts(scripts)))
   owner = await signUp(server, { email: 'owner@waits.test', orgName: 'Waits Inc', username: 'owner' })
   member = await join(server, owner.token, { email: 'member@waits.test', role: 'member', username: 'member' })
-  ada = await createAgent(server, owner.token, { name: 'Ada', username: 'ada' })
-  await ok('GET', `/api/users?consistentAfter=${ada.position}`, owner)
-  roomId = (await ok('POST', '/api/rooms', owner, { name: 'ops', visibility: 'private' })).roomId
-  await ok('POST', `/api/rooms/${roomId}/members`, owner, { userId: member.userId })
-  await ok('POST', `/api/rooms/${roomId}/members`, owner, { agentId: ada.agentId })
-  privateRoomId = (await ok('POST', '/api/rooms', owner, { name: 'board', visibility: 'private' })).roomId
+  ada = await readyAgent(server, owner, { name: 'Ada', username: 'ada' })
+  roomId = await privateRoom(server, owner, 'ops', [{ userId: member.userId }, { agentId: ada.agentId }])
+  privateRoomId = await privateRoom(server, owner, 'board', [])
 }, 120_000)
 
-afterAll(async () => {
-  await server?.close()
-  await model?.close()
-})
+afterAll(() => stopAgentServers({ model, server }))
 
 describe('an agent waits for a task', () => {
   it('when a person closes the task, the agent’s thread runs again with the task, its status and result', async () => {

@@ -1,10 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { publicPosition } from '../../adapters/event-store.ts'
 import { type ItemsField, type RealtimePayload, realtimePayloads } from '../../domain/realtime-payloads.ts'
-import { createAgent, join, signUp } from '../support/identity.ts'
-import { type ModelAnswer, type ModelRequest, type ModelServer, startModelServer } from '../support/openai-server.ts'
+import {
+  byScripts,
+  lastUserText,
+  mention as mentioned,
+  okRequests,
+  privateRoom,
+  readyAgent,
+  runIn,
+  type Script,
+  scratch,
+  startAgentServers,
+  stopAgentServers,
+  until,
+  type Who,
+} from '../support/agents.ts'
+import { join, signUp } from '../support/identity.ts'
+import type { ModelServer } from '../support/openai-server.ts'
 import { operatorToken } from '../support/operator.ts'
-import { startTestServer, type TestServer } from '../support/server.ts'
+import type { TestServer } from '../support/server.ts'
 
 /*
  * Agents end to end, over HTTP as clients, with the real openai SDK talking to a local model server that speaks the
@@ -13,7 +28,6 @@ import { startTestServer, type TestServer } from '../support/server.ts'
  * reaches the model call mid-stream; a spend cap stops a run before the model is called.
  */
 
-type Who = { token: string; userId: string }
 type Queue = { queueId: string; lastEventId: string }
 type Delivered = { type: string; data: Record<string, unknown> }
 
@@ -26,46 +40,14 @@ let ada: { agentId: string; username: string; position: number }
 let roomId: string
 let queue: Queue
 
-const ok = async (method: string, path: string, who: Who, body?: unknown) => {
-  const r = await server.request(method, path, { token: who.token, ...(body === undefined ? {} : { body }) })
-  expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBeLessThan(300)
-  return r.body
-}
+const ok = okRequests(() => server)
 
 /** What the model is asked to do, by the last thing said to it: each test scripts its own answers. */
-const scripts = new Map<string, (request: ModelRequest, turn: number) => ModelAnswer>()
-const lastUserText = (r: ModelRequest): string => {
-  const messages = (r.body.messages ?? []) as { role: string; content: string | null }[]
-  return messages.filter((m) => m.role === 'user').at(-1)?.content ?? ''
-}
-const turnOf = (r: ModelRequest) => ((r.body.messages ?? []) as { role: string }[]).filter((m) => m.role === 'assistant').length
-
-async function until<T>(what: string, read: () => Promise<T | null | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await read()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const scripts = new Map<string, Script>()
 
 /** Mentions Ada with `text` and returns the run the mention started, once it is in `statuses`. */
-async function mention(text: string, statuses: readonly string[]) {
-  const posted = await ok('POST', `/api/rooms/${roomId}/messages`, owner, { text: `@${ada.username} ${text}` })
-  return until(`a run for "${text}" in ${statuses.join('|')}`, async () => {
-    const threads = await ok(
-      'GET',
-      `/api/threads?roomId=${roomId}&agentId=${ada.agentId}&consistentAfter=${posted.position}`,
-      owner,
-    )
-    const thread = threads.items.find((t: { taskId: string | null }) => t.taskId === null)
-    if (!thread) return null
-    const detail = await ok('GET', `/api/threads/${thread.id}`, owner)
-    const run = detail.runs.find((r: { inputs: { text: string }[] }) => r.inputs.some((i) => i.text.includes(text)))
-    return run && statuses.includes(run.status) ? { thread: detail, run } : null
-  })
-}
+const mention = (text: string, statuses: readonly string[]) =>
+  mentioned(server, { by: owner, roomId, agent: ada, text, statuses })
 
 async function drain(who: Who, q: Queue, last: (e: Delivered) => boolean): Promise<Delivered[]> {
   const got: Delivered[] = []
@@ -80,33 +62,16 @@ async function drain(who: Who, q: Queue, last: (e: Delivered) => boolean): Promi
 }
 
 beforeAll(async () => {
-  model = await startModelServer()
-  model.answer((request, index) => {
-    for (const [key, script] of scripts) if (lastUserText(request).includes(key)) return script(request, turnOf(request))
-    return { status: 500, message: `nothing scripted for request ${index}` }
-  })
-  server = await startTestServer({
-    OPENAI_BASE_URL: model.url,
-    OPENAI_API_KEY: 'sk-local',
-    AGENT_DEFAULT_MODEL: 'local-model',
-    AGENT_POLL_MS: '500',
-  })
+  ;({ model, server } = await startAgentServers(byScripts(scripts)))
   owner = await signUp(server, { email: 'owner@agents.test', orgName: 'Agents Inc', username: 'owner' })
   member = await join(server, owner.token, { email: 'member@agents.test', role: 'member', username: 'member' })
   outsider = await signUp(server, { email: 'eve@elsewhere.test', orgName: 'Elsewhere', username: 'eve' })
-  ada = await createAgent(server, owner.token, { name: 'Ada', username: 'ada' })
-  await ok('GET', `/api/users?consistentAfter=${ada.position}`, owner)
-  const room = await ok('POST', '/api/rooms', owner, { name: 'ops', visibility: 'private' })
-  roomId = room.roomId
-  await ok('POST', `/api/rooms/${roomId}/members`, owner, { userId: member.userId })
-  await ok('POST', `/api/rooms/${roomId}/members`, owner, { agentId: ada.agentId })
+  ada = await readyAgent(server, owner, { name: 'Ada', username: 'ada' })
+  roomId = await privateRoom(server, owner, 'ops', [{ userId: member.userId }, { agentId: ada.agentId }])
   queue = await ok('POST', '/realtime/register', member, {})
 }, 120_000)
 
-afterAll(async () => {
-  await server?.close()
-  await model?.close()
-})
+afterAll(() => stopAgentServers({ model, server }))
 
 describe('a mention wakes the agent, and the room watches the run', () => {
   let delivered: Delivered[]
@@ -354,17 +319,6 @@ describe('tools', () => {
   })
 
   it('approved with “always allow”, the tool runs without asking again for this agent in this room', async () => {
-    const scratch =
-      (id: string) =>
-      (request: ModelRequest, turn: number): ModelAnswer => {
-        if (turn === 0) return { toolCalls: [{ id: `${id}_make`, name: 'create_task', arguments: { title: `Scratch ${id}` } }] }
-        if (turn === 1) {
-          const created = (request.body.messages as { role: string; content: string }[]).at(-1)!.content
-          const taskId = /Created task ([0-9a-f-]{36})/.exec(created)![1]
-          return { toolCalls: [{ id: `${id}_tidy`, name: 'delete_task', arguments: { taskId } }] }
-        }
-        return { text: 'Tidied.' }
-      }
     scripts.set('tidy up a first scratch task', scratch('first'))
     const first = await mention('tidy up a first scratch task', ['requires_action'])
     await ok('POST', `/api/runs/${first.run.id}/approvals`, member, {
@@ -390,12 +344,7 @@ describe('tools', () => {
 const head = async () => publicPosition(await server.services.store.headPosition())
 
 /** A run, once it is in `statuses`. */
-async function mentionRun(runId: string, statuses: readonly string[]) {
-  return until(`run ${runId} in ${statuses.join('|')}`, async () => {
-    const r = await ok('GET', `/api/runs/${runId}/items`, owner)
-    return statuses.includes(r.status) ? r : null
-  })
-}
+const mentionRun = (runId: string, statuses: readonly string[]) => runIn(server, owner, runId, statuses)
 
 describe('stopping a run', () => {
   it('a cancel mid-stream reaches the model call within a second', async () => {

@@ -5,9 +5,10 @@ import { join as joinPath } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RecordedEvent } from '../../adapters/event-store.ts'
 import { runStream } from '../../commands/runs.ts'
+import { mention, okRequests, privateRoom, readyAgent, turnOf, until } from '../support/agents.ts'
 import { type ChildServer, startChildServer } from '../support/child-server.ts'
-import { createAgent, signUp } from '../support/identity.ts'
-import { type ModelAnswer, type ModelRequest, type ModelServer, startModelServer } from '../support/openai-server.ts'
+import { signUp } from '../support/identity.ts'
+import { type ModelAnswer, type ModelServer, startModelServer } from '../support/openai-server.ts'
 import { startTestServer, type TestServer } from '../support/server.ts'
 
 /*
@@ -34,28 +35,13 @@ describe.each(['beside the data', 'through the internal API'] as const)('workers
   const workers: ChildServer[] = []
   const dataDirs: string[] = []
   let owner: Awaited<ReturnType<typeof signUp>>
-  let ada: Awaited<ReturnType<typeof createAgent>>
+  let ada: Awaited<ReturnType<typeof readyAgent>>
   let roomId: string
 
   /** Model calls by the turn they answer (the assistant turns already in the conversation). */
-  const turnOf = (r: ModelRequest) => ((r.body.messages ?? []) as { role: string }[]).filter((m) => m.role === 'assistant').length
   const asked = (turn: number) => model.requests.filter((r) => turnOf(r) === turn).length
 
-  async function until<T>(what: string, read: () => Promise<T | null | undefined>, timeoutMs = 20_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const value = await read()
-      if (value) return value
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
-
-  const ok = async (method: string, path: string, body?: unknown) => {
-    const r = await api.request(method, path, { token: owner.token, ...(body === undefined ? {} : { body }) })
-    expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBeLessThan(300)
-    return r.body
-  }
+  const ok = (method: string, path: string, body?: unknown) => okRequests(() => api)(method, path, owner, body)
 
   const agentsWorker = async (): Promise<ChildServer> => {
     const dataDir = await mkdtemp(joinPath(tmpdir(), 'ws-agents-crash-'))
@@ -91,10 +77,8 @@ describe.each(['beside the data', 'through the internal API'] as const)('workers
     api = await startTestServer({ ROLES: 'api,projector,processors,realtime', AUTH_SECRET_KEY, SERVICE_TOKEN })
     await Promise.all([agentsWorker(), agentsWorker()])
     owner = await signUp(api, { email: 'owner@agents-crash.test', orgName: 'Crash Agents', username: 'owner' })
-    ada = await createAgent(api, owner.token, { name: 'Ada', username: 'ada' })
-    await ok('GET', `/api/users?consistentAfter=${ada.position}`)
-    roomId = (await ok('POST', '/api/rooms', { name: 'ops', visibility: 'private' })).roomId
-    await ok('POST', `/api/rooms/${roomId}/members`, { agentId: ada.agentId })
+    ada = await readyAgent(api, owner, { name: 'Ada', username: 'ada' })
+    roomId = await privateRoom(api, owner, 'ops', [{ agentId: ada.agentId }])
   }, 60_000)
 
   afterAll(async () => {
@@ -107,13 +91,8 @@ describe.each(['beside the data', 'through the internal API'] as const)('workers
   const pidOf = (workerId: string) => Number(workerId.split(':')[1])
 
   it('a worker SIGKILLed mid-stream: the other resumes the run, which completes exactly once with nothing twice', async () => {
-    const posted = await ok('POST', `/api/rooms/${roomId}/messages`, { text: `@${ada.username} plan the crash drill` })
-    const runId = await until('the mention’s run', async () => {
-      const threads = await ok('GET', `/api/threads?roomId=${roomId}&agentId=${ada.agentId}&consistentAfter=${posted.position}`)
-      if (!threads.items[0]) return null
-      const detail = await ok('GET', `/api/threads/${threads.items[0].id}`)
-      return (detail.runs[0]?.id as string | undefined) ?? null
-    })
+    const { run } = await mention(api, { by: owner, roomId, agent: ada, text: 'plan the crash drill' })
+    const runId = run.id as string
     const events = async (): Promise<RecordedEvent[]> => api.services.store.readStream(runStream(runId))
 
     // The held answer streaming into the run: the tool has run and the second turn is under way.
