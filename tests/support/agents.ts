@@ -82,6 +82,9 @@ export async function startAgentServers(
     OPENAI_API_KEY: 'sk-local',
     AGENT_DEFAULT_MODEL: 'local-model',
     AGENT_POLL_MS: '500',
+    // These tests poll for runs every 50 ms as the owner: on a loaded machine a wait would spend the per-user limit
+    // and the next test would meet 429s (the limit has tests of its own).
+    RATE_LIMIT_USER_PER_MINUTE: '100000',
     ...env,
   })
   return { model, server }
