@@ -288,7 +288,7 @@ describe('agents: who may put an agent to work through a task', () => {
     expect(assigned.body.code).toBe('TASK_AGENT_ACCESS')
     const assisted = await req(member, 'PUT', `/api/tasks/${mine.taskId}/assistants/${bot.agentId}`)
     expect(assisted.status, JSON.stringify(assisted.body)).toBe(403)
-    const task = await ok(member, 'GET', `/api/tasks/${mine.taskId}`)
+    const task = await ok(member, 'GET', `/api/tasks/${mine.taskId}?consistentAfter=${mine.position}`)
     expect(task.assignee).toMatchObject({ id: member.userId })
     expect(task.assistants ?? []).toEqual([])
 
