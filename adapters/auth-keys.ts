@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, type KeyObject, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { loadOrCreateJsonFile } from './json-file-store.ts'
 
@@ -52,9 +52,10 @@ export async function loadAuthKeys(options: { secretKey?: string; dataDir: strin
 
 /** Authenticated encryption of small secrets; the context (e.g. the agent id) is bound as associated data. */
 export class Sealer {
-  readonly #key: Buffer
+  // A KeyObject, made once: given a Buffer, every cipher would make one of its own (most of a small seal's cost).
+  readonly #key: KeyObject
   constructor(key: Buffer) {
-    this.#key = key
+    this.#key = createSecretKey(key)
   }
 
   seal(plaintext: string, context: string): string {

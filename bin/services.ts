@@ -1,5 +1,4 @@
 import { join } from 'node:path'
-import { Redis } from 'ioredis'
 import type { AgentRunsPort } from '../adapters/agent-runs.ts'
 import type { Config } from '../adapters/config.ts'
 import { PostgresDataKeys } from '../adapters/data-keys.ts'
@@ -13,6 +12,7 @@ import type { PgPool } from '../adapters/postgres.ts'
 import { PostgresEventStore } from '../adapters/postgres-event-store.ts'
 import { PostgresUserStreams } from '../adapters/postgres-user-streams.ts'
 import { MemoryRateLimiter, type RateLimiter, RedisRateLimiter } from '../adapters/rate-limit.ts'
+import { connectRedis } from '../adapters/redis.ts'
 import { RedisUserStreams } from '../adapters/redis-user-streams.ts'
 import { StreamCache } from '../adapters/stream-cache.ts'
 import { withUpcasting } from '../adapters/upcasting-event-store.ts'
@@ -110,15 +110,7 @@ export async function startServices(config: Config, logger: Logger): Promise<Ser
   const store: EventStore = principals.watching(withUpcasting(withPersonalData(adapter, dataKeys, personalData), eventUpcasters))
 
   // Per-user realtime streams: Redis when configured, else Postgres (the embedded default).
-  // While Redis is away, commands wait at most a couple of seconds and then fail (the request answers 503);
-  // reconnection goes on in the background.
-  const redis = config.REDIS_URL
-    ? new Redis(config.REDIS_URL, {
-        maxRetriesPerRequest: 1,
-        commandTimeout: 2_000,
-        retryStrategy: (times) => Math.min(times * 100, 1_000),
-      })
-    : null
+  const redis = config.REDIS_URL ? connectRedis(config.REDIS_URL) : null
   // ioredis reconnects by itself; an outage shows in /readyz and as 503s, not as an unhandled error.
   redis?.on('error', (e: Error) => logger.warn({ err: e.message }, 'redis connection error'))
   const streamOptions = { queueTtlMs: config.REALTIME_QUEUE_TTL_MS }

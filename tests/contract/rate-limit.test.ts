@@ -2,6 +2,7 @@ import { Redis } from 'ioredis'
 import { v7 as uuid } from 'uuid'
 import { describe, expect, it } from 'vitest'
 import { MemoryRateLimiter, RedisRateLimiter } from '../../adapters/rate-limit.ts'
+import { connectRedis } from '../../adapters/redis.ts'
 import { requireRedis } from '../support/db.ts'
 import { rateLimiterContract } from './rate-limit.contract.ts'
 
@@ -11,7 +12,7 @@ rateLimiterContract('memory', async () => {
 })
 
 rateLimiterContract('Redis', async () => {
-  const redis = new Redis(requireRedis())
+  const redis = connectRedis(requireRedis())
   const limiter = new RedisRateLimiter(redis, `rl-test-${process.pid}:`)
   return {
     limiter,

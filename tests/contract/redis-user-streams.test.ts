@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { v7 as uuid } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connectRedis } from '../../adapters/redis.ts'
 import { RedisUserStreams } from '../../adapters/redis-user-streams.ts'
 import { STREAM_START_ID } from '../../adapters/user-streams.ts'
 import { requireRedis } from '../support/db.ts'
@@ -28,7 +29,7 @@ describe('Redis user streams', () => {
   const subscribedChannels = async () => (await redis.pubsub('CHANNELS', `${prefix}wake:*`)) as string[]
 
   beforeAll(() => {
-    redis = new Redis(requireRedis())
+    redis = connectRedis(requireRedis())
     streams = new RedisUserStreams(redis, { keyPrefix: prefix, unsubscribeAfterMs: 200 })
   })
   afterAll(async () => {

@@ -1,7 +1,7 @@
-import { Redis } from 'ioredis'
 import { v7 as uuid } from 'uuid'
 import { createPool } from '../../adapters/postgres.ts'
 import { PostgresUserStreams, WAKEUP_CONNECTION_NAME } from '../../adapters/postgres-user-streams.ts'
+import { connectRedis } from '../../adapters/redis.ts'
 import { RedisUserStreams } from '../../adapters/redis-user-streams.ts'
 import type { UserStreams, UserStreamsOptions } from '../../adapters/user-streams.ts'
 import { createTestDatabase, requireRedis } from './db.ts'
@@ -25,7 +25,7 @@ export type HarnessFactory = () => Promise<UserStreamsHarness>
 export const redisHarness: HarnessFactory = async () => {
   // A prefix of our own, so test files run in parallel on one Redis.
   const prefix = `test:${uuid()}:rt:`
-  const redis = new Redis(requireRedis(), { maxRetriesPerRequest: 3 })
+  const redis = connectRedis(requireRedis(), { maxRetriesPerRequest: 3 })
   const instances: UserStreams[] = []
   return {
     name: 'Redis',
