@@ -280,6 +280,78 @@ export type EngineOptions = {
    * the event it fails on. Failures of backing services (connections, deadlocks, timeouts) never count.
    */
   readonly maxAttempts?: number
+  /**
+   * A batch with nothing a projector reads moves its checkpoint in memory only (no transaction): most projectors
+   * read few of the events that go by, and a transaction each per batch was most of the database's work under load.
+   * The checkpoint is written with its next batch, or once the projector has had nothing to write for this long
+   * (a consistentAfter read in another process waits on the written one).
+   */
+  readonly idleCheckpointMs?: number
+}
+
+/**
+ * A projector's checkpoint as written, and the position it has moved to past events it does not read: written
+ * once it has had nothing to write for `idleMs`, or taken by its next batch's transaction (which writes it then).
+ * One write at a time: a batch waits for an idle write in flight, and starts from what it wrote.
+ */
+class WrittenCheckpoint {
+  private position: Position
+  private pending: Position | null = null
+  private timer: NodeJS.Timeout | null = null
+  private writing: Promise<void> = Promise.resolve()
+  private readonly write: (from: Position, to: Position) => Promise<Position>
+  private readonly idleMs: number
+
+  constructor(position: Position, write: (from: Position, to: Position) => Promise<Position>, idleMs: number) {
+    this.position = position
+    this.write = write
+    this.idleMs = idleMs
+  }
+
+  /** The checkpoint as written, once any write in flight is done: where the next batch's transaction starts. */
+  async take(): Promise<Position> {
+    this.cancel()
+    await this.writing
+    return this.position
+  }
+
+  wrote(position: Position): void {
+    this.position = position
+    this.pending = null
+  }
+
+  /** The projector has passed `position` with nothing to write: written if nothing else comes meanwhile. */
+  later(position: Position): void {
+    this.pending = position
+    this.cancel()
+    this.timer = setTimeout(() => this.flush(), this.idleMs)
+    this.timer.unref()
+  }
+
+  /** Writes what is pending now (the projector stops): a restart then re-reads less. */
+  async close(): Promise<void> {
+    this.cancel()
+    await this.writing
+    this.flush()
+    await this.writing
+  }
+
+  private flush(): void {
+    this.timer = null
+    const to = this.pending
+    if (!to) return
+    this.writing = this.write(this.position, to).then(
+      (written) => this.wrote(written),
+      // Not written (a rebuild moved it, the database is away): the next batch's transaction finds out, or a restart
+      // re-reads those events, which change nothing here.
+      () => {},
+    )
+  }
+
+  private cancel(): void {
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = null
+  }
 }
 
 /** Runs every projector as its own catch-up-then-live subscription with its own checkpoint. */
@@ -310,6 +382,7 @@ export class ProjectionEngine {
       retryMs: options.retryMs ?? 500,
       maxRetryMs: options.maxRetryMs ?? 10_000,
       maxAttempts: options.maxAttempts ?? 5,
+      idleCheckpointMs: options.idleCheckpointMs ?? 100,
     }
     this.events.setMaxListeners(0)
   }
@@ -344,25 +417,43 @@ export class ProjectionEngine {
         let checkpoint = await loadCheckpoint(db, p)
         const entry = { status: this.status(p, checkpoint), subscription: null as Subscription | null }
         this.state.set(p.name, entry)
+        const written = new WrittenCheckpoint(
+          checkpoint,
+          (from, to) => this.writeCheckpoint(p, from, to),
+          this.options.idleCheckpointMs,
+        )
         entry.subscription = this.store.subscribeAll({ from: checkpoint, maxBatch: this.options.batchSize })
         if (this.stopped) await entry.subscription.close()
-        for await (const batch of entry.subscription) {
-          let rest = batch
-          if (failing && failing.attempts >= this.options.maxAttempts && comparePositions(failing.at, checkpoint) === 0) {
-            ;({ checkpoint, rest } = await this.isolate(p, checkpoint, batch, failing.attempts, log))
+        try {
+          for await (const batch of entry.subscription) {
+            let rest = batch
+            // Every write of this projector's checkpoint starts from the one written (a pending idle write first).
+            let from = await written.take()
+            if (failing && failing.attempts >= this.options.maxAttempts && comparePositions(failing.at, from) === 0) {
+              ;({ checkpoint: from, rest } = await this.isolate(p, from, batch, failing.attempts, log))
+              written.wrote(from)
+            }
+            if (rest.some((e) => handles(p, e.type))) {
+              checkpoint = await this.applyBlaming(p, from, rest)
+              written.wrote(checkpoint)
+            } else {
+              checkpoint = rest.at(-1)?.position ?? from
+              if (comparePositions(checkpoint, from) > 0) written.later(checkpoint)
+            }
+            p.afterCommit?.()
+            observeProjected(p.name, batch)
+            failures = 0
+            failing = null
+            entry.status = {
+              ...entry.status,
+              checkpoint,
+              lastBatchAt: new Date(),
+              eventsApplied: entry.status.eventsApplied + batch.length,
+            }
+            this.events.emit('checkpoint', p.name)
           }
-          if (rest.length) checkpoint = await this.applyBlaming(p, checkpoint, rest)
-          p.afterCommit?.()
-          observeProjected(p.name, batch)
-          failures = 0
-          failing = null
-          entry.status = {
-            ...entry.status,
-            checkpoint,
-            lastBatchAt: new Date(),
-            eventsApplied: entry.status.eventsApplied + batch.length,
-          }
-          this.events.emit('checkpoint', p.name)
+        } finally {
+          await written.close()
         }
       } catch (e) {
         if (this.stopped) return
@@ -393,6 +484,16 @@ export class ProjectionEngine {
         await this.pause(waitMs)
       }
     }
+  }
+
+  /** Writes a checkpoint that moved past events the projector does not read: nothing else changes. */
+  private async writeCheckpoint(p: Projector, from: Position, to: Position): Promise<Position> {
+    return databaseOf(this.databases, p)
+      .transaction()
+      .execute(async (trx) => {
+        await enterProjection(trx, p, p.schema)
+        return moveCheckpoint(trx, p, from, to)
+      })
   }
 
   /** applyBatch, with a failure of the projector's code told apart from a backing service's. */
