@@ -328,6 +328,12 @@ class WrittenCheckpoint {
     this.timer.unref()
   }
 
+  /** Writes nothing more: what is pending is re-read after a restart (it changes nothing). */
+  abandon(): void {
+    this.cancel()
+    this.pending = null
+  }
+
   /** Writes what is pending now (the projector stops): a restart then re-reads less. */
   async close(): Promise<void> {
     this.cancel()
@@ -340,8 +346,13 @@ class WrittenCheckpoint {
     this.timer = null
     const to = this.pending
     if (!to) return
-    this.writing = this.write(this.position, to).then(
-      (written) => this.wrote(written),
+    // After the write in flight, from what it wrote: one write of this checkpoint at a time.
+    this.writing = this.writing.then(() => this.write(this.position, to)).then(
+      (written) => {
+        this.position = written
+        // Passed meanwhile: still pending, its own timer runs.
+        if (this.pending === to) this.pending = null
+      },
       // Not written (a rebuild moved it, the database is away): the next batch's transaction finds out, or a restart
       // re-reads those events, which change nothing here.
       () => {},
@@ -452,8 +463,13 @@ export class ProjectionEngine {
             }
             this.events.emit('checkpoint', p.name)
           }
-        } finally {
+          // The subscription ended (the engine stops): what is pending is written, so a restart re-reads less.
           await written.close()
+        } catch (e) {
+          // A failed batch is retried from the checkpoint as written (where the failure is counted): nothing pending
+          // is written after it.
+          written.abandon()
+          throw e
         }
       } catch (e) {
         if (this.stopped) return
