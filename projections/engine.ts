@@ -347,16 +347,18 @@ class WrittenCheckpoint {
     const to = this.pending
     if (!to) return
     // After the write in flight, from what it wrote: one write of this checkpoint at a time.
-    this.writing = this.writing.then(() => this.write(this.position, to)).then(
-      (written) => {
-        this.position = written
-        // Passed meanwhile: still pending, its own timer runs.
-        if (this.pending === to) this.pending = null
-      },
-      // Not written (a rebuild moved it, the database is away): the next batch's transaction finds out, or a restart
-      // re-reads those events, which change nothing here.
-      () => {},
-    )
+    this.writing = this.writing
+      .then(() => this.write(this.position, to))
+      .then(
+        (written) => {
+          this.position = written
+          // Passed meanwhile: still pending, its own timer runs.
+          if (this.pending === to) this.pending = null
+        },
+        // Not written (a rebuild moved it, the database is away): the next batch's transaction finds out, or a restart
+        // re-reads those events, which change nothing here.
+        () => {},
+      )
   }
 
   private cancel(): void {
