@@ -64,7 +64,7 @@ export type ProcessorPartitionStatus = {
   /** Whether this process holds the partition's lease now. */
   readonly held: boolean
   readonly generation: bigint | null
-  /** How far this process has gone through the events (saved when it takes one, else within 5 s; null: it never held the partition). */
+  /** Where this process last saved the checkpoint (null: it never held the partition). */
   readonly checkpoint: Position | null
   /** Events this process's handler went through (parked ones not counted) since it started. */
   readonly eventsHandled: number
@@ -89,9 +89,6 @@ type Slot = ProcessorPartition & {
   /** Aborted when the lease is lost or the drain runs out of time: what ctx.signal follows. */
   effects: AbortController | null
 }
-
-/** How long a partition's checkpoint may stay unsaved while it only passes events it does not take. */
-const UNTAKEN_SAVE_MS = 5_000
 
 /** The lease each runtime holds while it runs, one per process: how many share the partitions. */
 const MEMBERS = '~processors'
@@ -279,42 +276,27 @@ export function startProcessors(deps: ProcessorRuntimeDeps): ProcessorRuntime {
     const subscription = deps.store.subscribeAll({ from: saved, maxBatch: options.batchSize })
     slot.subscription = subscription
     if (quit.aborted || signal.aborted) await subscription.close()
-    // Past events it does not take, a partition's checkpoint moves in memory: saved with the next batch that has one
-    // it takes, at least every UNTAKEN_SAVE_MS, and when it stops (a hand-over starts from it). Dozens of partitions
-    // each saving after every batch were most of the database's writes; re-reading untaken events changes nothing.
-    let done = saved
-    let savedAt = Date.now()
-    const save = async () => {
-      if (done === saved || leaseLost(signal)) return
-      await saveProcessorCheckpoint(db, key, lease, done)
-      saved = done
-      savedAt = Date.now()
-    }
-    try {
-      for await (const batch of subscription) {
-        if (quit.aborted || signal.aborted) break
-        const release = await turns.acquire()
-        let took = false
-        try {
-          for (const event of batch) {
-            if (quit.aborted || signal.aborted) break
-            if (slot.accepts(event)) {
-              took = true
-              const outcome = await handleWithRetries(slot, lease, event, signal, quit, log)
-              if (outcome === 'aborted') break
-            }
-            done = event.position
+    for await (const batch of subscription) {
+      if (quit.aborted || signal.aborted) break
+      const release = await turns.acquire()
+      let done = saved
+      try {
+        for (const event of batch) {
+          if (quit.aborted || signal.aborted) break
+          if (slot.accepts(event)) {
+            const outcome = await handleWithRetries(slot, lease, event, signal, quit, log)
+            if (outcome === 'aborted') break
           }
-        } finally {
-          release()
+          done = event.position
         }
-        slot.status = { ...slot.status, checkpoint: done }
-        if (took || Date.now() - savedAt >= UNTAKEN_SAVE_MS) await save()
+      } finally {
+        release()
       }
-    } finally {
-      await save().catch((e) =>
-        log.warn({ err: e }, 'checkpoint not saved at stop: the next holder re-reads events it does not take'),
-      )
+      if (done !== saved && !leaseLost(signal)) {
+        await saveProcessorCheckpoint(db, key, lease, done)
+        saved = done
+        slot.status = { ...slot.status, checkpoint: saved }
+      }
     }
     if (leaseLost(signal)) throw signal.reason
   }

@@ -167,40 +167,6 @@ describe('a processor', () => {
   }, 90_000)
 })
 
-describe('events a processor does not take', () => {
-  it('move its checkpoint in memory, saved when it stops: nothing is written per batch, and nothing is handled twice', async () => {
-    const tenant = uuid()
-    await appendProbes(3, [tenant])
-    const runtime = start([effectProbe({ run, name: 'untaken', holder: 'u', db: app })], { holder: 'u', batchSize: 5 })
-    await effectsReach(3)
-    const saved = async () =>
-      (
-        await sql<{ at: string }>`select prepare_position::text as at from control.processor_checkpoints
-           where name = 'untaken' order by prepare_position desc limit 1`.execute(owner)
-      ).rows[0]?.at
-    const afterProbes = await until('the probes’ checkpoint saved', saved)
-    // 20 events it does not take, in 20 batches: its partition passes them in memory, with no save.
-    let last = 0n
-    for (let i = 0; i < 20; i++) {
-      const r = await store.append(`noise-${uuid()}`, [{ ...probeEvent(100 + i, tenant), type: 'noise.made' }], {
-        expectedRevision: 'no_stream',
-      })
-      last = r.position.sequence
-    }
-    await until('the partition past the noise', async () =>
-      runtime.statuses().some((s) => s.name === 'untaken' && (s.checkpoint?.sequence ?? 0n) >= last),
-    )
-    expect(await saved()).toBe(afterProbes)
-    await runtime.stop()
-    expect(BigInt((await saved())!)).toBeGreaterThanOrEqual(last)
-    // The next holder goes on from there: a new probe is its only effect.
-    await appendProbes(1, [tenant], 3)
-    start([effectProbe({ run, name: 'untaken', holder: 'u2', db: app })], { holder: 'u2' })
-    const rows = await effectsReach(4)
-    expect(rows.map((r) => [r.n, r.attempts])).toEqual([0, 1, 2, 3].map((n) => [n, 1]))
-  })
-})
-
 describe('leases', () => {
   it('two runtimes competing: exactly one handles each tenant partition, and each event once', async () => {
     const tenants = Array.from({ length: 10 }, () => uuid())
