@@ -8,6 +8,7 @@ import {
   SpendRefused,
   type WorkerRunCommand,
 } from '../adapters/agent-runs.ts'
+import { RUN_ITEM_KINDS, RUN_ITEM_STATUSES } from '../domain/runs.ts'
 import type { AppDeps } from '../http/context.ts'
 import { registerErrorStatus } from '../http/errors.ts'
 import { HttpProblem, notFound } from '../http/problem.ts'
@@ -31,8 +32,8 @@ const RunParams = z.object({ runId: Uuid })
 
 const RunItemSchema = z.object({
   itemId: Uuid,
-  kind: z.enum(['message', 'tool_call', 'tool_output', 'reasoning', 'context', 'error']),
-  status: z.enum(['in_progress', 'completed', 'failed']),
+  kind: z.enum(RUN_ITEM_KINDS),
+  status: z.enum(RUN_ITEM_STATUSES),
   content: z.string(),
   toolCallId: z.string().nullable(),
   tool: z.string().nullable(),

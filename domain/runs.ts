@@ -14,8 +14,10 @@ export type RunStatus = 'queued' | 'in_progress' | 'requires_action' | 'complete
 /** What stopped an incomplete run. */
 export type IncompleteReason = 'max_steps' | 'max_time' | 'budget' | 'limit_reached'
 
-export type RunItemKind = 'message' | 'tool_call' | 'tool_output' | 'reasoning' | 'context' | 'error'
-export type RunItemStatus = 'in_progress' | 'completed' | 'failed'
+export const RUN_ITEM_KINDS = ['message', 'tool_call', 'tool_output', 'reasoning', 'context', 'error'] as const
+export type RunItemKind = (typeof RUN_ITEM_KINDS)[number]
+export const RUN_ITEM_STATUSES = ['in_progress', 'completed', 'failed'] as const
+export type RunItemStatus = (typeof RUN_ITEM_STATUSES)[number]
 export type RunGroupKind = 'activity' | 'message'
 
 /**

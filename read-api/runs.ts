@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { inTenant, type TenantTransaction } from '../adapters/tenant-transaction.ts'
+import { RUN_ITEM_KINDS, RUN_ITEM_STATUSES } from '../domain/runs.ts'
 import { consistent } from '../http/consistent-after.ts'
 import type { AppDeps } from '../http/context.ts'
 import { atLeast, type Principal, principalOf } from '../http/principal.ts'
@@ -40,8 +41,8 @@ const RunItem = z
     runId: Uuid,
     groupId: Uuid,
     sequence: z.number().int(),
-    kind: z.enum(['message', 'tool_call', 'tool_output', 'reasoning', 'context', 'error']),
-    status: z.enum(['in_progress', 'completed', 'failed']),
+    kind: z.enum(RUN_ITEM_KINDS),
+    status: z.enum(RUN_ITEM_STATUSES),
     content: z.string(),
     toolCallId: z.string().nullable(),
     tool: z.string().nullable(),

@@ -1,8 +1,7 @@
 import { sql } from 'kysely'
+import type { HeldRun, RunningAgent } from '../../adapters/agent-runs.ts'
 import type { AnyDb } from '../../adapters/postgres.ts'
 import { inTenant } from '../../adapters/tenant-transaction.ts'
-import type { AgentProfile } from './executor.ts'
-import type { ExistingRun } from './recorder.ts'
 import type { ContextParts } from './window.ts'
 
 export type ContextOptions = {
@@ -24,7 +23,7 @@ const line = (m: { username: string | null; author_type: string; text: string; c
 export function conversationContext(db: AnyDb, options: ContextOptions = {}) {
   const recent = options.recentMessages ?? 50
   const memories = options.memories ?? 3
-  return async (run: ExistingRun, agent: AgentProfile): Promise<ContextParts> => {
+  return async (run: HeldRun, agent: RunningAgent): Promise<ContextParts> => {
     const asked = run.inputs.map((i) => i.text).join(' ')
     const asAgent = { tenantId: agent.tenantId, userId: agent.agentId }
     const { room, task, messages, notes } = await inTenant(db, asAgent, async (trx) => {

@@ -1,8 +1,15 @@
-import { type AgentRunsPort, type RunningAgent, SpendRefused, type ToolSpec } from '../../adapters/agent-runs.ts'
+import {
+  type AgentRunsPort,
+  type HeldRun,
+  RunLostError,
+  type RunningAgent,
+  SpendRefused,
+  type ToolSpec,
+} from '../../adapters/agent-runs.ts'
 import { type Llm, LlmError, type LlmMessage, type LlmTool, type LlmToolCall, type LlmUsage } from '../../adapters/llm.ts'
 import type { Logger } from '../../adapters/logger.ts'
 import type { RunItem } from '../../domain/runs.ts'
-import { type ExistingRun, RunLostError, type RunRecorder, runItemId } from './recorder.ts'
+import { type RunRecorder, runItemId } from './recorder.ts'
 import type { ToolCall } from './tools.ts'
 import { DEFAULT_CONTEXT_TOKENS, fitWindow, MAX_OUTPUT_TOKENS, requestTokens } from './window.ts'
 
@@ -13,11 +20,6 @@ import { DEFAULT_CONTEXT_TOKENS, fitWindow, MAX_OUTPUT_TOKENS, requestTokens } f
  * stops at a limit, or fails. Everything it does is a recorded item named by its place in the run, so a worker that
  * resumes a run another worker lost (or one repeating a command whose answer it lost) records nothing twice.
  */
-
-/** The agent as a run needs it. */
-export type AgentProfile = RunningAgent
-
-export { SpendRefused }
 
 export type ExecutorDeps = {
   readonly llm: Llm | null
@@ -63,7 +65,7 @@ const interrupted = (t: Turn) =>
 /** The name of the tool an agent calls to say nothing (processors/agents/builtin-tools.ts). */
 export const STAY_SILENT = 'stay_silent'
 
-const choseSilence = (run: ExistingRun) =>
+const choseSilence = (run: HeldRun) =>
   [...run.items.values()].some((i) => i.kind === 'tool_output' && i.tool === STAY_SILENT && i.status === 'completed')
 
 /** The tools as the model is told of them. */
@@ -73,7 +75,7 @@ const definitions = (tools: readonly ToolSpec[]): LlmTool[] =>
 const callOf = (item: RunItem): LlmToolCall => ({ id: item.toolCallId!, name: item.tool!, arguments: item.arguments ?? '{}' })
 
 /** The run's own turns, as the model reads them back. */
-function conversationOf(run: ExistingRun, turns: readonly Turn[]): LlmMessage[] {
+function conversationOf(run: HeldRun, turns: readonly Turn[]): LlmMessage[] {
   const messages: LlmMessage[] = run.inputs.map((input) => ({ role: 'user', content: input.text }))
   for (const t of turns) {
     if (interrupted(t)) continue
@@ -89,7 +91,7 @@ function conversationOf(run: ExistingRun, turns: readonly Turn[]): LlmMessage[] 
 export async function executeRun(
   deps: ExecutorDeps,
   recorder: RunRecorder,
-  agent: AgentProfile,
+  agent: RunningAgent,
   call: RunAgent,
 ): Promise<RunOutcome> {
   try {
@@ -101,7 +103,7 @@ export async function executeRun(
   }
 }
 
-async function execute(deps: ExecutorDeps, recorder: RunRecorder, agent: AgentProfile, base: RunAgent): Promise<RunOutcome> {
+async function execute(deps: ExecutorDeps, recorder: RunRecorder, agent: RunningAgent, base: RunAgent): Promise<RunOutcome> {
   const tools = await deps.port.tools(agent.skillsets)
   if (!deps.llm) {
     await recorder.add('error:no_model', {
@@ -169,7 +171,7 @@ async function execute(deps: ExecutorDeps, recorder: RunRecorder, agent: AgentPr
 async function callModel(
   deps: ExecutorDeps,
   recorder: RunRecorder,
-  agent: AgentProfile,
+  agent: RunningAgent,
   step: number,
   messages: LlmMessage[],
   tools: readonly ToolSpec[],
@@ -264,7 +266,7 @@ async function runTool(
   tools: readonly ToolSpec[],
   item: RunItem,
   step: number,
-  agent: AgentProfile,
+  agent: RunningAgent,
   signal: AbortSignal,
 ): Promise<'done' | 'requires_action'> {
   const run = recorder.run

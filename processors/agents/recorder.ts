@@ -7,11 +7,6 @@ const RUN_ITEM_IDS = 'c0a8e3f4-51d2-5e6b-9f07-3d2a1b4c5e68'
 
 export const runItemId = (runId: string, purpose: string): string => uuidv5(`${runId}\n${purpose}`, RUN_ITEM_IDS)
 
-export type ExistingRun = HeldRun
-
-/** The worker lost the run (another worker claimed it, a person cancelled it): it stops without a word. */
-export { RunLostError } from '../../adapters/agent-runs.ts'
-
 /**
  * What a worker records on a run it holds, each a command fenced by the lease's generation: an item, its
  * update, a wait for approval, the end. Items are named by what they are in the run (runItemId), so a command
@@ -19,7 +14,7 @@ export { RunLostError } from '../../adapters/agent-runs.ts'
  * is written at most every `updateIntervalMs` per run (clients see ≤ 10 updates a second), and whole at the end.
  */
 export class RunRecorder {
-  private state: ExistingRun
+  private state: HeldRun
   private readonly pending = new Map<string, { content: string; status?: RunItemStatus }>()
   private flushTimer: NodeJS.Timeout | null = null
   private flushing: Promise<void> = Promise.resolve()
@@ -35,7 +30,7 @@ export class RunRecorder {
     port: AgentRunsPort,
     tenantId: string,
     held: { readonly workerId: string; readonly generation: number },
-    state: ExistingRun,
+    state: HeldRun,
     updateIntervalMs = 100,
   ) {
     this.port = port
@@ -45,7 +40,7 @@ export class RunRecorder {
     this.updateIntervalMs = updateIntervalMs
   }
 
-  get run(): ExistingRun {
+  get run(): HeldRun {
     return this.state
   }
 

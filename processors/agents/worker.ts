@@ -41,7 +41,7 @@ export class AgentWorker {
   private readonly deps: AgentWorkerDeps
   private readonly options: AgentWorkerOptions
   private readonly held = new Map<string, Held>()
-  private timers: NodeJS.Timeout[] = []
+  private readonly timers = new Set<NodeJS.Timeout>()
   private ticking: Promise<void> | null = null
   private again = false
   private stopped = false
@@ -79,6 +79,7 @@ export class AgentWorker {
   private every(ms: number, task: () => Promise<void>): void {
     const next = () => {
       const timer = setTimeout(() => {
+        this.timers.delete(timer)
         task()
           .catch((e) => this.deps.logger.warn({ err: e }, 'agents: periodic check failed'))
           .finally(() => {
@@ -86,8 +87,7 @@ export class AgentWorker {
           })
       }, ms)
       timer.unref()
-      this.timers.push(timer)
-      if (this.timers.length > 8) this.timers = this.timers.slice(-4)
+      this.timers.add(timer)
     }
     next()
   }
