@@ -36,12 +36,13 @@ const timed = async <T>(f: () => Promise<T>) => {
 }
 
 /**
- * While it runs, the users projector's batches wait on their lock: a position written meanwhile (which
- * authentication reads at, besides the route's own read models) is not reached until it returns.
+ * While it runs, the rooms projector's batches wait on their lock (a projector that reads none of a batch takes no
+ * lock for it, so the users projector would not lag for a room): a room written meanwhile is not reached until it
+ * returns.
  */
-async function withUsersLagging<T>(f: () => Promise<T>): Promise<T> {
-  const users = server.services.projectors.find((p) => p.name === 'users')!
-  await hold.query('select pg_advisory_lock(hashtext($1))', [batchLockKey(users.schema, users.name)])
+async function withRoomsLagging<T>(f: () => Promise<T>): Promise<T> {
+  const rooms = server.services.projectors.find((p) => p.name === 'rooms')!
+  await hold.query('select pg_advisory_lock(hashtext($1))', [batchLockKey(rooms.schema, rooms.name)])
   try {
     return await f()
   } finally {
@@ -49,7 +50,7 @@ async function withUsersLagging<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A command whose position the lagging users projector has not passed. */
+/** A command whose position the lagging rooms projector has not passed. */
 async function write(owner: { token: string }, name: string) {
   const r = await server.request('POST', '/api/rooms', { token: owner.token, body: { name, visibility: 'public' } })
   expect(r.status, JSON.stringify(r.body)).toBe(201)
@@ -87,7 +88,7 @@ describe('waits per caller', () => {
   it(`a caller's ${MAX_WAITS_PER_CALLER + 1}th concurrent wait is refused with 429 and Retry-After; the others complete`, async () => {
     const owner = await signUp(server, { email: 'many@bounds.test', orgName: 'Many Waits', username: 'many' })
     const other = await signUp(server, { email: 'other@bounds.test', orgName: 'Other Waits', username: 'other' })
-    await withUsersLagging(async () => {
+    await withRoomsLagging(async () => {
       const position = await write(owner, 'waited for')
       const reads = Array.from({ length: MAX_WAITS_PER_CALLER + 1 }, () =>
         timed(() => server.request('GET', `/api/rooms?consistentAfter=${position}`, { token: owner.token })),
@@ -116,7 +117,7 @@ describe('waits per caller', () => {
 describe('the per-user rate limit', () => {
   it('refuses a caller over their limit with 429 before their consistentAfter makes the server wait', async () => {
     const owner = await signUp(server, { email: 'limited@bounds.test', orgName: 'Rate Limited', username: 'limited' })
-    await withUsersLagging(async () => {
+    await withRoomsLagging(async () => {
       const position = await write(owner, 'limited room')
       let status = 0
       for (let i = 0; i < USER_LIMIT && status !== 429; i++) {
