@@ -378,7 +378,15 @@ describe('stopping a run', () => {
     await ok('PUT', '/api/limits', owner, { scope: 'agent', scopeId: ada.agentId, usd: 0.01 })
     scripts.set('summarise the week', () => ({ text: 'never asked' }))
     const asked = model.requests.length
-    const { run } = await mention('summarise the week', ['incomplete'])
+    // A room of its own: a run still finishing in the shared room (a cancel just before) would hold the mention back.
+    const capped = await privateRoom(server, owner, 'capped', [{ agentId: ada.agentId }])
+    const { run } = await mentioned(server, {
+      by: owner,
+      roomId: capped,
+      agent: ada,
+      text: 'summarise the week',
+      statuses: ['incomplete'],
+    })
     expect(run.outcome).toMatchObject({ code: 'limit_reached' })
     expect(run.items.at(-1)).toMatchObject({ kind: 'error' })
     expect(run.items.at(-1).content).toContain('agent cap')
